@@ -1,0 +1,12 @@
+//! # amx-bench (library part)
+//!
+//! What the `amx-bench` main job and the workspace tests share:
+//!
+//! - [`gguf`]: a small, bounds-checked GGUF (v2/v3) reader: metadata, tensor infos and
+//!   tensor bytes.
+//! - [`vectors`]: the GGUF test vectors (weights, reference dequantization, activations,
+//!   float64 reference outputs) loaded and shape-checked, and the [`vectors::nmse`] metric.
+
+pub mod gguf;
+pub mod pack_bench;
+pub mod vectors;

@@ -1,0 +1,133 @@
+//! The 64-byte header at the start of every packed buffer, and the checked view of a
+//! packed buffer that kernels and `unpack` read through.
+
+use crate::formats::Format;
+
+use super::PackError;
+use super::layout::{PANEL_ROWS, PackedLayout};
+
+/// Bytes of the header; the first panel starts right after it.
+pub const HEADER_BYTES: usize = 64;
+
+/// The first 8 bytes of every packed buffer.
+pub const MAGIC: [u8; 8] = *b"AMXPACK\0";
+
+/// The layout version this build writes and reads. Bump it whenever a byte moves.
+pub const LAYOUT_VERSION: u16 = 1;
+
+fn u64_at(b: &[u8; HEADER_BYTES], at: usize) -> u64 {
+    let mut v = [0u8; 8];
+    v.copy_from_slice(&b[at..at + 8]);
+    u64::from_le_bytes(v)
+}
+
+/// Writes the header of `layout` into the first [`HEADER_BYTES`] of `dst`.
+pub(crate) fn write(layout: &PackedLayout, dst: &mut [u8; HEADER_BYTES]) {
+    *dst = [0; HEADER_BYTES];
+    dst[0..8].copy_from_slice(&MAGIC);
+    dst[8..10].copy_from_slice(&LAYOUT_VERSION.to_le_bytes());
+    dst[10..12].copy_from_slice(&(PANEL_ROWS as u16).to_le_bytes());
+    dst[12..16].copy_from_slice(&layout.format().ggml_type().to_le_bytes());
+    dst[16..24].copy_from_slice(&(layout.n() as u64).to_le_bytes());
+    dst[24..32].copy_from_slice(&(layout.k() as u64).to_le_bytes());
+    dst[32..40].copy_from_slice(&(layout.matrices() as u64).to_le_bytes());
+    dst[40..48].copy_from_slice(&(layout.total_bytes() as u64).to_le_bytes());
+}
+
+/// Reads and checks a header: magic, version, reserved bytes, format, shape, and that the
+/// recorded total size is the one the shape gives.
+fn read(bytes: &[u8]) -> Result<PackedLayout, PackError> {
+    let Some(h) = bytes.first_chunk::<HEADER_BYTES>() else {
+        return Err(PackError::Truncated { needed: HEADER_BYTES, actual: bytes.len() });
+    };
+    if h[0..8] != MAGIC {
+        return Err(PackError::BadMagic);
+    }
+    let version = u16::from_le_bytes([h[8], h[9]]);
+    if version != LAYOUT_VERSION {
+        return Err(PackError::UnsupportedVersion { found: version, supported: LAYOUT_VERSION });
+    }
+    let rows = u16::from_le_bytes([h[10], h[11]]);
+    if usize::from(rows) != PANEL_ROWS || h[48..].iter().any(|&b| b != 0) {
+        return Err(PackError::BadHeader);
+    }
+    let ggml_type = u32::from_le_bytes([h[12], h[13], h[14], h[15]]);
+    let format =
+        Format::from_ggml_type(ggml_type).map_err(|_| PackError::UnknownFormat { ggml_type })?;
+    let dim = |at| usize::try_from(u64_at(h, at)).map_err(|_| PackError::Overflow);
+    let (n, k, matrices) = (dim(16)?, dim(24)?, dim(32)?);
+    let layout = PackedLayout::new(format, n, k, matrices)?;
+    if u64_at(h, 40) != layout.total_bytes() as u64 {
+        return Err(PackError::BadHeader);
+    }
+    if bytes.len() < layout.total_bytes() {
+        return Err(PackError::Truncated { needed: layout.total_bytes(), actual: bytes.len() });
+    }
+    Ok(layout)
+}
+
+/// A packed buffer whose header has been checked: the only way kernels and `unpack` read
+/// packed bytes, so a buffer of another format, shape or layout version is an error, never
+/// numbers.
+#[derive(Clone, Copy, Debug)]
+pub struct PackedRef<'a> {
+    layout: PackedLayout,
+    bytes: &'a [u8],
+}
+
+impl<'a> PackedRef<'a> {
+    /// Checks the header of `bytes` and returns a view of the packed buffer. Bytes past the
+    /// size recorded in the header are ignored (a caller's allocation may be rounded up).
+    ///
+    /// Errors: [`PackError::Truncated`], [`PackError::BadMagic`],
+    /// [`PackError::UnsupportedVersion`], [`PackError::BadHeader`],
+    /// [`PackError::UnknownFormat`], and the shape errors of [`PackedLayout::new`].
+    pub fn parse(bytes: &'a [u8]) -> Result<Self, PackError> {
+        let layout = read(bytes)?;
+        let bytes = &bytes[..layout.total_bytes()];
+        Ok(Self { layout, bytes })
+    }
+
+    /// [`PackedRef::parse`], then checks that the buffer holds `matrices` weights of
+    /// `n x k` in `format`: [`PackError::FormatMismatch`] or [`PackError::ShapeMismatch`]
+    /// otherwise.
+    pub fn parse_expecting(
+        bytes: &'a [u8],
+        format: Format,
+        n: usize,
+        k: usize,
+        matrices: usize,
+    ) -> Result<Self, PackError> {
+        let packed = Self::parse(bytes)?;
+        let l = packed.layout;
+        if l.format() != format {
+            return Err(PackError::FormatMismatch { expected: format, found: l.format() });
+        }
+        if (l.matrices(), l.n(), l.k()) != (matrices, n, k) {
+            return Err(PackError::ShapeMismatch {
+                expected: (matrices, n, k),
+                found: (l.matrices(), l.n(), l.k()),
+            });
+        }
+        Ok(packed)
+    }
+
+    /// The buffer's layout (format, shape, sizes).
+    pub const fn layout(&self) -> &PackedLayout {
+        &self.layout
+    }
+
+    /// The whole buffer, header included, exactly `layout().total_bytes()` long.
+    pub const fn bytes(&self) -> &'a [u8] {
+        self.bytes
+    }
+
+    /// The bytes of panel `panel` (global index over all matrices), or `None` past the end.
+    pub fn panel(&self, panel: usize) -> Option<&'a [u8]> {
+        if panel >= self.layout.panels() {
+            return None;
+        }
+        let at = self.layout.panel_offset(panel);
+        self.bytes.get(at..at + self.layout.panel_bytes())
+    }
+}

@@ -1,0 +1,252 @@
+//! Where every byte of a packed buffer goes: per-format field tables and the sizes of
+//! panels, matrices and whole buffers.
+
+use crate::formats::Format;
+
+use super::PackError;
+use super::header::HEADER_BYTES;
+
+/// Rows per panel: one AMX tile's 16 output columns, one zmm register of 16 i32 lanes.
+pub const PANEL_ROWS: usize = 16;
+
+/// Every panel starts at a multiple of this many bytes from the start of the buffer.
+pub const PANEL_ALIGN: usize = 64;
+
+/// Values per group for F16 and BF16 (their ggml block is one value): 32 values is one
+/// 64-byte row of a BF16 tile (16 VNNI pairs).
+pub const FLOAT_GROUP_VALUES: usize = 32;
+
+/// How one field of a source block is stored for a 16-row panel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// Quantized values: `len / 4` chunks of 64 bytes; chunk `c` holds, for row `r` at
+    /// bytes `4r..4r+4`, the source bytes `offset + 4c .. offset + 4c + 4` of row `r`.
+    /// This is the VNNI order of an AMX B tile row and of one zmm of 16 i32 lanes.
+    Quads,
+    /// Scales and other per-row data: 16 copies of `len` bytes, row after row.
+    PerRow,
+}
+
+/// One field of a source block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Field {
+    pub offset: usize,
+    pub len: usize,
+    pub kind: Kind,
+}
+
+const fn quads(offset: usize, len: usize) -> Field {
+    Field { offset, len, kind: Kind::Quads }
+}
+
+const fn per_row(offset: usize, len: usize) -> Field {
+    Field { offset, len, kind: Kind::PerRow }
+}
+
+const Q4_0: &[Field] = &[quads(2, 16), per_row(0, 2)];
+const Q4_1: &[Field] = &[quads(4, 16), per_row(0, 2), per_row(2, 2)];
+const Q8_0: &[Field] = &[quads(2, 32), per_row(0, 2)];
+const Q4_K: &[Field] = &[quads(16, 128), per_row(0, 2), per_row(2, 2), per_row(4, 12)];
+const Q5_K: &[Field] =
+    &[quads(48, 128), quads(16, 32), per_row(0, 2), per_row(2, 2), per_row(4, 12)];
+const Q6_K: &[Field] = &[quads(0, 128), quads(128, 64), per_row(192, 16), per_row(208, 2)];
+const IQ4_XS: &[Field] = &[quads(8, 128), per_row(0, 2), per_row(2, 2), per_row(4, 4)];
+/// BF16 groups of 32 values (64 source bytes) are stored as VNNI pairs.
+const BF16: &[Field] = &[quads(0, 64)];
+/// F16 groups: the BF16 pairs (rounded) in quads, then 16 bytes per row of 4-bit residues
+/// that make the F16 source exactly recoverable (see `super::f16`).
+const F16: &[Field] = &[quads(0, 64), per_row(64, 16)];
+
+/// The field table of a format. Field offsets index the *group* bytes: the ggml block for
+/// the quantized formats; for F16 a virtual 80-byte group (64 bytes of BF16 pairs and 16 of
+/// residues); for BF16 the 64 source bytes of 32 values.
+pub(crate) const fn fields(format: Format) -> &'static [Field] {
+    match format {
+        Format::Q4_0 => Q4_0,
+        Format::Q4_1 => Q4_1,
+        Format::Q8_0 => Q8_0,
+        Format::Q4K => Q4_K,
+        Format::Q5K => Q5_K,
+        Format::Q6K => Q6_K,
+        Format::IQ4XS => IQ4_XS,
+        Format::F16 => F16,
+        Format::BF16 => BF16,
+    }
+}
+
+/// Values one packed group covers (the block size; 32 for F16/BF16).
+pub const fn group_values(format: Format) -> usize {
+    match format {
+        Format::F16 | Format::BF16 => FLOAT_GROUP_VALUES,
+        _ => format.block_values(),
+    }
+}
+
+/// Packed bytes one row contributes per group.
+pub const fn group_bytes(format: Format) -> usize {
+    match format {
+        Format::F16 => 80,
+        Format::BF16 => 64,
+        _ => format.block_bytes(),
+    }
+}
+
+/// Total quads bytes one row contributes per group (the rest of the group is per-row data).
+pub(crate) const fn quad_bytes(format: Format) -> usize {
+    let f = fields(format);
+    let mut sum = 0;
+    let mut i = 0;
+    while i < f.len() {
+        if matches!(f[i].kind, Kind::Quads) {
+            sum += f[i].len;
+        }
+        i += 1;
+    }
+    sum
+}
+
+/// The geometry of one packed buffer: format, shape and every size derived from them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PackedLayout {
+    format: Format,
+    n: usize,
+    k: usize,
+    matrices: usize,
+    groups: usize,
+    panels_per_matrix: usize,
+    panel_bytes: usize,
+    source_bytes: usize,
+    total_bytes: usize,
+}
+
+const fn round_up(x: usize, to: usize) -> Option<usize> {
+    match x.checked_add(to - 1) {
+        Some(v) => Some(v / to * to),
+        None => None,
+    }
+}
+
+macro_rules! tri {
+    ($e:expr) => {
+        match $e {
+            Some(v) => v,
+            None => return Err(PackError::Overflow),
+        }
+    };
+}
+
+impl PackedLayout {
+    /// The layout of `matrices` stacked weights of `n` rows by `k` values in `format`.
+    ///
+    /// Errors: [`PackError::EmptyShape`] when any dimension is 0,
+    /// [`PackError::NotBlockMultiple`] when `k` is not a multiple of the format's block
+    /// (any `k` is fine for F16 and BF16), [`PackError::Overflow`] when a size overflows.
+    pub const fn new(
+        format: Format,
+        n: usize,
+        k: usize,
+        matrices: usize,
+    ) -> Result<Self, PackError> {
+        if n == 0 || k == 0 || matrices == 0 {
+            return Err(PackError::EmptyShape { n, k, matrices });
+        }
+        let block = format.block_values();
+        if !k.is_multiple_of(block) {
+            return Err(PackError::NotBlockMultiple { format, k, block });
+        }
+        let gv = group_values(format);
+        let groups = k.div_ceil(gv);
+        let panels_per_matrix = n.div_ceil(PANEL_ROWS);
+        let raw_panel = tri!(tri!(groups.checked_mul(PANEL_ROWS)).checked_mul(group_bytes(format)));
+        let panel_bytes = tri!(round_up(raw_panel, PANEL_ALIGN));
+        let panels = tri!(panels_per_matrix.checked_mul(matrices));
+        let body = tri!(panels.checked_mul(panel_bytes));
+        let total_bytes = tri!(body.checked_add(HEADER_BYTES));
+        let row = tri!((k / block).checked_mul(format.block_bytes()));
+        let source_bytes = tri!(tri!(n.checked_mul(matrices)).checked_mul(row));
+        Ok(Self {
+            format,
+            n,
+            k,
+            matrices,
+            groups,
+            panels_per_matrix,
+            panel_bytes,
+            source_bytes,
+            total_bytes,
+        })
+    }
+
+    /// The weight format.
+    pub const fn format(&self) -> Format {
+        self.format
+    }
+    /// Rows (output columns) per matrix.
+    pub const fn n(&self) -> usize {
+        self.n
+    }
+    /// Values per row.
+    pub const fn k(&self) -> usize {
+        self.k
+    }
+    /// Stacked matrices (1 for a plain 2-D weight, E for MoE experts).
+    pub const fn matrices(&self) -> usize {
+        self.matrices
+    }
+    /// Groups (blocks) per row in the packed form, counting a padded last F16/BF16 group.
+    pub const fn groups(&self) -> usize {
+        self.groups
+    }
+    /// 16-row panels per matrix; the last one is padded with zero rows when `n % 16 != 0`.
+    pub const fn panels_per_matrix(&self) -> usize {
+        self.panels_per_matrix
+    }
+    /// Panels in the whole buffer (`matrices * panels_per_matrix`).
+    pub const fn panels(&self) -> usize {
+        self.matrices * self.panels_per_matrix
+    }
+    /// Bytes of one panel, a multiple of [`PANEL_ALIGN`].
+    pub const fn panel_bytes(&self) -> usize {
+        self.panel_bytes
+    }
+    /// Bytes of the whole packed buffer, header included.
+    pub const fn total_bytes(&self) -> usize {
+        self.total_bytes
+    }
+    /// Byte offset of panel `panel` (global index over all matrices) from the buffer start.
+    /// The caller keeps `panel <= panels()`.
+    pub const fn panel_offset(&self, panel: usize) -> usize {
+        HEADER_BYTES + panel * self.panel_bytes
+    }
+    /// Bytes of one source row in ggml form.
+    pub const fn source_row_bytes(&self) -> usize {
+        self.k / self.format.block_values() * self.format.block_bytes()
+    }
+    /// Bytes of the whole ggml source (`matrices * n` rows).
+    pub const fn source_bytes(&self) -> usize {
+        self.source_bytes
+    }
+    /// Byte offset of the quads of group `g` inside a panel.
+    pub(crate) const fn quads_offset(&self, g: usize) -> usize {
+        g * PANEL_ROWS * quad_bytes(self.format)
+    }
+    /// Byte offset of the per-row data of group `g` inside a panel.
+    pub(crate) const fn per_row_offset(&self, g: usize) -> usize {
+        let q = self.groups * PANEL_ROWS * quad_bytes(self.format);
+        q + g * PANEL_ROWS * (group_bytes(self.format) - quad_bytes(self.format))
+    }
+}
+
+/// Bytes of the packed buffer for `matrices` weights of `n x k` in `format`: the size the
+/// caller allocates before calling [`super::pack`]. Errors as [`PackedLayout::new`].
+pub const fn packed_size(
+    format: Format,
+    n: usize,
+    k: usize,
+    matrices: usize,
+) -> Result<usize, PackError> {
+    match PackedLayout::new(format, n, k, matrices) {
+        Ok(l) => Ok(l.total_bytes()),
+        Err(e) => Err(e),
+    }
+}

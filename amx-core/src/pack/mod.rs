@@ -1,0 +1,216 @@
+//! Weight repack: ggml rows into this crate's packed layout (`pack`) and back to the exact
+//! original bytes (`unpack`). No allocation: [`packed_size`] gives the destination size.
+//!
+//! # The packed layout, byte by byte (layout version 1)
+//!
+//! A packed buffer holds `matrices` stacked weights of `n` rows by `k` values (a plain
+//! weight has `matrices = 1`; MoE experts are stacked). It is:
+//!
+//! | bytes | what |
+//! |---|---|
+//! | 0..64 | header (below) |
+//! | 64.. | `matrices * ceil(n / 16)` panels of [`PackedLayout::panel_bytes`] each |
+//!
+//! **Header** (all little endian): 0..8 magic `b"AMXPACK\0"`; 8..10 layout version (u16,
+//! [`LAYOUT_VERSION`]); 10..12 rows per panel (u16, 16); 12..16 ggml type id (u32);
+//! 16..24 `n`; 24..32 `k`; 32..40 `matrices` (u64 each); 40..48 total buffer bytes (u64);
+//! 48..64 zero. Every reader goes through [`PackedRef::parse`], which checks all of it.
+//!
+//! **Panels.** Panel `p` of matrix `e` holds rows `16p .. 16p + 16` of that matrix; in the
+//! last panel, rows past `n` are zero bytes (zero scales), which kernels never write out.
+//! Each row is cut into *groups*: a ggml block for the quantized formats (32 or 256
+//! values), 32 values for F16 and BF16 (a partial last group is padded with zeros, so any
+//! `k` works for those two). A panel is
+//!
+//! 1. the **quads region**: for each group `g` in order, each *quads* field of the group in
+//!    table order, each stored as `len / 4` chunks of 64 bytes; chunk `c` holds, at bytes
+//!    `4r..4r + 4`, the field's bytes `4c..4c + 4` of row `r`. One chunk is one row of an
+//!    AMX B tile (16 columns by a VNNI quad of int8, or a pair of BF16) and one zmm of 16
+//!    lanes;
+//! 2. the **per-row region**: for each group `g`, each *per-row* field (scales, minimums) in
+//!    table order, as 16 runs of `len` bytes, row 0 first (so 16 F16 scales are 32
+//!    contiguous bytes, ready for `vcvtph2ps`);
+//! 3. zero bytes up to a multiple of 64 bytes.
+//!
+//! The fields, as (offset in the ggml block, length):
+//!
+//! | format | quads fields | per-row fields |
+//! |---|---|---|
+//! | Q4_0 (18 B) | qs (2, 16) | d (0, 2) |
+//! | Q4_1 (20 B) | qs (4, 16) | d (0, 2), m (2, 2) |
+//! | Q8_0 (34 B) | qs (2, 32) | d (0, 2) |
+//! | Q4_K (144 B) | qs (16, 128) | d (0, 2), dmin (2, 2), scales (4, 12) |
+//! | Q5_K (176 B) | qs (48, 128), qh (16, 32) | d (0, 2), dmin (2, 2), scales (4, 12) |
+//! | Q6_K (210 B) | ql (0, 128), qh (128, 64) | scales (192, 16), d (208, 2) |
+//! | IQ4_XS (136 B) | qs (8, 128) | d (0, 2), scales_h (2, 2), scales_l (4, 4) |
+//! | BF16 (32 values) | values (0, 64) | none |
+//! | F16 (32 values) | BF16 pairs (0, 64) | residues (64, 16) |
+//!
+//! Quantized values keep their ggml nibble and bit order inside each 4-byte quad, so a
+//! quad of Q4_0 holds values `4c..4c+4` in its low nibbles and `16+4c..16+4c+4` in its high
+//! nibbles. F16 weights are stored as BF16 pairs rounded to nearest even (what BF16 tiles
+//! read) plus one residue nibble per value, byte `i` of the residues holding values `2i`
+//! (low nibble) and `2i + 1` (high); `unpack` rebuilds the exact F16 bits from both (see
+//! `f16.rs`). Non-finite scales are bytes like any others: they are carried as they are.
+//!
+//! # Parallel packing
+//!
+//! [`pack_panels`] packs a range of panels into that range's bytes, so threads can each
+//! take a disjoint range ([`PackedLayout::panel_offset`] gives where a range starts);
+//! [`write_header`] writes the header once. [`pack`] does all of it on one thread.
+
+mod error;
+mod f16;
+mod header;
+mod layout;
+mod transform;
+
+use core::ops::Range;
+
+pub use error::PackError;
+pub use header::{HEADER_BYTES, LAYOUT_VERSION, MAGIC, PackedRef};
+pub use layout::{FLOAT_GROUP_VALUES, PANEL_ALIGN, PANEL_ROWS, PackedLayout, packed_size};
+
+use crate::formats::Format;
+
+fn check_panel_range(layout: &PackedLayout, panels: &Range<usize>) -> Result<(), PackError> {
+    if panels.start > panels.end || panels.end > layout.panels() {
+        return Err(PackError::PanelRange {
+            start: panels.start,
+            end: panels.end,
+            panels: layout.panels(),
+        });
+    }
+    Ok(())
+}
+
+fn check_source(layout: &PackedLayout, src: &[u8]) -> Result<(), PackError> {
+    if src.len() != layout.source_bytes() {
+        return Err(PackError::SourceLength { expected: layout.source_bytes(), actual: src.len() });
+    }
+    Ok(())
+}
+
+/// Writes the header of `layout` into the first [`HEADER_BYTES`] of `dst`.
+///
+/// Errors: [`PackError::DestinationTooSmall`] when `dst` is shorter than the header.
+pub fn write_header(layout: &PackedLayout, dst: &mut [u8]) -> Result<(), PackError> {
+    match dst.first_chunk_mut::<HEADER_BYTES>() {
+        Some(h) => {
+            header::write(layout, h);
+            Ok(())
+        }
+        None => Err(PackError::DestinationTooSmall { needed: HEADER_BYTES, actual: dst.len() }),
+    }
+}
+
+/// Packs panels `panels` (global indices over all matrices) of the weight described by
+/// `layout`. `src` is the whole ggml source (`layout.source_bytes()` bytes); `dst` holds
+/// exactly those panels: its first byte is the buffer's byte
+/// `layout.panel_offset(panels.start)` and it is at least
+/// `panels.len() * layout.panel_bytes()` long (bytes past that are left alone).
+///
+/// Errors: [`PackError::PanelRange`], [`PackError::SourceLength`],
+/// [`PackError::DestinationTooSmall`].
+pub fn pack_panels(
+    layout: &PackedLayout,
+    src: &[u8],
+    panels: Range<usize>,
+    dst: &mut [u8],
+) -> Result<(), PackError> {
+    check_panel_range(layout, &panels)?;
+    check_source(layout, src)?;
+    let pb = layout.panel_bytes();
+    let needed = panels.len() * pb;
+    if dst.len() < needed {
+        return Err(PackError::DestinationTooSmall { needed, actual: dst.len() });
+    }
+    for (panel, out) in panels.zip(dst.chunks_exact_mut(pb)) {
+        transform::pack_panel(layout, src, panel, &mut out[..pb]);
+    }
+    Ok(())
+}
+
+/// Packs `matrices` stacked weights of `n` rows by `k` values in `format` from their ggml
+/// bytes `src` into `dst`, header included, and returns the layout. `dst` must hold at
+/// least [`packed_size`] bytes; bytes past that are left alone.
+///
+/// Errors: the shape errors of [`PackedLayout::new`], [`PackError::SourceLength`] when
+/// `src` is not exactly the shape's ggml size, [`PackError::DestinationTooSmall`].
+pub fn pack(
+    format: Format,
+    n: usize,
+    k: usize,
+    matrices: usize,
+    src: &[u8],
+    dst: &mut [u8],
+) -> Result<PackedLayout, PackError> {
+    let layout = PackedLayout::new(format, n, k, matrices)?;
+    check_source(&layout, src)?;
+    if dst.len() < layout.total_bytes() {
+        return Err(PackError::DestinationTooSmall {
+            needed: layout.total_bytes(),
+            actual: dst.len(),
+        });
+    }
+    let (head, body) = dst.split_at_mut(HEADER_BYTES);
+    write_header(&layout, head)?;
+    pack_panels(&layout, src, 0..layout.panels(), body)?;
+    Ok(layout)
+}
+
+/// The byte range of the ggml source that panels `panels` cover (for [`unpack_panels`]).
+/// An empty or invalid range gives an empty range.
+pub fn source_range(layout: &PackedLayout, panels: Range<usize>) -> Range<usize> {
+    if check_panel_range(layout, &panels).is_err() {
+        return 0..0;
+    }
+    let (first, end) = transform::source_rows(layout, panels.start, panels.end);
+    let rb = layout.source_row_bytes();
+    first * rb..end * rb
+}
+
+/// Unpacks panels `panels` of `packed` into `dst`, the ggml bytes of the rows they cover
+/// (exactly [`source_range`]`(layout, panels).len()` bytes).
+///
+/// Errors: [`PackError::PanelRange`], [`PackError::SourceLength`] when `dst` has another
+/// length than the covered rows.
+pub fn unpack_panels(
+    packed: &PackedRef<'_>,
+    panels: Range<usize>,
+    dst: &mut [u8],
+) -> Result<(), PackError> {
+    let layout = packed.layout();
+    check_panel_range(layout, &panels)?;
+    let range = source_range(layout, panels.clone());
+    if dst.len() != range.len() {
+        return Err(PackError::SourceLength { expected: range.len(), actual: dst.len() });
+    }
+    let rb = layout.source_row_bytes();
+    let mut at = 0;
+    for panel in panels {
+        let (first, end) = transform::source_rows(layout, panel, panel + 1);
+        let rows = (end - first) * rb;
+        let Some(bytes) = packed.panel(panel) else {
+            return Err(PackError::PanelRange {
+                start: panel,
+                end: panel + 1,
+                panels: layout.panels(),
+            });
+        };
+        transform::unpack_panel(layout, bytes, panel, &mut dst[at..at + rows]);
+        at += rows;
+    }
+    Ok(())
+}
+
+/// Unpacks a whole packed buffer into `dst`, giving back the exact ggml bytes that were
+/// packed (a buffer's `get_tensor`). `dst` must be exactly `layout().source_bytes()` long.
+///
+/// Errors: [`PackError::SourceLength`] when `dst` has another length.
+pub fn unpack(packed: &PackedRef<'_>, dst: &mut [u8]) -> Result<(), PackError> {
+    unpack_panels(packed, 0..packed.layout().panels(), dst)
+}
+
+#[cfg(test)]
+mod tests;

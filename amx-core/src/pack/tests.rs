@@ -1,0 +1,214 @@
+extern crate std;
+
+use std::vec;
+use std::vec::Vec;
+
+use super::*;
+use crate::formats::Format;
+
+/// xorshift64*: deterministic bytes without a dependency.
+fn bytes(seed: u64, len: usize) -> Vec<u8> {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            s ^= s >> 12;
+            s ^= s << 25;
+            s ^= s >> 27;
+            (s.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 56) as u8
+        })
+        .collect()
+}
+
+fn ks(format: Format) -> Vec<usize> {
+    let b = format.block_values();
+    if b == 1 { vec![1, 2, 31, 32, 33, 65, 96] } else { vec![b, 2 * b, 3 * b] }
+}
+
+fn round_trip(format: Format, n: usize, k: usize, matrices: usize, seed: u64) {
+    let layout = PackedLayout::new(format, n, k, matrices).unwrap();
+    let src = bytes(seed, layout.source_bytes());
+    let mut dst = vec![0xA5u8; layout.total_bytes() + 7];
+    let got = pack(format, n, k, matrices, &src, &mut dst).unwrap();
+    assert_eq!(got, layout);
+    assert!(dst[layout.total_bytes()..].iter().all(|&b| b == 0xA5), "wrote past the end");
+    let packed = PackedRef::parse_expecting(&dst, format, n, k, matrices).unwrap();
+    let mut back = vec![0u8; src.len()];
+    unpack(&packed, &mut back).unwrap();
+    assert!(back == src, "{format} n={n} k={k} e={matrices}: round trip differs");
+}
+
+#[test]
+fn round_trips_every_format_and_awkward_shape() {
+    for (i, format) in Format::ALL.into_iter().enumerate() {
+        for n in [1, 15, 16, 17, 33] {
+            for k in ks(format) {
+                for matrices in [1, 3] {
+                    round_trip(format, n, k, matrices, (i * 1000 + n * 10 + k + matrices) as u64);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn sizes_follow_the_documented_layout() {
+    let l = PackedLayout::new(Format::Q4_0, 17, 64, 1).unwrap();
+    assert_eq!((l.groups(), l.panels_per_matrix(), l.panels()), (2, 2, 2));
+    assert_eq!(l.panel_bytes(), 2 * 16 * 18);
+    assert_eq!(l.total_bytes(), 64 + 2 * 576);
+    // One Q4_0 group of 16 rows is 288 bytes: odd group counts pad each panel to 64.
+    let l = PackedLayout::new(Format::Q4_0, 16, 32, 2).unwrap();
+    assert_eq!(l.panel_bytes(), 320);
+    assert_eq!(packed_size(Format::Q4_0, 16, 32, 2), Ok(64 + 2 * 320));
+    // F16: 80 bytes per row and group, k = 33 needs two groups.
+    let l = PackedLayout::new(Format::F16, 3, 33, 1).unwrap();
+    assert_eq!((l.groups(), l.panel_bytes(), l.source_bytes()), (2, 2 * 16 * 80, 3 * 66));
+}
+
+#[test]
+fn bytes_land_where_the_docs_say() {
+    // Q4_0, 2 panels, 2 blocks per row: check row 17 (panel 1, r = 1), block 1, quad 2.
+    let (n, k) = (20, 64);
+    let l = PackedLayout::new(Format::Q4_0, n, k, 1).unwrap();
+    let src = bytes(7, l.source_bytes());
+    let mut dst = vec![0u8; l.total_bytes()];
+    pack(Format::Q4_0, n, k, 1, &src, &mut dst).unwrap();
+    let (row, g, c, r) = (17, 1, 2, 1);
+    let block = &src[row * 36 + g * 18..][..18];
+    let panel = HEADER_BYTES + l.panel_bytes();
+    let quad = panel + g * 16 * 16 + c * 64 + 4 * r;
+    assert_eq!(&dst[quad..quad + 4], &block[2 + 4 * c..2 + 4 * c + 4]);
+    let scales = panel + 2 * 16 * 16 + g * 32 + 2 * r;
+    assert_eq!(&dst[scales..scales + 2], &block[0..2]);
+    // Rows 20..32 of panel 1 are padding: zero, although dst was not zeroed by us.
+    let pad_quad = panel + 4 * 5;
+    assert_eq!(&dst[pad_quad..pad_quad + 4], &[0; 4]);
+}
+
+#[test]
+fn padding_is_zeroed_whatever_the_destination_held() {
+    let l = PackedLayout::new(Format::Q6K, 5, 256, 1).unwrap();
+    let src = bytes(3, l.source_bytes());
+    let mut a = vec![0x00u8; l.total_bytes()];
+    let mut b = vec![0xFFu8; l.total_bytes()];
+    pack(Format::Q6K, 5, 256, 1, &src, &mut a).unwrap();
+    pack(Format::Q6K, 5, 256, 1, &src, &mut b).unwrap();
+    assert!(a == b);
+}
+
+#[test]
+fn split_packing_equals_whole_packing() {
+    let (f, n, k, e) = (Format::Q4K, 40, 512, 2);
+    let l = PackedLayout::new(f, n, k, e).unwrap();
+    let src = bytes(11, l.source_bytes());
+    let mut whole = vec![0u8; l.total_bytes()];
+    pack(f, n, k, e, &src, &mut whole).unwrap();
+    let mut parts = vec![0u8; l.total_bytes()];
+    write_header(&l, &mut parts).unwrap();
+    for range in [0..1, 1..4, 4..6] {
+        let at = l.panel_offset(range.start);
+        pack_panels(&l, &src, range, &mut parts[at..]).unwrap();
+    }
+    assert!(parts == whole);
+    // Unpacking a sub-range gives the rows it covers: panels 2..4 are matrix 0's last
+    // panel (rows 32..40) and matrix 1's first (rows 40..56).
+    let packed = PackedRef::parse(&whole).unwrap();
+    let range = source_range(&l, 2..4);
+    assert_eq!(range, 32 * 144 * 2..56 * 144 * 2);
+    let mut some = vec![0u8; range.len()];
+    unpack_panels(&packed, 2..4, &mut some).unwrap();
+    assert!(some[..] == src[range]);
+}
+
+#[test]
+fn shape_and_length_errors() {
+    use PackError::*;
+    let q = Format::Q4_0;
+    assert_eq!(PackedLayout::new(q, 0, 32, 1), Err(EmptyShape { n: 0, k: 32, matrices: 1 }));
+    assert_eq!(PackedLayout::new(q, 1, 0, 1), Err(EmptyShape { n: 1, k: 0, matrices: 1 }));
+    assert_eq!(PackedLayout::new(q, 1, 32, 0), Err(EmptyShape { n: 1, k: 32, matrices: 0 }));
+    assert_eq!(
+        PackedLayout::new(Format::Q4K, 1, 128, 1),
+        Err(NotBlockMultiple { format: Format::Q4K, k: 128, block: 256 })
+    );
+    assert_eq!(PackedLayout::new(q, usize::MAX / 2, 32, 4), Err(Overflow));
+    assert_eq!(PackedLayout::new(Format::BF16, 1, usize::MAX, 1), Err(Overflow));
+    let mut dst = vec![0u8; 1024];
+    assert_eq!(
+        pack(q, 2, 32, 1, &[0; 35], &mut dst),
+        Err(SourceLength { expected: 36, actual: 35 })
+    );
+    assert_eq!(
+        pack(q, 2, 32, 1, &[0; 36], &mut dst[..100]),
+        Err(DestinationTooSmall { needed: 64 + 320, actual: 100 })
+    );
+    let l = PackedLayout::new(q, 40, 32, 1).unwrap();
+    assert_eq!(
+        pack_panels(&l, &[0; 40 * 18], 2..4, &mut dst),
+        Err(PanelRange { start: 2, end: 4, panels: 3 })
+    );
+    assert_eq!(
+        write_header(&l, &mut dst[..10]),
+        Err(DestinationTooSmall { needed: 64, actual: 10 })
+    );
+}
+
+#[test]
+fn header_errors() {
+    use PackError::*;
+    let (f, n, k) = (Format::Q8_0, 3, 64);
+    let l = PackedLayout::new(f, n, k, 1).unwrap();
+    let src = bytes(5, l.source_bytes());
+    let mut good = vec![0u8; l.total_bytes()];
+    pack(f, n, k, 1, &src, &mut good).unwrap();
+    let parse = |b: &[u8]| PackedRef::parse(b).map(|p| *p.layout());
+
+    assert_eq!(parse(&good[..10]), Err(Truncated { needed: 64, actual: 10 }));
+    assert_eq!(
+        parse(&good[..good.len() - 1]),
+        Err(Truncated { needed: good.len(), actual: good.len() - 1 })
+    );
+    let mut b = good.clone();
+    b[0] = b'X';
+    assert_eq!(parse(&b), Err(BadMagic));
+    let mut b = good.clone();
+    b[8] = 2;
+    assert_eq!(parse(&b), Err(UnsupportedVersion { found: 2, supported: LAYOUT_VERSION }));
+    let mut b = good.clone();
+    b[63] = 1;
+    assert_eq!(parse(&b), Err(BadHeader));
+    let mut b = good.clone();
+    b[12] = 99;
+    assert_eq!(parse(&b), Err(UnknownFormat { ggml_type: 99 }));
+    // Another format whose sizes differ: the recorded total no longer matches.
+    let mut b = good.clone();
+    b[12] = Format::Q4_0.ggml_type() as u8;
+    assert_eq!(parse(&b), Err(BadHeader));
+    assert_eq!(
+        PackedRef::parse_expecting(&good, Format::Q4_0, n, k, 1).map(|_| ()),
+        Err(FormatMismatch { expected: Format::Q4_0, found: f })
+    );
+    assert_eq!(
+        PackedRef::parse_expecting(&good, f, n, 2 * k, 1).map(|_| ()),
+        Err(ShapeMismatch { expected: (1, n, 2 * k), found: (1, n, k) })
+    );
+    let packed = PackedRef::parse(&good).unwrap();
+    let mut out = vec![0u8; src.len() + 1];
+    assert_eq!(
+        unpack(&packed, &mut out),
+        Err(SourceLength { expected: src.len(), actual: src.len() + 1 })
+    );
+}
+
+#[test]
+fn non_finite_scales_are_carried() {
+    // Q4_0 blocks with d = +inf (0x7C00) and NaN (0x7E01).
+    let mut src = bytes(9, 2 * 18);
+    src[0..2].copy_from_slice(&0x7C00u16.to_le_bytes());
+    src[18..20].copy_from_slice(&0x7E01u16.to_le_bytes());
+    let mut dst = vec![0u8; packed_size(Format::Q4_0, 2, 32, 1).unwrap()];
+    pack(Format::Q4_0, 2, 32, 1, &src, &mut dst).unwrap();
+    let mut back = vec![0u8; src.len()];
+    unpack(&PackedRef::parse(&dst).unwrap(), &mut back).unwrap();
+    assert!(back == src);
+}

@@ -1,0 +1,36 @@
+//! The portable 16-row quads transpose: 4-byte moves.
+
+use super::{PANEL_ROWS, Quads};
+
+/// The portable transposer.
+pub(crate) struct Scalar;
+
+impl Quads for Scalar {
+    #[inline(always)]
+    unsafe fn pack(rows: &[*const u8; PANEL_ROWS], len: usize, out: *mut u8) {
+        for (r, row) in rows.iter().enumerate() {
+            for c in 0..len / 4 {
+                // SAFETY: `4c + 4 <= len` bytes of the row are readable and
+                // `64c + 4r + 4 <= 16 len` bytes of `out` writable (the trait's contract).
+                unsafe {
+                    let quad = row.add(4 * c).cast::<[u8; 4]>().read_unaligned();
+                    out.add(64 * c + 4 * r).cast::<[u8; 4]>().write_unaligned(quad);
+                }
+            }
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn unpack(input: *const u8, len: usize, rows: &[*mut u8; PANEL_ROWS]) {
+        for (r, row) in rows.iter().enumerate() {
+            for c in 0..len / 4 {
+                // SAFETY: the mirror of `pack`: reads inside `16 len` bytes of `input`,
+                // writes inside the row's `len` bytes (the trait's contract).
+                unsafe {
+                    let quad = input.add(64 * c + 4 * r).cast::<[u8; 4]>().read_unaligned();
+                    row.add(4 * c).cast::<[u8; 4]>().write_unaligned(quad);
+                }
+            }
+        }
+    }
+}
