@@ -9,4 +9,6 @@
 
 pub mod gguf;
 pub mod pack_bench;
+pub mod report;
 pub mod vectors;
+pub mod verify;

@@ -51,6 +51,33 @@ pub fn pseudo_random_bytes(seed: u64, len: usize) -> Vec<u8> {
     out
 }
 
+/// A weight's ggml bytes for the benchmarks: random bytes for the block formats (packing
+/// moves bytes whatever they mean), and for F16/BF16 values like a model's weights
+/// (roughly normal, standard deviation 0.02, so a few are F16 subnormals), because the
+/// F16 conversion work depends on the values.
+pub fn weight_bytes(format: Format, seed: u64, len: usize) -> Vec<u8> {
+    let raw = pseudo_random_bytes(seed, len.div_ceil(2) * 4);
+    let mut out = match format {
+        Format::F16 | Format::BF16 => raw
+            .chunks_exact(4)
+            .flat_map(|c| {
+                // Sum of four uniforms in [-0.5, 0.5): mean 0, variance 1/3.
+                let u: f32 = c.iter().map(|&b| f32::from(b) / 256.0 - 0.5).sum();
+                let x = u * 0.02 * 3f32.sqrt();
+                let bits = if format == Format::F16 {
+                    amx_core::formats::half::f32_to_f16(x)
+                } else {
+                    amx_core::formats::half::f32_to_bf16(x)
+                };
+                bits.to_le_bytes()
+            })
+            .collect(),
+        _ => raw,
+    };
+    out.truncate(len);
+    out
+}
+
 /// Median of `reps` timings of `f` after one warm-up call.
 fn median_time(reps: usize, mut f: impl FnMut()) -> Duration {
     f();
@@ -73,7 +100,7 @@ fn gbps(bytes: usize, t: Duration) -> f64 {
 /// interleaved per repetition round so that a noisy neighbour hits all of them alike.
 pub fn measure(format: Format, n: usize, k: usize, reps: usize) -> Result<PackFigures, PackError> {
     let layout = amx_core::pack::PackedLayout::new(format, n, k, 1)?;
-    let src = pseudo_random_bytes(format.ggml_type().into(), layout.source_bytes());
+    let src = weight_bytes(format, format.ggml_type().into(), layout.source_bytes());
     let mut packed = vec![0u8; packed_size(format, n, k, 1)?];
     let mut back = vec![0u8; src.len()];
     let mut copy = vec![0u8; src.len()];

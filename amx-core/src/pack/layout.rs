@@ -12,6 +12,42 @@ pub const PANEL_ROWS: usize = 16;
 /// Every panel starts at a multiple of this many bytes from the start of the buffer.
 pub const PANEL_ALIGN: usize = 64;
 
+/// Field `i` of `table`, or an empty per-row field past the end (so that code generated
+/// for a fixed number of fields can skip the missing ones at compile time).
+const fn field_at(table: &[Field], i: usize) -> Field {
+    if i < table.len() { table[i] } else { per_row(0, 0) }
+}
+
+/// Whether field `i` of `table` is a quads field.
+pub(crate) const fn field_is_quads(table: &[Field], i: usize) -> bool {
+    matches!(field_at(table, i).kind, Kind::Quads)
+}
+
+/// Offset of field `i` of `table` in the group.
+pub(crate) const fn field_offset(table: &[Field], i: usize) -> usize {
+    field_at(table, i).offset
+}
+
+/// Length of field `i` of `table` (0 past the end).
+pub(crate) const fn field_len(table: &[Field], i: usize) -> usize {
+    field_at(table, i).len
+}
+
+/// Offset of field `i` inside its region (quads or per-row) of one group of a panel:
+/// 16 times the lengths of the earlier fields of the same kind.
+pub(crate) const fn field_base(table: &[Field], i: usize) -> usize {
+    let quads = field_is_quads(table, i);
+    let mut base = 0;
+    let mut j = 0;
+    while j < i && j < table.len() {
+        if matches!(table[j].kind, Kind::Quads) == quads {
+            base += PANEL_ROWS * table[j].len;
+        }
+        j += 1;
+    }
+    base
+}
+
 /// Values per group for F16 and BF16 (their ggml block is one value): 32 values is one
 /// 64-byte row of a BF16 tile (16 VNNI pairs).
 pub const FLOAT_GROUP_VALUES: usize = 32;
@@ -43,23 +79,23 @@ const fn per_row(offset: usize, len: usize) -> Field {
     Field { offset, len, kind: Kind::PerRow }
 }
 
-const Q4_0: &[Field] = &[quads(2, 16), per_row(0, 2)];
-const Q4_1: &[Field] = &[quads(4, 16), per_row(0, 2), per_row(2, 2)];
-const Q8_0: &[Field] = &[quads(2, 32), per_row(0, 2)];
-const Q4_K: &[Field] = &[quads(16, 128), per_row(0, 2), per_row(2, 2), per_row(4, 12)];
-const Q5_K: &[Field] =
+pub(crate) const Q4_0: &[Field] = &[quads(2, 16), per_row(0, 2)];
+pub(crate) const Q4_1: &[Field] = &[quads(4, 16), per_row(0, 2), per_row(2, 2)];
+pub(crate) const Q8_0: &[Field] = &[quads(2, 32), per_row(0, 2)];
+pub(crate) const Q4_K: &[Field] = &[quads(16, 128), per_row(0, 2), per_row(2, 2), per_row(4, 12)];
+pub(crate) const Q5_K: &[Field] =
     &[quads(48, 128), quads(16, 32), per_row(0, 2), per_row(2, 2), per_row(4, 12)];
-const Q6_K: &[Field] = &[quads(0, 128), quads(128, 64), per_row(192, 16), per_row(208, 2)];
-const IQ4_XS: &[Field] = &[quads(8, 128), per_row(0, 2), per_row(2, 2), per_row(4, 4)];
+pub(crate) const Q6_K: &[Field] =
+    &[quads(0, 128), quads(128, 64), per_row(192, 16), per_row(208, 2)];
+pub(crate) const IQ4_XS: &[Field] = &[quads(8, 128), per_row(0, 2), per_row(2, 2), per_row(4, 4)];
 /// BF16 groups of 32 values (64 source bytes) are stored as VNNI pairs.
-const BF16: &[Field] = &[quads(0, 64)];
-/// F16 groups: the BF16 pairs (rounded) in quads, then 16 bytes per row of 4-bit residues
-/// that make the F16 source exactly recoverable (see `super::f16`).
-const F16: &[Field] = &[quads(0, 64), per_row(64, 16)];
+pub(crate) const BF16: &[Field] = &[quads(0, 64)];
+/// F16 groups of 32 values are stored as VNNI pairs of F16, exactly as given (kernels
+/// widen them with `vcvtph2ps`, or round them to BF16 when they stream a panel to tiles).
+pub(crate) const F16: &[Field] = &[quads(0, 64)];
 
 /// The field table of a format. Field offsets index the *group* bytes: the ggml block for
-/// the quantized formats; for F16 a virtual 80-byte group (64 bytes of BF16 pairs and 16 of
-/// residues); for BF16 the 64 source bytes of 32 values.
+/// the quantized formats, the 64 source bytes of 32 values for F16 and BF16.
 pub(crate) const fn fields(format: Format) -> &'static [Field] {
     match format {
         Format::Q4_0 => Q4_0,
@@ -85,8 +121,7 @@ pub const fn group_values(format: Format) -> usize {
 /// Packed bytes one row contributes per group.
 pub const fn group_bytes(format: Format) -> usize {
     match format {
-        Format::F16 => 80,
-        Format::BF16 => 64,
+        Format::F16 | Format::BF16 => 64,
         _ => format.block_bytes(),
     }
 }

@@ -44,14 +44,15 @@
 //! | Q6_K (210 B) | ql (0, 128), qh (128, 64) | scales (192, 16), d (208, 2) |
 //! | IQ4_XS (136 B) | qs (8, 128) | d (0, 2), scales_h (2, 2), scales_l (4, 4) |
 //! | BF16 (32 values) | values (0, 64) | none |
-//! | F16 (32 values) | BF16 pairs (0, 64) | residues (64, 16) |
+//! | F16 (32 values) | values (0, 64) | none |
 //!
 //! Quantized values keep their ggml nibble and bit order inside each 4-byte quad, so a
 //! quad of Q4_0 holds values `4c..4c+4` in its low nibbles and `16+4c..16+4c+4` in its high
-//! nibbles. F16 weights are stored as BF16 pairs rounded to nearest even (what BF16 tiles
-//! read) plus one residue nibble per value, byte `i` of the residues holding values `2i`
-//! (low nibble) and `2i + 1` (high); `unpack` rebuilds the exact F16 bits from both (see
-//! `f16.rs`). Non-finite scales are bytes like any others: they are carried as they are.
+//! nibbles. F16 and BF16 weights are stored as VNNI pairs of their own bits, so a chunk
+//! of BF16 is one row of a `tdpbf16ps` B tile, and F16 stays exact at its own size (the
+//! kernels widen F16 with `vcvtph2ps`, or round it to BF16 for tiles as they stream a
+//! panel, as they dequantize the block formats). Non-finite scales and values are bytes
+//! like any others: they are carried as they are.
 //!
 //! # Parallel packing
 //!
@@ -60,7 +61,6 @@
 //! [`write_header`] writes the header once. [`pack`] does all of it on one thread.
 
 mod error;
-mod f16;
 mod header;
 mod layout;
 mod transform;

@@ -60,9 +60,9 @@ fn sizes_follow_the_documented_layout() {
     let l = PackedLayout::new(Format::Q4_0, 16, 32, 2).unwrap();
     assert_eq!(l.panel_bytes(), 320);
     assert_eq!(packed_size(Format::Q4_0, 16, 32, 2), Ok(64 + 2 * 320));
-    // F16: 80 bytes per row and group, k = 33 needs two groups.
+    // F16: 64 bytes per row and group, k = 33 needs two groups (the second padded).
     let l = PackedLayout::new(Format::F16, 3, 33, 1).unwrap();
-    assert_eq!((l.groups(), l.panel_bytes(), l.source_bytes()), (2, 2 * 16 * 80, 3 * 66));
+    assert_eq!((l.groups(), l.panel_bytes(), l.source_bytes()), (2, 2 * 16 * 64, 3 * 66));
 }
 
 #[test]
@@ -211,4 +211,30 @@ fn non_finite_scales_are_carried() {
     let mut back = vec![0u8; src.len()];
     unpack(&PackedRef::parse(&dst).unwrap(), &mut back).unwrap();
     assert!(back == src);
+}
+
+#[test]
+fn portable_and_fast_paths_agree() {
+    use super::transform::{pack_panel, portable, unpack_panel};
+    for (i, format) in Format::ALL.into_iter().enumerate() {
+        for n in [1, 17, 33] {
+            for k in ks(format) {
+                let l = PackedLayout::new(format, n, k, 2).unwrap();
+                let src = bytes(100 + i as u64 * 7 + k as u64, l.source_bytes());
+                for panel in 0..l.panels() {
+                    let mut fast = vec![0x11u8; l.panel_bytes()];
+                    let mut slow = vec![0x22u8; l.panel_bytes()];
+                    pack_panel(&l, &src, panel, &mut fast);
+                    portable::pack_panel(&l, &src, panel, &mut slow);
+                    assert!(fast == slow, "{format} n={n} k={k} panel {panel}: pack paths differ");
+                    let range = source_range(&l, panel..panel + 1);
+                    let mut a = vec![0u8; range.len()];
+                    let mut b = vec![0u8; range.len()];
+                    unpack_panel(&l, &fast, panel, &mut a);
+                    portable::unpack_panel(&l, &fast, panel, &mut b);
+                    assert!(a == b && a[..] == src[range], "{format} n={n} k={k}: unpack paths");
+                }
+            }
+        }
+    }
 }

@@ -9,8 +9,10 @@ mod x86;
 
 use crate::formats::Format;
 
-use super::f16;
-use super::layout::{Field, Kind, PANEL_ROWS, PackedLayout, fields, group_bytes};
+use super::layout::{
+    self, PANEL_ROWS, PackedLayout, field_base, field_is_quads, field_len, field_offset,
+    group_bytes,
+};
 
 /// The largest group, in bytes (Q6_K's 210-byte block); also the longest field.
 const MAX_GROUP: usize = 256;
@@ -18,8 +20,8 @@ const MAX_GROUP: usize = 256;
 /// Zero bytes that padding rows are packed from.
 static ZERO: [u8; MAX_GROUP] = [0; MAX_GROUP];
 
-/// The 16-row transpose of one quads field, per instruction set.
-pub(crate) trait Quads {
+/// The per-instruction-set piece: the 16-row transpose of a quads field.
+pub(crate) trait Isa {
     /// Packs one quads field: for `c < len / 4` and `r < 16`, bytes `64c + 4r .. +4` of
     /// `out` get bytes `4c .. 4c + 4` of `rows[r]`.
     ///
@@ -29,7 +31,7 @@ pub(crate) trait Quads {
     /// is valid for writes of `16 * len` bytes and overlaps none of the rows; the CPU has
     /// the implementation's instruction set.
     unsafe fn pack(rows: &[*const u8; PANEL_ROWS], len: usize, out: *mut u8);
-    /// The inverse of [`Quads::pack`]: writes `len` bytes at every `rows[r]`.
+    /// The inverse of [`Isa::pack`]: writes `len` bytes at every `rows[r]`.
     ///
     /// # Safety
     ///
@@ -58,81 +60,20 @@ pub(crate) fn source_rows(layout: &PackedLayout, start: usize, end: usize) -> (u
     (first, last_first + last_valid)
 }
 
-/// Offsets of each field inside its region (quads or per-row) of one group of a panel.
-fn field_bases(fields: &[Field]) -> [usize; 8] {
-    let mut bases = [0usize; 8];
-    let (mut q, mut p) = (0, 0);
-    for (i, f) in fields.iter().enumerate() {
-        let region = if f.kind == Kind::Quads { &mut q } else { &mut p };
-        bases[i] = *region;
-        *region += PANEL_ROWS * f.len;
-    }
-    bases
-}
-
-/// Copies a short per-row field with fixed-size moves (no `memcpy` call per field).
-///
-/// # Safety
-///
-/// `src` is valid for reads and `dst` for writes of `len` bytes; they do not overlap.
+/// The bytes of F16/BF16 group `g` (64 bytes of 32 values) in a row: fewer in a partial
+/// last group, none past the row's end.
 #[inline(always)]
-unsafe fn copy_field(src: *const u8, dst: *mut u8, len: usize) {
-    // SAFETY: the caller's contract, for the `len` bytes of every arm.
-    unsafe {
-        match len {
-            2 => dst.cast::<[u8; 2]>().write_unaligned(src.cast::<[u8; 2]>().read_unaligned()),
-            4 => dst.cast::<[u8; 4]>().write_unaligned(src.cast::<[u8; 4]>().read_unaligned()),
-            12 => dst.cast::<[u8; 12]>().write_unaligned(src.cast::<[u8; 12]>().read_unaligned()),
-            16 => dst.cast::<[u8; 16]>().write_unaligned(src.cast::<[u8; 16]>().read_unaligned()),
-            _ => core::ptr::copy_nonoverlapping(src, dst, len),
-        }
-    }
-}
-
-/// Builds the packed form of group `g` of one F16 or BF16 row in `group` (80 or 64 bytes):
-/// a partial last group is padded with zero values.
-fn float_group(format: Format, row: &[u8], g: usize, group: &mut [u8]) {
-    let src = row.get(64 * g..).unwrap_or(&[]);
-    let src = &src[..src.len().min(64)];
-    if format == Format::BF16 {
-        group[..src.len()].copy_from_slice(src);
-        group[src.len()..].fill(0);
-        return;
-    }
-    let (pairs, residues) = group.split_at_mut(64);
-    residues.fill(0);
-    for v in 0..32 {
-        let h = src.get(2 * v..2 * v + 2).map_or(0, |b| u16::from_le_bytes([b[0], b[1]]));
-        let (b, nibble) = f16::encode(h);
-        pairs[2 * v..2 * v + 2].copy_from_slice(&b.to_le_bytes());
-        residues[v / 2] |= nibble << (4 * (v % 2));
-    }
-}
-
-/// Writes the values of F16 or BF16 group `g` of one row from its packed form, dropping
-/// the padding past the row's end.
-fn float_ungroup(format: Format, group: &[u8], g: usize, row: &mut [u8]) {
-    let dst = row.get_mut(64 * g..).unwrap_or(&mut []);
-    let take = dst.len().min(64);
-    let dst = &mut dst[..take];
-    if format == Format::BF16 {
-        dst.copy_from_slice(&group[..take]);
-        return;
-    }
-    for (v, out) in dst.chunks_exact_mut(2).enumerate() {
-        let b = u16::from_le_bytes([group[2 * v], group[2 * v + 1]]);
-        let nibble = (group[64 + v / 2] >> (4 * (v % 2))) & 0xf;
-        out.copy_from_slice(&f16::decode(b, nibble).to_le_bytes());
-    }
+fn float_part(row: &[u8], g: usize) -> core::ops::Range<usize> {
+    let start = (64 * g).min(row.len());
+    start..(start + 64).min(row.len())
 }
 
 /// Whether group `g` of a row is stored as plain bytes at `g * stride` of the ggml row
-/// (quantized formats, whole BF16 groups), so it can be moved without a scratch copy.
+/// (quantized formats, whole F16/BF16 groups), so it can be moved without a scratch copy.
 #[inline(always)]
 fn direct(format: Format, g: usize, rb: usize) -> bool {
     match format {
-        Format::F16 => false,
-        Format::BF16 => 64 * (g + 1) <= rb,
+        Format::F16 | Format::BF16 => 64 * (g + 1) <= rb,
         _ => true,
     }
 }
@@ -146,20 +87,147 @@ const fn stride(format: Format) -> usize {
     }
 }
 
-/// Calls `$body::<Q>` with the format as a literal, so that each format gets its own copy
-/// of the panel walk with the field table, offsets and lengths folded to constants.
+/// Packs one field of one group: `LEN` bytes at `OFF` of each of the 16 rows, into the
+/// field's place `out` in the panel (quads or per-row). `LEN == 0` is nothing.
+///
+/// # Safety
+///
+/// Every `group[r]` is readable for `OFF + LEN` bytes; `out` is writable for `16 * LEN`
+/// bytes and overlaps no row; the CPU has `Q`'s instruction set.
+#[inline(always)]
+unsafe fn pack_field<Q: Isa, const QUADS: bool, const OFF: usize, const LEN: usize>(
+    group: &[*const u8; PANEL_ROWS],
+    out: *mut u8,
+) {
+    if LEN == 0 {
+        return;
+    }
+    let at = group.map(|p| p.wrapping_add(OFF));
+    // SAFETY: the caller's contract; per-row copies stay inside `16 * LEN` bytes of `out`.
+    unsafe {
+        if QUADS {
+            Q::pack(&at, LEN, out);
+        } else {
+            for (r, a) in at.iter().enumerate() {
+                core::ptr::copy_nonoverlapping(*a, out.add(r * LEN), LEN);
+            }
+        }
+    }
+}
+
+/// The inverse of [`pack_field`].
+///
+/// # Safety
+///
+/// `input` is readable for `16 * LEN` bytes; every `group[r]` is writable for `OFF + LEN`
+/// bytes (rows may alias each other, not `input`); the CPU has `Q`'s instruction set.
+#[inline(always)]
+unsafe fn unpack_field<Q: Isa, const QUADS: bool, const OFF: usize, const LEN: usize>(
+    input: *const u8,
+    group: &[*mut u8; PANEL_ROWS],
+) {
+    if LEN == 0 {
+        return;
+    }
+    let at = group.map(|p| p.wrapping_add(OFF));
+    // SAFETY: the caller's contract; per-row copies read inside `16 * LEN` bytes of input.
+    unsafe {
+        if QUADS {
+            Q::unpack(input, LEN, &at);
+        } else {
+            for (r, a) in at.iter().enumerate() {
+                core::ptr::copy_nonoverlapping(input.add(r * LEN), *a, LEN);
+            }
+        }
+    }
+}
+
+/// One format's group moves, with its field table folded into constants.
+trait GroupMove {
+    const FORMAT: Format;
+    /// Packs group pointers `group` into the group's quads region `quads` and per-row
+    /// region `per_row` of a panel.
+    ///
+    /// # Safety
+    ///
+    /// Every `group[r]` is readable for the format's group bytes; the two regions are
+    /// writable for the group's share of each; nothing overlaps; the CPU has `Q`'s
+    /// instruction set.
+    unsafe fn pack<Q: Isa>(group: &[*const u8; PANEL_ROWS], quads: *mut u8, per_row: *mut u8);
+    /// The inverse of [`GroupMove::pack`].
+    ///
+    /// # Safety
+    ///
+    /// As [`GroupMove::pack`] with reads and writes swapped (rows may alias each other).
+    unsafe fn unpack<Q: Isa>(quads: *const u8, per_row: *const u8, group: &[*mut u8; PANEL_ROWS]);
+}
+
+/// Implements [`GroupMove`] for a format from its field table in `layout.rs` (at most 5
+/// fields; missing ones have length 0 and vanish at compile time).
+macro_rules! group_move {
+    ($ty:ident, $format:expr, $table:path) => {
+        struct $ty;
+        impl GroupMove for $ty {
+            const FORMAT: Format = $format;
+            #[inline(always)]
+            unsafe fn pack<Q: Isa>(g: &[*const u8; PANEL_ROWS], quads: *mut u8, per_row: *mut u8) {
+                const _: () = assert!($table.len() <= 5);
+                group_move!(@fields $table, |I, QUADS, OFF, LEN| {
+                    let base = if QUADS { quads } else { per_row };
+                    // SAFETY: the trait's contract; the field lies inside the group and
+                    // its place inside the group's region (`field_base`).
+                    unsafe { pack_field::<Q, QUADS, OFF, LEN>(g, base.add(field_base($table, I))) }
+                });
+            }
+            #[inline(always)]
+            unsafe fn unpack<Q: Isa>(quads: *const u8, per_row: *const u8, g: &[*mut u8; PANEL_ROWS]) {
+                group_move!(@fields $table, |I, QUADS, OFF, LEN| {
+                    let base = if QUADS { quads } else { per_row };
+                    // SAFETY: as in `pack`.
+                    unsafe { unpack_field::<Q, QUADS, OFF, LEN>(base.add(field_base($table, I)), g) }
+                });
+            }
+        }
+    };
+    (@fields $table:path, |$i:ident, $q:ident, $o:ident, $l:ident| $body:expr) => {
+        group_move!(@one $table, 0, |$i, $q, $o, $l| $body);
+        group_move!(@one $table, 1, |$i, $q, $o, $l| $body);
+        group_move!(@one $table, 2, |$i, $q, $o, $l| $body);
+        group_move!(@one $table, 3, |$i, $q, $o, $l| $body);
+        group_move!(@one $table, 4, |$i, $q, $o, $l| $body);
+    };
+    (@one $table:path, $n:literal, |$i:ident, $q:ident, $o:ident, $l:ident| $body:expr) => {{
+        const $i: usize = $n;
+        const $q: bool = field_is_quads($table, $n);
+        const $o: usize = field_offset($table, $n);
+        const $l: usize = field_len($table, $n);
+        $body
+    }};
+}
+
+group_move!(MoveQ4_0, Format::Q4_0, layout::Q4_0);
+group_move!(MoveQ4_1, Format::Q4_1, layout::Q4_1);
+group_move!(MoveQ8_0, Format::Q8_0, layout::Q8_0);
+group_move!(MoveQ4K, Format::Q4K, layout::Q4_K);
+group_move!(MoveQ5K, Format::Q5K, layout::Q5_K);
+group_move!(MoveQ6K, Format::Q6K, layout::Q6_K);
+group_move!(MoveIQ4XS, Format::IQ4XS, layout::IQ4_XS);
+group_move!(MoveF16, Format::F16, layout::F16);
+group_move!(MoveBF16, Format::BF16, layout::BF16);
+
+/// Calls `$body::<Q, Move*>` for the layout's format.
 macro_rules! per_format {
     ($body:ident::<$q:ty>($format:expr, $($arg:expr),*)) => {
         match $format {
-            Format::Q4_0 => $body::<$q>(Format::Q4_0, $($arg),*),
-            Format::Q4_1 => $body::<$q>(Format::Q4_1, $($arg),*),
-            Format::Q8_0 => $body::<$q>(Format::Q8_0, $($arg),*),
-            Format::Q4K => $body::<$q>(Format::Q4K, $($arg),*),
-            Format::Q5K => $body::<$q>(Format::Q5K, $($arg),*),
-            Format::Q6K => $body::<$q>(Format::Q6K, $($arg),*),
-            Format::IQ4XS => $body::<$q>(Format::IQ4XS, $($arg),*),
-            Format::F16 => $body::<$q>(Format::F16, $($arg),*),
-            Format::BF16 => $body::<$q>(Format::BF16, $($arg),*),
+            Format::Q4_0 => $body::<$q, MoveQ4_0>($($arg),*),
+            Format::Q4_1 => $body::<$q, MoveQ4_1>($($arg),*),
+            Format::Q8_0 => $body::<$q, MoveQ8_0>($($arg),*),
+            Format::Q4K => $body::<$q, MoveQ4K>($($arg),*),
+            Format::Q5K => $body::<$q, MoveQ5K>($($arg),*),
+            Format::Q6K => $body::<$q, MoveQ6K>($($arg),*),
+            Format::IQ4XS => $body::<$q, MoveIQ4XS>($($arg),*),
+            Format::F16 => $body::<$q, MoveF16>($($arg),*),
+            Format::BF16 => $body::<$q, MoveBF16>($($arg),*),
         }
     };
 }
@@ -171,33 +239,27 @@ macro_rules! per_format {
 ///
 /// The CPU has `Q`'s instruction set.
 #[inline(always)]
-unsafe fn pack_panel_with<Q: Quads>(
-    layout: &PackedLayout,
-    src: &[u8],
-    panel: usize,
-    dst: &mut [u8],
-) {
+unsafe fn pack_panel_with<Q: Isa>(layout: &PackedLayout, src: &[u8], panel: usize, dst: &mut [u8]) {
     // SAFETY: forwarded contract.
     unsafe { per_format!(pack_panel_as::<Q>(layout.format(), layout, src, panel, dst)) }
 }
 
-/// [`pack_panel_with`] for `format == layout.format()`, given as a constant.
+/// [`pack_panel_with`] for the format of `M`, which is `layout.format()`.
 ///
 /// # Safety
 ///
 /// The CPU has `Q`'s instruction set.
 #[inline(always)]
-unsafe fn pack_panel_as<Q: Quads>(
-    format: Format,
+unsafe fn pack_panel_as<Q: Isa, M: GroupMove>(
     layout: &PackedLayout,
     src: &[u8],
     panel: usize,
     dst: &mut [u8],
 ) {
-    let fields = fields(format);
-    let bases = field_bases(fields);
+    let format = M::FORMAT;
     let (gb, rb, stride) = (group_bytes(format), layout.source_row_bytes(), stride(format));
     let (first, valid) = panel_rows(layout, panel);
+    assert!(format == layout.format());
     assert!(src.len() >= (first + valid) * rb && dst.len() == layout.panel_bytes());
     let rows: [&[u8]; PANEL_ROWS] = core::array::from_fn(|r| match r < valid {
         true => &src[(first + r) * rb..(first + r + 1) * rb],
@@ -205,9 +267,10 @@ unsafe fn pack_panel_as<Q: Quads>(
     });
     // The alignment tail after the last group: zero, whatever the caller's buffer held.
     dst[layout.per_row_offset(layout.groups())..].fill(0);
-    let mut scratch = [[0u8; 80]; PANEL_ROWS];
+    let mut scratch = [[0u8; 64]; PANEL_ROWS];
     let out = dst.as_mut_ptr();
     for g in 0..layout.groups() {
+        let (qo, po) = (layout.quads_offset(g), layout.per_row_offset(g));
         let group: [*const u8; PANEL_ROWS] = if direct(format, g, rb) {
             // In bounds: g * stride + gb <= rb for a direct group; padding rows stay on
             // ZERO, which is as long as any group.
@@ -216,35 +279,23 @@ unsafe fn pack_panel_as<Q: Quads>(
                 false => ZERO.as_ptr(),
             })
         } else {
+            // A partial last F16/BF16 group, padded with zero values.
             for (row, s) in rows.iter().zip(scratch.iter_mut()).take(valid) {
-                float_group(format, row, g, &mut s[..gb]);
+                let part = &row[float_part(row, g)];
+                s[..part.len()].copy_from_slice(part);
+                s[part.len()..].fill(0);
             }
             core::array::from_fn(|r| match r < valid {
                 true => scratch[r].as_ptr(),
                 false => ZERO.as_ptr(),
             })
         };
-        let (qo, po) = (layout.quads_offset(g), layout.per_row_offset(g));
-        for (f, &base) in fields.iter().zip(&bases) {
-            let at: [*const u8; PANEL_ROWS] =
-                core::array::from_fn(|r| group[r].wrapping_add(f.offset));
-            // SAFETY: every group pointer covers the group's `gb` bytes (see above) and
-            // the field lies inside the group; the field's region of group g lies inside
-            // the panel (`quads_offset`/`per_row_offset` and `field_bases` follow the
-            // layout that `panel_bytes` was computed from); source and panel do not
-            // overlap (one is borrowed shared, the other mutably); `Q`'s instruction set
-            // is the caller's.
-            unsafe {
-                match f.kind {
-                    Kind::Quads => Q::pack(&at, f.len, out.add(qo + base)),
-                    Kind::PerRow => {
-                        for (r, a) in at.iter().enumerate() {
-                            copy_field(*a, out.add(po + base + r * f.len), f.len);
-                        }
-                    }
-                }
-            }
-        }
+        // SAFETY: every group pointer covers the group's `gb` bytes (see above); the
+        // group's two regions lie inside the panel (`quads_offset`/`per_row_offset`
+        // follow the layout that `panel_bytes` was computed from); source and panel do
+        // not overlap (one is borrowed shared, the other mutably); `Q`'s instruction set
+        // is the caller's.
+        unsafe { M::pack::<Q>(&group, out.add(qo), out.add(po)) };
     }
 }
 
@@ -255,7 +306,7 @@ unsafe fn pack_panel_as<Q: Quads>(
 ///
 /// The CPU has `Q`'s instruction set.
 #[inline(always)]
-unsafe fn unpack_panel_with<Q: Quads>(
+unsafe fn unpack_panel_with<Q: Isa>(
     layout: &PackedLayout,
     input: &[u8],
     panel: usize,
@@ -265,58 +316,46 @@ unsafe fn unpack_panel_with<Q: Quads>(
     unsafe { per_format!(unpack_panel_as::<Q>(layout.format(), layout, input, panel, dst)) }
 }
 
-/// [`unpack_panel_with`] for `format == layout.format()`, given as a constant.
+/// [`unpack_panel_with`] for the format of `M`, which is `layout.format()`.
 ///
 /// # Safety
 ///
 /// The CPU has `Q`'s instruction set.
 #[inline(always)]
-unsafe fn unpack_panel_as<Q: Quads>(
-    format: Format,
+unsafe fn unpack_panel_as<Q: Isa, M: GroupMove>(
     layout: &PackedLayout,
     input: &[u8],
     panel: usize,
     dst: &mut [u8],
 ) {
-    let fields = fields(format);
-    let bases = field_bases(fields);
-    let (gb, rb, stride) = (group_bytes(format), layout.source_row_bytes(), stride(format));
+    let format = M::FORMAT;
+    let (rb, stride) = (layout.source_row_bytes(), stride(format));
     let (_, valid) = panel_rows(layout, panel);
+    assert!(format == layout.format());
     assert!(input.len() == layout.panel_bytes() && dst.len() == valid * rb);
     let mut scratch = [[0u8; MAX_GROUP]; PANEL_ROWS];
     for g in 0..layout.groups() {
+        let (qo, po) = (layout.quads_offset(g), layout.per_row_offset(g));
         let direct = direct(format, g, rb);
         let base_ptr = dst.as_mut_ptr();
         let sinks: [*mut u8; PANEL_ROWS] = core::array::from_fn(|r| scratch[r].as_mut_ptr());
         // Real rows are written in place when the group is whole ggml bytes; padding rows
-        // and F16/partial BF16 groups go to the per-row scratch first.
+        // and partial F16/BF16 groups go to the per-row scratch first.
         let group: [*mut u8; PANEL_ROWS] = core::array::from_fn(|r| match r < valid && direct {
             true => base_ptr.wrapping_add(r * rb + g * stride),
             false => sinks[r],
         });
-        let (qo, po) = (layout.quads_offset(g), layout.per_row_offset(g));
-        for (f, &base) in fields.iter().zip(&bases) {
-            let at: [*mut u8; PANEL_ROWS] =
-                core::array::from_fn(|r| group[r].wrapping_add(f.offset));
-            // SAFETY: in-place group pointers cover `gb` bytes inside row r of `dst`
-            // (g * stride + gb <= rb when `direct`), scratch rows hold MAX_GROUP >= gb
-            // bytes, and the field lies inside the group; the field's region of group g
-            // lies inside the panel, which does not overlap `dst`; `Q`'s instruction set
-            // is the caller's.
-            unsafe {
-                match f.kind {
-                    Kind::Quads => Q::unpack(input.as_ptr().add(qo + base), f.len, &at),
-                    Kind::PerRow => {
-                        for (r, a) in at.iter().enumerate() {
-                            copy_field(input.as_ptr().add(po + base + r * f.len), *a, f.len);
-                        }
-                    }
-                }
-            }
-        }
+        // SAFETY: in-place group pointers cover `gb` bytes inside row r of `dst`
+        // (g * stride + gb <= rb when `direct`), scratch rows hold MAX_GROUP >= gb bytes;
+        // the group's regions lie inside the panel, which does not overlap `dst`; `Q`'s
+        // instruction set is the caller's.
+        unsafe { M::unpack::<Q>(input.as_ptr().add(qo), input.as_ptr().add(po), &group) };
         if !direct {
-            for (r, row) in dst.chunks_exact_mut(rb).enumerate().take(valid) {
-                float_ungroup(format, &scratch[r][..gb], g, row);
+            // A partial last F16/BF16 group: keep the values, drop the padding.
+            for (s, row) in scratch.iter().zip(dst.chunks_exact_mut(rb)).take(valid) {
+                let range = float_part(row, g);
+                let len = range.len();
+                row[range].copy_from_slice(&s[..len]);
             }
         }
     }
@@ -344,4 +383,20 @@ pub(crate) fn unpack_panel(layout: &PackedLayout, input: &[u8], panel: usize, ds
     }
     // SAFETY: the portable transposer needs no particular instruction set.
     unsafe { unpack_panel_with::<scalar::Scalar>(layout, input, panel, dst) };
+}
+
+/// The portable paths, for tests that compare them with the fast ones on this CPU.
+#[cfg(test)]
+pub(crate) mod portable {
+    use super::{PackedLayout, pack_panel_with, scalar::Scalar, unpack_panel_with};
+
+    pub(crate) fn pack_panel(layout: &PackedLayout, src: &[u8], panel: usize, dst: &mut [u8]) {
+        // SAFETY: the portable moves need no particular instruction set.
+        unsafe { pack_panel_with::<Scalar>(layout, src, panel, dst) };
+    }
+
+    pub(crate) fn unpack_panel(layout: &PackedLayout, input: &[u8], panel: usize, dst: &mut [u8]) {
+        // SAFETY: the portable moves need no particular instruction set.
+        unsafe { unpack_panel_with::<Scalar>(layout, input, panel, dst) };
+    }
 }

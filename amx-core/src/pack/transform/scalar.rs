@@ -1,11 +1,11 @@
 //! The portable 16-row quads transpose: 4-byte moves.
 
-use super::{PANEL_ROWS, Quads};
+use super::{Isa, PANEL_ROWS};
 
 /// The portable transposer.
 pub(crate) struct Scalar;
 
-impl Quads for Scalar {
+impl Isa for Scalar {
     #[inline(always)]
     unsafe fn pack(rows: &[*const u8; PANEL_ROWS], len: usize, out: *mut u8) {
         for (r, row) in rows.iter().enumerate() {

@@ -1,22 +1,23 @@
-//! The AVX-512 16-row quads transpose: four rows per zmm, a 4x4 dword transpose inside
-//! each 128-bit lane, and 64-byte stores (one chunk per store).
+//! AVX-512 moves: quads fields through in-register transposes (a 16x16 dword transpose
+//! for each 64 bytes of a field, a 4x4 one inside 128-bit lanes for a 16-byte rest).
 
 use core::arch::x86_64::{
-    __m512i, _mm_loadu_si128, _mm_storeu_si128, _mm512_castsi128_si512, _mm512_extracti32x4_epi32,
-    _mm512_inserti32x4, _mm512_loadu_si512, _mm512_storeu_si512, _mm512_unpackhi_epi32,
-    _mm512_unpackhi_epi64, _mm512_unpacklo_epi32, _mm512_unpacklo_epi64,
+    __m128i, __m512i, _mm_loadu_si128, _mm_storeu_si128, _mm512_castsi128_si512,
+    _mm512_extracti32x4_epi32, _mm512_inserti32x4, _mm512_loadu_si512, _mm512_setzero_si512,
+    _mm512_shuffle_i32x4, _mm512_storeu_si512, _mm512_unpackhi_epi32, _mm512_unpackhi_epi64,
+    _mm512_unpacklo_epi32, _mm512_unpacklo_epi64,
 };
 
-use super::{PANEL_ROWS, PackedLayout, Quads, pack_panel_with, unpack_panel_with};
+use super::{Isa, PANEL_ROWS, PackedLayout, pack_panel_with, unpack_panel_with};
 
-/// The AVX-512 transposer. Only reachable through the `target_feature` entry points below.
+/// The AVX-512 moves. Only reachable through the `target_feature` entry points below.
 pub(crate) struct Avx512;
 
 /// `u[c]` lane `l` dword `j` = `z[j]` lane `l` dword `c`: a 4x4 dword transpose inside
 /// each 128-bit lane. It is its own inverse.
 #[inline]
 #[target_feature(enable = "avx512f")]
-fn transpose(z: [__m512i; 4]) -> [__m512i; 4] {
+fn transpose4(z: [__m512i; 4]) -> [__m512i; 4] {
     let t0 = _mm512_unpacklo_epi32(z[0], z[1]);
     let t1 = _mm512_unpackhi_epi32(z[0], z[1]);
     let t2 = _mm512_unpacklo_epi32(z[2], z[3]);
@@ -29,13 +30,50 @@ fn transpose(z: [__m512i; 4]) -> [__m512i; 4] {
     ]
 }
 
-impl Quads for Avx512 {
+/// A 16x16 dword transpose: `out[c]` dword `r` = `rows[r]` dword `c`. Its own inverse.
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn transpose16(rows: [__m512i; 16]) -> [__m512i; 16] {
+    // After the in-lane 4x4 transposes, u[4j + k] lane L holds rows 4j..4j+4 of column
+    // 4L + k; then each column gathers lane L of u[k], u[4 + k], u[8 + k], u[12 + k].
+    let mut u = [_mm512_setzero_si512(); 16];
+    for j in 0..4 {
+        let t = transpose4([rows[4 * j], rows[4 * j + 1], rows[4 * j + 2], rows[4 * j + 3]]);
+        u[4 * j..4 * j + 4].copy_from_slice(&t);
+    }
+    let mut out = [_mm512_setzero_si512(); 16];
+    for k in 0..4 {
+        let (a, b, c, d) = (u[k], u[4 + k], u[8 + k], u[12 + k]);
+        let v0 = _mm512_shuffle_i32x4::<0b01_00_01_00>(a, b);
+        let v1 = _mm512_shuffle_i32x4::<0b11_10_11_10>(a, b);
+        let v2 = _mm512_shuffle_i32x4::<0b01_00_01_00>(c, d);
+        let v3 = _mm512_shuffle_i32x4::<0b11_10_11_10>(c, d);
+        out[k] = _mm512_shuffle_i32x4::<0b10_00_10_00>(v0, v2);
+        out[4 + k] = _mm512_shuffle_i32x4::<0b11_01_11_01>(v0, v2);
+        out[8 + k] = _mm512_shuffle_i32x4::<0b10_00_10_00>(v1, v3);
+        out[12 + k] = _mm512_shuffle_i32x4::<0b11_01_11_01>(v1, v3);
+    }
+    out
+}
+
+impl Isa for Avx512 {
     #[inline(always)]
     unsafe fn pack(rows: &[*const u8; PANEL_ROWS], len: usize, out: *mut u8) {
-        for s in (0..len).step_by(16) {
+        let whole = len / 64 * 64;
+        for s in (0..whole).step_by(64) {
             // SAFETY: the trait's contract: AVX-512F is available, every row is readable
-            // for `len` bytes (`s + 16 <= len`), and `out` writable for `16 * len` bytes
-            // (chunk `s / 4 + c` ends at `64 * (s / 4 + 4) <= 16 * len`).
+            // for `len >= s + 64` bytes, and `out` writable for `16 * len` bytes (chunk
+            // `s / 4 + c`, c < 16, ends at `64 * (s / 4 + 16) <= 16 * len`).
+            unsafe {
+                let r: [__m512i; 16] =
+                    core::array::from_fn(|r| _mm512_loadu_si512(rows[r].add(s).cast()));
+                for (c, v) in transpose16(r).iter().enumerate() {
+                    _mm512_storeu_si512(out.add(64 * (s / 4 + c)).cast(), *v);
+                }
+            }
+        }
+        for s in (whole..len).step_by(16) {
+            // SAFETY: as above with 16-byte steps: `s + 16 <= len`.
             unsafe {
                 // z[j] lane l = row 4l + j, so that after the transpose u[c] lane l dword
                 // j = row 4l + j's dword c: u[c] holds dword c of rows 0..16 in order.
@@ -46,8 +84,7 @@ impl Quads for Avx512 {
                     v = _mm512_inserti32x4::<2>(v, load(8 + j));
                     _mm512_inserti32x4::<3>(v, load(12 + j))
                 });
-                let u = transpose(z);
-                for (c, v) in u.iter().enumerate() {
+                for (c, v) in transpose4(z).iter().enumerate() {
                     _mm512_storeu_si512(out.add(64 * (s / 4 + c)).cast(), *v);
                 }
             }
@@ -56,21 +93,31 @@ impl Quads for Avx512 {
 
     #[inline(always)]
     unsafe fn unpack(input: *const u8, len: usize, rows: &[*mut u8; PANEL_ROWS]) {
-        for s in (0..len).step_by(16) {
+        let whole = len / 64 * 64;
+        for s in (0..whole).step_by(64) {
+            // SAFETY: the trait's contract, as in `pack` with reads and writes swapped.
+            unsafe {
+                let c: [__m512i; 16] = core::array::from_fn(|c| {
+                    _mm512_loadu_si512(input.add(64 * (s / 4 + c)).cast())
+                });
+                for (r, v) in transpose16(c).iter().enumerate() {
+                    _mm512_storeu_si512(rows[r].add(s).cast(), *v);
+                }
+            }
+        }
+        for s in (whole..len).step_by(16) {
             // SAFETY: the trait's contract, as in `pack` with reads and writes swapped.
             unsafe {
                 let u: [__m512i; 4] = core::array::from_fn(|c| {
                     _mm512_loadu_si512(input.add(64 * (s / 4 + c)).cast())
                 });
-                let z = transpose(u);
+                let z = transpose4(u);
                 for (j, v) in z.iter().enumerate() {
-                    _mm_storeu_si128(rows[j].add(s).cast(), _mm512_extracti32x4_epi32::<0>(*v));
-                    _mm_storeu_si128(rows[4 + j].add(s).cast(), _mm512_extracti32x4_epi32::<1>(*v));
-                    _mm_storeu_si128(rows[8 + j].add(s).cast(), _mm512_extracti32x4_epi32::<2>(*v));
-                    _mm_storeu_si128(
-                        rows[12 + j].add(s).cast(),
-                        _mm512_extracti32x4_epi32::<3>(*v),
-                    );
+                    let store = |r: usize, x: __m128i| _mm_storeu_si128(rows[r].add(s).cast(), x);
+                    store(j, _mm512_extracti32x4_epi32::<0>(*v));
+                    store(4 + j, _mm512_extracti32x4_epi32::<1>(*v));
+                    store(8 + j, _mm512_extracti32x4_epi32::<2>(*v));
+                    store(12 + j, _mm512_extracti32x4_epi32::<3>(*v));
                 }
             }
         }
