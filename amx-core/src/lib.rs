@@ -18,7 +18,10 @@
 
 pub mod detect;
 pub mod formats;
+pub mod gemm;
+mod kernels;
 pub mod pack;
 pub mod permission;
+mod quantize;
 pub mod tile;
 pub mod token;

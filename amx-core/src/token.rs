@@ -9,6 +9,7 @@ use crate::detect::{Features, XCR0_AMX_MASK, XCR0_AVX512_MASK};
 use crate::permission::{self, PermissionError};
 use crate::tile::{TileConfig, TileConfigError};
 use core::fmt;
+use core::sync::atomic::{AtomicBool, Ordering};
 
 /// Why [`Amx::try_new`] refused: the first check that failed.
 #[non_exhaustive]
@@ -60,6 +61,10 @@ impl core::error::Error for AmxUnavailable {
     }
 }
 
+/// Set once every check of [`Amx::try_new`] has passed in this process: none of them can
+/// change afterwards (CPUID and XCR0 are fixed, the permission is never taken back).
+static AMX_GRANTED: AtomicBool = AtomicBool::new(false);
+
 /// Proof that AMX-TILE, AMX-INT8 and AMX-BF16 can be used in this process: CPUID reports
 /// them, XCR0 bits 17 and 18 are set, and the Linux tile-data permission is granted.
 #[derive(Clone, Copy, Debug)]
@@ -72,9 +77,15 @@ impl Amx {
     /// process and idempotent) and returns the token when all agree. Outside Linux on
     /// `x86_64` the permission step answers [`PermissionError::UnsupportedOs`], so the
     /// token is refused there.
+    ///
+    /// Once the permission has been granted the answer is remembered, so later calls make
+    /// no system call (the permission lasts as long as the process).
     pub fn try_new() -> Result<Amx, AmxUnavailable> {
         if !cfg!(target_arch = "x86_64") {
             return Err(AmxUnavailable::NotX86_64);
+        }
+        if AMX_GRANTED.load(Ordering::Relaxed) {
+            return Ok(Amx { _private: () });
         }
         let f = Features::cached();
         for (present, feature) in
@@ -91,6 +102,7 @@ impl Amx {
             return Err(AmxUnavailable::Xcr0Disabled { xcr0: f.xcr0() });
         }
         permission::request_tile_data().map_err(AmxUnavailable::Permission)?;
+        AMX_GRANTED.store(true, Ordering::Relaxed);
         Ok(Amx { _private: () })
     }
 

@@ -2,7 +2,100 @@
 
 use std::path::PathBuf;
 
+use amx_core::formats::Format;
+use amx_core::gemm::{self, GemmError, MatMut, MatRef, Path};
+use amx_core::pack;
+
 /// The directory holding the GGUF test vectors (copied from gguf-py generated files).
 pub fn vectors_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("vectors")
+}
+
+/// The concrete paths (not `Auto`) this machine can run; prints a notice for each one it
+/// cannot, so a skipped path is visible in the test output.
+pub fn available_paths() -> Vec<Path> {
+    [Path::Amx, Path::Vnni, Path::Scalar]
+        .into_iter()
+        .filter(|p| {
+            let ok = p.available();
+            if !ok {
+                println!("skipped: the {} path is not available on this machine", p.name());
+            }
+            ok
+        })
+        .collect()
+}
+
+/// Packs `w` (`n` rows of `k` values of `format`) and runs one whole GEMM with `x` (`m`
+/// rows of `k`) on `path`, returning `y` (`m` rows of `n`, row stride `n`).
+pub fn run_gemm(
+    format: Format,
+    w: &[u8],
+    x: &[f32],
+    m: usize,
+    n: usize,
+    k: usize,
+    path: Path,
+) -> Result<Vec<f32>, GemmError> {
+    let mut packed = vec![0u8; pack::packed_size(format, n, k, 1)?];
+    pack::pack(format, n, k, 1, w, &mut packed)?;
+    let mut y = vec![f32::NAN; m * n];
+    let mut ws = vec![0u8; gemm::workspace_bytes(format, m, k, path)?];
+    let xr = MatRef::new(x, m, k, k)?;
+    let mut ym = MatMut::new(&mut y, m, n, n)?;
+    gemm::gemm(&packed, format, &xr, &mut ym, path, &mut ws)?;
+    Ok(y)
+}
+
+/// Deterministic pseudo-random bytes (xorshift64*).
+pub fn random_bytes(seed: u64, len: usize) -> Vec<u8> {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            s ^= s >> 12;
+            s ^= s << 25;
+            s ^= s >> 27;
+            (s.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 56) as u8
+        })
+        .collect()
+}
+
+/// Random weights of `rows` rows of `k` values in `format` whose scales are finite and
+/// moderate (random bytes elsewhere), so results can be compared numerically.
+pub fn random_weights(format: Format, seed: u64, rows: usize, k: usize) -> Vec<u8> {
+    let bytes = rows * format.row_bytes(k).expect("k fits the block");
+    let mut w = random_bytes(seed, bytes);
+    let f16_fields: &[usize] = match format {
+        Format::Q4_0 | Format::Q8_0 | Format::IQ4XS => &[0],
+        Format::Q4_1 | Format::Q4K | Format::Q5K => &[0, 2],
+        Format::Q6K => &[208],
+        _ => &[],
+    };
+    match format {
+        Format::F16 | Format::BF16 => {
+            for v in w.chunks_exact_mut(2) {
+                // Exponent near 1.0 (F16: 0x3800-0x3fff; BF16: 0x3f00-0x3f7f), random sign.
+                let hi =
+                    if format == Format::F16 { 0x38 | (v[1] & 0x87) } else { 0x3f | (v[1] & 0x80) };
+                v[1] = hi;
+            }
+        }
+        _ => {
+            for block in w.chunks_exact_mut(format.block_bytes()) {
+                for &at in f16_fields {
+                    // f16 exponent 0x0c..0x0f: scales between 2^-3 and 2^1, random sign.
+                    block[at + 1] = 0x30 | (block[at + 1] & 0x8f);
+                }
+            }
+        }
+    }
+    w
+}
+
+/// Random activations in [-1, 1).
+pub fn random_activations(seed: u64, len: usize) -> Vec<f32> {
+    random_bytes(seed, 2 * len)
+        .chunks_exact(2)
+        .map(|b| (f32::from(u16::from_le_bytes([b[0], b[1]])) / 32768.0) - 1.0)
+        .collect()
 }

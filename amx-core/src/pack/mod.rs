@@ -69,7 +69,10 @@ use core::ops::Range;
 
 pub use error::PackError;
 pub use header::{HEADER_BYTES, LAYOUT_VERSION, MAGIC, PackedRef};
-pub use layout::{FLOAT_GROUP_VALUES, PANEL_ALIGN, PANEL_ROWS, PackedLayout, packed_size};
+pub use layout::{
+    FLOAT_GROUP_VALUES, PANEL_ALIGN, PANEL_ROWS, PackedLayout, group_bytes, group_values,
+    packed_size,
+};
 
 use crate::formats::Format;
 
@@ -210,6 +213,44 @@ pub fn unpack_panels(
 /// Errors: [`PackError::SourceLength`] when `dst` has another length.
 pub fn unpack(packed: &PackedRef<'_>, dst: &mut [u8]) -> Result<(), PackError> {
     unpack_panels(packed, 0..packed.layout().panels(), dst)
+}
+
+/// Rebuilds the ggml bytes of group `g` of row `r` of a panel (`panel` is the panel's
+/// bytes) into `out`, returning how many bytes that is: the block for the quantized
+/// formats, 64 bytes of 32 values for F16/BF16 (zero values past `k`). For the reference
+/// kernel and tests, which read one row at a time; `None` when `g` or `r` is out of range
+/// or `panel` is not a whole panel of `layout`.
+pub fn read_block(
+    layout: &PackedLayout,
+    panel: &[u8],
+    g: usize,
+    r: usize,
+    out: &mut [u8; 256],
+) -> Option<usize> {
+    if g >= layout.groups() || r >= PANEL_ROWS || panel.len() != layout.panel_bytes() {
+        return None;
+    }
+    let table = layout::fields(layout.format());
+    let (qo, po) = (layout.quads_offset(g), layout.per_row_offset(g));
+    let (mut qb, mut pb) = (0, 0);
+    for f in table {
+        let field = &mut out[f.offset..f.offset + f.len];
+        match f.kind {
+            layout::Kind::Quads => {
+                for (c, quad) in field.chunks_exact_mut(4).enumerate() {
+                    let at = qo + qb + 64 * c + 4 * r;
+                    quad.copy_from_slice(&panel[at..at + 4]);
+                }
+                qb += PANEL_ROWS * f.len;
+            }
+            layout::Kind::PerRow => {
+                let at = po + pb + r * f.len;
+                field.copy_from_slice(&panel[at..at + f.len]);
+                pb += PANEL_ROWS * f.len;
+            }
+        }
+    }
+    Some(layout::group_bytes(layout.format()))
 }
 
 #[cfg(test)]

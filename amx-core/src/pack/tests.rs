@@ -238,3 +238,35 @@ fn portable_and_fast_paths_agree() {
         }
     }
 }
+
+#[test]
+fn read_block_gives_back_each_source_block() {
+    for (i, format) in Format::ALL.into_iter().enumerate() {
+        let k = if format.block_values() == 1 { 70 } else { 2 * format.block_values() };
+        let n = 19;
+        let l = PackedLayout::new(format, n, k, 1).unwrap();
+        let src = bytes(300 + i as u64, l.source_bytes());
+        let mut dst = vec![0u8; l.total_bytes()];
+        pack(format, n, k, 1, &src, &mut dst).unwrap();
+        let packed = PackedRef::parse(&dst).unwrap();
+        let rb = l.source_row_bytes();
+        for row in 0..n {
+            let panel = packed.panel(row / PANEL_ROWS).unwrap();
+            for g in 0..l.groups() {
+                let mut out = [0u8; 256];
+                let len = read_block(&l, panel, g, row % PANEL_ROWS, &mut out).unwrap();
+                let gb = group_bytes(format);
+                assert_eq!(len, gb);
+                let start = g * gb;
+                let end = (start + gb).min(rb);
+                let want = &src[row * rb + start..row * rb + end];
+                assert_eq!(&out[..want.len()], want, "{format} row {row} group {g}");
+                assert!(out[want.len()..gb].iter().all(|&b| b == 0), "{format}: padding not zero");
+            }
+        }
+        let panel = packed.panel(0).unwrap();
+        assert_eq!(read_block(&l, panel, l.groups(), 0, &mut [0; 256]), None);
+        assert_eq!(read_block(&l, panel, 0, 16, &mut [0; 256]), None);
+        assert_eq!(read_block(&l, &panel[1..], 0, 0, &mut [0; 256]), None);
+    }
+}

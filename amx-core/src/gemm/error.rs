@@ -1,0 +1,134 @@
+//! Errors of the GEMM layer: shapes, lengths, strides, workspace and paths.
+
+use core::fmt;
+
+use crate::formats::Format;
+use crate::pack::PackError;
+
+use super::Path;
+
+/// What was wrong with a GEMM call. Every variant carries the numbers.
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GemmError {
+    /// The packed weights were refused (bad header, other format or shape).
+    Weights(PackError),
+    /// A matrix view does not fit its slice: `rows` rows of `cols` values `stride` apart
+    /// need `needed` values, the slice has `actual`.
+    MatrixTooShort {
+        /// Rows of the view.
+        rows: usize,
+        /// Values per row.
+        cols: usize,
+        /// Distance between row starts, in values.
+        stride: usize,
+        /// Values the view needs.
+        needed: usize,
+        /// Values in the slice.
+        actual: usize,
+    },
+    /// A row stride smaller than the row length.
+    StrideTooSmall {
+        /// Values per row.
+        cols: usize,
+        /// The stride given.
+        stride: usize,
+    },
+    /// Activations, weights and output disagree on a dimension.
+    ShapeMismatch {
+        /// Which dimension (`"k"`, `"m"` or `"n"`).
+        dim: &'static str,
+        /// The weights' (or activations') value.
+        expected: usize,
+        /// The other operand's value.
+        found: usize,
+    },
+    /// The weights are stacked (`matrices > 1`): use the grouped (MoE) entry points.
+    StackedWeights {
+        /// Matrices in the packed buffer.
+        matrices: usize,
+    },
+    /// The workspace is smaller than [`super::workspace_bytes`] says.
+    WorkspaceTooSmall {
+        /// Bytes needed.
+        needed: usize,
+        /// Bytes given.
+        actual: usize,
+    },
+    /// The prepared activations were made for another format family or path.
+    PreparedMismatch {
+        /// The weights' format.
+        format: Format,
+        /// The path the activations were prepared for.
+        prepared_for: Path,
+    },
+    /// A row or panel range reaches past the end or is reversed.
+    Range {
+        /// `"rows"` or `"panels"`.
+        what: &'static str,
+        /// Start of the range.
+        start: usize,
+        /// End of the range.
+        end: usize,
+        /// The number of rows or panels there are.
+        len: usize,
+    },
+    /// The forced path needs an instruction set or permission this machine lacks.
+    PathUnavailable {
+        /// The path asked for.
+        path: Path,
+    },
+    /// A size computation overflowed `usize`.
+    Overflow,
+}
+
+impl From<PackError> for GemmError {
+    fn from(e: PackError) -> Self {
+        Self::Weights(e)
+    }
+}
+
+impl fmt::Display for GemmError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Self::Weights(e) => write!(f, "packed weights refused: {e}"),
+            Self::MatrixTooShort { rows, cols, stride, needed, actual } => write!(
+                f,
+                "{rows} rows of {cols} values with stride {stride} need {needed} values, the slice has {actual}"
+            ),
+            Self::StrideTooSmall { cols, stride } => {
+                write!(f, "row stride {stride} is smaller than the row length {cols}")
+            }
+            Self::ShapeMismatch { dim, expected, found } => {
+                write!(f, "{dim} mismatch: {expected} expected, {found} given")
+            }
+            Self::StackedWeights { matrices } => write!(
+                f,
+                "the packed buffer stacks {matrices} matrices; plain GEMM takes one (use the grouped entry points)"
+            ),
+            Self::WorkspaceTooSmall { needed, actual } => {
+                write!(f, "workspace is {actual} bytes, {needed} needed")
+            }
+            Self::PreparedMismatch { format, prepared_for } => write!(
+                f,
+                "activations were prepared for the {prepared_for:?} path, which does not fit {format} weights"
+            ),
+            Self::Range { what, start, end, len } => {
+                write!(f, "{what} range {start}..{end} is outside 0..{len}")
+            }
+            Self::PathUnavailable { path } => {
+                write!(f, "the {path:?} path is not available on this machine")
+            }
+            Self::Overflow => f.write_str("size computation overflowed usize"),
+        }
+    }
+}
+
+impl core::error::Error for GemmError {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            Self::Weights(e) => Some(e),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,151 @@
+//! Checked views of the f32 operands: activations (M x K) and outputs (M x N), each with
+//! any row stride.
+
+use core::marker::PhantomData;
+
+use super::GemmError;
+
+fn check(rows: usize, cols: usize, stride: usize, len: usize) -> Result<(), GemmError> {
+    if stride < cols {
+        return Err(GemmError::StrideTooSmall { cols, stride });
+    }
+    let needed = match rows {
+        0 => 0,
+        r => (r - 1)
+            .checked_mul(stride)
+            .and_then(|v| v.checked_add(cols))
+            .ok_or(GemmError::Overflow)?,
+    };
+    if len < needed {
+        return Err(GemmError::MatrixTooShort { rows, cols, stride, needed, actual: len });
+    }
+    Ok(())
+}
+
+/// Activations: `rows` rows of `cols` f32 values, row `i` starting at `i * stride`.
+#[derive(Clone, Copy, Debug)]
+pub struct MatRef<'a> {
+    data: &'a [f32],
+    rows: usize,
+    cols: usize,
+    stride: usize,
+}
+
+impl<'a> MatRef<'a> {
+    /// A view of `data` as `rows x cols` with row stride `stride` (in values).
+    ///
+    /// Errors: [`GemmError::StrideTooSmall`], [`GemmError::MatrixTooShort`].
+    pub fn new(
+        data: &'a [f32],
+        rows: usize,
+        cols: usize,
+        stride: usize,
+    ) -> Result<Self, GemmError> {
+        check(rows, cols, stride, data.len())?;
+        Ok(Self { data, rows, cols, stride })
+    }
+
+    /// Rows (M).
+    pub const fn rows(&self) -> usize {
+        self.rows
+    }
+    /// Values per row (K).
+    pub const fn cols(&self) -> usize {
+        self.cols
+    }
+    /// Distance between row starts, in values.
+    pub const fn stride(&self) -> usize {
+        self.stride
+    }
+    /// Row `i` (`i < rows`), exactly `cols` values.
+    pub fn row(&self, i: usize) -> &'a [f32] {
+        &self.data[i * self.stride..i * self.stride + self.cols]
+    }
+}
+
+/// Outputs: `rows` rows of `cols` f32 values, row `i` starting at `i * stride`.
+#[derive(Debug)]
+pub struct MatMut<'a> {
+    data: &'a mut [f32],
+    rows: usize,
+    cols: usize,
+    stride: usize,
+}
+
+impl<'a> MatMut<'a> {
+    /// A view of `data` as `rows x cols` with row stride `stride` (in values). Values
+    /// between rows (when `stride > cols`) are never written.
+    ///
+    /// Errors: [`GemmError::StrideTooSmall`], [`GemmError::MatrixTooShort`].
+    pub fn new(
+        data: &'a mut [f32],
+        rows: usize,
+        cols: usize,
+        stride: usize,
+    ) -> Result<Self, GemmError> {
+        check(rows, cols, stride, data.len())?;
+        Ok(Self { data, rows, cols, stride })
+    }
+
+    /// Rows (M).
+    pub const fn rows(&self) -> usize {
+        self.rows
+    }
+    /// Values per row (N).
+    pub const fn cols(&self) -> usize {
+        self.cols
+    }
+    /// Distance between row starts, in values.
+    pub const fn stride(&self) -> usize {
+        self.stride
+    }
+
+    /// A shared handle for threads that each write a disjoint part of this output (see
+    /// [`super::gemm_range_shared`]). The handle borrows `self` mutably for its lifetime.
+    pub fn share(&mut self) -> SharedOut<'_> {
+        SharedOut {
+            ptr: self.data.as_mut_ptr(),
+            rows: self.rows,
+            cols: self.cols,
+            stride: self.stride,
+            _borrow: PhantomData,
+        }
+    }
+}
+
+/// An output that several threads write at once, each a disjoint (rows x panels) block.
+/// Made by [`MatMut::share`]; writing through it is `unsafe` (the caller keeps the blocks
+/// disjoint), everything else about it is checked.
+#[derive(Clone, Copy, Debug)]
+pub struct SharedOut<'a> {
+    ptr: *mut f32,
+    rows: usize,
+    cols: usize,
+    stride: usize,
+    _borrow: PhantomData<&'a mut [f32]>,
+}
+
+// SAFETY: `SharedOut` is a pointer to an exclusively borrowed output; the only writes go
+// through `unsafe` functions whose contract makes concurrent writers touch disjoint values.
+unsafe impl Send for SharedOut<'_> {}
+// SAFETY: as for `Send`: shared use only writes disjoint values, by contract.
+unsafe impl Sync for SharedOut<'_> {}
+
+impl SharedOut<'_> {
+    /// Rows (M).
+    pub const fn rows(&self) -> usize {
+        self.rows
+    }
+    /// Values per row (N).
+    pub const fn cols(&self) -> usize {
+        self.cols
+    }
+    /// Distance between row starts, in values.
+    pub const fn stride(&self) -> usize {
+        self.stride
+    }
+    /// Pointer to value (row, col). The caller keeps `row < rows` and `col <= cols`.
+    pub(crate) fn at(&self, row: usize, col: usize) -> *mut f32 {
+        self.ptr.wrapping_add(row * self.stride + col)
+    }
+}

@@ -1,0 +1,309 @@
+//! Quantized GEMM: `Y[M x N] = X[M x K] * W^T`, with `W` packed by [`crate::pack`] and
+//! `X`, `Y` f32 with any row stride.
+//!
+//! # One call
+//!
+//! ```no_run
+//! # use amx_core::{formats::Format, gemm::{self, MatRef, MatMut, Path}, pack};
+//! # fn demo(w: &[u8], x: &[f32], y: &mut [f32], n: usize, k: usize, m: usize) -> Result<(), gemm::GemmError> {
+//! let mut packed = vec![0u8; pack::packed_size(Format::Q4_0, n, k, 1)?];
+//! pack::pack(Format::Q4_0, n, k, 1, w, &mut packed)?;
+//! let mut ws = vec![0u8; gemm::workspace_bytes(Format::Q4_0, m, k, Path::Auto)?];
+//! let x = MatRef::new(x, m, k, k)?;
+//! let mut y = MatMut::new(y, m, n, n)?;
+//! gemm::gemm(&packed, Format::Q4_0, &x, &mut y, Path::Auto, &mut ws)?;
+//! # Ok(()) }
+//! ```
+//!
+//! # Splitting the work
+//!
+//! [`prepare`] quantizes (or converts) the activations once; the result serves every
+//! matmul on the same path that shares `X` (the Q, K and V projections of a layer).
+//! [`gemm_range`] then computes any block of output rows x 16-column panels, and
+//! [`gemm_range_shared`] lets several threads do so at once on one output. Each output
+//! value is computed the same way whatever the split, so the result is bit-identical for
+//! every split. Each thread needs its own scratch of [`scratch_bytes`].
+//!
+//! # Edges
+//!
+//! M = 0 is a no-op. N need not be a multiple of 16: padding columns are never written.
+//! NaN or infinity in `X` reach only the outputs of their row, in `W` only those of their
+//! column. Paths differ in rounding (int8 activations on the VNNI path, BF16 on the AMX
+//! path), never in which outputs are written.
+
+mod error;
+mod matrix;
+mod path;
+
+use core::ops::Range;
+
+pub use error::GemmError;
+pub use matrix::{MatMut, MatRef, SharedOut};
+pub use path::{AMX_MIN_ROWS, Path};
+
+use crate::formats::Format;
+use crate::kernels::{self, Job};
+use crate::pack::{PANEL_ROWS, PackedRef};
+use crate::quantize::{self, Q8Layout, TileLayout};
+
+/// Workspace alignment: prepared data starts at a multiple of this many bytes.
+const ALIGN: usize = 64;
+
+/// What the prepared activations hold.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum PreparedKind<'a> {
+    /// The f32 rows as given (scalar path; VNNI path for F16/BF16 weights).
+    F32(MatRef<'a>),
+    /// Q8 row records (VNNI path, quantized weights).
+    Q8 { bytes: &'a [u8], layout: Q8Layout },
+    /// BF16 tiles (AMX path).
+    Tiles { bytes: &'a [u8], layout: TileLayout },
+}
+
+/// Activations made ready for one path by [`prepare`]: reusable by every matmul on that
+/// path whose weights have `k` values per row (and, for quantized-vs-float weights, the
+/// same kind, see [`GemmError::PreparedMismatch`]).
+#[derive(Clone, Copy, Debug)]
+pub struct Prepared<'a> {
+    pub(crate) path: Path,
+    pub(crate) kind: PreparedKind<'a>,
+    pub(crate) m: usize,
+    pub(crate) k: usize,
+}
+
+impl Prepared<'_> {
+    /// The concrete path these activations were prepared for.
+    pub const fn path(&self) -> Path {
+        self.path
+    }
+    /// Rows (M).
+    pub const fn rows(&self) -> usize {
+        self.m
+    }
+    /// Values per row (K).
+    pub const fn cols(&self) -> usize {
+        self.k
+    }
+}
+
+fn is_float(format: Format) -> bool {
+    matches!(format, Format::F16 | Format::BF16)
+}
+
+/// Bytes [`prepare`] needs for `m` rows of `k` values going to `format` weights on `path`
+/// (`Auto` resolved as [`gemm`] would). 0 when the path reads the f32 rows as they are.
+///
+/// Errors: [`GemmError::PathUnavailable`], [`GemmError::Overflow`].
+pub fn prepared_bytes(format: Format, m: usize, k: usize, path: Path) -> Result<usize, GemmError> {
+    let bytes = match path.resolve(format, m)? {
+        Path::Scalar => Some(0),
+        Path::Vnni if is_float(format) => Some(0),
+        Path::Vnni => Q8Layout { k }.row_bytes().checked_mul(m),
+        _ => {
+            let l = TileLayout::new(m, k);
+            l.m_tiles.checked_mul(l.k_tiles).and_then(|t| t.checked_mul(1024))
+        }
+    };
+    bytes.and_then(|b| b.checked_add(ALIGN)).ok_or(GemmError::Overflow)
+}
+
+/// Per-thread scratch bytes of [`gemm_range`] for `format` weights with `k` values per row
+/// on `path` (the AMX path widens two weight panels at a time into it).
+///
+/// Errors: [`GemmError::PathUnavailable`], [`GemmError::Overflow`].
+pub fn scratch_bytes(format: Format, k: usize, path: Path) -> Result<usize, GemmError> {
+    match path.resolve(format, AMX_MIN_ROWS.max(1))? {
+        Path::Amx => k.div_ceil(32).checked_mul(2 * 1024).and_then(|b| b.checked_add(ALIGN)),
+        _ => Some(0),
+    }
+    .ok_or(GemmError::Overflow)
+}
+
+/// Workspace bytes of a whole [`gemm`] call: the prepared activations and one scratch.
+///
+/// Errors: as [`prepared_bytes`].
+pub fn workspace_bytes(format: Format, m: usize, k: usize, path: Path) -> Result<usize, GemmError> {
+    let resolved = path.resolve(format, m)?;
+    prepared_bytes(format, m, k, resolved)?
+        .checked_add(scratch_bytes(format, k, resolved)?)
+        .ok_or(GemmError::Overflow)
+}
+
+/// The part of `ws` from its first 64-byte aligned byte on. Sizes from
+/// [`prepared_bytes`] and [`scratch_bytes`] include the `ALIGN` bytes this may skip.
+fn aligned(ws: &mut [u8]) -> &mut [u8] {
+    let skip = ws.as_ptr().align_offset(ALIGN).min(ws.len());
+    &mut ws[skip..]
+}
+
+/// Prepares `x` (M rows of K values) for `format` weights on `path` (`Auto` resolved by
+/// M) in `workspace` (at least [`prepared_bytes`]).
+///
+/// Errors: [`GemmError::PathUnavailable`], [`GemmError::WorkspaceTooSmall`], and
+/// [`GemmError::ShapeMismatch`] when a quantized format's block does not divide K.
+pub fn prepare<'a>(
+    format: Format,
+    x: &MatRef<'a>,
+    path: Path,
+    workspace: &'a mut [u8],
+) -> Result<Prepared<'a>, GemmError> {
+    let (m, k) = (x.rows(), x.cols());
+    let path = path.resolve(format, m)?;
+    let needed = prepared_bytes(format, m, k, path)?;
+    if workspace.len() < needed {
+        return Err(GemmError::WorkspaceTooSmall { needed, actual: workspace.len() });
+    }
+    let ws = aligned(workspace);
+    let kind = match path {
+        Path::Scalar => PreparedKind::F32(*x),
+        Path::Vnni if is_float(format) => PreparedKind::F32(*x),
+        Path::Vnni => {
+            if !k.is_multiple_of(32) {
+                return Err(GemmError::ShapeMismatch {
+                    dim: "k",
+                    expected: k.next_multiple_of(32),
+                    found: k,
+                });
+            }
+            let layout = Q8Layout { k };
+            let rb = layout.row_bytes();
+            let bytes = &mut ws[..m * rb];
+            for (i, rec) in bytes.chunks_exact_mut(rb).enumerate() {
+                quantize::q8_row(x.row(i), rec);
+            }
+            PreparedKind::Q8 { bytes, layout }
+        }
+        _ => {
+            let layout = TileLayout::new(m, k);
+            let bytes = &mut ws[..layout.bytes()];
+            bytes.fill(0);
+            quantize::bf16_tile_rows(&layout, (0..m).map(|i| (i, x.row(i))), bytes);
+            PreparedKind::Tiles { bytes, layout }
+        }
+    };
+    Ok(Prepared { path, kind, m, k })
+}
+
+/// Checks that `x` and `y` fit `weights` and the ranges, returning the weights' view.
+fn check_job<'w>(
+    weights: &PackedRef<'w>,
+    x: &Prepared<'_>,
+    y_rows: usize,
+    y_cols: usize,
+    panels: &Range<usize>,
+    rows: &Range<usize>,
+) -> Result<(), GemmError> {
+    let l = weights.layout();
+    if l.matrices() != 1 {
+        return Err(GemmError::StackedWeights { matrices: l.matrices() });
+    }
+    for (dim, expected, found) in [("k", l.k(), x.k), ("n", l.n(), y_cols), ("m", x.m, y_rows)] {
+        if expected != found {
+            return Err(GemmError::ShapeMismatch { dim, expected, found });
+        }
+    }
+    let fits = match x.kind {
+        PreparedKind::F32(_) => x.path == Path::Scalar || is_float(l.format()),
+        PreparedKind::Q8 { .. } => !is_float(l.format()),
+        PreparedKind::Tiles { .. } => true,
+    };
+    if !fits {
+        return Err(GemmError::PreparedMismatch { format: l.format(), prepared_for: x.path });
+    }
+    for (what, r, len) in [("panels", panels, l.panels()), ("rows", rows, x.m)] {
+        if r.start > r.end || r.end > len {
+            return Err(GemmError::Range { what, start: r.start, end: r.end, len });
+        }
+    }
+    Ok(())
+}
+
+/// Computes output rows `rows` of the 16-column panels `panels` (column `16p..16p + 16`
+/// of panel `p`, clipped to N) into `y`, from prepared activations. `scratch` is at least
+/// [`scratch_bytes`].
+///
+/// Errors: [`GemmError::StackedWeights`], [`GemmError::ShapeMismatch`],
+/// [`GemmError::PreparedMismatch`], [`GemmError::Range`], [`GemmError::WorkspaceTooSmall`].
+pub fn gemm_range(
+    weights: &PackedRef<'_>,
+    x: &Prepared<'_>,
+    y: &mut MatMut<'_>,
+    panels: Range<usize>,
+    rows: Range<usize>,
+    scratch: &mut [u8],
+) -> Result<(), GemmError> {
+    let shared = y.share();
+    // SAFETY: `shared` is the only handle to `y` while this call runs (it borrows `y`
+    // mutably), so no other writer exists.
+    unsafe { gemm_range_shared(weights, x, &shared, panels, rows, scratch) }
+}
+
+/// [`gemm_range`] on an output shared by several threads.
+///
+/// # Safety
+///
+/// Calls that run at the same time on the same output must write disjoint values: for
+/// any two of them, their `rows` ranges or their `panels` ranges do not overlap.
+pub unsafe fn gemm_range_shared(
+    weights: &PackedRef<'_>,
+    x: &Prepared<'_>,
+    y: &SharedOut<'_>,
+    panels: Range<usize>,
+    rows: Range<usize>,
+    scratch: &mut [u8],
+) -> Result<(), GemmError> {
+    check_job(weights, x, y.rows(), y.cols(), &panels, &rows)?;
+    if panels.is_empty() || rows.is_empty() {
+        return Ok(());
+    }
+    let needed = scratch_bytes(weights.layout().format(), x.k, x.path)?;
+    if scratch.len() < needed {
+        return Err(GemmError::WorkspaceTooSmall { needed, actual: scratch.len() });
+    }
+    let scratch = aligned(scratch);
+    let job = Job { weights, x, y, panels, rows };
+    // SAFETY: the job's shapes and ranges were checked above; disjointness from other
+    // concurrent writers is this function's contract.
+    unsafe { kernels::run(&job, scratch) };
+    Ok(())
+}
+
+/// The whole matmul on one thread: checks `weights` (a packed buffer of one `N x K`
+/// matrix of `format`), prepares `x` and computes every value of `y`, using `workspace`
+/// (at least [`workspace_bytes`]). Returns the path taken.
+///
+/// Errors: the packed-buffer errors as [`GemmError::Weights`], and those of [`prepare`]
+/// and [`gemm_range`].
+pub fn gemm(
+    weights: &[u8],
+    format: Format,
+    x: &MatRef<'_>,
+    y: &mut MatMut<'_>,
+    path: Path,
+    workspace: &mut [u8],
+) -> Result<Path, GemmError> {
+    let packed = PackedRef::parse(weights)?;
+    let l = packed.layout();
+    let packed = PackedRef::parse_expecting(weights, format, l.n(), x.cols(), 1)?;
+    if x.rows() == 0 {
+        return path.resolve(format, 0);
+    }
+    let prepared_len = prepared_bytes(format, x.rows(), x.cols(), path)?;
+    if workspace.len() < prepared_len {
+        return Err(GemmError::WorkspaceTooSmall {
+            needed: workspace_bytes(format, x.rows(), x.cols(), path)?,
+            actual: workspace.len(),
+        });
+    }
+    let (head, tail) = workspace.split_at_mut(prepared_len);
+    let prepared = prepare(format, x, path, head)?;
+    let panels = packed.layout().panels();
+    gemm_range(&packed, &prepared, y, 0..panels, 0..x.rows(), tail)?;
+    Ok(prepared.path)
+}
+
+/// The 16-column panels that cover output columns `cols` (for callers that split by
+/// columns).
+pub const fn panels_for_columns(cols: Range<usize>) -> Range<usize> {
+    cols.start / PANEL_ROWS..cols.end.div_ceil(PANEL_ROWS)
+}

@@ -1,0 +1,66 @@
+//! Group decoding: one group (ggml block) of a 16-row panel turned into unsigned 8-bit
+//! values and an affine map per row and sub-block, the one form every quantized kernel
+//! reads:
+//!
+//! `w[row][k] = scale[s][row] * u[row][k] + bias[s][row]`, with `s = k / sub_block`.
+//!
+//! The unsigned values feed `vpdpbusd` directly (its unsigned operand), and since the bias
+//! absorbs any offset (Q4_0's 8, Q8_0's and IQ4_XS's 128, Q6_K's 32), a dot product with
+//! int8 activations `x = dx * q` is `dx * (scale * sum(u * q) + bias * sum(q))` per
+//! sub-block. The same values, widened to f32, give the BF16 tiles of the AMX path.
+
+pub(crate) mod scalar;
+
+use crate::formats::Format;
+
+/// The largest group, in values (the 256 of the K-quants and IQ4_XS).
+pub(crate) const MAX_VALUES: usize = 256;
+
+/// Sub-blocks of one group hold at most this many (Q6_K: 256 / 16).
+pub(crate) const MAX_SUB_BLOCKS: usize = 16;
+
+/// One decoded group of a 16-row panel.
+#[derive(Clone)]
+#[repr(C, align(64))]
+pub(crate) struct Decoded {
+    /// Values in VNNI quad order: chunk `j` (bytes `64j..64j + 64`) holds values
+    /// `4j..4j + 4` of the group, row `r` at bytes `4r..4r + 4`. Only the first
+    /// `group_values / 4` chunks are meaningful.
+    pub u: [u8; 64 * MAX_VALUES / 4],
+    /// Scale of sub-block `s` for each of the 16 rows.
+    pub scale: [[f32; 16]; MAX_SUB_BLOCKS],
+    /// Bias of sub-block `s` for each of the 16 rows.
+    pub bias: [[f32; 16]; MAX_SUB_BLOCKS],
+}
+
+impl Decoded {
+    /// All zeros.
+    pub(crate) const fn new() -> Self {
+        Self {
+            u: [0; 64 * MAX_VALUES / 4],
+            scale: [[0.0; 16]; MAX_SUB_BLOCKS],
+            bias: [[0.0; 16]; MAX_SUB_BLOCKS],
+        }
+    }
+
+    /// The weight value at row `r`, group position `k`, given the format's sub-block.
+    #[cfg(test)]
+    pub(crate) fn value(&self, sub_block: usize, r: usize, k: usize) -> f32 {
+        let u = self.u[64 * (k / 4) + 4 * r + k % 4];
+        let s = k / sub_block;
+        self.scale[s][r] * f32::from(u) + self.bias[s][r]
+    }
+}
+
+/// Values per sub-block (one scale and bias) of a quantized format: 16 for Q6_K, 32 for
+/// the others. `None` for F16 and BF16, which are not decoded this way.
+pub(crate) const fn sub_block(format: Format) -> Option<usize> {
+    match format {
+        Format::Q6K => Some(16),
+        Format::F16 | Format::BF16 => None,
+        _ => Some(32),
+    }
+}
+
+#[cfg(test)]
+mod tests;

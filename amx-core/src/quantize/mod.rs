@@ -1,0 +1,71 @@
+//! Activation quantization: f32 rows into the forms the kernels read.
+//!
+//! - **Q8 rows** (VNNI path, every quantized format): per row, `k` int8 values in blocks
+//!   of 32 with an f32 scale per block (`x ~ dx * q`, `dx = max|x| / 127`, rounding to
+//!   nearest even), then per block `dx` itself, `dx * sum(q)` per 32 values and
+//!   `dx * sum(q)` per 16 values (the kernels' bias terms). See [`Q8Layout`].
+//! - **BF16 tiles** (AMX path): the rows rounded to BF16 (nearest even) and cut into
+//!   16-row x 32-value tiles of 1 KiB, tile after tile, zero padded. See [`TileLayout`].
+//!
+//! A NaN in a block makes its scale NaN and an infinity makes it infinite, so non-finite
+//! inputs reach exactly the outputs of their row.
+
+mod scalar;
+
+pub(crate) use scalar::{bf16_tile_rows, q8_row};
+
+/// Where the parts of one quantized row are, for `k` values (`k` a multiple of 32).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Q8Layout {
+    /// Values per row.
+    pub k: usize,
+}
+
+impl Q8Layout {
+    /// Bytes of one row record, a multiple of 64: `k` int8 values, then `k / 32` f32 `dx`,
+    /// `k / 32` f32 `dx * sum32`, `k / 16` f32 `dx * sum16`.
+    pub const fn row_bytes(&self) -> usize {
+        (self.k + 4 * (self.k / 32) * 2 + 4 * (self.k / 16)).div_ceil(64) * 64
+    }
+    /// Offset of the `dx` array in a row record.
+    pub const fn dx_offset(&self) -> usize {
+        self.k
+    }
+    /// Offset of the per-32 `dx * sum` array.
+    pub const fn sum32_offset(&self) -> usize {
+        self.k + 4 * (self.k / 32)
+    }
+    /// Offset of the per-16 `dx * sum` array.
+    pub const fn sum16_offset(&self) -> usize {
+        self.k + 8 * (self.k / 32)
+    }
+}
+
+/// Rows and values of BF16 activation tiles: 16 rows by 32 values (64 bytes a row), 1 KiB
+/// a tile, tile `(mt, kt)` at `(mt * k_tiles + kt) * 1024`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct TileLayout {
+    /// Row tiles (16 rows each), rounded up to an even count so that kernels can always
+    /// take two (the extra rows are zeros).
+    pub m_tiles: usize,
+    /// Value tiles (32 values each).
+    pub k_tiles: usize,
+}
+
+impl TileLayout {
+    /// The tiles for `m` rows of `k` values.
+    pub const fn new(m: usize, k: usize) -> Self {
+        Self { m_tiles: m.div_ceil(32) * 2, k_tiles: k.div_ceil(32) }
+    }
+    /// Bytes of all tiles.
+    pub const fn bytes(&self) -> usize {
+        self.m_tiles * self.k_tiles * 1024
+    }
+    /// Offset of tile `(mt, kt)`.
+    pub const fn tile(&self, mt: usize, kt: usize) -> usize {
+        (mt * self.k_tiles + kt) * 1024
+    }
+}
+
+#[cfg(test)]
+mod tests;
