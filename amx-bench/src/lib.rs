@@ -7,8 +7,10 @@
 //! - [`vectors`]: the GGUF test vectors (weights, reference dequantization, activations,
 //!   float64 reference outputs) loaded and shape-checked, and the [`vectors::nmse`] metric.
 
+pub mod gemm_bench;
 pub mod gguf;
 pub mod pack_bench;
+pub mod peak;
 pub mod report;
 pub mod vectors;
 pub mod verify;

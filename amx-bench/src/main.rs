@@ -12,8 +12,10 @@ use std::process::ExitCode;
 
 use amx_bench::{pack_bench, report, verify};
 use amx_core::formats::Format;
+use amx_core::gemm::Path as KernelPath;
 
-const USAGE: &str = "usage: amx-bench [detect | verify DIR | pack [--json] [--n N] [--k K]]";
+const USAGE: &str = "usage: amx-bench [detect | verify DIR | pack [--json] [--n N] [--k K] | \
+bench [--formats F,..] [--paths P,..] [--m M,..] [--n N] [--k K] [--threads T] [--dram] [--json]]";
 
 fn repo_vectors() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/vectors")
@@ -96,6 +98,105 @@ fn pack(args: &PackArgs) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+struct BenchArgs {
+    formats: Vec<Format>,
+    paths: Vec<KernelPath>,
+    ms: Vec<usize>,
+    n: usize,
+    k: usize,
+    threads: usize,
+    dram: bool,
+    json: bool,
+}
+
+fn parse_list<T>(v: &str, one: impl Fn(&str) -> Option<T>) -> Result<Vec<T>, String> {
+    v.split(',').map(|s| one(s.trim()).ok_or(format!("cannot read {s:?}"))).collect()
+}
+
+fn parse_bench(args: &[String]) -> Result<BenchArgs, String> {
+    let mut out = BenchArgs {
+        formats: Format::ALL.to_vec(),
+        paths: vec![KernelPath::Auto],
+        ms: vec![1, 8, 32, 128, 512],
+        n: 4096,
+        k: 4096,
+        threads: 1,
+        dram: false,
+        json: false,
+    };
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let mut value = |name: &str| it.next().cloned().ok_or(format!("{name} needs a value"));
+        match a.as_str() {
+            "--json" => out.json = true,
+            "--dram" => out.dram = true,
+            "--formats" => out.formats = parse_list(&value("--formats")?, Format::from_name)?,
+            "--paths" => out.paths = parse_list(&value("--paths")?, KernelPath::from_name)?,
+            "--m" => out.ms = parse_list(&value("--m")?, |s| s.parse().ok())?,
+            "--n" => out.n = value("--n")?.parse().map_err(|_| "--n: not a number")?,
+            "--k" => out.k = value("--k")?.parse().map_err(|_| "--k: not a number")?,
+            "--threads" => {
+                out.threads = value("--threads")?.parse().map_err(|_| "--threads: not a number")?
+            }
+            other => return Err(format!("unknown option {other}")),
+        }
+    }
+    Ok(out)
+}
+
+fn bench(args: &BenchArgs) -> ExitCode {
+    let peak =
+        amx_bench::peak::peak_ops(amx_bench::peak::Unit::Int8, 200_000).unwrap_or(f64::NAN) / 1e9;
+    let peak_bf16 =
+        amx_bench::peak::peak_ops(amx_bench::peak::Unit::Bf16, 200_000).unwrap_or(f64::NAN) / 1e9;
+    if !args.json {
+        println!("tile peak this run: int8 {peak:.0} GOPS, bf16 {peak_bf16:.0} GOPS");
+    }
+    for &format in &args.formats {
+        for &path in &args.paths {
+            for &m in &args.ms {
+                let bytes = format.row_bytes(args.k).unwrap_or(0) * args.n;
+                // Enough distinct copies to be four times a 105 MiB L3.
+                let copies = if args.dram { (440usize << 20).div_ceil(bytes.max(1)) } else { 1 };
+                let r = amx_bench::gemm_bench::measure(
+                    format,
+                    path,
+                    m,
+                    args.n,
+                    args.k,
+                    args.threads,
+                    copies,
+                    std::time::Duration::from_millis(300),
+                );
+                match r {
+                    Ok(f) if args.json => println!(
+                        "{{\"format\":\"{}\",\"path\":\"{}\",\"m\":{m},\"n\":{},\"k\":{},\"threads\":{},\"gops\":{:.2},\"peak_fraction\":{:.4}}}",
+                        format.name().to_ascii_lowercase(),
+                        path.name(),
+                        args.n,
+                        args.k,
+                        args.threads,
+                        f.gops,
+                        f.gops / peak
+                    ),
+                    Ok(f) => println!(
+                        "{:<7} {:<7} m={m:<4} {:>9.1} GOPS {:>6.1}% of int8 peak {:>6.1}% of bf16 peak",
+                        format.name(),
+                        path.name(),
+                        f.gops,
+                        100.0 * f.gops / peak,
+                        100.0 * f.gops / peak_bf16
+                    ),
+                    Err(e) => {
+                        println!("{:<7} {:<7} m={m:<4} error: {e}", format.name(), path.name())
+                    }
+                }
+            }
+        }
+    }
+    ExitCode::SUCCESS
+}
+
 fn main_job() -> ExitCode {
     println!("== this machine");
     detect();
@@ -126,6 +227,13 @@ fn main() -> ExitCode {
             Ok(p) => pack(&p),
             Err(e) => {
                 eprintln!("amx-bench pack: {e}\n{USAGE}");
+                ExitCode::from(2)
+            }
+        },
+        Some("bench") => match parse_bench(&args[1..]) {
+            Ok(b) => bench(&b),
+            Err(e) => {
+                eprintln!("amx-bench bench: {e}\n{USAGE}");
                 ExitCode::from(2)
             }
         },

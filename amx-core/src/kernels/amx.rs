@@ -16,6 +16,8 @@ use core::arch::x86_64::{
     _mm512_srli_epi32, _mm512_storeu_si512,
 };
 
+use core::ops::Range;
+
 use crate::formats::Format;
 use crate::gemm::PreparedKind;
 use crate::pack::{PANEL_ROWS, PackedLayout, group_values};
@@ -94,11 +96,13 @@ fn widen_chunk(u: &[u8], scale: __m512, bias: __m512) -> (__m512i, __m512i) {
     (_mm512_permutex2var_epi32(lo, even, hi), _mm512_permutex2var_epi32(lo, odd, hi))
 }
 
-/// Widens a quantized panel into `k_tiles` B tiles at the start of `out`.
+/// Widens the groups of a quantized panel that cover B tiles `tiles` into `out`, tile
+/// `tiles.start` first. `tiles` starts and ends on group boundaries.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512bf16")]
 fn widen_quantized(
     layout: &PackedLayout,
     panel: &[u8],
+    tiles: Range<usize>,
     decode: DecodeFn,
     d: &mut Decoded,
     out: &mut [u8],
@@ -106,7 +110,8 @@ fn widen_quantized(
     let format = layout.format();
     let Some(sb) = sub_block(format) else { return };
     let gv = group_values(format);
-    for g in 0..layout.groups() {
+    let per_group = gv / 32;
+    for g in tiles.start / per_group..tiles.end.div_ceil(per_group).min(layout.groups()) {
         decode(layout, panel, g, d);
         for j in 0..gv / 4 {
             let s = 4 * j / sb;
@@ -117,7 +122,7 @@ fn widen_quantized(
             let (a, b) = widen_chunk(&d.u[64 * j..64 * j + 64], scale, bias);
             // Pair row of value k = g * gv + 4j: tile k / 32, row (k % 32) / 2.
             let k = g * gv + 4 * j;
-            let at = (k / 32) * TILE + ((k % 32) / 2) * 64;
+            let at = (k / 32 - tiles.start) * TILE + ((k % 32) / 2) * 64;
             let dst = &mut out[at..at + 128];
             // SAFETY: `dst` is 128 writable bytes.
             unsafe {
@@ -128,15 +133,16 @@ fn widen_quantized(
     }
 }
 
-/// Widens an F16 panel (VNNI pairs of F16) into BF16 B tiles at the start of `out`.
+/// Widens B tiles `tiles` of an F16 panel (VNNI pairs of F16, one group per tile) into
+/// `out`, tile `tiles.start` first.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512bf16")]
-fn widen_f16(layout: &PackedLayout, panel: &[u8], out: &mut [u8]) {
+fn widen_f16(layout: &PackedLayout, panel: &[u8], tiles: Range<usize>, out: &mut [u8]) {
     // Word w of a B-tile row: value w / 2 of the even values (w even) or of the odd ones
     // (w odd), which `cvtne2ps` puts in words 0..16 and 16..32.
     let idx: [i16; 32] = core::array::from_fn(|w| (w / 2 + 16 * (w % 2)) as i16);
     // SAFETY: `idx` is 64 readable bytes.
     let idx = unsafe { _mm512_loadu_si512(idx.as_ptr().cast()) };
-    for g in 0..layout.groups() {
+    for g in tiles.clone() {
         let base = layout.quads_offset(g);
         for c in 0..16 {
             let src = &panel[base + 64 * c..base + 64 * c + 64];
@@ -144,38 +150,79 @@ fn widen_f16(layout: &PackedLayout, panel: &[u8], out: &mut [u8]) {
             let v = unsafe { _mm512_loadu_si512(src.as_ptr().cast()) };
             let even = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(v));
             let odd = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32::<16>(v)));
-            // Even values in words 0..16, odd ones in 16..32 (as `cvtne2ps` orders them),
-            // then interleaved back into pairs.
             let both = bits(_mm512_cvtne2ps_pbh(odd, even));
             let pairs = _mm512_permutexvar_epi16(idx, both);
-            let at = g * TILE + 64 * c;
-            // SAFETY: `out[at..at + 64]` is inside the widened panel.
+            let at = (g - tiles.start) * TILE + 64 * c;
+            // SAFETY: `out[at..at + 64]` is inside the widened tiles.
             unsafe { _mm512_storeu_si512(out[at..at + 64].as_mut_ptr().cast(), pairs) };
         }
     }
 }
 
-/// Where panel `p`'s B tiles are: in place for BF16, else widened into `buf`.
+/// Where B tiles `tiles` of panel `p` are, tile `tiles.start` first: in place for BF16,
+/// else widened into `buf`.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512bf16")]
 fn b_tiles<'a>(
     layout: &PackedLayout,
     panel: &'a [u8],
+    tiles: Range<usize>,
     decode: DecodeFn,
     d: &mut Decoded,
     buf: &'a mut [u8],
 ) -> &'a [u8] {
     match layout.format() {
         // A BF16 panel with no per-row data is its quads region: tile g at g * 1 KiB.
-        Format::BF16 => panel,
+        Format::BF16 => &panel[tiles.start * TILE..],
         Format::F16 => {
-            widen_f16(layout, panel, buf);
+            widen_f16(layout, panel, tiles, buf);
             buf
         }
         _ => {
-            widen_quantized(layout, panel, decode, d, buf);
+            widen_quantized(layout, panel, tiles, decode, d, buf);
             buf
         }
     }
+}
+
+/// The output block of accumulator tile `(mt, p)` inside the job: its rows, and its valid
+/// columns; `None` when it has no row in the job.
+fn c_block(
+    job: &Job<'_, '_, '_, '_>,
+    n: usize,
+    mt: usize,
+    p: usize,
+) -> Option<(Range<usize>, usize)> {
+    let r0 = 16 * mt;
+    let rows = r0.max(job.rows.start)..(r0 + 16).min(job.rows.end);
+    (!rows.is_empty()).then(|| (rows, (n - p * PANEL_ROWS).min(PANEL_ROWS)))
+}
+
+/// Loads accumulator tile `T` with the partial sums of rows `16 mt..16 mt + 16`, panel
+/// `p`, kept in the output by an earlier block of K.
+///
+/// # Safety
+///
+/// AMX is usable (a token exists) with [`CONFIG`] loaded; the job's block of the output
+/// is not written by anyone else meanwhile.
+#[inline]
+unsafe fn load_c<const T: u8>(job: &Job<'_, '_, '_, '_>, n: usize, mt: usize, p: usize) {
+    let Some((rows, cols)) = c_block(job, n, mt, p) else { return };
+    let (r0, c0) = (16 * mt, p * PANEL_ROWS);
+    if rows.len() == 16 && cols == 16 {
+        // SAFETY: the 16 rows x 64 bytes at stride `stride * 4` are output values of
+        // this job's block; the caller guarantees the tile state.
+        unsafe { tile::tileloadd::<T>(job.y.at(r0, c0).cast_const().cast(), job.y.stride() * 4) };
+        return;
+    }
+    let mut buf = [0f32; 256];
+    for r in rows {
+        for c in 0..cols {
+            // SAFETY: (r, c0 + c) is inside the job's block.
+            buf[16 * (r - r0) + c] = unsafe { job.y.at(r, c0 + c).read() };
+        }
+    }
+    // SAFETY: `buf` is 16 rows of 64 readable bytes; the caller guarantees the tile state.
+    unsafe { tile::tileloadd::<T>(buf.as_ptr().cast(), 64) };
 }
 
 /// Stores accumulator tile `T` for rows `16 mt..16 mt + 16` and panel `p`: straight into
@@ -183,20 +230,13 @@ fn b_tiles<'a>(
 ///
 /// # Safety
 ///
-/// AMX is usable (a token exists) and tile `T` holds 16 x 16 f32 under [`CONFIG`]; the
-/// job's block of the output is not written by anyone else meanwhile.
+/// As [`load_c`].
 #[inline]
 unsafe fn store_c<const T: u8>(job: &Job<'_, '_, '_, '_>, n: usize, mt: usize, p: usize) {
+    let Some((rows, cols)) = c_block(job, n, mt, p) else { return };
     let (r0, c0) = (16 * mt, p * PANEL_ROWS);
-    let rows = r0.max(job.rows.start)..(r0 + 16).min(job.rows.end);
-    let cols = (n - c0).min(PANEL_ROWS);
-    if rows.is_empty() {
-        return;
-    }
     if rows.len() == 16 && cols == 16 {
-        // SAFETY: the 16 rows x 64 bytes at stride `stride * 4` are output values of
-        // this job's block (rows inside `job.rows`, columns of panel p); the caller
-        // guarantees the tile state.
+        // SAFETY: as in `load_c`, writing.
         unsafe { tile::tilestored::<T>(job.y.at(r0, c0).cast(), job.y.stride() * 4) };
         return;
     }
@@ -209,6 +249,14 @@ unsafe fn store_c<const T: u8>(job: &Job<'_, '_, '_, '_>, n: usize, mt: usize, p
             unsafe { job.y.at(r, c0 + c).write(buf[16 * (r - r0) + c]) };
         }
     }
+}
+
+/// B tiles (K / 32) per block of K, for `m_tiles` row tiles: the A tiles of one block
+/// (`m_tiles` KiB per B tile) stay within about 1 MiB of L2 while every panel pair passes
+/// over them; a multiple of the tiles per group, at least one group.
+fn k_block_tiles(m_tiles: usize, k_tiles: usize, per_group: usize) -> usize {
+    let fit = (1024 / m_tiles.max(1)).max(per_group.max(8));
+    (fit / per_group * per_group).min(k_tiles.next_multiple_of(per_group))
 }
 
 /// Runs `job` on AMX BF16 tiles.
@@ -228,51 +276,69 @@ pub(crate) unsafe fn run(
     let PreparedKind::Tiles { bytes: a, layout: tl } = job.x.kind else { return };
     let layout = job.weights.layout();
     let n = layout.n();
-    let kt_count = tl.k_tiles;
-    let (buf0, rest) = scratch.split_at_mut(kt_count * TILE);
-    let buf1 = &mut rest[..kt_count * TILE];
+    let k_tiles = tl.k_tiles;
+    let (buf0, rest) = scratch.split_at_mut(k_tiles * TILE);
+    let buf1 = &mut rest[..k_tiles * TILE];
     let mut d = Decoded::new();
     amx.load_config(&CONFIG);
     let (mt_start, mt_end) = (job.rows.start / 32 * 2, job.rows.end.div_ceil(32) * 2);
-    let mut p = job.panels.start;
-    while p < job.panels.end {
-        let pair = p + 1 < job.panels.end;
-        let (Some(w0), w1) = (job.weights.panel(p), job.weights.panel(p + 1)) else { return };
-        let b0 = b_tiles(layout, w0, decode, &mut d, buf0);
-        let b1 = match (pair, w1) {
-            (true, Some(w1)) => b_tiles(layout, w1, decode, &mut d, buf1),
-            _ => b0,
-        };
-        let mut mt = mt_start;
-        while mt < mt_end {
-            // SAFETY: the token proves AMX is usable and CONFIG (eight 16 x 64-byte
-            // tiles) is loaded on this thread; every tile load reads 16 rows of 64 bytes
-            // at stride 64 inside `a` (tiles (mt, kt) and (mt + 1, kt) exist: m_tiles is
-            // even and mt < m_tiles) or inside a widened panel (kt < k_tiles).
-            unsafe {
-                tile::tilezero::<0>();
-                tile::tilezero::<1>();
-                tile::tilezero::<2>();
-                tile::tilezero::<3>();
-                for kt in 0..kt_count {
-                    tile::tileloadd::<4>(a[tl.tile(mt, kt)..].as_ptr(), 64);
-                    tile::tileloadd::<5>(a[tl.tile(mt + 1, kt)..].as_ptr(), 64);
-                    tile::tileloadd::<6>(b0[kt * TILE..].as_ptr(), 64);
-                    tile::tileloadd::<7>(b1[kt * TILE..].as_ptr(), 64);
-                    tile::tdpbf16ps::<0, 4, 6>();
-                    tile::tdpbf16ps::<1, 4, 7>();
-                    tile::tdpbf16ps::<2, 5, 6>();
-                    tile::tdpbf16ps::<3, 5, 7>();
+    let per_group = group_values(layout.format()) / 32;
+    let kb = k_block_tiles(mt_end - mt_start, k_tiles, per_group.max(1));
+    let mut k0 = 0;
+    while k0 < k_tiles {
+        let tiles = k0..(k0 + kb).min(k_tiles);
+        let mut p = job.panels.start;
+        while p < job.panels.end {
+            let pair = p + 1 < job.panels.end;
+            let (Some(w0), w1) = (job.weights.panel(p), job.weights.panel(p + 1)) else { return };
+            let b0 = b_tiles(layout, w0, tiles.clone(), decode, &mut d, buf0);
+            let b1 = match (pair, w1) {
+                (true, Some(w1)) => b_tiles(layout, w1, tiles.clone(), decode, &mut d, buf1),
+                _ => b0,
+            };
+            let mut mt = mt_start;
+            while mt < mt_end {
+                // SAFETY: the token proves AMX is usable and CONFIG (eight 16 x 64-byte
+                // tiles) is loaded on this thread; every tile load reads 16 rows of 64
+                // bytes at stride 64 inside `a` (tiles (mt, kt) and (mt + 1, kt) exist:
+                // m_tiles is even and mt < m_tiles) or inside the B tiles of this block
+                // (kt - k0 < tiles.len()); the output accesses are the job's block.
+                unsafe {
+                    if k0 == 0 {
+                        tile::tilezero::<0>();
+                        tile::tilezero::<1>();
+                        tile::tilezero::<2>();
+                        tile::tilezero::<3>();
+                    } else {
+                        load_c::<0>(job, n, mt, p);
+                        load_c::<2>(job, n, mt + 1, p);
+                        if pair {
+                            load_c::<1>(job, n, mt, p + 1);
+                            load_c::<3>(job, n, mt + 1, p + 1);
+                        }
+                    }
+                    for kt in tiles.clone() {
+                        let bt = (kt - k0) * TILE;
+                        tile::tileloadd::<4>(a[tl.tile(mt, kt)..].as_ptr(), 64);
+                        tile::tileloadd::<5>(a[tl.tile(mt + 1, kt)..].as_ptr(), 64);
+                        tile::tileloadd::<6>(b0[bt..].as_ptr(), 64);
+                        tile::tileloadd::<7>(b1[bt..].as_ptr(), 64);
+                        tile::tdpbf16ps::<0, 4, 6>();
+                        tile::tdpbf16ps::<1, 4, 7>();
+                        tile::tdpbf16ps::<2, 5, 6>();
+                        tile::tdpbf16ps::<3, 5, 7>();
+                    }
+                    store_c::<0>(job, n, mt, p);
+                    store_c::<2>(job, n, mt + 1, p);
+                    if pair {
+                        store_c::<1>(job, n, mt, p + 1);
+                        store_c::<3>(job, n, mt + 1, p + 1);
+                    }
                 }
-                store_c::<0>(job, n, mt, p);
-                store_c::<2>(job, n, mt + 1, p);
-                if pair {
-                    store_c::<1>(job, n, mt, p + 1);
-                    store_c::<3>(job, n, mt + 1, p + 1);
-                }
+                mt += 2;
             }
-            mt += 2;
+            p += if pair { 2 } else { 1 };
         }
-        p += if pair { 2 } else { 1 };
+        k0 = tiles.end;
     }
 }

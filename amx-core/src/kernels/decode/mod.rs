@@ -10,6 +10,8 @@
 //! sub-block. The same values, widened to f32, give the BF16 tiles of the AMX path.
 
 pub(crate) mod scalar;
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod x86;
 
 use crate::formats::Format;
 

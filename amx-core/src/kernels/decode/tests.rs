@@ -73,3 +73,152 @@ fn scalar_decode_matches_reference_dequantization() {
         }
     }
 }
+
+/// xorshift64* bytes, nothing fixed up (so scales take every f16 pattern, NaNs included).
+fn raw_bytes(seed: u64, len: usize) -> Vec<u8> {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            s ^= s >> 12;
+            s ^= s << 25;
+            s ^= s >> 27;
+            (s.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 56) as u8
+        })
+        .collect()
+}
+
+/// f16 scales that need care: NaNs (signalling, quiet, negative, payloads), infinities,
+/// subnormals, signed zeros, the largest finite.
+const F16_SPECIALS: [u16; 12] = [
+    0x7c01, 0x7e00, 0xfd55, 0x7dff, 0x7c00, 0xfc00, 0x0001, 0x83ff, 0x0000, 0x8000, 0x7bff, 0x3c00,
+];
+
+/// Offsets of the f16 scale fields in a block.
+fn scale_offsets(format: Format) -> &'static [usize] {
+    match format {
+        Format::Q4_0 | Format::Q8_0 | Format::IQ4XS => &[0],
+        Format::Q4_1 | Format::Q4K | Format::Q5K => &[0, 2],
+        Format::Q6K => &[208],
+        _ => &[],
+    }
+}
+
+/// The source kinds the vector decoder is checked on.
+fn sources(format: Format, len: usize, seed: u64) -> Vec<Vec<u8>> {
+    let mut special = raw_bytes(seed ^ 0x55, len);
+    for (b, block) in special.chunks_exact_mut(format.block_bytes()).enumerate() {
+        for (i, &at) in scale_offsets(format).iter().enumerate() {
+            let h = F16_SPECIALS[(b + 5 * i) % F16_SPECIALS.len()];
+            block[at..at + 2].copy_from_slice(&h.to_le_bytes());
+        }
+    }
+    vec![
+        random_blocks(format, seed, len),
+        raw_bytes(seed, len),
+        special,
+        vec![0; len],
+        vec![0xff; len],
+    ]
+}
+
+/// A `Decoded` full of a pattern that no decoder writes, so an unwritten place shows.
+fn poisoned() -> Decoded {
+    let mut d = Decoded::new();
+    d.u.fill(0xa5);
+    for row in d.scale.iter_mut().chain(d.bias.iter_mut()) {
+        row.fill(f32::from_bits(0x7fa5_a5a5));
+    }
+    d
+}
+
+/// Whole-struct equality: `u` bytes, scale and bias bits (NaNs by their bits).
+fn assert_same(a: &Decoded, b: &Decoded, what: &dyn core::fmt::Display) {
+    if let Some(i) = (0..a.u.len()).find(|&i| a.u[i] != b.u[i]) {
+        panic!(
+            "{what}: u chunk {} row {} byte {}: {:#04x} vs {:#04x}",
+            i / 64,
+            i % 64 / 4,
+            i % 4,
+            a.u[i],
+            b.u[i]
+        );
+    }
+    for (name, x, y) in [("scale", &a.scale, &b.scale), ("bias", &a.bias, &b.bias)] {
+        for s in 0..x.len() {
+            for r in 0..16 {
+                let (p, q) = (x[s][r].to_bits(), y[s][r].to_bits());
+                assert_eq!(p, q, "{what}: {name}[{s}][{r}]: {p:#010x} vs {q:#010x}");
+            }
+        }
+    }
+}
+
+/// Whether the AVX-512 decoders can run here (prints why not).
+#[cfg(target_arch = "x86_64")]
+fn avx512() -> bool {
+    let ok = crate::detect::Features::cached().avx512_usable();
+    if !ok {
+        std::println!("skipped: no AVX-512");
+    }
+    ok
+}
+
+/// The AVX-512 decoder gives the scalar decoder's bytes and bits, for every quantized
+/// format, on random, special-scale, all-zero and all-one blocks, partial panels and
+/// several groups.
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn avx512_decode_matches_scalar_bit_for_bit() {
+    if !avx512() {
+        return;
+    }
+    for (i, format) in Format::ALL.into_iter().enumerate() {
+        if sub_block(format).is_none() {
+            continue;
+        }
+        for (n, groups) in [(16, 1), (21, 3), (5, 2), (37, 2)] {
+            let k = groups * format.block_values();
+            let len = n * groups * format.block_bytes();
+            for (v, src) in sources(format, len, 100 * i as u64 + n as u64).iter().enumerate() {
+                let mut buf = vec![0u8; packed_size(format, n, k, 1).unwrap()];
+                let layout = pack(format, n, k, 1, src, &mut buf).unwrap();
+                let packed = PackedRef::parse(&buf).unwrap();
+                for p in 0..layout.panels() {
+                    let panel = packed.panel(p).unwrap();
+                    for g in 0..layout.groups() {
+                        let (mut want, mut got) = (poisoned(), poisoned());
+                        decode_group(&layout, panel, g, &mut want);
+                        // SAFETY: AVX-512 F/BW/VL are usable (checked above).
+                        unsafe { super::x86::decode_group(&layout, panel, g, &mut got) };
+                        let what = std::format!("{format} n{n} source{v} p{p} g{g}");
+                        assert_same(&want, &got, &what);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Out-of-range groups and wrong-sized panels leave the output alone, as in the scalar
+/// decoder.
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn avx512_decode_ignores_bad_arguments() {
+    if !avx512() {
+        return;
+    }
+    for format in Format::ALL {
+        let (n, k) = (16, format.block_values() * 2);
+        let src = random_blocks(format, 3, n * 2 * format.block_bytes());
+        let mut buf = vec![0u8; packed_size(format, n, k, 1).unwrap()];
+        let layout = pack(format, n, k, 1, &src, &mut buf).unwrap();
+        let packed = PackedRef::parse(&buf).unwrap();
+        let panel = packed.panel(0).unwrap();
+        for (g, bytes) in [(2, panel), (usize::MAX, panel), (0, &panel[1..]), (0, &panel[..0])] {
+            let mut got = poisoned();
+            // SAFETY: AVX-512 F/BW/VL are usable (checked above).
+            unsafe { super::x86::decode_group(&layout, bytes, g, &mut got) };
+            assert_same(&poisoned(), &got, &std::format!("{format} g{g} len {}", bytes.len()));
+        }
+    }
+}

@@ -1,0 +1,131 @@
+//! GEMM throughput: GOPS (2 M N K per second) of a path on a shape, one or more threads,
+//! with the weights reused from cache or cycled through memory (`dram`).
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use amx_core::formats::Format;
+use amx_core::gemm::{self, GemmError, MatMut, MatRef, Path};
+use amx_core::pack::{self, PackedRef};
+
+use crate::pack_bench::pseudo_random_bytes;
+
+/// One measurement.
+#[derive(Clone, Copy, Debug)]
+pub struct Figure {
+    /// Operations per second / 1e9.
+    pub gops: f64,
+    /// Median seconds per call.
+    pub seconds: f64,
+}
+
+/// Weights whose f16 scales are moderate (random bytes elsewhere), so the kernels do
+/// ordinary arithmetic rather than NaN paths.
+pub fn bench_weights(format: Format, seed: u64, n: usize, k: usize) -> Result<Vec<u8>, GemmError> {
+    let len = n * format.row_bytes(k).map_err(|_| GemmError::Overflow)?;
+    let mut w = pseudo_random_bytes(seed, len);
+    let scales: &[usize] = match format {
+        Format::Q4_0 | Format::Q8_0 | Format::IQ4XS => &[0],
+        Format::Q4_1 | Format::Q4K | Format::Q5K => &[0, 2],
+        Format::Q6K => &[208],
+        _ => &[],
+    };
+    match format {
+        Format::F16 | Format::BF16 => {
+            for v in w.chunks_exact_mut(2) {
+                v[1] =
+                    if format == Format::F16 { 0x38 | (v[1] & 0x83) } else { 0x3f | (v[1] & 0x80) };
+            }
+        }
+        _ => {
+            for b in w.chunks_exact_mut(format.block_bytes()) {
+                for &at in scales {
+                    b[at + 1] = 0x30 | (b[at + 1] & 0x87);
+                }
+            }
+        }
+    }
+    Ok(w)
+}
+
+/// Measures `path` on `m x k` activations and `copies` distinct packed `n x k` weights
+/// (cycled call after call: enough copies put them out of cache), on `threads` threads
+/// splitting the panels.
+pub fn measure(
+    format: Format,
+    path: Path,
+    m: usize,
+    n: usize,
+    k: usize,
+    threads: usize,
+    copies: usize,
+    min_time: Duration,
+) -> Result<Figure, GemmError> {
+    let src = bench_weights(format, 7, n, k)?;
+    let size = pack::packed_size(format, n, k, 1)?;
+    let mut weights = Vec::with_capacity(copies.max(1));
+    for _ in 0..copies.max(1) {
+        let mut buf = vec![0u8; size];
+        pack::pack(format, n, k, 1, &src, &mut buf)?;
+        weights.push(buf);
+    }
+    let x: Vec<f32> =
+        pseudo_random_bytes(11, m * k).iter().map(|&b| f32::from(b) / 128.0 - 1.0).collect();
+    let mut y = vec![0f32; m * n];
+    let xr = MatRef::new(&x, m, k, k)?;
+    let resolved = path.resolve(format, m)?;
+    let mut ws = vec![0u8; gemm::prepared_bytes(format, m, k, resolved)?];
+    let scratch_len = gemm::scratch_bytes(format, k, resolved)?;
+    let mut scratches: Vec<Vec<u8>> = (0..threads.max(1)).map(|_| vec![0u8; scratch_len]).collect();
+    let threads = threads.max(1);
+    let mut call = |i: usize, y: &mut Vec<f32>| -> Result<(), GemmError> {
+        let packed = PackedRef::parse_expecting(&weights[i % weights.len()], format, n, k, 1)?;
+        let prepared = gemm::prepare(format, &xr, resolved, &mut ws)?;
+        let mut ym = MatMut::new(y, m, n, n)?;
+        let panels = packed.layout().panels();
+        if threads == 1 {
+            return gemm::gemm_range(
+                &packed,
+                &prepared,
+                &mut ym,
+                0..panels,
+                0..m,
+                &mut scratches[0],
+            );
+        }
+        let shared = ym.share();
+        let per = panels.div_ceil(threads);
+        std::thread::scope(|s| {
+            let handles: Vec<_> = scratches
+                .iter_mut()
+                .enumerate()
+                .map(|(t, scratch)| {
+                    let (packed, prepared, shared) = (&packed, &prepared, &shared);
+                    s.spawn(move || {
+                        let range = (t * per).min(panels)..((t + 1) * per).min(panels);
+                        // SAFETY: each thread writes its own panel range, disjoint from
+                        // the others'.
+                        unsafe {
+                            gemm::gemm_range_shared(packed, prepared, shared, range, 0..m, scratch)
+                        }
+                    })
+                })
+                .collect();
+            handles.into_iter().try_for_each(|h| h.join().expect("bench thread"))
+        })
+    };
+    call(0, &mut y)?;
+    let mut times = Vec::new();
+    let start = Instant::now();
+    let mut i = 1;
+    while start.elapsed() < min_time || times.len() < 3 {
+        let t = Instant::now();
+        call(i, &mut y)?;
+        times.push(t.elapsed());
+        black_box(&y);
+        i += 1;
+    }
+    times.sort();
+    let secs = times[times.len() / 2].as_secs_f64();
+    Ok(Figure { gops: 2.0 * (m * n * k) as f64 / secs / 1e9, seconds: secs })
+}
