@@ -78,9 +78,12 @@ pub fn measure(
     let scratch_len = gemm::scratch_bytes(format, k, resolved)?;
     let mut scratches: Vec<Vec<u8>> = (0..threads.max(1)).map(|_| vec![0u8; scratch_len]).collect();
     let threads = threads.max(1);
+    let prep = gemm::Preparation::new(format, m, k, resolved)?;
     let mut call = |i: usize, y: &mut Vec<f32>| -> Result<(), GemmError> {
         let packed = PackedRef::parse_expecting(&weights[i % weights.len()], format, n, k, 1)?;
-        let prepared = gemm::prepare(format, &xr, resolved, &mut ws)?;
+        let body = prep.body(&mut ws)?;
+        prepare_parallel(&prep, &xr, body, threads)?;
+        let prepared = prep.finish(&xr, body)?;
         let mut ym = MatMut::new(y, m, n, n)?;
         let panels = packed.layout().panels();
         if threads == 1 {
@@ -128,4 +131,37 @@ pub fn measure(
     times.sort();
     let secs = times[times.len() / 2].as_secs_f64();
     Ok(Figure { gops: 2.0 * (m * n * k) as f64 / secs / 1e9, seconds: secs })
+}
+
+/// Prepares the activations with `threads` threads, each taking an aligned block of rows.
+pub fn prepare_parallel(
+    prep: &gemm::Preparation,
+    x: &MatRef<'_>,
+    body: &mut [u8],
+    threads: usize,
+) -> Result<(), GemmError> {
+    let m = x.rows();
+    let align = prep.row_align();
+    let per = m.div_ceil(threads.max(1)).next_multiple_of(align).max(align);
+    let mut parts = Vec::new();
+    let mut rest = body;
+    let mut start = 0;
+    while start < m {
+        let end = (start + per).min(m);
+        let range = prep.byte_range(start..end)?;
+        let (part, tail) = std::mem::take(&mut rest).split_at_mut(range.len());
+        parts.push((start..end, part));
+        rest = tail;
+        start = end;
+    }
+    if parts.len() <= 1 {
+        return parts.into_iter().try_for_each(|(rows, part)| prep.prepare_rows(x, rows, part));
+    }
+    std::thread::scope(|s| {
+        let handles: Vec<_> = parts
+            .into_iter()
+            .map(|(rows, part)| s.spawn(move || prep.prepare_rows(x, rows, part)))
+            .collect();
+        handles.into_iter().try_for_each(|h| h.join().expect("prepare thread"))
+    })
 }

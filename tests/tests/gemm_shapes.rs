@@ -260,3 +260,60 @@ fn bad_input_is_an_error_not_a_panic() {
         }
     }
 }
+
+#[test]
+fn preparing_in_row_blocks_equals_preparing_at_once() {
+    let (m, n, k) = (50, 33, 256);
+    for format in [Format::Q4_1, Format::Q6K, Format::F16] {
+        let w = random_weights(format, 8, n, k);
+        let mut packed = vec![0u8; pack::packed_size(format, n, k, 1).unwrap()];
+        pack::pack(format, n, k, 1, &w, &mut packed).unwrap();
+        let weights = PackedRef::parse(&packed).unwrap();
+        let x = random_activations(9, m * k);
+        let xr = MatRef::new(&x, m, k, k).unwrap();
+        for path in available_paths() {
+            let prep = gemm::Preparation::new(format, m, k, path).unwrap();
+            let mut whole_ws = vec![0u8; gemm::prepared_bytes(format, m, k, path).unwrap()];
+            let whole = gemm::prepare(format, &xr, path, &mut whole_ws).unwrap();
+            let mut ws = vec![0xAAu8; gemm::prepared_bytes(format, m, k, path).unwrap()];
+            let body = prep.body(&mut ws).unwrap();
+            let a = prep.row_align();
+            let cut = (17 / a).max(1) * a;
+            let (r1, r2) = (0..cut, cut..m);
+            let b1 = prep.byte_range(r1.clone()).unwrap();
+            let (p1, p2) = body.split_at_mut(b1.len());
+            prep.prepare_rows(&xr, r2.clone(), p2).unwrap();
+            prep.prepare_rows(&xr, r1, p1).unwrap();
+            let parts = prep.finish(&xr, body).unwrap();
+            let mut scratch = vec![0u8; gemm::scratch_bytes(format, k, path).unwrap()];
+            let (mut y1, mut y2) = (vec![0f32; m * n], vec![0f32; m * n]);
+            let panels = weights.layout().panels();
+            gemm::gemm_range(
+                &weights,
+                &whole,
+                &mut MatMut::new(&mut y1, m, n, n).unwrap(),
+                0..panels,
+                0..m,
+                &mut scratch,
+            )
+            .unwrap();
+            gemm::gemm_range(
+                &weights,
+                &parts,
+                &mut MatMut::new(&mut y2, m, n, n).unwrap(),
+                0..panels,
+                0..m,
+                &mut scratch,
+            )
+            .unwrap();
+            assert!(
+                y1.iter().zip(&y2).all(|(a, b)| a.to_bits() == b.to_bits()),
+                "{format} {}",
+                path.name()
+            );
+            if a > 1 {
+                assert!(matches!(prep.byte_range(1..m), Err(GemmError::Range { .. })));
+            }
+        }
+    }
+}

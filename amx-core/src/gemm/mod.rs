@@ -90,21 +90,188 @@ fn is_float(format: Format) -> bool {
     matches!(format, Format::F16 | Format::BF16)
 }
 
-/// Bytes [`prepare`] needs for `m` rows of `k` values going to `format` weights on `path`
-/// (`Auto` resolved as [`gemm`] would). 0 when the path reads the f32 rows as they are.
-///
-/// Errors: [`GemmError::PathUnavailable`], [`GemmError::Overflow`].
-pub fn prepared_bytes(format: Format, m: usize, k: usize, path: Path) -> Result<usize, GemmError> {
-    let bytes = match path.resolve(format, m)? {
-        Path::Scalar => Some(0),
-        Path::Vnni if is_float(format) => Some(0),
-        Path::Vnni => Q8Layout { k }.row_bytes().checked_mul(m),
-        _ => {
-            let l = TileLayout::new(m, k);
-            l.m_tiles.checked_mul(l.k_tiles).and_then(|t| t.checked_mul(1024))
+/// The form prepared activations take on a path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Form {
+    F32,
+    Q8(Q8Layout),
+    Tiles(TileLayout),
+}
+
+/// How `m` rows of `k` activations are prepared for `format` weights on one path: the
+/// size, and the row blocks that can be prepared independently, so that several threads
+/// can fill one workspace in parallel ([`Preparation::prepare_rows`] on disjoint row
+/// ranges, then [`Preparation::finish`]). [`prepare`] does all of it on one thread.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Preparation {
+    path: Path,
+    form: Form,
+    m: usize,
+    k: usize,
+}
+
+impl Preparation {
+    /// The preparation of `m x k` activations for `format` weights on `path` (`Auto`
+    /// resolved by `m`).
+    ///
+    /// Errors: [`GemmError::PathUnavailable`]; [`GemmError::ShapeMismatch`] when K is not
+    /// a multiple of 32 on the int8 path; [`GemmError::Overflow`].
+    pub fn new(format: Format, m: usize, k: usize, path: Path) -> Result<Self, GemmError> {
+        let path = path.resolve(format, m)?;
+        let form = match path {
+            Path::Scalar => Form::F32,
+            Path::Vnni if is_float(format) => Form::F32,
+            Path::Vnni if !k.is_multiple_of(32) => {
+                return Err(GemmError::ShapeMismatch {
+                    dim: "k",
+                    expected: k.next_multiple_of(32),
+                    found: k,
+                });
+            }
+            Path::Vnni => Form::Q8(Q8Layout { k }),
+            _ => Form::Tiles(TileLayout::new(m, k)),
+        };
+        let p = Self { path, form, m, k };
+        p.checked_bytes().ok_or(GemmError::Overflow)?;
+        Ok(p)
+    }
+
+    fn checked_bytes(&self) -> Option<usize> {
+        match self.form {
+            Form::F32 => Some(0),
+            Form::Q8(l) => l.row_bytes().checked_mul(self.m),
+            Form::Tiles(l) => l.m_tiles.checked_mul(l.k_tiles)?.checked_mul(1024),
         }
-    };
-    bytes.and_then(|b| b.checked_add(ALIGN)).ok_or(GemmError::Overflow)
+    }
+
+    /// The concrete path.
+    pub const fn path(&self) -> Path {
+        self.path
+    }
+
+    /// Bytes of the prepared activations (a workspace also needs up to 64 more, for
+    /// alignment: see [`prepared_bytes`]).
+    pub fn bytes(&self) -> usize {
+        self.checked_bytes().unwrap_or(0)
+    }
+
+    /// Row ranges given to [`Preparation::prepare_rows`] start at a multiple of this and
+    /// end at a multiple of it or at M (16 for BF16 tiles, else 1).
+    pub const fn row_align(&self) -> usize {
+        match self.form {
+            Form::Tiles(_) => 16,
+            _ => 1,
+        }
+    }
+
+    /// The bytes of [`Preparation::body`] that rows `rows` fill.
+    ///
+    /// Errors: [`GemmError::Range`] when the range is reversed, past M, or not aligned
+    /// to [`Preparation::row_align`].
+    pub fn byte_range(&self, rows: Range<usize>) -> Result<Range<usize>, GemmError> {
+        let a = self.row_align();
+        let aligned =
+            rows.start.is_multiple_of(a) && (rows.end.is_multiple_of(a) || rows.end == self.m);
+        if rows.start > rows.end || rows.end > self.m || !aligned {
+            return Err(GemmError::Range {
+                what: "rows",
+                start: rows.start,
+                end: rows.end,
+                len: self.m,
+            });
+        }
+        Ok(match self.form {
+            Form::F32 => 0..0,
+            Form::Q8(l) => rows.start * l.row_bytes()..rows.end * l.row_bytes(),
+            Form::Tiles(l) => {
+                let end_tile = if rows.end == self.m { l.m_tiles } else { rows.end / 16 };
+                let tile_bytes = l.k_tiles * 1024;
+                rows.start / 16 * tile_bytes..end_tile * tile_bytes
+            }
+        })
+    }
+
+    /// The aligned part of `workspace` the prepared activations live in, exactly
+    /// [`Preparation::bytes`] long.
+    ///
+    /// Errors: [`GemmError::WorkspaceTooSmall`] (the workspace needs [`prepared_bytes`]).
+    pub fn body<'a>(&self, workspace: &'a mut [u8]) -> Result<&'a mut [u8], GemmError> {
+        let needed = self.bytes() + ALIGN;
+        if workspace.len() < needed {
+            return Err(GemmError::WorkspaceTooSmall { needed, actual: workspace.len() });
+        }
+        let body = aligned(workspace);
+        Ok(&mut body[..self.bytes()])
+    }
+
+    /// Prepares rows `rows` of `x` into `part`, the bytes [`Preparation::byte_range`]
+    /// gives for them (a slice of the body).
+    ///
+    /// Errors: [`GemmError::ShapeMismatch`] when `x` is not `m x k`; [`GemmError::Range`];
+    /// [`GemmError::WorkspaceTooSmall`] when `part` has another length than the range.
+    pub fn prepare_rows(
+        &self,
+        x: &MatRef<'_>,
+        rows: Range<usize>,
+        part: &mut [u8],
+    ) -> Result<(), GemmError> {
+        self.check_x(x)?;
+        let range = self.byte_range(rows.clone())?;
+        if part.len() != range.len() {
+            return Err(GemmError::WorkspaceTooSmall { needed: range.len(), actual: part.len() });
+        }
+        match self.form {
+            Form::F32 => {}
+            Form::Q8(l) => {
+                for (i, rec) in rows.zip(part.chunks_exact_mut(l.row_bytes())) {
+                    quantize::q8_row(x.row(i), rec);
+                }
+            }
+            Form::Tiles(l) => {
+                part.fill(0);
+                let first = rows.start;
+                let sub =
+                    TileLayout { m_tiles: range.len() / (l.k_tiles * 1024), k_tiles: l.k_tiles };
+                quantize::bf16_tile_rows(&sub, rows.map(|i| (i - first, x.row(i))), part);
+            }
+        }
+        Ok(())
+    }
+
+    /// The prepared activations, once every row has been prepared into `body` (the whole
+    /// body).
+    ///
+    /// Errors: [`GemmError::ShapeMismatch`] when `x` is not `m x k`,
+    /// [`GemmError::WorkspaceTooSmall`] when `body` is not [`Preparation::bytes`] long.
+    pub fn finish<'a>(&self, x: &MatRef<'a>, body: &'a [u8]) -> Result<Prepared<'a>, GemmError> {
+        self.check_x(x)?;
+        if body.len() != self.bytes() {
+            return Err(GemmError::WorkspaceTooSmall { needed: self.bytes(), actual: body.len() });
+        }
+        let kind = match self.form {
+            Form::F32 => PreparedKind::F32(*x),
+            Form::Q8(layout) => PreparedKind::Q8 { bytes: body, layout },
+            Form::Tiles(layout) => PreparedKind::Tiles { bytes: body, layout },
+        };
+        Ok(Prepared { path: self.path, kind, m: self.m, k: self.k })
+    }
+
+    fn check_x(&self, x: &MatRef<'_>) -> Result<(), GemmError> {
+        for (dim, expected, found) in [("m", self.m, x.rows()), ("k", self.k, x.cols())] {
+            if expected != found {
+                return Err(GemmError::ShapeMismatch { dim, expected, found });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Bytes [`prepare`] needs for `m` rows of `k` values going to `format` weights on `path`
+/// (`Auto` resolved as [`gemm`] would): the prepared data and 64 bytes of alignment slack.
+///
+/// Errors: as [`Preparation::new`].
+pub fn prepared_bytes(format: Format, m: usize, k: usize, path: Path) -> Result<usize, GemmError> {
+    Preparation::new(format, m, k, path)?.bytes().checked_add(ALIGN).ok_or(GemmError::Overflow)
 }
 
 /// Per-thread scratch bytes of [`gemm_range`] for `format` weights with `k` values per row
@@ -137,51 +304,19 @@ fn aligned(ws: &mut [u8]) -> &mut [u8] {
 }
 
 /// Prepares `x` (M rows of K values) for `format` weights on `path` (`Auto` resolved by
-/// M) in `workspace` (at least [`prepared_bytes`]).
+/// M) in `workspace` (at least [`prepared_bytes`]), on this thread.
 ///
-/// Errors: [`GemmError::PathUnavailable`], [`GemmError::WorkspaceTooSmall`], and
-/// [`GemmError::ShapeMismatch`] when a quantized format's block does not divide K.
+/// Errors: those of [`Preparation::new`] and [`GemmError::WorkspaceTooSmall`].
 pub fn prepare<'a>(
     format: Format,
     x: &MatRef<'a>,
     path: Path,
     workspace: &'a mut [u8],
 ) -> Result<Prepared<'a>, GemmError> {
-    let (m, k) = (x.rows(), x.cols());
-    let path = path.resolve(format, m)?;
-    let needed = prepared_bytes(format, m, k, path)?;
-    if workspace.len() < needed {
-        return Err(GemmError::WorkspaceTooSmall { needed, actual: workspace.len() });
-    }
-    let ws = aligned(workspace);
-    let kind = match path {
-        Path::Scalar => PreparedKind::F32(*x),
-        Path::Vnni if is_float(format) => PreparedKind::F32(*x),
-        Path::Vnni => {
-            if !k.is_multiple_of(32) {
-                return Err(GemmError::ShapeMismatch {
-                    dim: "k",
-                    expected: k.next_multiple_of(32),
-                    found: k,
-                });
-            }
-            let layout = Q8Layout { k };
-            let rb = layout.row_bytes();
-            let bytes = &mut ws[..m * rb];
-            for (i, rec) in bytes.chunks_exact_mut(rb).enumerate() {
-                quantize::q8_row(x.row(i), rec);
-            }
-            PreparedKind::Q8 { bytes, layout }
-        }
-        _ => {
-            let layout = TileLayout::new(m, k);
-            let bytes = &mut ws[..layout.bytes()];
-            bytes.fill(0);
-            quantize::bf16_tile_rows(&layout, (0..m).map(|i| (i, x.row(i))), bytes);
-            PreparedKind::Tiles { bytes, layout }
-        }
-    };
-    Ok(Prepared { path, kind, m, k })
+    let p = Preparation::new(format, x.rows(), x.cols(), path)?;
+    let body = p.body(workspace)?;
+    p.prepare_rows(x, 0..x.rows(), body)?;
+    p.finish(x, body)
 }
 
 /// Checks that `x` and `y` fit `weights` and the ranges, returning the weights' view.
