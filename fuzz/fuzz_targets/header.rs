@@ -28,6 +28,12 @@ fuzz_target!(|input: Input| {
     }
     let len = buf.len().saturating_sub(usize::from(input.cut));
     if let Ok(packed) = PackedRef::parse(&buf[..len]) {
+        let l = packed.layout();
+        let u64_at = |at: usize| u64::from_le_bytes(buf[at..at + 8].try_into().expect("8 bytes"));
+        // What parsed is what the (edited) header says.
+        assert_eq!(l.format().ggml_type(), u32::from_le_bytes(buf[12..16].try_into().expect("4")));
+        assert_eq!((l.n() as u64, l.k() as u64), (u64_at(16), u64_at(24)));
+        assert_eq!((l.matrices() as u64, l.total_bytes() as u64), (u64_at(32), u64_at(40)));
         assert!(packed.layout().total_bytes() <= len);
         assert_eq!(packed.bytes().len(), packed.layout().total_bytes());
         for p in 0..packed.layout().panels() {

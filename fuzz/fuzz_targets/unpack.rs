@@ -1,18 +1,39 @@
-//! Feeds arbitrary bytes to the packed-buffer reader and to `unpack`: never a panic, and
-//! whatever parses unpacks into a destination of the size its header gives.
+//! Feeds arbitrary bytes to the packed-buffer reader and to `unpack`: never a panic;
+//! whatever parses unpacks into a destination of the size its header gives, panel by panel
+//! as in one go, and packing what came out then unpacking again gives the same bytes.
 #![no_main]
 
-use amx_core::pack::{PackedRef, unpack, unpack_panels};
+use amx_core::pack::{PackedRef, pack, source_range, unpack, unpack_panels};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(packed) = PackedRef::parse(data) else { return };
     let layout = *packed.layout();
+    assert!(layout.total_bytes() <= data.len());
     let mut dst = vec![0u8; layout.source_bytes()];
     unpack(&packed, &mut dst).expect("parsed buffer must unpack");
-    // A wrong destination size is an error, not a panic.
-    let mut short = vec![0u8; layout.source_bytes().saturating_sub(1)];
-    assert!(unpack(&packed, &mut short).is_err() || layout.source_bytes() == 0);
+
+    for p in 0..layout.panels() {
+        let range = source_range(&layout, p..p + 1);
+        let mut part = vec![0u8; range.len()];
+        unpack_panels(&packed, p..p + 1, &mut part).expect("one panel must unpack");
+        assert!(part == dst[range], "panel {p} unpacks differently alone");
+    }
+
+    // Panel bytes need not be what `pack` writes (padding, F16 residues), but whatever
+    // `unpack` gives packs and unpacks back to itself.
+    let (f, n, k, e) = (layout.format(), layout.n(), layout.k(), layout.matrices());
+    let mut again = vec![0u8; layout.total_bytes()];
+    pack(f, n, k, e, &dst, &mut again).expect("unpacked bytes must pack");
+    let repacked = PackedRef::parse_expecting(&again, f, n, k, e).expect("own header");
+    let mut back = vec![0u8; dst.len()];
+    unpack(&repacked, &mut back).expect("unpack of own buffer");
+    assert!(back == dst, "unpack -> pack -> unpack is not stable");
+
+    // A wrong destination size or panel range is an error, not a panic.
+    let mut short = vec![0u8; layout.source_bytes() - 1];
+    assert!(unpack(&packed, &mut short).is_err());
     let mut none = [0u8; 0];
-    let _ = unpack_panels(&packed, layout.panels()..layout.panels() + 1, &mut none);
+    let past = layout.panels()..layout.panels() + 1;
+    assert!(unpack_panels(&packed, past, &mut none).is_err());
 });

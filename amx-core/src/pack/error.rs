@@ -56,7 +56,8 @@ pub enum PackError {
         /// Version this build reads.
         supported: u16,
     },
-    /// Reserved header bytes are not zero (corrupt or foreign buffer).
+    /// The header's checksum, rows-per-panel field, recorded size or reserved bytes are
+    /// wrong (a corrupt or foreign buffer).
     BadHeader,
     /// The buffer is shorter than its header says.
     Truncated {
@@ -114,7 +115,9 @@ impl fmt::Display for PackError {
             Self::UnsupportedVersion { found, supported } => {
                 write!(f, "packed layout version {found}, this build reads version {supported}")
             }
-            Self::BadHeader => f.write_str("packed header has non-zero reserved bytes"),
+            Self::BadHeader => f.write_str(
+                "packed header is corrupt (checksum, panel rows, size or reserved bytes)",
+            ),
             Self::Truncated { needed, actual } => {
                 write!(f, "packed buffer is {actual} bytes, its header needs {needed}")
             }

@@ -13,12 +13,27 @@ pub const HEADER_BYTES: usize = 64;
 pub const MAGIC: [u8; 8] = *b"AMXPACK\0";
 
 /// The layout version this build writes and reads. Bump it whenever a byte moves.
-pub const LAYOUT_VERSION: u16 = 1;
+pub const LAYOUT_VERSION: u16 = 2;
 
 fn u64_at(b: &[u8; HEADER_BYTES], at: usize) -> u64 {
     let mut v = [0u8; 8];
     v.copy_from_slice(&b[at..at + 8]);
     u64::from_le_bytes(v)
+}
+
+/// FNV-1a (64-bit) of the header's first 48 bytes, stored in bytes 48..56: a header
+/// whose fields were changed after packing (a flipped format id or dimension that happens
+/// to give the same size) is refused instead of being read as another weight.
+fn checksum(fields: &[u8]) -> u64 {
+    fields
+        .iter()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3))
+}
+
+/// [`checksum`], for the tests that forge headers.
+#[cfg(test)]
+pub(crate) fn checksum_for_tests(fields: &[u8]) -> u64 {
+    checksum(fields)
 }
 
 /// Writes the header of `layout` into the first [`HEADER_BYTES`] of `dst`.
@@ -32,6 +47,8 @@ pub(crate) fn write(layout: &PackedLayout, dst: &mut [u8; HEADER_BYTES]) {
     dst[24..32].copy_from_slice(&(layout.k() as u64).to_le_bytes());
     dst[32..40].copy_from_slice(&(layout.matrices() as u64).to_le_bytes());
     dst[40..48].copy_from_slice(&(layout.total_bytes() as u64).to_le_bytes());
+    let sum = checksum(&dst[..48]);
+    dst[48..56].copy_from_slice(&sum.to_le_bytes());
 }
 
 /// Reads and checks a header: magic, version, reserved bytes, format, shape, and that the
@@ -48,7 +65,10 @@ fn read(bytes: &[u8]) -> Result<PackedLayout, PackError> {
         return Err(PackError::UnsupportedVersion { found: version, supported: LAYOUT_VERSION });
     }
     let rows = u16::from_le_bytes([h[10], h[11]]);
-    if usize::from(rows) != PANEL_ROWS || h[48..].iter().any(|&b| b != 0) {
+    if usize::from(rows) != PANEL_ROWS
+        || h[56..].iter().any(|&b| b != 0)
+        || u64_at(h, 48) != checksum(&h[..48])
+    {
         return Err(PackError::BadHeader);
     }
     let ggml_type = u32::from_le_bytes([h[12], h[13], h[14], h[15]]);

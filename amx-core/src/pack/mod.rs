@@ -1,7 +1,7 @@
 //! Weight repack: ggml rows into this crate's packed layout (`pack`) and back to the exact
 //! original bytes (`unpack`). No allocation: [`packed_size`] gives the destination size.
 //!
-//! # The packed layout, byte by byte (layout version 1)
+//! # The packed layout, byte by byte (layout version 2)
 //!
 //! A packed buffer holds `matrices` stacked weights of `n` rows by `k` values (a plain
 //! weight has `matrices = 1`; MoE experts are stacked). It is:
@@ -14,7 +14,7 @@
 //! **Header** (all little endian): 0..8 magic `b"AMXPACK\0"`; 8..10 layout version (u16,
 //! [`LAYOUT_VERSION`]); 10..12 rows per panel (u16, 16); 12..16 ggml type id (u32);
 //! 16..24 `n`; 24..32 `k`; 32..40 `matrices` (u64 each); 40..48 total buffer bytes (u64);
-//! 48..64 zero. Every reader goes through [`PackedRef::parse`], which checks all of it.
+//! 48..56 FNV-1a 64 of bytes 0..48; 56..64 zero. Every reader goes through [`PackedRef::parse`], which checks all of it.
 //!
 //! **Panels.** Panel `p` of matrix `e` holds rows `16p .. 16p + 16` of that matrix; in the
 //! last panel, rows past `n` are zero bytes (zero scales), which kernels never write out.

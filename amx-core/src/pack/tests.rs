@@ -172,18 +172,24 @@ fn header_errors() {
     b[0] = b'X';
     assert_eq!(parse(&b), Err(BadMagic));
     let mut b = good.clone();
-    b[8] = 2;
-    assert_eq!(parse(&b), Err(UnsupportedVersion { found: 2, supported: LAYOUT_VERSION }));
+    b[8] = 7;
+    assert_eq!(parse(&b), Err(UnsupportedVersion { found: 7, supported: LAYOUT_VERSION }));
     let mut b = good.clone();
     b[63] = 1;
     assert_eq!(parse(&b), Err(BadHeader));
+    // A changed format id is caught by the checksum, even when the other format's layout
+    // has the same size (Q4_0 and Q4_K: 144 bytes per 256 values).
+    let l44 = PackedLayout::new(Format::Q4_0, 3, 256, 1).unwrap();
+    let mut q40 = vec![0u8; l44.total_bytes()];
+    pack(Format::Q4_0, 3, 256, 1, &bytes(6, l44.source_bytes()), &mut q40).unwrap();
+    q40[12] = Format::Q4K.ggml_type() as u8;
+    assert_eq!(PackedRef::parse(&q40).map(|_| ()), Err(BadHeader));
+    // An unknown id with a consistent checksum (as a newer writer might produce).
     let mut b = good.clone();
     b[12] = 99;
+    let sum = super::header::checksum_for_tests(&b[..48]);
+    b[48..56].copy_from_slice(&sum.to_le_bytes());
     assert_eq!(parse(&b), Err(UnknownFormat { ggml_type: 99 }));
-    // Another format whose sizes differ: the recorded total no longer matches.
-    let mut b = good.clone();
-    b[12] = Format::Q4_0.ggml_type() as u8;
-    assert_eq!(parse(&b), Err(BadHeader));
     assert_eq!(
         PackedRef::parse_expecting(&good, Format::Q4_0, n, k, 1).map(|_| ()),
         Err(FormatMismatch { expected: Format::Q4_0, found: f })
