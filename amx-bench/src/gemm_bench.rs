@@ -48,19 +48,32 @@ pub fn bench_weights(format: Format, seed: u64, n: usize, k: usize) -> Result<Ve
     Ok(w)
 }
 
-/// Measures `path` on `m x k` activations and `copies` distinct packed `n x k` weights
-/// (cycled call after call: enough copies put them out of cache), on `threads` threads
-/// splitting the panels.
-pub fn measure(
-    format: Format,
-    path: Path,
-    m: usize,
-    n: usize,
-    k: usize,
-    threads: usize,
-    copies: usize,
-    min_time: Duration,
-) -> Result<Figure, GemmError> {
+/// One benchmark case.
+#[derive(Clone, Copy, Debug)]
+pub struct Case {
+    /// Weight format.
+    pub format: Format,
+    /// Kernel path (`Auto` or forced).
+    pub path: Path,
+    /// Activation rows.
+    pub m: usize,
+    /// Output columns.
+    pub n: usize,
+    /// Values per row.
+    pub k: usize,
+    /// Threads splitting the panels (and preparing the activations).
+    pub threads: usize,
+    /// Distinct packed copies of the weights, cycled call after call (enough of them put
+    /// the weights out of cache).
+    pub copies: usize,
+    /// Keep calling for at least this long (and at least 3 timed calls).
+    pub min_time: Duration,
+}
+
+/// Measures one case: the median time of whole matmuls (activation preparation
+/// included).
+pub fn measure(case: &Case) -> Result<Figure, GemmError> {
+    let Case { format, path, m, n, k, threads, copies, min_time } = *case;
     let src = bench_weights(format, 7, n, k)?;
     let size = pack::packed_size(format, n, k, 1)?;
     let mut weights = Vec::with_capacity(copies.max(1));

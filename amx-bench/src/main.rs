@@ -158,16 +158,16 @@ fn bench(args: &BenchArgs) -> ExitCode {
                 let bytes = format.row_bytes(args.k).unwrap_or(0) * args.n;
                 // Enough distinct copies to be four times a 105 MiB L3.
                 let copies = if args.dram { (440usize << 20).div_ceil(bytes.max(1)) } else { 1 };
-                let r = amx_bench::gemm_bench::measure(
+                let r = amx_bench::gemm_bench::measure(&amx_bench::gemm_bench::Case {
                     format,
                     path,
                     m,
-                    args.n,
-                    args.k,
-                    args.threads,
+                    n: args.n,
+                    k: args.k,
+                    threads: args.threads,
                     copies,
-                    std::time::Duration::from_millis(300),
-                );
+                    min_time: std::time::Duration::from_millis(300),
+                });
                 match r {
                     Ok(f) if args.json => println!(
                         "{{\"format\":\"{}\",\"path\":\"{}\",\"m\":{m},\"n\":{},\"k\":{},\"threads\":{},\"gops\":{:.2},\"peak_fraction\":{:.4}}}",

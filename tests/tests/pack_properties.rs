@@ -360,7 +360,6 @@ fn corrupted_header_outcome(
 }
 
 fn corrupted_header(case: Case) -> Outcome {
-    let layout = case.layout();
     let (f, n, k, e) = (case.format, case.n, case.k, case.matrices);
     let packed = case.packed(&case.source());
     let mut rng = case.rng(6);

@@ -25,8 +25,7 @@ use crate::tile::{self, TileConfig};
 use crate::token::Amx;
 
 use super::Job;
-use super::decode::{Decoded, sub_block};
-use super::vnni::DecodeFn;
+use super::decode::{DecodeFn, Decoded, sub_block};
 
 /// Bytes of one tile (16 rows of 64 bytes).
 const TILE: usize = 1024;
@@ -98,8 +97,12 @@ fn widen_chunk(u: &[u8], scale: __m512, bias: __m512) -> (__m512i, __m512i) {
 
 /// Widens the groups of a quantized panel that cover B tiles `tiles` into `out`, tile
 /// `tiles.start` first. `tiles` starts and ends on group boundaries.
+///
+/// # Safety
+///
+/// `decode` runs on this CPU.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512bf16")]
-fn widen_quantized(
+unsafe fn widen_quantized(
     layout: &PackedLayout,
     panel: &[u8],
     tiles: Range<usize>,
@@ -112,7 +115,8 @@ fn widen_quantized(
     let gv = group_values(format);
     let per_group = gv / 32;
     for g in tiles.start / per_group..tiles.end.div_ceil(per_group).min(layout.groups()) {
-        decode(layout, panel, g, d);
+        // SAFETY: `decode` runs on this CPU (the caller's contract).
+        unsafe { decode(layout, panel, g, d) };
         for j in 0..gv / 4 {
             let s = 4 * j / sb;
             // SAFETY: each scale/bias row holds 16 f32.
@@ -161,8 +165,12 @@ fn widen_f16(layout: &PackedLayout, panel: &[u8], tiles: Range<usize>, out: &mut
 
 /// Where B tiles `tiles` of panel `p` are, tile `tiles.start` first: in place for BF16,
 /// else widened into `buf`.
+///
+/// # Safety
+///
+/// `decode` runs on this CPU.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512bf16")]
-fn b_tiles<'a>(
+unsafe fn b_tiles<'a>(
     layout: &PackedLayout,
     panel: &'a [u8],
     tiles: Range<usize>,
@@ -178,7 +186,8 @@ fn b_tiles<'a>(
             buf
         }
         _ => {
-            widen_quantized(layout, panel, tiles, decode, d, buf);
+            // SAFETY: forwarded contract.
+            unsafe { widen_quantized(layout, panel, tiles, decode, d, buf) };
             buf
         }
     }
@@ -291,9 +300,13 @@ pub(crate) unsafe fn run(
         while p < job.panels.end {
             let pair = p + 1 < job.panels.end;
             let (Some(w0), w1) = (job.weights.panel(p), job.weights.panel(p + 1)) else { return };
-            let b0 = b_tiles(layout, w0, tiles.clone(), decode, &mut d, buf0);
+            // SAFETY: `decode` runs on this CPU (this function's contract).
+            let b0 = unsafe { b_tiles(layout, w0, tiles.clone(), decode, &mut d, buf0) };
             let b1 = match (pair, w1) {
-                (true, Some(w1)) => b_tiles(layout, w1, tiles.clone(), decode, &mut d, buf1),
+                // SAFETY: as above.
+                (true, Some(w1)) => unsafe {
+                    b_tiles(layout, w1, tiles.clone(), decode, &mut d, buf1)
+                },
                 _ => b0,
             };
             let mut mt = mt_start;

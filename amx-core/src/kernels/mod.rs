@@ -42,7 +42,7 @@ pub(crate) unsafe fn run(job: &Job<'_, '_, '_, '_>, scratch: &mut [u8]) {
         Path::Vnni if float => unsafe { vnni::run_float(job) },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: as above.
-        Path::Vnni => unsafe { vnni::run_quantized(job, decode::scalar::decode_group) },
+        Path::Vnni => unsafe { vnni::run_quantized(job, decode::best()) },
         #[cfg(target_arch = "x86_64")]
         Path::Amx => {
             // A prepared AMX job exists only where `Path::Amx` resolved, which checked
@@ -51,7 +51,7 @@ pub(crate) unsafe fn run(job: &Job<'_, '_, '_, '_>, scratch: &mut [u8]) {
                 // SAFETY: `Path::Amx` resolved, so the CPU has AVX-512 F/BW/VL/BF16; the
                 // activations are BF16 tiles (checked kind); `scratch` holds
                 // `scratch_bytes` for the AMX path; the rest is the forwarded contract.
-                unsafe { amx::run(amx, job, scratch, decode::scalar::decode_group) }
+                unsafe { amx::run(amx, job, scratch, decode::best()) }
             }
         }
         // SAFETY: forwarded contract.

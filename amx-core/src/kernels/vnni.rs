@@ -19,16 +19,13 @@ use core::arch::x86_64::{
 
 use crate::formats::Format;
 use crate::gemm::PreparedKind;
-use crate::pack::{PANEL_ROWS, PackedLayout, group_values};
+use crate::pack::{PANEL_ROWS, group_values};
 
 use super::Job;
-use super::decode::{Decoded, sub_block};
+use super::decode::{DecodeFn, Decoded, sub_block};
 
 /// Activation rows computed together against one decoded group.
 pub(crate) const ROWS: usize = 8;
-
-/// A group decoder (vectorised or portable), called once per (panel, row block, group).
-pub(crate) type DecodeFn = fn(&PackedLayout, &[u8], usize, &mut Decoded);
 
 fn f32_at(b: &[u8], at: usize) -> f32 {
     f32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
@@ -70,7 +67,8 @@ pub(crate) unsafe fn run_quantized(job: &Job<'_, '_, '_, '_>, decode: DecodeFn) 
             });
             let mut acc = [_mm512_setzero_ps(); ROWS];
             for g in 0..layout.groups() {
-                decode(layout, panel, g, &mut d);
+                // SAFETY: `decode` runs on this CPU (the caller's contract).
+                unsafe { decode(layout, panel, g, &mut d) };
                 for s in 0..gv / sb {
                     let k0 = g * gv + s * sb;
                     // SAFETY: `scale` and `bias` rows are 16 f32 each.

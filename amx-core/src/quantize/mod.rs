@@ -10,9 +10,42 @@
 //! A NaN in a block makes its scale NaN and an infinity makes it infinite, so non-finite
 //! inputs reach exactly the outputs of their row.
 
-mod scalar;
+pub(crate) mod scalar;
+#[cfg(target_arch = "x86_64")]
+mod x86;
 
-pub(crate) use scalar::{bf16_tile_rows, q8_row};
+#[cfg(target_arch = "x86_64")]
+use crate::detect::Features;
+
+/// Quantizes one row `x` (`k` values, `k` a multiple of 32) into its Q8 record `out`
+/// (`Q8Layout { k }.row_bytes()` bytes): AVX-512 where usable, else [`scalar::q8_row`];
+/// both give the same bytes.
+pub(crate) fn q8_row(x: &[f32], out: &mut [u8]) {
+    #[cfg(target_arch = "x86_64")]
+    if Features::cached().avx512_usable() {
+        // SAFETY: the CPU and the OS support AVX-512 F/BW/VL.
+        unsafe { x86::q8_row(x, out) };
+        return;
+    }
+    scalar::q8_row(x, out);
+}
+
+/// Writes each row `(i, x)` of `rows` into its BF16 tiles in `out` (all tiles of
+/// `layout`; values past `k` are left as they are): AVX-512 BF16 where usable, else
+/// [`scalar::bf16_tile_rows`]; both give the same bytes.
+pub(crate) fn bf16_tile_rows<'a>(
+    layout: &TileLayout,
+    rows: impl Iterator<Item = (usize, &'a [f32])>,
+    out: &mut [u8],
+) {
+    #[cfg(target_arch = "x86_64")]
+    if Features::cached().avx512_bf16_usable() {
+        // SAFETY: the CPU and the OS support AVX-512 F/BW/VL and AVX512-BF16.
+        unsafe { x86::bf16_tile_rows(layout, rows, out) };
+        return;
+    }
+    scalar::bf16_tile_rows(layout, rows, out);
+}
 
 /// Where the parts of one quantized row are, for `k` values (`k` a multiple of 32).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -58,6 +91,7 @@ impl TileLayout {
         Self { m_tiles: m.div_ceil(32) * 2, k_tiles: k.div_ceil(32) }
     }
     /// Bytes of all tiles.
+    #[cfg(test)]
     pub const fn bytes(&self) -> usize {
         self.m_tiles * self.k_tiles * 1024
     }

@@ -68,3 +68,186 @@ fn bf16_tiles_put_rows_where_the_layout_says() {
     assert_eq!(at(1, 1, 1, 8), 0.0, "value 40 is padding");
     assert_eq!(at(1, 0, 2, 0), 0.0, "row 18 is padding");
 }
+
+/// xorshift64*.
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64) -> Self {
+        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        (self.next() >> 32) % n
+    }
+    /// A value in [-1, 1).
+    fn unit(&mut self) -> f32 {
+        (self.next() >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+    }
+}
+
+/// f32 patterns that need care: NaNs (quiet, signalling, negative, payloads), infinities,
+/// signed zeros, subnormals (smallest, largest, around the rounding point), the extremes.
+const F32_SPECIALS: [u32; 16] = [
+    0x7fc0_0000,
+    0x7f80_0001,
+    0xffbf_ffff,
+    0x7fff_ffff,
+    0x7f80_0000,
+    0xff80_0000,
+    0x0000_0000,
+    0x8000_0000,
+    0x0000_0001,
+    0x807f_ffff,
+    0x0000_8000,
+    0x0001_8000,
+    0x7f7f_ffff,
+    0xff7f_ffff,
+    0x0080_0000,
+    0x3f80_8000,
+];
+
+/// One 32-value block of a kind picked by `rng`: scaled uniform values, raw bit patterns,
+/// zeros, a NaN or an infinity among normal values, subnormals only, exact ties, or
+/// values near the f32 limits.
+fn block(rng: &mut Rng) -> [f32; 32] {
+    let mut b = [0f32; 32];
+    let scale = f32::from_bits(((rng.below(60) as u32 + 97) << 23) | 0x3_3333);
+    for v in b.iter_mut() {
+        *v = rng.unit() * scale;
+    }
+    match rng.below(9) {
+        0 => b.iter_mut().for_each(|v| *v = f32::from_bits(rng.next() as u32)),
+        1 => b = [0.0; 32],
+        2 => b[rng.below(32) as usize] = f32::from_bits(F32_SPECIALS[rng.below(4) as usize]),
+        3 => {
+            b[rng.below(32) as usize] =
+                if rng.below(2) == 0 { f32::INFINITY } else { f32::NEG_INFINITY }
+        }
+        4 => b.iter_mut().for_each(|v| *v = f32::from_bits(rng.next() as u32 & 0x807f_ffff)),
+        5 => {
+            // dx = 1, values k + 1/2: every value a tie.
+            b.iter_mut().for_each(|v| *v = (rng.below(254) as f32 - 127.0) + 0.5);
+            b[rng.below(32) as usize] = 127.0;
+        }
+        6 => b.iter_mut().for_each(|v| *v = f32::MAX * rng.unit()),
+        7 => b[rng.below(32) as usize] = f32::from_bits(F32_SPECIALS[rng.below(16) as usize]),
+        _ => {}
+    }
+    b
+}
+
+/// Whether the AVX-512 quantizers can run here (prints why not).
+#[cfg(target_arch = "x86_64")]
+fn usable(bf16: bool) -> bool {
+    let f = crate::detect::Features::cached();
+    let ok = if bf16 { f.avx512_bf16_usable() } else { f.avx512_usable() };
+    if !ok {
+        std::println!("skipped: no AVX-512{}", if bf16 { " BF16" } else { "" });
+    }
+    ok
+}
+
+/// The AVX-512 Q8 quantizer writes the scalar one's bytes (every byte of the record) for
+/// every K from 32 to 1024, on rows mixing every kind of block.
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn avx512_q8_row_matches_scalar_bit_for_bit() {
+    if !usable(false) {
+        return;
+    }
+    let mut rng = Rng::new(11);
+    for k in (32..=1024).step_by(32) {
+        for _ in 0..8 {
+            let x: vec::Vec<f32> = (0..k / 32).flat_map(|_| block(&mut rng)).collect();
+            let l = Q8Layout { k };
+            let (mut want, mut got) = (vec![0x5au8; l.row_bytes()], vec![0x5au8; l.row_bytes()]);
+            scalar::q8_row(&x, &mut want);
+            // SAFETY: AVX-512 F/BW/VL are usable (checked above).
+            unsafe { x86::q8_row(&x, &mut got) };
+            if let Some(i) = (0..want.len()).find(|&i| want[i] != got[i]) {
+                let b = if i < k { i / 32 } else { 0 };
+                panic!(
+                    "k {k} byte {i}: {:#04x} vs {:#04x}; block {b}: {:?}",
+                    want[i],
+                    got[i],
+                    &x[32 * b..32 * b + 32]
+                );
+            }
+        }
+    }
+}
+
+/// The AVX-512 Q8 quantizer leaves a too-short record alone instead of writing past it.
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn avx512_q8_row_ignores_a_short_record() {
+    if !usable(false) {
+        return;
+    }
+    let x = vec![1.0f32; 64];
+    let mut out = vec![7u8; 64 + 16 * 2 - 1];
+    // SAFETY: AVX-512 F/BW/VL are usable (checked above).
+    unsafe { x86::q8_row(&x, &mut out) };
+    assert!(out.iter().all(|&b| b == 7));
+}
+
+/// The AVX-512 BF16 tile writer writes the scalar one's bytes (padding left alone) for M
+/// and K on and off the tile multiples, values of every kind, rows in any order.
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn avx512_bf16_tiles_match_scalar_bit_for_bit() {
+    if !usable(true) {
+        return;
+    }
+    let mut rng = Rng::new(5);
+    for (m, k) in
+        [(1usize, 1usize), (3, 31), (16, 32), (17, 33), (5, 100), (33, 64), (40, 257), (2, 1024)]
+    {
+        let x: vec::Vec<f32> =
+            (0..m * k.div_ceil(32)).flat_map(|_| block(&mut rng)).take(m * k).collect();
+        let l = TileLayout::new(m, k);
+        let (mut want, mut got) = (vec![0xa5u8; l.bytes()], vec![0xa5u8; l.bytes()]);
+        let rows = || (0..m).rev().map(|i| (i, &x[i * k..i * k + k]));
+        scalar::bf16_tile_rows(&l, rows(), &mut want);
+        // SAFETY: AVX-512 F/BW/VL and BF16 are usable (checked above).
+        unsafe { x86::bf16_tile_rows(&l, rows(), &mut got) };
+        if let Some(i) = (0..want.len()).find(|&i| want[i] != got[i]) {
+            panic!("m {m} k {k} byte {i}: {:#04x} vs {:#04x}", want[i], got[i]);
+        }
+    }
+}
+
+/// The AVX-512 BF16 rounding equals `f32_to_bf16` on a sweep of bit patterns: every
+/// 4099th pattern, all low-mantissa patterns around the subnormal and NaN boundaries.
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn avx512_bf16_rounding_matches_scalar_on_a_pattern_sweep() {
+    if !usable(true) {
+        return;
+    }
+    let mut pats: vec::Vec<u32> = (0..=u32::MAX / 4099).map(|i| i * 4099).collect();
+    for base in [0x0000_0000u32, 0x007f_0000, 0x0080_0000, 0x7f7f_0000, 0x7f80_0000, 0x7fc0_0000] {
+        for sign in [0, 0x8000_0000] {
+            pats.extend((0..0x1_0000).map(|i| sign | (base + i)));
+        }
+    }
+    pats.extend(F32_SPECIALS);
+    let x: vec::Vec<f32> = pats.iter().map(|&p| f32::from_bits(p)).collect();
+    let k = 32 * 64;
+    let m = x.len() / k;
+    let l = TileLayout::new(m, k);
+    let (mut want, mut got) = (vec![0u8; l.bytes()], vec![0u8; l.bytes()]);
+    let rows = || (0..m).map(|i| (i, &x[i * k..i * k + k]));
+    scalar::bf16_tile_rows(&l, rows(), &mut want);
+    // SAFETY: AVX-512 F/BW/VL and BF16 are usable (checked above).
+    unsafe { x86::bf16_tile_rows(&l, rows(), &mut got) };
+    for (t, (a, b)) in want.chunks_exact(2).zip(got.chunks_exact(2)).enumerate() {
+        assert_eq!(a, b, "value slot {t}");
+    }
+}

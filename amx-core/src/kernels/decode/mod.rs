@@ -14,6 +14,7 @@ pub(crate) mod scalar;
 pub(crate) mod x86;
 
 use crate::formats::Format;
+use crate::pack::PackedLayout;
 
 /// The largest group, in values (the 256 of the K-quants and IQ4_XS).
 pub(crate) const MAX_VALUES: usize = 256;
@@ -62,6 +63,23 @@ pub(crate) const fn sub_block(format: Format) -> Option<usize> {
         Format::F16 | Format::BF16 => None,
         _ => Some(32),
     }
+}
+
+/// A group decoder: decodes group `g` of a panel into a [`Decoded`].
+///
+/// # Safety
+///
+/// The CPU has the instruction set of the decoder (see [`best`]).
+pub(crate) type DecodeFn = unsafe fn(&PackedLayout, &[u8], usize, &mut Decoded);
+
+/// The fastest decoder this CPU runs: AVX-512 where usable, the portable one otherwise.
+/// Calling the returned function is sound on this CPU.
+pub(crate) fn best() -> DecodeFn {
+    #[cfg(target_arch = "x86_64")]
+    if crate::detect::Features::cached().avx512_usable() {
+        return x86::decode_group;
+    }
+    scalar::decode_group
 }
 
 #[cfg(test)]

@@ -2,7 +2,8 @@
 //!
 //! A packed quads chunk is already 16 rows by one 4-byte quad, the shape of a decoded
 //! chunk, and the packer keeps ggml's byte order inside each quad. So every decoded chunk
-//! comes from one or two packed chunks by lane-wise bit operations, without shuffles:
+//! comes from one or two packed chunks by bit operations within each byte (no byte moves
+//! between lanes; IQ4_XS then maps nibbles through a `vpshufb` table):
 //!
 //! | format | packed chunk | decoded chunk (values `4j..4j + 4` of the group) |
 //! |---|---|---|
@@ -23,12 +24,12 @@ use core::arch::x86_64::{
     __m256i, __m512, __m512i, _mm256_loadu_si256, _mm512_add_epi32, _mm512_and_si512,
     _mm512_castps_si512, _mm512_castsi512_ps, _mm512_cmpeq_epi32_mask, _mm512_cmpge_epu32_mask,
     _mm512_cvtepi32_ps, _mm512_cvtepu16_epi32, _mm512_cvtph_ps, _mm512_loadu_si512,
-    _mm512_mask_and_epi32, _mm512_mask_blend_epi32, _mm512_mask_permutexvar_epi32,
-    _mm512_mask_test_epi32_mask, _mm512_mul_ps, _mm512_or_si512, _mm512_permutex2var_epi32,
-    _mm512_rolv_epi32, _mm512_set1_epi8, _mm512_set1_epi32, _mm512_set1_ps, _mm512_setr_epi32,
-    _mm512_shuffle_epi8, _mm512_srai_epi32, _mm512_srli_epi16, _mm512_srli_epi32,
-    _mm512_srlv_epi32, _mm512_storeu_ps, _mm512_storeu_si512, _mm512_sub_epi32,
-    _mm512_ternarylogic_epi32, _mm512_xor_si512,
+    _mm512_mask_and_epi32, _mm512_mask_blend_epi32, _mm512_mask_permutexvar_epi32, _mm512_mul_ps,
+    _mm512_or_si512, _mm512_permutex2var_epi32, _mm512_rolv_epi32, _mm512_set1_epi8,
+    _mm512_set1_epi32, _mm512_set1_ps, _mm512_setr_epi32, _mm512_setr4_epi32, _mm512_shuffle_epi8,
+    _mm512_srai_epi32, _mm512_srli_epi16, _mm512_srli_epi32, _mm512_srlv_epi32, _mm512_storeu_ps,
+    _mm512_storeu_si512, _mm512_sub_epi32, _mm512_ternarylogic_epi32, _mm512_test_epi32_mask,
+    _mm512_xor_si512,
 };
 
 use crate::formats::{Format, KVALUES_IQ4NL};
@@ -101,7 +102,7 @@ fn f16x16<const N: usize>(b: &[u8; N], at: usize) -> __m512 {
     // `vcvtph2ps` sets the quiet bit of a signalling NaN; `f16_to_f32` keeps the payload
     // as it is. Clear f32 bit 22 again where the f16 is a NaN with bit 9 clear.
     let w = _mm512_cvtepu16_epi32(h);
-    let payload = _mm512_mask_test_epi32_mask(u16::MAX, w, _mm512_set1_epi32(0x01ff));
+    let payload = _mm512_test_epi32_mask(w, _mm512_set1_epi32(0x01ff));
     let quiet_clear = _mm512_and_si512(w, _mm512_set1_epi32(0x7e00));
     let snan = payload & _mm512_cmpeq_epi32_mask(quiet_clear, _mm512_set1_epi32(0x7c00));
     _mm512_castsi512_ps(_mm512_mask_and_epi32(f, snan, f, _mm512_set1_epi32(!0x0040_0000)))
@@ -119,15 +120,19 @@ fn neg(x: __m512) -> __m512 {
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw")]
 fn byte_u(x: __m512i, j: i32) -> __m512i {
-    // vpshufb: control bytes with bit 7 set give zero.
-    _mm512_shuffle_epi8(x, _mm512_set1_epi32(0x8080_8000_u32 as i32 | j))
+    // vpshufb indexes the bytes of each 16-byte lane: byte j of dword i is byte 4i + j.
+    // Control bytes with bit 7 set give zero.
+    let ctrl = _mm512_setr4_epi32(0, 4, 8, 12);
+    _mm512_shuffle_epi8(x, _mm512_add_epi32(ctrl, _mm512_set1_epi32(0x8080_8000_u32 as i32 | j)))
 }
 
 /// Byte `j` (0..4) of every dword, sign extended.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw")]
 fn byte_i(x: __m512i, j: i32) -> __m512i {
-    let top = _mm512_shuffle_epi8(x, _mm512_set1_epi32((j << 24) | 0x0080_8080));
+    let ctrl = _mm512_setr4_epi32(0, 4 << 24, 8 << 24, 12 << 24);
+    let top =
+        _mm512_shuffle_epi8(x, _mm512_add_epi32(ctrl, _mm512_set1_epi32((j << 24) | 0x0080_8080)));
     _mm512_srai_epi32::<24>(top)
 }
 
@@ -344,7 +349,6 @@ fn iq4_xs(layout: &PackedLayout, panel: &[u8], g: usize, out: &mut Decoded) {
 /// of `u` and the first `group_values / sub_block` scales and biases; the rest of `out`
 /// is left as it is. Does nothing for F16/BF16, an out-of-range group or a `panel` that
 /// is not a whole panel of `layout`.
-#[cfg_attr(not(test), allow(dead_code, reason = "until the kernels take the vector decoder"))]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
 pub(crate) fn decode_group(layout: &PackedLayout, panel: &[u8], g: usize, out: &mut Decoded) {
     match layout.format() {
