@@ -12,28 +12,21 @@
 use core::arch::x86_64::{
     __m512, __m512i, _mm512_and_si512, _mm512_castsi512_ps, _mm512_cvtepi32_epi16,
     _mm512_cvtepi32_ps, _mm512_cvtph_ps, _mm512_dpbusd_epi32, _mm512_fmadd_ps, _mm512_loadu_epi32,
-    _mm512_loadu_ps, _mm512_mask_storeu_ps, _mm512_mul_ps, _mm512_set1_epi32,
-    _mm512_set1_epi32 as bcast_i32, _mm512_set1_ps, _mm512_setzero_ps, _mm512_setzero_si512,
-    _mm512_slli_epi32, _mm512_srli_epi32,
+    _mm512_loadu_ps, _mm512_mask_storeu_ps, _mm512_mul_ps, _mm512_set1_epi32, _mm512_set1_ps,
+    _mm512_setzero_ps, _mm512_setzero_si512, _mm512_slli_epi32, _mm512_srli_epi32,
 };
 
 use crate::formats::Format;
 use crate::gemm::PreparedKind;
-use crate::pack::{PANEL_ROWS, group_values};
+use crate::pack::{PANEL_ROWS, PackedLayout, group_values};
+use crate::quantize::Q8Layout;
 
 use super::Job;
 use super::decode::{DecodeFn, Decoded, sub_block};
 
-/// Activation rows computed together against one decoded group.
+/// Activation rows computed together against one decoded group (each row block decodes
+/// the panel once).
 pub(crate) const ROWS: usize = 8;
-
-fn f32_at(b: &[u8], at: usize) -> f32 {
-    f32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
-}
-
-fn i32_at(b: &[u8], at: usize) -> i32 {
-    i32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
-}
 
 /// The mask of the valid columns of panel `p` (`n` columns in all).
 fn column_mask(n: usize, p: usize) -> u16 {
@@ -41,19 +34,99 @@ fn column_mask(n: usize, p: usize) -> u16 {
     if valid == PANEL_ROWS { u16::MAX } else { (1u16 << valid) - 1 }
 }
 
+/// Reads the little-endian value of type `T` at `p` (any alignment).
+///
+/// # Safety
+///
+/// `p` is readable for `size_of::<T>()` bytes.
+#[inline(always)]
+unsafe fn read<T: Copy>(p: *const u8) -> T {
+    // SAFETY: the caller's contract.
+    unsafe { p.cast::<T>().read_unaligned() }
+}
+
+/// One panel against `R` activation rows: every group decoded once, its sub-blocks'
+/// `SB / 4` chunks held in registers while each row takes its `vpdpbusd`s.
+///
+/// # Safety
+///
+/// AVX-512 F/BW/VL/VNNI are available and `decode` runs on this CPU; each `recs[i]` is a
+/// whole Q8 record of `q8` for K = `layout.k()`; each `out[i]` is writable for the 16
+/// masked columns and written by no one else meanwhile; `SB` is the format's sub-block.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn panel_block<const R: usize, const SB: usize>(
+    layout: &PackedLayout,
+    panel: &[u8],
+    decode: DecodeFn,
+    d: &mut Decoded,
+    q8: Q8Layout,
+    recs: [*const u8; R],
+    out: [*mut f32; R],
+    mask: u16,
+) {
+    let gv = group_values(layout.format());
+    let mut acc = [_mm512_setzero_ps(); R];
+    for g in 0..layout.groups() {
+        // SAFETY: `decode` runs on this CPU (the caller's contract).
+        unsafe { decode(layout, panel, g, d) };
+        for s in 0..gv / SB {
+            let k0 = g * gv + s * SB;
+            // SAFETY: scale/bias rows hold 16 f32; the sub-block's SB / 4 chunks of 64
+            // bytes lie inside `d.u` (gv / 4 chunks at most 64 of them).
+            let (scale, bias, w) = unsafe {
+                let w: [__m512i; 8] = core::array::from_fn(|j| {
+                    let j = j.min(SB / 4 - 1);
+                    _mm512_loadu_epi32(d.u.as_ptr().add(64 * (s * SB / 4 + j)).cast())
+                });
+                (_mm512_loadu_ps(d.scale[s].as_ptr()), _mm512_loadu_ps(d.bias[s].as_ptr()), w)
+            };
+            let (dx_at, sum_at) = (
+                q8.dx_offset() + 4 * (k0 / 32),
+                if SB == 32 {
+                    q8.sum32_offset() + 4 * (k0 / 32)
+                } else {
+                    q8.sum16_offset() + 4 * (k0 / 16)
+                },
+            );
+            for i in 0..R {
+                let rec = recs[i];
+                let mut sum = _mm512_setzero_si512();
+                for (j, wj) in w.iter().enumerate().take(SB / 4) {
+                    // SAFETY: k0 + 4j + 4 <= K: the quad lies in the record's values.
+                    let x = unsafe { read::<i32>(rec.add(k0 + 4 * j)) };
+                    sum = _mm512_dpbusd_epi32(sum, *wj, _mm512_set1_epi32(x));
+                }
+                // SAFETY: the offsets index the record's dx and dx * sum arrays.
+                let (dx, dxs) =
+                    unsafe { (read::<f32>(rec.add(dx_at)), read::<f32>(rec.add(sum_at))) };
+                let t = _mm512_mul_ps(_mm512_cvtepi32_ps(sum), scale);
+                acc[i] = _mm512_fmadd_ps(t, _mm512_set1_ps(dx), acc[i]);
+                acc[i] = _mm512_fmadd_ps(bias, _mm512_set1_ps(dxs), acc[i]);
+            }
+        }
+    }
+    for i in 0..R {
+        // SAFETY: the caller's contract on `out`.
+        unsafe { _mm512_mask_storeu_ps(out[i], mask, acc[i]) };
+    }
+}
+
 /// Runs a job of quantized weights on Q8 activations.
 ///
 /// # Safety
 ///
 /// As [`super::run`]; the CPU has AVX-512 F/BW/VL/VNNI; the job's activations are Q8
-/// records of the weights' K; `decode` is safe to call on this CPU.
+/// records of the weights' K; `decode` runs on this CPU.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
 pub(crate) unsafe fn run_quantized(job: &Job<'_, '_, '_, '_>, decode: DecodeFn) {
     let PreparedKind::Q8 { bytes, layout: q8 } = job.x.kind else { return };
     let layout = job.weights.layout();
-    let format = layout.format();
-    let Some(sb) = sub_block(format) else { return };
-    let (gv, rb) = (group_values(format), q8.row_bytes());
+    let Some(sb) = sub_block(layout.format()) else { return };
+    let rb = q8.row_bytes();
+    if bytes.len() < job.rows.end * rb {
+        return;
+    }
     let mut d = Decoded::new();
     for p in job.panels.clone() {
         let Some(panel) = job.weights.panel(p) else { return };
@@ -61,49 +134,48 @@ pub(crate) unsafe fn run_quantized(job: &Job<'_, '_, '_, '_>, decode: DecodeFn) 
         let mut m0 = job.rows.start;
         while m0 < job.rows.end {
             let count = (job.rows.end - m0).min(ROWS);
-            let recs: [&[u8]; ROWS] = core::array::from_fn(|i| {
-                let m = m0 + i.min(count - 1);
-                &bytes[m * rb..(m + 1) * rb]
-            });
-            let mut acc = [_mm512_setzero_ps(); ROWS];
-            for g in 0..layout.groups() {
-                // SAFETY: `decode` runs on this CPU (the caller's contract).
-                unsafe { decode(layout, panel, g, &mut d) };
-                for s in 0..gv / sb {
-                    let k0 = g * gv + s * sb;
-                    // SAFETY: `scale` and `bias` rows are 16 f32 each.
-                    let (scale, bias) = unsafe {
-                        (_mm512_loadu_ps(d.scale[s].as_ptr()), _mm512_loadu_ps(d.bias[s].as_ptr()))
-                    };
-                    for (rec, a) in recs.iter().zip(acc.iter_mut()).take(count) {
-                        let mut sum = _mm512_setzero_si512();
-                        for j in 0..sb / 4 {
-                            let chunk = 64 * (s * sb / 4 + j);
-                            // SAFETY: chunk + 64 <= 64 * gv / 4 <= the size of `d.u`.
-                            let w = unsafe { _mm512_loadu_epi32(d.u.as_ptr().add(chunk).cast()) };
-                            let x = bcast_i32(i32_at(rec, k0 + 4 * j));
-                            sum = _mm512_dpbusd_epi32(sum, w, x);
-                        }
-                        let dx = f32_at(rec, q8.dx_offset() + 4 * (k0 / 32));
-                        let dxs = if sb == 32 {
-                            f32_at(rec, q8.sum32_offset() + 4 * (k0 / 32))
+            let recs: [*const u8; ROWS] =
+                core::array::from_fn(|i| bytes[(m0 + i.min(count - 1)) * rb..].as_ptr());
+            let out: [*mut f32; ROWS] =
+                core::array::from_fn(|i| job.y.at(m0 + i.min(count - 1), p * PANEL_ROWS));
+            macro_rules! go {
+                ($r:literal) => {{
+                    let (recs, out) = (first::<$r, _>(recs), first::<$r, _>(out));
+                    // SAFETY: the records are whole rows of the checked Q8 buffer, the
+                    // outputs are rows m0.. of this job's block at panel p's columns
+                    // (masked to the valid ones); the rest is this function's contract.
+                    unsafe {
+                        if sb == 32 {
+                            panel_block::<$r, 32>(
+                                layout, panel, decode, &mut d, q8, recs, out, mask,
+                            )
                         } else {
-                            f32_at(rec, q8.sum16_offset() + 4 * (k0 / 16))
-                        };
-                        let t = _mm512_mul_ps(_mm512_cvtepi32_ps(sum), scale);
-                        *a = _mm512_fmadd_ps(t, _mm512_set1_ps(dx), *a);
-                        *a = _mm512_fmadd_ps(bias, _mm512_set1_ps(dxs), *a);
+                            panel_block::<$r, 16>(
+                                layout, panel, decode, &mut d, q8, recs, out, mask,
+                            )
+                        }
                     }
-                }
+                }};
             }
-            for (i, a) in acc.iter().enumerate().take(count) {
-                // SAFETY: row m0 + i is in the job's rows and the masked columns are the
-                // panel's valid ones, all inside the output and this job's block.
-                unsafe { _mm512_mask_storeu_ps(job.y.at(m0 + i, p * PANEL_ROWS), mask, *a) };
+            match count {
+                1 => go!(1),
+                2 => go!(2),
+                3 => go!(3),
+                4 => go!(4),
+                5 => go!(5),
+                6 => go!(6),
+                7 => go!(7),
+                _ => go!(8),
             }
             m0 += count;
         }
     }
+}
+
+/// The first `R` entries of `a`.
+#[inline(always)]
+fn first<const R: usize, T: Copy>(a: [T; ROWS]) -> [T; R] {
+    core::array::from_fn(|i| a[i])
 }
 
 /// The two values of each row in a packed F16/BF16 chunk, widened to f32: (values `2c`,
