@@ -178,3 +178,151 @@ pub fn prepare_parallel(
         handles.into_iter().try_for_each(|h| h.join().expect("prepare thread"))
     })
 }
+
+/// Read bandwidth in bytes per second on `threads` threads: each pass reads `chunk`
+/// bytes (a weight's size) from the next of the chunks of a buffer of `total` bytes, the
+/// way the `dram` GEMM cases cycle through their weight copies.
+pub fn read_bandwidth(chunk: usize, total: usize, threads: usize, min_time: Duration) -> f64 {
+    let chunk = chunk.max(64) / 8 * 8;
+    let copies = total.div_ceil(chunk).max(1);
+    let buf: Vec<u64> = (0..copies * chunk / 8).map(|i| i as u64).collect();
+    let read = |part: &[u64]| -> u64 { read_sum(part) };
+    let words = chunk / 8;
+    let pass = |i: usize| {
+        let part = &buf[(i % copies) * words..(i % copies + 1) * words];
+        if threads <= 1 {
+            black_box(read(part));
+            return;
+        }
+        let per = words.div_ceil(threads);
+        std::thread::scope(|s| {
+            for piece in part.chunks(per) {
+                s.spawn(move || black_box(read(piece)));
+            }
+        });
+    };
+    pass(0);
+    let mut times = Vec::new();
+    let start = Instant::now();
+    let mut i = 1;
+    while start.elapsed() < min_time || times.len() < 5 {
+        let t = Instant::now();
+        pass(i);
+        times.push(t.elapsed());
+        i += 1;
+    }
+    times.sort();
+    chunk as f64 / times[times.len() / 2].as_secs_f64()
+}
+
+/// The tile unit's peaks measured in the same run, GOPS.
+#[derive(Clone, Copy, Debug)]
+pub struct Peak {
+    /// `tdpbssd` loop.
+    pub int8: f64,
+    /// `tdpbf16ps` loop.
+    pub bf16: f64,
+}
+
+/// One line of the throughput output.
+#[derive(Clone, Copy, Debug)]
+pub struct Row {
+    /// Weight format.
+    pub format: Format,
+    /// Path asked for.
+    pub path: Path,
+    /// Rows.
+    pub m: usize,
+    /// Columns.
+    pub n: usize,
+    /// Values per row.
+    pub k: usize,
+    /// Threads.
+    pub threads: usize,
+    /// Measured GOPS.
+    pub gops: f64,
+    /// The tile unit's peaks this run.
+    pub peak_gops: Peak,
+    /// The read-bandwidth bound of this case, when measured (`--dram`).
+    pub bound_gops: Option<f64>,
+}
+
+impl Row {
+    /// One JSON object: format, path, m, n, k, threads, gops, peak_fraction (of the int8
+    /// tile peak), and with a measured bound also bound_gops and bound_fraction.
+    pub fn to_json(&self) -> String {
+        let bound = match self.bound_gops {
+            Some(b) => format!(",\"bound_gops\":{b:.2},\"bound_fraction\":{:.4}", self.gops / b),
+            None => String::new(),
+        };
+        format!(
+            "{{\"format\":\"{}\",\"path\":\"{}\",\"m\":{},\"n\":{},\"k\":{},\"threads\":{},\"gops\":{:.2},\"peak_fraction\":{:.4}{bound}}}",
+            self.format.name().to_ascii_lowercase(),
+            self.path.name(),
+            self.m,
+            self.n,
+            self.k,
+            self.threads,
+            self.gops,
+            self.gops / self.peak_gops.int8
+        )
+    }
+
+    /// One aligned text line.
+    pub fn to_text(&self) -> String {
+        let bound = match self.bound_gops {
+            Some(b) => format!("  bound {b:>6.1} GOPS, {:>5.1}% of it", 100.0 * self.gops / b),
+            None => String::new(),
+        };
+        format!(
+            "{:<7} {:<7} m={:<4} t={} {:>8.1} GOPS {:>5.1}% of int8 peak {:>5.1}% of bf16 peak{bound}",
+            self.format.name(),
+            self.path.name(),
+            self.m,
+            self.threads,
+            self.gops,
+            100.0 * self.gops / self.peak_gops.int8,
+            100.0 * self.gops / self.peak_gops.bf16
+        )
+    }
+}
+
+/// Sums `part` with the widest loads this CPU has (64-byte AVX-512 loads where usable), so
+/// that the bandwidth baseline reads memory at least as well as the kernels do.
+fn read_sum(part: &[u64]) -> u64 {
+    #[cfg(target_arch = "x86_64")]
+    if amx_core::detect::Features::cached().avx512_usable() {
+        // SAFETY: AVX-512F is usable (checked just above).
+        return unsafe { read_sum_avx512(part) };
+    }
+    let mut acc = [0u64; 8];
+    for c in part.chunks_exact(8) {
+        for (a, v) in acc.iter_mut().zip(c) {
+            *a = a.wrapping_add(*v);
+        }
+    }
+    acc.iter().fold(0, |s, a| s.wrapping_add(*a))
+}
+
+/// [`read_sum`] with four independent 64-byte accumulators.
+///
+/// # Safety
+///
+/// The CPU supports AVX-512F.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn read_sum_avx512(part: &[u64]) -> u64 {
+    use std::arch::x86_64::{
+        _mm512_add_epi64, _mm512_loadu_si512, _mm512_reduce_add_epi64, _mm512_setzero_si512,
+    };
+    let mut acc = [_mm512_setzero_si512(); 4];
+    for c in part.chunks_exact(32) {
+        for (j, a) in acc.iter_mut().enumerate() {
+            // SAFETY: `c` holds 32 u64, so words 8j..8j + 8 are readable.
+            let v = unsafe { _mm512_loadu_si512(c[8 * j..].as_ptr().cast()) };
+            *a = _mm512_add_epi64(*a, v);
+        }
+    }
+    let sum = _mm512_add_epi64(_mm512_add_epi64(acc[0], acc[1]), _mm512_add_epi64(acc[2], acc[3]));
+    _mm512_reduce_add_epi64(sum) as u64
+}

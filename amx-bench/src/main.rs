@@ -149,8 +149,9 @@ fn bench(args: &BenchArgs) -> ExitCode {
         amx_bench::peak::peak_ops(amx_bench::peak::Unit::Int8, 200_000).unwrap_or(f64::NAN) / 1e9;
     let peak_bf16 =
         amx_bench::peak::peak_ops(amx_bench::peak::Unit::Bf16, 200_000).unwrap_or(f64::NAN) / 1e9;
+    let peak = amx_bench::gemm_bench::Peak { int8: peak, bf16: peak_bf16 };
     if !args.json {
-        println!("tile peak this run: int8 {peak:.0} GOPS, bf16 {peak_bf16:.0} GOPS");
+        println!("tile peak this run: int8 {:.0} GOPS, bf16 {:.0} GOPS", peak.int8, peak.bf16);
     }
     for &format in &args.formats {
         for &path in &args.paths {
@@ -158,6 +159,17 @@ fn bench(args: &BenchArgs) -> ExitCode {
                 let bytes = format.row_bytes(args.k).unwrap_or(0) * args.n;
                 // Enough distinct copies to be four times a 105 MiB L3.
                 let copies = if args.dram { (440usize << 20).div_ceil(bytes.max(1)) } else { 1 };
+                // The bandwidth bound of this case, measured now: 2 ops per weight, the
+                // packed bytes per weight read at the rate a plain read loop reaches.
+                let bound = args.dram.then(|| {
+                    let bw = amx_bench::gemm_bench::read_bandwidth(
+                        bytes,
+                        440 << 20,
+                        args.threads,
+                        std::time::Duration::from_millis(300),
+                    );
+                    2.0 * bw / (bytes as f64 / (args.n * args.k) as f64) / 1e9
+                });
                 let r = amx_bench::gemm_bench::measure(&amx_bench::gemm_bench::Case {
                     format,
                     path,
@@ -169,24 +181,20 @@ fn bench(args: &BenchArgs) -> ExitCode {
                     min_time: std::time::Duration::from_millis(300),
                 });
                 match r {
-                    Ok(f) if args.json => println!(
-                        "{{\"format\":\"{}\",\"path\":\"{}\",\"m\":{m},\"n\":{},\"k\":{},\"threads\":{},\"gops\":{:.2},\"peak_fraction\":{:.4}}}",
-                        format.name().to_ascii_lowercase(),
-                        path.name(),
-                        args.n,
-                        args.k,
-                        args.threads,
-                        f.gops,
-                        f.gops / peak
-                    ),
-                    Ok(f) => println!(
-                        "{:<7} {:<7} m={m:<4} {:>9.1} GOPS {:>6.1}% of int8 peak {:>6.1}% of bf16 peak",
-                        format.name(),
-                        path.name(),
-                        f.gops,
-                        100.0 * f.gops / peak,
-                        100.0 * f.gops / peak_bf16
-                    ),
+                    Ok(f) => {
+                        let row = amx_bench::gemm_bench::Row {
+                            format,
+                            path,
+                            m,
+                            n: args.n,
+                            k: args.k,
+                            threads: args.threads,
+                            gops: f.gops,
+                            peak_gops: peak,
+                            bound_gops: bound,
+                        };
+                        println!("{}", if args.json { row.to_json() } else { row.to_text() });
+                    }
                     Err(e) => {
                         println!("{:<7} {:<7} m={m:<4} error: {e}", format.name(), path.name())
                     }

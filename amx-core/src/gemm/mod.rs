@@ -39,7 +39,7 @@ use core::ops::Range;
 
 pub use error::GemmError;
 pub use matrix::{MatMut, MatRef, SharedOut};
-pub use path::{AMX_MIN_ROWS, Path};
+pub use path::{Path, amx_min_rows};
 
 use crate::formats::Format;
 use crate::kernels::{self, Job};
@@ -279,7 +279,7 @@ pub fn prepared_bytes(format: Format, m: usize, k: usize, path: Path) -> Result<
 ///
 /// Errors: [`GemmError::PathUnavailable`], [`GemmError::Overflow`].
 pub fn scratch_bytes(format: Format, k: usize, path: Path) -> Result<usize, GemmError> {
-    match path.resolve(format, AMX_MIN_ROWS.max(1))? {
+    match path.resolve(format, amx_min_rows(format))? {
         Path::Amx => k.div_ceil(32).checked_mul(2 * 1024).and_then(|b| b.checked_add(ALIGN)),
         _ => Some(0),
     }

@@ -22,9 +22,24 @@ pub enum Path {
     Scalar,
 }
 
-/// From this many rows on, [`Path::Auto`] takes the AMX path (when the machine has it).
-/// Measured with `amx-bench bench` on a Sapphire Rapids guest; see the README.
-pub const AMX_MIN_ROWS: usize = 16;
+/// From how many rows on [`Path::Auto`] takes the AMX path for `format` weights (when the
+/// machine has it). The AMX path widens every weight panel to BF16 once per call, a cost
+/// fixed in M, while the VNNI path's cost grows with M; the crossing points were measured
+/// with `amx-bench bench --paths vnni,amx --m 1,4,8,16,20,24,28,32` (K = N = 4096, one
+/// thread, Sapphire Rapids guest):
+///
+/// - quantized formats: VNNI ahead up to M = 16 (Q4_0 274 vs 276 GOPS, Q4_K 263 vs 230),
+///   AMX ahead from M = 20 (Q4_0 335 vs 251, Q4_K 281 vs 258): 17;
+/// - F16: VNNI ahead at M = 4 (73 vs 58), AMX from M = 8 (117 vs 102): 8;
+/// - BF16: panels are B tiles as packed (no widening), AMX as fast at M = 1 (27 vs 26)
+///   and ahead from M = 4 (107 vs 81): 1.
+pub const fn amx_min_rows(format: Format) -> usize {
+    match format {
+        Format::BF16 => 1,
+        Format::F16 => 8,
+        _ => 17,
+    }
+}
 
 impl Path {
     /// Every path, [`Path::Auto`] first.
@@ -60,9 +75,8 @@ impl Path {
     ///
     /// Errors: [`GemmError::PathUnavailable`] for a forced path this machine lacks.
     pub fn resolve(self, format: Format, m: usize) -> Result<Path, GemmError> {
-        let _ = format;
         match self {
-            Path::Auto if m >= AMX_MIN_ROWS && Path::Amx.available() => Ok(Path::Amx),
+            Path::Auto if m >= amx_min_rows(format) && Path::Amx.available() => Ok(Path::Amx),
             Path::Auto if Path::Vnni.available() => Ok(Path::Vnni),
             Path::Auto => Ok(Path::Scalar),
             p if p.available() => Ok(p),

@@ -25,7 +25,7 @@ use crate::tile::{self, TileConfig};
 use crate::token::Amx;
 
 use super::Job;
-use super::decode::{DecodeFn, Decoded, sub_block};
+use super::decode::{DecodeFn, Decoded, span_groups, sub_block};
 
 /// Bytes of one tile (16 rows of 64 bytes).
 const TILE: usize = 1024;
@@ -114,10 +114,15 @@ unsafe fn widen_quantized(
     let Some(sb) = sub_block(format) else { return };
     let gv = group_values(format);
     let per_group = gv / 32;
-    for g in tiles.start / per_group..tiles.end.div_ceil(per_group).min(layout.groups()) {
+    let span = span_groups(format);
+    let (first, end) =
+        (tiles.start / per_group, tiles.end.div_ceil(per_group).min(layout.groups()));
+    let mut g = first;
+    while g < end {
+        let count = span.min(end - g);
         // SAFETY: `decode` runs on this CPU (the caller's contract).
-        unsafe { decode(layout, panel, g, d) };
-        for j in 0..gv / 4 {
+        unsafe { decode(layout, panel, g, count, d) };
+        for j in 0..count * gv / 4 {
             let s = 4 * j / sb;
             // SAFETY: each scale/bias row holds 16 f32.
             let (scale, bias) = unsafe {
@@ -134,6 +139,7 @@ unsafe fn widen_quantized(
                 _mm512_storeu_si512(dst.as_mut_ptr().add(64).cast(), b);
             }
         }
+        g += count;
     }
 }
 

@@ -10,10 +10,11 @@
 //! to f32 and multiplied with broadcast f32 activations.
 
 use core::arch::x86_64::{
-    __m512, __m512i, _mm512_and_si512, _mm512_castsi512_ps, _mm512_cvtepi32_epi16,
-    _mm512_cvtepi32_ps, _mm512_cvtph_ps, _mm512_dpbusd_epi32, _mm512_fmadd_ps, _mm512_loadu_epi32,
-    _mm512_loadu_ps, _mm512_mask_storeu_ps, _mm512_mul_ps, _mm512_set1_epi32, _mm512_set1_ps,
-    _mm512_setzero_ps, _mm512_setzero_si512, _mm512_slli_epi32, _mm512_srli_epi32,
+    __m512, __m512i, _MM_HINT_T0, _MM_HINT_T1, _mm_prefetch, _mm512_and_si512, _mm512_castsi512_ps,
+    _mm512_cvtepi32_epi16, _mm512_cvtepi32_ps, _mm512_cvtph_ps, _mm512_dpbusd_epi32,
+    _mm512_fmadd_ps, _mm512_loadu_epi32, _mm512_loadu_ps, _mm512_mask_storeu_ps, _mm512_mul_ps,
+    _mm512_set1_epi32, _mm512_set1_ps, _mm512_setzero_ps, _mm512_setzero_si512, _mm512_slli_epi32,
+    _mm512_srli_epi32,
 };
 
 use crate::formats::Format;
@@ -22,7 +23,7 @@ use crate::pack::{PANEL_ROWS, PackedLayout, group_values};
 use crate::quantize::Q8Layout;
 
 use super::Job;
-use super::decode::{DecodeFn, Decoded, sub_block};
+use super::decode::{DecodeFn, Decoded, span_groups, sub_block};
 
 /// Activation rows computed together against one decoded group (each row block decodes
 /// the panel once).
@@ -32,6 +33,31 @@ pub(crate) const ROWS: usize = 8;
 fn column_mask(n: usize, p: usize) -> u16 {
     let valid = (n - p * PANEL_ROWS).min(PANEL_ROWS);
     if valid == PANEL_ROWS { u16::MAX } else { (1u16 << valid) - 1 }
+}
+
+/// How far ahead of the group being decoded the weights are prefetched, in bytes: enough
+/// lines in flight to cover DRAM latency at full bandwidth (decode-time matmuls read each
+/// weight once, from memory).
+const PREFETCH_BYTES: usize = 8192;
+
+/// Prefetches the bytes groups `g..g + count` will read `PREFETCH_BYTES` further on in
+/// both regions of the panel (past the panel's end this reaches into the next panel,
+/// which is next in memory; prefetches never fault).
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn prefetch_ahead(layout: &PackedLayout, panel: &[u8], g: usize, count: usize) {
+    let base = panel.as_ptr();
+    let quads = layout.quads_offset(g + count) - layout.quads_offset(g);
+    let rows = layout.per_row_offset(g + count) - layout.per_row_offset(g);
+    for (start, len) in [(layout.quads_offset(g), quads), (layout.per_row_offset(g), rows)] {
+        let mut off = 0;
+        while off < len {
+            let p = base.wrapping_add(start + PREFETCH_BYTES + off);
+            _mm_prefetch::<_MM_HINT_T1>(p.cast());
+            _mm_prefetch::<_MM_HINT_T0>(base.wrapping_add(start + 512 + off).cast());
+            off += 64;
+        }
+    }
 }
 
 /// Reads the little-endian value of type `T` at `p` (any alignment).
@@ -66,11 +92,15 @@ unsafe fn panel_block<const R: usize, const SB: usize>(
     mask: u16,
 ) {
     let gv = group_values(layout.format());
+    let span = span_groups(layout.format());
     let mut acc = [_mm512_setzero_ps(); R];
-    for g in 0..layout.groups() {
+    let mut g = 0;
+    while g < layout.groups() {
+        let count = span.min(layout.groups() - g);
+        prefetch_ahead(layout, panel, g, count);
         // SAFETY: `decode` runs on this CPU (the caller's contract).
-        unsafe { decode(layout, panel, g, d) };
-        for s in 0..gv / SB {
+        unsafe { decode(layout, panel, g, count, d) };
+        for s in 0..count * gv / SB {
             let k0 = g * gv + s * SB;
             // SAFETY: scale/bias rows hold 16 f32; the sub-block's SB / 4 chunks of 64
             // bytes lie inside `d.u` (gv / 4 chunks at most 64 of them).
@@ -105,6 +135,7 @@ unsafe fn panel_block<const R: usize, const SB: usize>(
                 acc[i] = _mm512_fmadd_ps(bias, _mm512_set1_ps(dxs), acc[i]);
             }
         }
+        g += count;
     }
     for i in 0..R {
         // SAFETY: the caller's contract on `out`.
@@ -194,6 +225,47 @@ fn widen_pair(format: Format, chunk: __m512i) -> (__m512, __m512) {
     }
 }
 
+/// One F16/BF16 panel against `R` f32 activation rows.
+///
+/// # Safety
+///
+/// AVX-512 F/BW/VL are available; each `xs[i]` is readable for `layout.k()` f32; each
+/// `out[i]` is writable for the 16 masked columns and written by no one else meanwhile.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+unsafe fn float_block<const R: usize>(
+    layout: &PackedLayout,
+    panel: &[u8],
+    xs: [*const f32; R],
+    out: [*mut f32; R],
+    mask: u16,
+) {
+    let (format, k) = (layout.format(), layout.k());
+    let mut acc = [_mm512_setzero_ps(); R];
+    for g in 0..layout.groups() {
+        prefetch_ahead(layout, panel, g, 1);
+        let (base, k0) = (layout.quads_offset(g), 32 * g);
+        let values = (k - k0).min(32);
+        for c in 0..values.div_ceil(2) {
+            // SAFETY: the group's 16 chunks of 64 bytes lie inside the panel.
+            let chunk = unsafe { _mm512_loadu_epi32(panel.as_ptr().add(base + 64 * c).cast()) };
+            let (even, odd) = widen_pair(format, chunk);
+            let ke = k0 + 2 * c;
+            for i in 0..R {
+                // SAFETY: ke < k, and ke + 1 is read only when it is < k.
+                let (xe, xo) =
+                    unsafe { (*xs[i].add(ke), if ke + 1 < k { *xs[i].add(ke + 1) } else { 0.0 }) };
+                acc[i] = _mm512_fmadd_ps(even, _mm512_set1_ps(xe), acc[i]);
+                acc[i] = _mm512_fmadd_ps(odd, _mm512_set1_ps(xo), acc[i]);
+            }
+        }
+    }
+    for i in 0..R {
+        // SAFETY: the caller's contract on `out`.
+        unsafe { _mm512_mask_storeu_ps(out[i], mask, acc[i]) };
+    }
+}
+
 /// Runs a job of F16/BF16 weights on f32 activations.
 ///
 /// # Safety
@@ -203,34 +275,40 @@ fn widen_pair(format: Format, chunk: __m512i) -> (__m512, __m512) {
 pub(crate) unsafe fn run_float(job: &Job<'_, '_, '_, '_>) {
     let PreparedKind::F32(x) = job.x.kind else { return };
     let layout = job.weights.layout();
-    let (format, k) = (layout.format(), layout.k());
     for p in job.panels.clone() {
         let Some(panel) = job.weights.panel(p) else { return };
         let mask = column_mask(layout.n(), p);
         let mut m0 = job.rows.start;
         while m0 < job.rows.end {
             let count = (job.rows.end - m0).min(ROWS);
-            let rows: [&[f32]; ROWS] = core::array::from_fn(|i| x.row(m0 + i.min(count - 1)));
-            let mut acc = [_mm512_setzero_ps(); ROWS];
-            for g in 0..layout.groups() {
-                let base = layout.quads_offset(g);
-                let k0 = 32 * g;
-                for c in 0..(k - k0).min(32).div_ceil(2) {
-                    // SAFETY: the group's 16 chunks of 64 bytes lie inside the panel.
-                    let chunk =
-                        unsafe { _mm512_loadu_epi32(panel.as_ptr().add(base + 64 * c).cast()) };
-                    let (even, odd) = widen_pair(format, chunk);
-                    let (ke, ko) = (k0 + 2 * c, k0 + 2 * c + 1);
-                    for (row, a) in rows.iter().zip(acc.iter_mut()).take(count) {
-                        *a = _mm512_fmadd_ps(even, _mm512_set1_ps(row[ke]), *a);
-                        let xo = if ko < k { row[ko] } else { 0.0 };
-                        *a = _mm512_fmadd_ps(odd, _mm512_set1_ps(xo), *a);
+            let xs: [*const f32; ROWS] =
+                core::array::from_fn(|i| x.row(m0 + i.min(count - 1)).as_ptr());
+            let out: [*mut f32; ROWS] =
+                core::array::from_fn(|i| job.y.at(m0 + i.min(count - 1), p * PANEL_ROWS));
+            macro_rules! go {
+                ($r:literal) => {{
+                    // SAFETY: the rows are whole K-value rows of the checked activations;
+                    // the outputs are rows m0.. of this job's block at panel p's columns.
+                    unsafe {
+                        float_block::<$r>(
+                            layout,
+                            panel,
+                            first::<$r, _>(xs),
+                            first::<$r, _>(out),
+                            mask,
+                        )
                     }
-                }
+                }};
             }
-            for (i, a) in acc.iter().enumerate().take(count) {
-                // SAFETY: as in `run_quantized`.
-                unsafe { _mm512_mask_storeu_ps(job.y.at(m0 + i, p * PANEL_ROWS), mask, *a) };
+            match count {
+                1 => go!(1),
+                2 => go!(2),
+                3 => go!(3),
+                4 => go!(4),
+                5 => go!(5),
+                6 => go!(6),
+                7 => go!(7),
+                _ => go!(8),
             }
             m0 += count;
         }

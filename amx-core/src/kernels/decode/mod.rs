@@ -65,21 +65,28 @@ pub(crate) const fn sub_block(format: Format) -> Option<usize> {
     }
 }
 
-/// A group decoder: decodes group `g` of a panel into a [`Decoded`].
+/// A span decoder: decodes groups `g..g + count` of a panel into a [`Decoded`] (up to
+/// [`span_groups`] of them).
 ///
 /// # Safety
 ///
 /// The CPU has the instruction set of the decoder (see [`best`]).
-pub(crate) type DecodeFn = unsafe fn(&PackedLayout, &[u8], usize, &mut Decoded);
+pub(crate) type DecodeFn = unsafe fn(&PackedLayout, &[u8], usize, usize, &mut Decoded);
 
 /// The fastest decoder this CPU runs: AVX-512 where usable, the portable one otherwise.
 /// Calling the returned function is sound on this CPU.
 pub(crate) fn best() -> DecodeFn {
     #[cfg(target_arch = "x86_64")]
     if crate::detect::Features::cached().avx512_usable() {
-        return x86::decode_group;
+        return x86::decode_span;
     }
-    scalar::decode_group
+    scalar::decode_span
+}
+
+/// Groups one decoder call takes: 8 of the 32-value formats (256 values, like one group
+/// of the others), so that the per-call work is the same for every format.
+pub(crate) const fn span_groups(format: Format) -> usize {
+    if format.block_values() == 32 { 8 } else { 1 }
 }
 
 #[cfg(test)]

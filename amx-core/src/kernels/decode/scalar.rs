@@ -38,10 +38,15 @@ fn q6(ql: &[u8], qh: &[u8], k: usize) -> u8 {
     lo | (hi << 4)
 }
 
-/// Decodes row `r`'s block `b` into `out` (values, scales, biases of that row).
-fn decode_row(format: Format, b: &[u8], r: usize, out: &mut Decoded) {
+/// Decodes row `r`'s block `b` into `out` (values, scales, biases of that row), the
+/// block's values starting at `slot * 32` and its sub-blocks at `slot` (slot 0 for the
+/// 256-value formats).
+fn decode_row(format: Format, b: &[u8], r: usize, slot: usize, out: &mut Decoded) {
     let values = format.block_values();
-    let mut put = |k: usize, u: u8| out.u[64 * (k / 4) + 4 * r + k % 4] = u;
+    let mut put = |k: usize, u: u8| {
+        let k = k + 32 * slot;
+        out.u[64 * (k / 4) + 4 * r + k % 4] = u;
+    };
     match format {
         Format::Q4_0 | Format::Q4_1 => {
             let qs = if format == Format::Q4_0 { &b[2..18] } else { &b[4..20] };
@@ -64,12 +69,12 @@ fn decode_row(format: Format, b: &[u8], r: usize, out: &mut Decoded) {
     match format {
         Format::Q4_0 => {
             let d = f16_at(b, 0);
-            (scale[0][r], bias[0][r]) = (d, -8.0 * d);
+            (scale[slot][r], bias[slot][r]) = (d, -8.0 * d);
         }
-        Format::Q4_1 => (scale[0][r], bias[0][r]) = (f16_at(b, 0), f16_at(b, 2)),
+        Format::Q4_1 => (scale[slot][r], bias[slot][r]) = (f16_at(b, 0), f16_at(b, 2)),
         Format::Q8_0 => {
             let d = f16_at(b, 0);
-            (scale[0][r], bias[0][r]) = (d, -128.0 * d);
+            (scale[slot][r], bias[slot][r]) = (d, -128.0 * d);
         }
         Format::Q4K | Format::Q5K => {
             let (d, dmin) = (f16_at(b, 0), f16_at(b, 2));
@@ -102,14 +107,30 @@ fn decode_row(format: Format, b: &[u8], r: usize, out: &mut Decoded) {
     }
 }
 
+#[cfg(test)]
 /// Decodes group `g` of `panel` (one whole panel of `layout`, a quantized format) into
 /// `out`. Rows of a partial panel are the packed zero rows, which decode to zero weights.
 /// Does nothing for F16/BF16 or an out-of-range group.
 pub(crate) fn decode_group(layout: &PackedLayout, panel: &[u8], g: usize, out: &mut Decoded) {
+    decode_span(layout, panel, g, 1, out);
+}
+
+/// Decodes groups `g..g + count` into consecutive places of `out`, as the vectorised
+/// `decode_span` does: up to 8 groups of the 32-value formats, one of the others.
+pub(crate) fn decode_span(
+    layout: &PackedLayout,
+    panel: &[u8],
+    g: usize,
+    count: usize,
+    out: &mut Decoded,
+) {
+    let slots = if layout.format().block_values() == 32 { count.min(8) } else { count.min(1) };
     let mut block = [0u8; 256];
-    for r in 0..PANEL_ROWS {
-        if read_block(layout, panel, g, r, &mut block).is_some() {
-            decode_row(layout.format(), &block, r, out);
+    for slot in 0..slots {
+        for r in 0..PANEL_ROWS {
+            if read_block(layout, panel, g + slot, r, &mut block).is_some() {
+                decode_row(layout.format(), &block, r, slot, out);
+            }
         }
     }
 }

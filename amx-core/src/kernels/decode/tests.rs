@@ -222,3 +222,55 @@ fn avx512_decode_ignores_bad_arguments() {
         }
     }
 }
+
+/// Spans of up to 8 groups decode into consecutive places exactly as one group at a time
+/// (scalar and AVX-512 alike).
+#[test]
+fn spans_equal_groups_one_at_a_time() {
+    for format in [Format::Q4_0, Format::Q4_1, Format::Q8_0, Format::Q4K] {
+        let (n, k) = (
+            19,
+            11 * format.block_values().max(32) * if format.block_values() == 32 { 1 } else { 1 },
+        );
+        let k = if format.block_values() == 256 { 512 } else { k };
+        let src = random_blocks(format, 77, n * k / format.block_values() * format.block_bytes());
+        let mut buf = vec![0u8; packed_size(format, n, k, 1).unwrap()];
+        let layout = pack(format, n, k, 1, &src, &mut buf).unwrap();
+        let packed = PackedRef::parse(&buf).unwrap();
+        let panel = packed.panel(1).unwrap();
+        let span = super::span_groups(format);
+        let gv = format.block_values();
+        let sb = sub_block(format).unwrap();
+        for g in (0..layout.groups()).step_by(span) {
+            let count = span.min(layout.groups() - g);
+            let mut whole = Decoded::new();
+            super::scalar::decode_span(&layout, panel, g, count, &mut whole);
+            for i in 0..count {
+                let mut one = Decoded::new();
+                decode_group(&layout, panel, g + i, &mut one);
+                for r in 0..PANEL_ROWS {
+                    for kk in 0..gv {
+                        let a = whole.value(sb, r, i * gv + kk);
+                        let b = one.value(sb, r, kk);
+                        assert_eq!(a.to_bits(), b.to_bits(), "{format} g{g}+{i} r{r} k{kk}");
+                    }
+                }
+            }
+            if crate::detect::Features::cached().avx512_usable() {
+                let mut fast = Decoded::new();
+                // SAFETY: AVX-512 is usable (checked just above).
+                unsafe { super::x86::decode_span(&layout, panel, g, count, &mut fast) };
+                let chunks = count * gv / 4;
+                assert_eq!(&fast.u[..64 * chunks], &whole.u[..64 * chunks], "{format} span u");
+                for s in 0..count * gv / sb {
+                    for r in 0..PANEL_ROWS {
+                        assert_eq!(fast.scale[s][r].to_bits(), whole.scale[s][r].to_bits());
+                        assert_eq!(fast.bias[s][r].to_bits(), whole.bias[s][r].to_bits());
+                    }
+                }
+            } else {
+                std::println!("skipped: no AVX-512 for the vector span decoder");
+            }
+        }
+    }
+}

@@ -146,39 +146,39 @@ fn nibbles(v: __m512i) -> (__m512i, __m512i) {
 
 /// Q4_0: `u` = the nibble, scale `d`, bias `-8 d`.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-fn q4_0(layout: &PackedLayout, panel: &[u8], g: usize, out: &mut Decoded) {
+fn q4_0(layout: &PackedLayout, panel: &[u8], g: usize, slot: usize, out: &mut Decoded) {
     let Some((q, p)) = regions::<256, 32>(layout, panel, g) else { return };
     for c in 0..4 {
         let (lo, hi) = nibbles(ld(q, 64 * c));
-        st(out, c, lo);
-        st(out, 4 + c, hi);
+        st(out, 8 * slot + c, lo);
+        st(out, 8 * slot + 4 + c, hi);
     }
     let d = f16x16(p, 0);
-    st_affine(out, 0, d, _mm512_mul_ps(_mm512_set1_ps(-8.0), d));
+    st_affine(out, slot, d, _mm512_mul_ps(_mm512_set1_ps(-8.0), d));
 }
 
 /// Q4_1: `u` = the nibble, scale `d`, bias `m`.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-fn q4_1(layout: &PackedLayout, panel: &[u8], g: usize, out: &mut Decoded) {
+fn q4_1(layout: &PackedLayout, panel: &[u8], g: usize, slot: usize, out: &mut Decoded) {
     let Some((q, p)) = regions::<256, 64>(layout, panel, g) else { return };
     for c in 0..4 {
         let (lo, hi) = nibbles(ld(q, 64 * c));
-        st(out, c, lo);
-        st(out, 4 + c, hi);
+        st(out, 8 * slot + c, lo);
+        st(out, 8 * slot + 4 + c, hi);
     }
-    st_affine(out, 0, f16x16(p, 0), f16x16(p, 32));
+    st_affine(out, slot, f16x16(p, 0), f16x16(p, 32));
 }
 
 /// Q8_0: `u = q ^ 0x80`, scale `d`, bias `-128 d`.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-fn q8_0(layout: &PackedLayout, panel: &[u8], g: usize, out: &mut Decoded) {
+fn q8_0(layout: &PackedLayout, panel: &[u8], g: usize, slot: usize, out: &mut Decoded) {
     let Some((q, p)) = regions::<512, 32>(layout, panel, g) else { return };
     let flip = _mm512_set1_epi8(i8::MIN);
     for c in 0..8 {
-        st(out, c, _mm512_xor_si512(ld(q, 64 * c), flip));
+        st(out, 8 * slot + c, _mm512_xor_si512(ld(q, 64 * c), flip));
     }
     let d = f16x16(p, 0);
-    st_affine(out, 0, d, _mm512_mul_ps(_mm512_set1_ps(-128.0), d));
+    st_affine(out, slot, d, _mm512_mul_ps(_mm512_set1_ps(-128.0), d));
 }
 
 /// The Q4_K/Q5_K affine maps from the per-row data `p` (16 `d`, 16 `dmin`, 16 x 12 bytes
@@ -344,6 +344,7 @@ fn iq4_xs(layout: &PackedLayout, panel: &[u8], g: usize, out: &mut Decoded) {
     }
 }
 
+#[cfg(test)]
 /// Decodes group `g` of `panel` (one whole panel of `layout`, a quantized format) into
 /// `out`, exactly as [`super::scalar::decode_group`]: the first `group_values / 4` chunks
 /// of `u` and the first `group_values / sub_block` scales and biases; the rest of `out`
@@ -351,14 +352,30 @@ fn iq4_xs(layout: &PackedLayout, panel: &[u8], g: usize, out: &mut Decoded) {
 /// is not a whole panel of `layout`.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
 pub(crate) fn decode_group(layout: &PackedLayout, panel: &[u8], g: usize, out: &mut Decoded) {
+    decode_span(layout, panel, g, 1, out);
+}
+
+/// Decodes groups `g..g + count` into consecutive places of `out`: for the 32-value
+/// formats up to 8 groups (group `g + i` in chunks `8i..8i + 8` and sub-block `i`), for
+/// the 256-value formats one. Extra groups (past the panel or the 256 values) are not
+/// decoded.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+pub(crate) fn decode_span(
+    layout: &PackedLayout,
+    panel: &[u8],
+    g: usize,
+    count: usize,
+    out: &mut Decoded,
+) {
+    let slots = 0..count.min(8);
     match layout.format() {
-        Format::Q4_0 => q4_0(layout, panel, g, out),
-        Format::Q4_1 => q4_1(layout, panel, g, out),
-        Format::Q8_0 => q8_0(layout, panel, g, out),
-        Format::Q4K => q4_k(layout, panel, g, out),
-        Format::Q5K => q5_k(layout, panel, g, out),
-        Format::Q6K => q6_k(layout, panel, g, out),
-        Format::IQ4XS => iq4_xs(layout, panel, g, out),
-        Format::F16 | Format::BF16 => {}
+        Format::Q4_0 => slots.for_each(|i| q4_0(layout, panel, g + i, i, out)),
+        Format::Q4_1 => slots.for_each(|i| q4_1(layout, panel, g + i, i, out)),
+        Format::Q8_0 => slots.for_each(|i| q8_0(layout, panel, g + i, i, out)),
+        Format::Q4K if count > 0 => q4_k(layout, panel, g, out),
+        Format::Q5K if count > 0 => q5_k(layout, panel, g, out),
+        Format::Q6K if count > 0 => q6_k(layout, panel, g, out),
+        Format::IQ4XS if count > 0 => iq4_xs(layout, panel, g, out),
+        _ => {}
     }
 }
