@@ -82,9 +82,7 @@ unsafe fn read<T: Copy>(p: *const u8) -> T {
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
 unsafe fn panel_block<const R: usize, const SB: usize>(
-    layout: &PackedLayout,
-    panel: &[u8],
-    decode: DecodeFn,
+    (layout, panel, decode): (&PackedLayout, &[u8], DecodeFn),
     d: &mut Decoded,
     q8: Q8Layout,
     recs: [*const u8; R],

@@ -228,11 +228,8 @@ fn avx512_decode_ignores_bad_arguments() {
 #[test]
 fn spans_equal_groups_one_at_a_time() {
     for format in [Format::Q4_0, Format::Q4_1, Format::Q8_0, Format::Q4K] {
-        let (n, k) = (
-            19,
-            11 * format.block_values().max(32) * if format.block_values() == 32 { 1 } else { 1 },
-        );
-        let k = if format.block_values() == 256 { 512 } else { k };
+        // 11 groups of 32 values (a partial last span of 3), or 2 of 256.
+        let (n, k) = (19, if format.block_values() == 32 { 11 * 32 } else { 512 });
         let src = random_blocks(format, 77, n * k / format.block_values() * format.block_bytes());
         let mut buf = vec![0u8; packed_size(format, n, k, 1).unwrap()];
         let layout = pack(format, n, k, 1, &src, &mut buf).unwrap();
