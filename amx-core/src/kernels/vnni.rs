@@ -176,11 +176,21 @@ pub(crate) unsafe fn run_quantized(job: &Job<'_, '_, '_, '_>, decode: DecodeFn) 
                     unsafe {
                         if sb == 32 {
                             panel_block::<$r, 32>(
-                                layout, panel, decode, &mut d, q8, recs, out, mask,
+                                (layout, panel, decode),
+                                &mut d,
+                                q8,
+                                recs,
+                                out,
+                                mask,
                             )
                         } else {
                             panel_block::<$r, 16>(
-                                layout, panel, decode, &mut d, q8, recs, out, mask,
+                                (layout, panel, decode),
+                                &mut d,
+                                q8,
+                                recs,
+                                out,
+                                mask,
                             )
                         }
                     }
