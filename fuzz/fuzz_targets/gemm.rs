@@ -1,0 +1,89 @@
+//! Every available kernel path against the scalar reference on fuzzer-chosen small
+//! shapes, block bytes (any scales, NaN and infinity included) and activations.
+//!
+//! Where the reference value is finite the path's value must be within a bound derived
+//! from the operands: `sum_k |w| * (|x| * 2^-7 + dx_k)`, covering BF16 rounding of both
+//! operands (AMX path) and int8 rounding of the activations (`dx_k` = the block's
+//! max |x| / 127, VNNI path), plus f32 summation. Where it is not finite, the path's value
+//! must not be finite either.
+#![no_main]
+
+use amx_core::formats::{Format, dequantize};
+use amx_core::gemm::{self, MatMut, MatRef, Path};
+use amx_core::pack::{pack, packed_size};
+use arbitrary::Arbitrary;
+use libfuzzer_sys::fuzz_target;
+
+#[derive(Arbitrary, Debug)]
+struct Input {
+    format: u8,
+    m: u8,
+    n: u8,
+    blocks: u8,
+    weights: Vec<u8>,
+    activations: Vec<u16>,
+}
+
+fn run(format: Format, packed: &[u8], x: &[f32], m: usize, n: usize, k: usize, path: Path) -> Option<Vec<f32>> {
+    let mut y = vec![0f32; m * n];
+    let mut ws = vec![0u8; gemm::workspace_bytes(format, m, k, path).ok()?];
+    let xr = MatRef::new(x, m, k, k).ok()?;
+    let mut ym = MatMut::new(&mut y, m, n, n).ok()?;
+    gemm::gemm(packed, format, &xr, &mut ym, path, &mut ws).expect("valid call");
+    Some(y)
+}
+
+fuzz_target!(|input: Input| {
+    let format = Format::ALL[usize::from(input.format) % Format::ALL.len()];
+    let (m, n) = (usize::from(input.m % 24) + 1, usize::from(input.n % 40) + 1);
+    let k = match format.block_values() {
+        1 => usize::from(input.blocks % 80) + 1,
+        b => (usize::from(input.blocks % 3) + 1) * b,
+    };
+    let row_bytes = format.row_bytes(k).expect("k fits");
+    if input.weights.is_empty() {
+        return;
+    }
+    let w: Vec<u8> = input.weights.iter().copied().cycle().take(n * row_bytes).collect();
+    let x: Vec<f32> = (0..m * k)
+        .map(|i| {
+            let v = input.activations.get(i % input.activations.len().max(1)).copied().unwrap_or(0);
+            f32::from(v) / 32768.0 - 1.0
+        })
+        .collect();
+    let mut packed = vec![0u8; packed_size(format, n, k, 1).expect("shape")];
+    pack(format, n, k, 1, &w, &mut packed).expect("pack");
+    let mut deq = vec![0f32; n * k];
+    dequantize(format, &w, &mut deq).expect("dequantize");
+    let want = run(format, &packed, &x, m, n, k, Path::Scalar).expect("reference");
+    for path in [Path::Amx, Path::Vnni, Path::Auto] {
+        if !path.available() {
+            continue;
+        }
+        let got = run(format, &packed, &x, m, n, k, path).expect("path");
+        for r in 0..m {
+            let xr = &x[r * k..(r + 1) * k];
+            for c in 0..n {
+                let (g, want) = (got[r * n + c], want[r * n + c]);
+                if !want.is_finite() {
+                    assert!(!g.is_finite(), "{format} {path:?} ({r},{c}): {g} where the reference is {want}");
+                    continue;
+                }
+                let wr = &deq[c * k..(c + 1) * k];
+                let bound: f64 = wr
+                    .iter()
+                    .zip(xr)
+                    .enumerate()
+                    .map(|(i, (w, xv))| {
+                        let blk = &xr[i / 32 * 32..(i / 32 * 32 + 32).min(k)];
+                        let dx = blk.iter().fold(0f32, |a, v| a.max(v.abs())) / 127.0;
+                        f64::from(w.abs()) * (f64::from(xv.abs()) / 128.0 + f64::from(dx))
+                    })
+                    .sum::<f64>()
+                    + 1e-30;
+                let err = (f64::from(g) - f64::from(want)).abs();
+                assert!(err <= bound, "{format} {path:?} m={m} n={n} k={k} ({r},{c}): {g} vs {want}, error {err} > {bound}");
+            }
+        }
+    }
+});
