@@ -295,7 +295,11 @@ pub(crate) unsafe fn run(
     let (buf0, rest) = scratch.split_at_mut(k_tiles * TILE);
     let buf1 = &mut rest[..k_tiles * TILE];
     let mut d = Decoded::new();
-    amx.load_config(&CONFIG);
+    // `ldtilecfg` only when this thread holds another configuration (or none): the check
+    // reads the live configuration, so it cannot be fooled by other code that changed it.
+    if amx.store_config() != Ok(Some(CONFIG)) {
+        amx.load_config(&CONFIG);
+    }
     let (mt_start, mt_end) = (job.rows.start / 32 * 2, job.rows.end.div_ceil(32) * 2);
     let per_group = group_values(layout.format()) / 32;
     let kb = k_block_tiles(mt_end - mt_start, k_tiles, per_group.max(1));
