@@ -12,5 +12,6 @@ pub mod gguf;
 pub mod pack_bench;
 pub mod peak;
 pub mod report;
+pub mod summary;
 pub mod vectors;
 pub mod verify;

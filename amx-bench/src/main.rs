@@ -209,14 +209,37 @@ fn main_job() -> ExitCode {
     println!("== this machine");
     detect();
     println!("\n== vectors ({})", repo_vectors().display());
-    let verified = verify(&repo_vectors(), false);
+    let verified = match amx_bench::summary::vector_lines(&repo_vectors()) {
+        Ok((lines, ok)) => {
+            lines.iter().for_each(|l| println!("{l}"));
+            ok
+        }
+        Err(e) => {
+            println!("cannot load the vectors: {e}");
+            false
+        }
+    };
     println!("\n== weight repack");
-    let packed = pack(&PackArgs { json: false, n: 4096, k: 4096 });
-    if verified == ExitCode::SUCCESS && packed == ExitCode::SUCCESS {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
+    let packed = pack(&PackArgs { json: false, n: 4096, k: 4096 }) == ExitCode::SUCCESS;
+    let peak = amx_bench::gemm_bench::Peak {
+        int8: amx_bench::peak::peak_ops(amx_bench::peak::Unit::Int8, 200_000).unwrap_or(f64::NAN)
+            / 1e9,
+        bf16: amx_bench::peak::peak_ops(amx_bench::peak::Unit::Bf16, 200_000).unwrap_or(f64::NAN)
+            / 1e9,
+    };
+    println!(
+        "\n== GEMM throughput, GOPS (% of the int8 tile peak, {:.0} GOPS this run; bf16 {:.0}), K = N = 4096, one thread, path chosen per call",
+        peak.int8, peak.bf16
+    );
+    for line in
+        amx_bench::summary::throughput_lines(KernelPath::Auto, &[1, 8, 32, 128, 512], 4096, 1, peak)
+    {
+        println!("{line}");
     }
+    println!(
+        "\n(more: `amx-bench bench --help`, `amx-bench bench --paths amx,vnni,scalar --m 1,512`, `--dram`, `--threads 2`)"
+    );
+    if verified && packed { ExitCode::SUCCESS } else { ExitCode::FAILURE }
 }
 
 fn main() -> ExitCode {

@@ -7,7 +7,8 @@ use std::path::Path;
 use amx_core::formats::dequantize;
 use amx_core::pack::{PackedRef, pack, packed_size, unpack};
 
-use crate::vectors::{Vector, VectorError, load_dir};
+use crate::vectors::{Vector, VectorError, load_dir, nmse};
+use amx_core::gemm::{self, GemmError, MatMut, MatRef, Path as KernelPath};
 
 /// One check of one vector file.
 #[derive(Clone, Debug, PartialEq)]
@@ -61,16 +62,52 @@ fn pack_check(v: &Vector) -> (bool, String) {
     }
 }
 
-/// Runs every check on one loaded vector.
+/// One kernel path on one vector: NMSE of the output against the vector's float64
+/// reference, at most the vector's `amx.test.nmse_max`.
+fn path_check(v: &Vector, path: KernelPath) -> (bool, String) {
+    let run = || -> Result<Vec<f32>, GemmError> {
+        let mut packed = vec![0u8; packed_size(v.format, v.n, v.k, 1)?];
+        pack(v.format, v.n, v.k, 1, &v.w, &mut packed)?;
+        let mut y = vec![0f32; v.m * v.n];
+        let mut ws = vec![0u8; gemm::workspace_bytes(v.format, v.m, v.k, path)?];
+        let x = MatRef::new(&v.x, v.m, v.k, v.k)?;
+        let mut ym = MatMut::new(&mut y, v.m, v.n, v.n)?;
+        gemm::gemm(&packed, v.format, &x, &mut ym, path, &mut ws)?;
+        Ok(y)
+    };
+    match run() {
+        Err(e) => (false, format!("error: {e}")),
+        Ok(y) => {
+            let e = nmse(&y, &v.y);
+            let limit = f64::from(v.nmse_max);
+            (e <= limit, format!("nmse {e:.2e} (limit {limit:.1e})"))
+        }
+    }
+}
+
+/// The concrete paths this machine runs.
+pub fn available_paths() -> Vec<KernelPath> {
+    [KernelPath::Amx, KernelPath::Vnni, KernelPath::Scalar]
+        .into_iter()
+        .filter(|p| p.available())
+        .collect()
+}
+
+/// Runs every check on one loaded vector: exact dequantization, the pack round trip, and
+/// every available kernel path.
 pub fn check_vector(v: &Vector) -> Vec<Check> {
     let file = v.file_name().into_owned();
-    let mut out = Vec::new();
-    for (name, (passed, detail)) in
-        [("dequantize", dequantize_check(v)), ("pack-unpack", pack_check(v))]
-    {
-        out.push(Check { file: file.clone(), check: name.to_string(), passed, detail });
+    let mut checks = vec![
+        ("dequantize".to_string(), dequantize_check(v)),
+        ("pack-unpack".to_string(), pack_check(v)),
+    ];
+    for path in available_paths() {
+        checks.push((format!("gemm-{}", path.name()), path_check(v, path)));
     }
-    out
+    checks
+        .into_iter()
+        .map(|(check, (passed, detail))| Check { file: file.clone(), check, passed, detail })
+        .collect()
 }
 
 /// Loads every `.gguf` vector in `dir` and runs every check.

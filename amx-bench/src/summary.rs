@@ -1,0 +1,94 @@
+//! The main job's short forms: one line per format for the vector checks, and a compact
+//! throughput table.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use amx_core::formats::Format;
+use amx_core::gemm::Path as KernelPath;
+
+use crate::gemm_bench::{Case, Peak, measure};
+use crate::vectors::{VectorError, load_dir};
+use crate::verify::check_vector;
+
+/// One line per format: pass/fail over every check of its vectors, and the worst NMSE
+/// of each kernel path. Returns the lines and whether everything passed.
+pub fn vector_lines(dir: &Path) -> Result<(Vec<String>, bool), VectorError> {
+    let vectors = load_dir(dir)?;
+    let mut per_format: BTreeMap<u32, (Format, usize, usize, BTreeMap<String, f64>)> =
+        BTreeMap::new();
+    for v in &vectors {
+        let entry =
+            per_format.entry(v.format.ggml_type()).or_insert((v.format, 0, 0, BTreeMap::new()));
+        for c in check_vector(v) {
+            entry.1 += 1;
+            entry.2 += usize::from(!c.passed);
+            if let Some(path) = c.check.strip_prefix("gemm-") {
+                let e = c
+                    .detail
+                    .split_whitespace()
+                    .nth(1)
+                    .and_then(|s| s.parse::<f64>().ok())
+                    .unwrap_or(f64::NAN);
+                let worst = entry.3.entry(path.to_string()).or_insert(0.0);
+                *worst = if e.is_nan() { f64::NAN } else { worst.max(e) };
+            }
+        }
+    }
+    let mut all = true;
+    let lines = per_format
+        .values()
+        .map(|(format, checks, failed, worst)| {
+            all &= *failed == 0;
+            let paths: Vec<String> = worst.iter().map(|(p, e)| format!("{p} {e:.1e}")).collect();
+            format!(
+                "{:<7} {} ({checks} checks: exact dequantization, pack round trip, every path); worst nmse: {}",
+                format.name(),
+                if *failed == 0 { "pass" } else { "FAIL" },
+                paths.join(", ")
+            )
+        })
+        .collect();
+    Ok((lines, all))
+}
+
+/// GOPS of `path` for each format and M (K = N = `size`, `threads` threads), as rows of
+/// text, with the share of the tile unit's int8 peak.
+pub fn throughput_lines(
+    path: KernelPath,
+    ms: &[usize],
+    size: usize,
+    threads: usize,
+    peak: Peak,
+) -> Vec<String> {
+    let mut lines = vec![format!(
+        "{:<7} {}",
+        "format",
+        ms.iter().map(|m| format!("{:>16}", format!("M={m}"))).collect::<String>()
+    )];
+    for format in Format::ALL {
+        let mut line = format!("{:<7} ", format.name());
+        for &m in ms {
+            let case = Case {
+                format,
+                path,
+                m,
+                n: size,
+                k: size,
+                threads,
+                copies: 1,
+                min_time: Duration::from_millis(150),
+            };
+            eprint!(".");
+            let cell = match measure(&case) {
+                Ok(f) => format!("{:>8.1} ({:>4.1}%)", f.gops, 100.0 * f.gops / peak.int8),
+                Err(_) => format!("{:>16}", "n/a"),
+            };
+            line.push_str(&cell);
+        }
+        lines.push(line);
+    }
+    eprintln!();
+    lines
+}
