@@ -1,0 +1,129 @@
+//! The CPU backend.
+//!
+//! It reads host buffers and, although they are not host memory, the buffer types it
+//! carries kernels for (the AMX buffer type): the `is_host` override of the user's
+//! notes. Without it a scheduler asking "can the CPU read this AMX weight?" hears no,
+//! and either refuses the graph or, in the C++ engine that had this bug, routed the
+//! matmul to a backend that read packed bytes as plain blocks (NaN).
+//!
+//! Which ops it runs on a packed weight is the buffer type's decision: for an op with a
+//! source in a non-host buffer type, [`Backend::supports_op`] returns exactly that
+//! buffer type's [`BufferType::supports_op`], and [`Backend::compute`] runs that buffer
+//! type's [`BufferType::compute_forward`]. Everything else runs the f32 reference ops
+//! ([`crate::reference`]) on plain host bytes.
+
+use std::sync::Arc;
+
+use crate::buffer::amx::AmxBufferType;
+use crate::buffer::host::host;
+use crate::buffer::{Buffer, BufferType, Buft, Kernel};
+use crate::error::ExecError;
+use crate::op::OpDesc;
+use crate::pool::Pool;
+use crate::reference;
+use crate::tensor::f32_to_bytes;
+
+use super::{Backend, Computed, check_sources};
+
+/// The CPU backend.
+#[derive(Debug)]
+pub struct CpuBackend {
+    /// Non-host buffer types whose kernels this backend runs (the AMX buffer type).
+    extra: Vec<Buft>,
+    /// Whether `supports_buft` accepts `extra` (always, except to prove a test).
+    is_host_override: bool,
+}
+
+impl Default for CpuBackend {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl CpuBackend {
+    /// A CPU backend with its own AMX buffer type (GEMM on the calling thread).
+    pub fn new() -> CpuBackend {
+        Self::with_extra(vec![Arc::new(AmxBufferType::new())])
+    }
+
+    /// A CPU backend whose AMX buffer type runs its GEMM on `pool`.
+    pub fn with_pool(pool: Arc<Pool>) -> CpuBackend {
+        Self::with_extra(vec![Arc::new(AmxBufferType::with_pool(pool))])
+    }
+
+    /// A CPU backend that runs the kernels of the non-host buffer types `extra`.
+    pub fn with_extra(extra: Vec<Buft>) -> CpuBackend {
+        CpuBackend { extra, is_host_override: true }
+    }
+
+    /// **Only for proving that the tests catch the user's bug; never use it in an
+    /// engine.** A CPU backend whose `supports_buft` accepts host buffer types only, as
+    /// in the C++ engine before the fix: it refuses its own AMX buffer type.
+    pub fn without_is_host_override(extra: Vec<Buft>) -> CpuBackend {
+        CpuBackend { extra, is_host_override: false }
+    }
+
+    /// The non-host buffer types this backend carries kernels for, in the order given
+    /// (for [`CpuBackend::new`], the AMX buffer type alone). An engine puts these first
+    /// in a weight's preference list, before [`host`].
+    pub fn extra_bufts(&self) -> &[Buft] {
+        &self.extra
+    }
+
+    fn is_extra(&self, buft: &dyn BufferType) -> bool {
+        self.extra.iter().any(|e| e.id() == buft.id())
+    }
+}
+
+impl Backend for CpuBackend {
+    fn name(&self) -> &str {
+        "CPU"
+    }
+
+    fn supports_buft(&self, buft: &dyn BufferType) -> bool {
+        buft.is_host() || (self.is_host_override && self.is_extra(buft))
+    }
+
+    fn supports_op(&self, op: &OpDesc) -> bool {
+        let mut delegated = false;
+        for s in op.srcs.iter().filter(|s| !s.buft.is_host()) {
+            if !s.buft.supports_op(op) {
+                return false;
+            }
+            delegated = true;
+        }
+        delegated || reference::supports(op)
+    }
+
+    fn compute_buft(&self) -> Buft {
+        host()
+    }
+
+    fn compute(&self, op: &OpDesc, srcs: &[&Buffer]) -> Result<Computed, ExecError> {
+        check_sources(op, srcs)?;
+        for b in srcs {
+            if !self.supports_buft(&**b.buft()) {
+                return Err(ExecError::BufferNotAccepted {
+                    op: op.name().clone(),
+                    backend: self.name().into(),
+                    tensor: b.desc().name.clone(),
+                    buft: b.buft().name().into(),
+                });
+            }
+        }
+        let host = host();
+        if let Some(packed) = srcs.iter().find(|b| !b.buft().is_host()) {
+            let mut out = vec![0.0; op.dst.elements()];
+            let kernel = packed.buft().compute_forward(op, srcs, &mut out)?;
+            let output = Buffer::upload(&host, op.dst.clone(), &f32_to_bytes(&out))?;
+            return Ok(Computed { output, kernel, uploaded_bytes: 0 });
+        }
+        let bytes = srcs.iter().map(|b| b.host_bytes()).collect::<Result<Vec<_>, _>>()?;
+        let out = reference::compute(op, &bytes)?;
+        let output = Buffer::upload(&host, op.dst.clone(), &out)?;
+        Ok(Computed { output, kernel: Kernel::Reference, uploaded_bytes: 0 })
+    }
+}
+
+#[cfg(test)]
+mod tests;

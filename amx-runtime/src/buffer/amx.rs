@@ -1,0 +1,232 @@
+//! The AMX buffer type: weights packed by amx-core for its GEMM kernels.
+//!
+//! `is_host = false`: the bytes are VNNI-packed panels behind a header, not the ggml
+//! blocks, so no code that reads host memory directly may see them. Only this type's
+//! [`BufferType::compute_forward`] reads them, through amx-core's checked
+//! [`PackedRef`]; the CPU backend calls it because it accepts this buffer type
+//! explicitly (see [`crate::backend::cpu`]).
+//!
+//! What it accepts is decided in one place, [`AmxBufferType`]'s `supports_op`: MUL_MAT
+//! with src0 a packable weight held here and src1 F32, in host memory, contiguous and 2D.
+//! MUL_MAT_ID says no until amx-core has a grouped expert kernel; turning it on is the
+//! `Op::MulMatId` arm there plus its kernel in `compute_forward` (packing already handles
+//! stacked experts).
+
+use std::cell::RefCell;
+use std::sync::Arc;
+
+use amx_core::formats::Format;
+use amx_core::gemm::{self, GemmError, MatMut, MatRef, Path};
+use amx_core::pack::{self, PackedLayout, PackedRef};
+
+use crate::error::{BufferError, ExecError};
+use crate::op::{Op, OpDesc};
+use crate::pool::Pool;
+use crate::tensor::{DType, TensorDesc, f32_from_bytes};
+use crate::tile_state;
+
+use super::{Buffer, BufferType, BuftId, Kernel};
+
+/// The AMX buffer type. Its GEMM runs on a [`Pool`] when given one, else on the calling
+/// thread.
+#[derive(Debug)]
+pub struct AmxBufferType {
+    id: BuftId,
+    pool: Option<Arc<Pool>>,
+}
+
+impl Default for AmxBufferType {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The packed layout of `tensor` (stacked matrices along `ne[2] * ne[3]`), if amx-core
+/// can pack it.
+fn layout_of(tensor: &TensorDesc) -> Option<PackedLayout> {
+    let DType::Block(format) = tensor.dtype else { return None };
+    let [k, n, a, b] = tensor.ne;
+    PackedLayout::new(format, n, k, a.checked_mul(b)?).ok()
+}
+
+fn format_of(tensor: &TensorDesc) -> Result<Format, BufferError> {
+    match tensor.dtype {
+        DType::Block(f) => Ok(f),
+        dtype => {
+            Err(BufferError::Unsupported { tensor: tensor.name.clone(), buft: "AMX".into(), dtype })
+        }
+    }
+}
+
+thread_local! {
+    /// Workspace of the one-thread GEMM, reused call after call.
+    static WORKSPACE: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+impl AmxBufferType {
+    /// The AMX buffer type, running its GEMM on the calling thread (which then holds
+    /// tile state until it exits or calls [`tile_state::release_thread`]).
+    pub fn new() -> AmxBufferType {
+        AmxBufferType { id: BuftId::fresh(), pool: None }
+    }
+
+    /// The AMX buffer type, running its GEMM on `pool`'s threads.
+    pub fn with_pool(pool: Arc<Pool>) -> AmxBufferType {
+        AmxBufferType { id: BuftId::fresh(), pool: Some(pool) }
+    }
+
+    /// Whether this type accepts `op` as MUL_MAT on a weight it holds.
+    fn accepts_mul_mat(&self, op: &OpDesc) -> bool {
+        let [w, x] = &op.srcs[..] else { return false };
+        let (wd, xd) = (&w.desc, &x.desc);
+        w.buft.id() == self.id
+            && w.contiguous
+            && wd.ne[2] == 1
+            && wd.ne[3] == 1
+            && layout_of(wd).is_some()
+            && xd.dtype == DType::F32
+            && x.buft.is_host()
+            && x.contiguous
+            && xd.ne[0] == wd.ne[0]
+            && xd.ne[2] == 1
+            && xd.ne[3] == 1
+            && op.dst.dtype == DType::F32
+    }
+
+    /// `y = x * W^T` on the packed weight, on the pool or this thread.
+    fn matmul(
+        &self,
+        packed: &[u8],
+        format: Format,
+        x: &MatRef<'_>,
+        y: &mut MatMut<'_>,
+    ) -> Result<Path, GemmError> {
+        if let Some(pool) = &self.pool {
+            return pool.matmul(packed, format, x, y);
+        }
+        // The permission is asked once per process; a thread that runs the AMX path is
+        // recorded so that its tiles are released when it exits.
+        let path = tile_state::resolve_path(format, x.rows(), Path::Auto)?;
+        if path == Path::Amx {
+            tile_state::mark_used();
+        }
+        let need = gemm::workspace_bytes(format, x.rows(), x.cols(), path)?;
+        WORKSPACE.with_borrow_mut(|ws| {
+            if ws.len() < need {
+                ws.resize(need, 0);
+            }
+            gemm::gemm(packed, format, x, y, path, ws)
+        })
+    }
+}
+
+impl BufferType for AmxBufferType {
+    fn id(&self) -> BuftId {
+        self.id
+    }
+
+    fn name(&self) -> &str {
+        "AMX"
+    }
+
+    fn is_host(&self) -> bool {
+        false
+    }
+
+    fn alignment(&self) -> usize {
+        pack::PANEL_ALIGN
+    }
+
+    fn alloc_size(&self, tensor: &TensorDesc) -> Result<usize, BufferError> {
+        format_of(tensor)?;
+        layout_of(tensor)
+            .map(|l| l.total_bytes())
+            .ok_or_else(|| BufferError::BadShape { tensor: tensor.name.clone() })
+    }
+
+    fn supports_op(&self, op: &OpDesc) -> bool {
+        match op.op {
+            Op::MulMat => self.accepts_mul_mat(op),
+            // No grouped expert kernel yet: saying no keeps expert stacks out of this
+            // buffer type. The switch for MUL_MAT_ID is this arm (and its kernel below).
+            Op::MulMatId => false,
+            _ => false,
+        }
+    }
+
+    fn set_tensor(&self, buf: &mut Buffer, data: &[u8]) -> Result<(), BufferError> {
+        let desc = buf.desc().clone();
+        let format = format_of(&desc)?;
+        let layout = layout_of(&desc).ok_or(BufferError::BadShape { tensor: desc.name.clone() })?;
+        if data.len() != layout.source_bytes() {
+            return Err(BufferError::Length {
+                tensor: desc.name,
+                expected: layout.source_bytes(),
+                actual: data.len(),
+            });
+        }
+        let dst = buf.owned_bytes_mut(self)?;
+        pack::pack(format, layout.n(), layout.k(), layout.matrices(), data, dst)
+            .map(|_| ())
+            .map_err(|error| BufferError::Pack { tensor: desc.name, error })
+    }
+
+    fn get_tensor(&self, buf: &Buffer, out: &mut [u8]) -> Result<(), BufferError> {
+        let desc = buf.desc();
+        let layout = layout_of(desc).ok_or(BufferError::BadShape { tensor: desc.name.clone() })?;
+        let pack_err = |error| BufferError::Pack { tensor: desc.name.clone(), error };
+        let packed = PackedRef::parse_expecting(
+            buf.owned_bytes(self)?,
+            layout.format(),
+            layout.n(),
+            layout.k(),
+            layout.matrices(),
+        )
+        .map_err(pack_err)?;
+        if out.len() != layout.source_bytes() {
+            return Err(BufferError::Length {
+                tensor: desc.name.clone(),
+                expected: layout.source_bytes(),
+                actual: out.len(),
+            });
+        }
+        pack::unpack(&packed, out).map_err(pack_err)
+    }
+
+    fn compute_forward(
+        &self,
+        op: &OpDesc,
+        srcs: &[&Buffer],
+        dst: &mut [f32],
+    ) -> Result<Kernel, ExecError> {
+        let name = op.name();
+        if op.op != Op::MulMat || !self.supports_op(op) {
+            return Err(ExecError::Unsupported {
+                op: name.clone(),
+                kind: op.op.name(),
+                by: self.name().into(),
+            });
+        }
+        let [w, x] = srcs else {
+            return Err(ExecError::Sources { op: name.clone(), what: "MUL_MAT takes 2 sources" });
+        };
+        if w.desc() != &op.srcs[0].desc || x.desc() != &op.srcs[1].desc {
+            return Err(ExecError::Sources {
+                op: name.clone(),
+                what: "buffers differ from the op",
+            });
+        }
+        let format = format_of(w.desc())?;
+        let packed = w.owned_bytes(self)?;
+        let xv = f32_from_bytes(x.host_bytes()?);
+        let (k, n, m) = (w.desc().ne[0], w.desc().ne[1], x.desc().ne[1]);
+        let gemm_err = |error| ExecError::Gemm { op: name.clone(), error };
+        let xm = MatRef::new(&xv, m, k, k).map_err(gemm_err)?;
+        let mut y = MatMut::new(dst, m, n, n).map_err(gemm_err)?;
+        let path = self.matmul(packed, format, &xm, &mut y).map_err(gemm_err)?;
+        Ok(Kernel::Packed { buft: self.name().into(), path })
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,298 @@
+//! Buffer types and buffers.
+//!
+//! A [`BufferType`] says where a tensor's bytes live and how they are laid out: plain
+//! host memory ([`host`]), the AMX packed layout ([`amx::AmxBufferType`], `is_host =
+//! false`), or a device's memory (the GPU-like test backend's). It decides which ops can
+//! run on a tensor it holds ([`BufferType::supports_op`]), packs on upload
+//! ([`BufferType::set_tensor`]) and gives back the original bytes on download
+//! ([`BufferType::get_tensor`]).
+//!
+//! A [`Buffer`] holds one tensor. Its bytes are handed out two ways only:
+//! [`Buffer::host_bytes`], for kernels that read plain values, which refuses (and
+//! counts, [`Buffer::refused_reads`]) any buffer whose type is not host memory; and
+//! [`Buffer::owned_bytes`], only to the buffer type that owns the buffer. So packed bytes
+//! cannot be read as plain data by accident: the mistake is an error value and a count.
+
+pub mod amx;
+pub mod host;
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use amx_core::gemm::Path;
+
+use crate::error::{BufferError, ExecError};
+use crate::op::OpDesc;
+use crate::tensor::TensorDesc;
+
+/// A shared handle to a buffer type.
+pub type Buft = Arc<dyn BufferType>;
+
+/// The identity of a buffer type instance (compare these, never names).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct BuftId(u64);
+
+impl BuftId {
+    /// A new identity, different from every other one in this process.
+    pub fn fresh() -> BuftId {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        BuftId(NEXT.fetch_add(1, Ordering::Relaxed))
+    }
+}
+
+/// Which kernel computed an op.
+#[non_exhaustive]
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Kernel {
+    /// The f32 reference ops ([`crate::reference`]), on plain data.
+    Reference,
+    /// A buffer type's own kernel on its packed weights (the AMX buffer type's GEMM).
+    Packed {
+        /// The buffer type whose kernel ran.
+        buft: Arc<str>,
+        /// The GEMM path amx-core took.
+        path: Path,
+    },
+}
+
+/// Where tensors live and what can be done with them there.
+pub trait BufferType: fmt::Debug + Send + Sync {
+    /// This instance's identity.
+    fn id(&self) -> BuftId;
+
+    /// A name for reports and errors (never used to make decisions).
+    fn name(&self) -> &str;
+
+    /// Whether the bytes are plain values in host memory that any CPU code may read.
+    /// `false` for packed layouts and device memory.
+    fn is_host(&self) -> bool;
+
+    /// Alignment of the start of each buffer, in bytes (a power of two, at most 64).
+    fn alignment(&self) -> usize;
+
+    /// Bytes a buffer for `tensor` takes.
+    ///
+    /// Errors: [`BufferError::Unsupported`] when this type cannot hold the tensor,
+    /// [`BufferError::BadShape`].
+    fn alloc_size(&self, tensor: &TensorDesc) -> Result<usize, BufferError>;
+
+    /// Whether `op` can run with its sources where `op` says they are, for the sources in
+    /// this buffer type. For host memory this is always true (plain data); a packed type
+    /// says yes only to the ops its kernels handle, with the operands they take.
+    fn supports_op(&self, op: &OpDesc) -> bool;
+
+    /// Writes `data`, the tensor's plain bytes (ggml layout, as in a GGUF file), into
+    /// `buf` (which this type allocated), converting to this type's layout.
+    ///
+    /// Errors: [`BufferError::NotOwner`], [`BufferError::Length`], [`BufferError::Pack`].
+    fn set_tensor(&self, buf: &mut Buffer, data: &[u8]) -> Result<(), BufferError>;
+
+    /// Writes the tensor's plain bytes (exactly those given to `set_tensor`) into `out`.
+    ///
+    /// Errors: [`BufferError::NotOwner`], [`BufferError::Length`], [`BufferError::Pack`].
+    fn get_tensor(&self, buf: &Buffer, out: &mut [u8]) -> Result<(), BufferError>;
+
+    /// Runs `op`, whose sources include tensors of this type, writing its F32 result into
+    /// `dst`: the kernels of a buffer type whose layout only it can read (ggml's "extra
+    /// buffer types"). The CPU backend calls it for ops with a source in a non-host
+    /// buffer type it accepts. The default has no kernels.
+    ///
+    /// Errors: [`ExecError::Unsupported`] for an op this type does not run, and whatever
+    /// the kernel reports.
+    fn compute_forward(
+        &self,
+        op: &OpDesc,
+        srcs: &[&Buffer],
+        dst: &mut [f32],
+    ) -> Result<Kernel, ExecError> {
+        let _ = (srcs, dst);
+        Err(ExecError::Unsupported {
+            op: op.name().clone(),
+            kind: op.op.name(),
+            by: self.name().into(),
+        })
+    }
+}
+
+/// 64 bytes aligned to 64: the unit of buffer storage.
+#[derive(Clone, Copy)]
+#[repr(C, align(64))]
+struct Line([u8; 64]);
+
+/// One tensor's bytes in one buffer type, with guarded access.
+pub struct Buffer {
+    buft: Buft,
+    desc: TensorDesc,
+    lines: Vec<Line>,
+    len: usize,
+    refused: AtomicUsize,
+}
+
+impl fmt::Debug for Buffer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Buffer")
+            .field("buft", &self.buft.name())
+            .field("tensor", &self.desc)
+            .field("len", &self.len)
+            .finish()
+    }
+}
+
+impl Buffer {
+    /// A zeroed buffer of `buft` for `desc`, of [`BufferType::alloc_size`] bytes.
+    ///
+    /// Errors: those of `alloc_size`, [`BufferError::Alignment`].
+    pub fn alloc(buft: &Buft, desc: TensorDesc) -> Result<Buffer, BufferError> {
+        let align = buft.alignment();
+        if !align.is_power_of_two() || align > 64 {
+            return Err(BufferError::Alignment { buft: buft.name().into(), align });
+        }
+        let len = buft.alloc_size(&desc)?;
+        let lines = vec![Line([0; 64]); len.div_ceil(64)];
+        Ok(Buffer { buft: buft.clone(), desc, lines, len, refused: AtomicUsize::new(0) })
+    }
+
+    /// [`Buffer::alloc`], then [`BufferType::set_tensor`] with `data`.
+    ///
+    /// Errors: those of both.
+    pub fn upload(buft: &Buft, desc: TensorDesc, data: &[u8]) -> Result<Buffer, BufferError> {
+        let mut buf = Buffer::alloc(buft, desc)?;
+        buft.set_tensor(&mut buf, data)?;
+        Ok(buf)
+    }
+
+    /// The tensor's plain bytes, through its buffer type's [`BufferType::get_tensor`].
+    ///
+    /// Errors: those of `get_tensor`, [`BufferError::BadShape`].
+    pub fn download(&self) -> Result<Vec<u8>, BufferError> {
+        let n = self
+            .desc
+            .nbytes()
+            .ok_or_else(|| BufferError::BadShape { tensor: self.desc.name.clone() })?;
+        let mut out = vec![0; n];
+        self.buft.get_tensor(self, &mut out)?;
+        Ok(out)
+    }
+
+    /// The buffer type.
+    pub fn buft(&self) -> &Buft {
+        &self.buft
+    }
+
+    /// The tensor held.
+    pub fn desc(&self) -> &TensorDesc {
+        &self.desc
+    }
+
+    /// Bytes of storage.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the buffer has no bytes.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    fn bytes(&self) -> &[u8] {
+        // SAFETY: `Line` is `repr(C)` around `[u8; 64]` with size 64 and alignment 64, so
+        // the vector is `lines.len() * 64` initialised bytes without padding, and
+        // `len <= lines.len() * 64` (`alloc` made `len.div_ceil(64)` lines).
+        unsafe { std::slice::from_raw_parts(self.lines.as_ptr().cast::<u8>(), self.len) }
+    }
+
+    fn bytes_mut(&mut self) -> &mut [u8] {
+        // SAFETY: as in `bytes`; the `&mut self` borrow makes this the only access.
+        unsafe { std::slice::from_raw_parts_mut(self.lines.as_mut_ptr().cast::<u8>(), self.len) }
+    }
+
+    fn not_host(&self) -> BufferError {
+        self.refused.fetch_add(1, Ordering::Relaxed);
+        BufferError::NotHost { tensor: self.desc.name.clone(), buft: self.buft.name().into() }
+    }
+
+    /// The plain bytes, for kernels that read values directly. Only buffers whose type
+    /// is host memory give them.
+    ///
+    /// Errors: [`BufferError::NotHost`] (and the refusal is counted).
+    pub fn host_bytes(&self) -> Result<&[u8], BufferError> {
+        if self.buft.is_host() { Ok(self.bytes()) } else { Err(self.not_host()) }
+    }
+
+    /// [`Buffer::host_bytes`], writable.
+    ///
+    /// Errors: [`BufferError::NotHost`] (and the refusal is counted).
+    pub fn host_bytes_mut(&mut self) -> Result<&mut [u8], BufferError> {
+        if self.buft.is_host() { Ok(self.bytes_mut()) } else { Err(self.not_host()) }
+    }
+
+    fn check_owner(&self, owner: &dyn BufferType) -> Result<(), BufferError> {
+        if owner.id() == self.buft.id() {
+            return Ok(());
+        }
+        Err(BufferError::NotOwner {
+            tensor: self.desc.name.clone(),
+            buft: self.buft.name().into(),
+            reader: owner.name().into(),
+        })
+    }
+
+    /// The raw bytes in the buffer type's own layout, for that buffer type's code only.
+    ///
+    /// Errors: [`BufferError::NotOwner`] when `owner` is not this buffer's type.
+    pub fn owned_bytes(&self, owner: &dyn BufferType) -> Result<&[u8], BufferError> {
+        self.check_owner(owner)?;
+        Ok(self.bytes())
+    }
+
+    /// [`Buffer::owned_bytes`], writable.
+    ///
+    /// Errors: [`BufferError::NotOwner`].
+    pub fn owned_bytes_mut(&mut self, owner: &dyn BufferType) -> Result<&mut [u8], BufferError> {
+        self.check_owner(owner)?;
+        Ok(self.bytes_mut())
+    }
+
+    /// How many plain reads or writes of this buffer were refused because its type is not
+    /// host memory (zero in a correct run).
+    pub fn refused_reads(&self) -> usize {
+        self.refused.load(Ordering::Relaxed)
+    }
+
+    /// Whether the storage starts at a multiple of `align` (at most 64).
+    pub fn is_aligned(&self, align: usize) -> bool {
+        (self.lines.as_ptr() as usize).is_multiple_of(align)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tensor::{DType, f32_to_bytes};
+
+    #[test]
+    fn host_buffers_give_plain_bytes_and_are_aligned() {
+        let h = host::host();
+        let desc = TensorDesc::new("x", DType::F32, &[3]).unwrap();
+        let data = f32_to_bytes(&[1.0, 2.0, 3.0]);
+        let buf = Buffer::upload(&h, desc, &data).unwrap();
+        assert_eq!(buf.host_bytes().unwrap(), &data[..]);
+        assert_eq!(buf.download().unwrap(), data);
+        assert!(buf.is_aligned(64));
+        assert_eq!(buf.refused_reads(), 0);
+        assert_eq!(buf.owned_bytes(&*h).unwrap(), &data[..]);
+    }
+
+    #[test]
+    fn ownership_is_checked() {
+        let h = host::host();
+        let a: Buft = Arc::new(amx::AmxBufferType::new());
+        let desc = TensorDesc::new("x", DType::F32, &[3]).unwrap();
+        let mut buf = Buffer::alloc(&h, desc).unwrap();
+        let e = buf.owned_bytes(&*a).unwrap_err();
+        assert!(matches!(e, BufferError::NotOwner { .. }), "{e}");
+        assert!(a.set_tensor(&mut buf, &[0; 12]).is_err());
+        assert_ne!(BuftId::fresh(), BuftId::fresh());
+    }
+}

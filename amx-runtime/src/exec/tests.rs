@@ -1,0 +1,66 @@
+use super::*;
+use crate::backend::cpu::CpuBackend;
+use crate::backend::gpu_like::GpuLikeBackend;
+use crate::buffer::Buft;
+use crate::placement::place;
+use crate::sched::schedule;
+use crate::test_util::{Fixture, fixture, fixture_data, nmse};
+
+fn load(f: &Fixture, data: &[(TensorId, Vec<u8>)], prefs: &[Buft]) -> Weights {
+    let p = place(&f.graph, |_, _| prefs.to_vec()).unwrap();
+    p.load(|id| data.iter().find(|d| d.0 == id).map(|d| &d.1[..])).unwrap()
+}
+
+#[test]
+fn hybrid_run_matches_the_plain_cpu_run() {
+    let f = fixture();
+    let data = fixture_data(&f);
+    let x = data.iter().find(|d| d.0 == f.x).unwrap();
+    let inputs = [(f.x, &x.1[..])];
+    let (gpu, cpu) = (GpuLikeBackend::new(), CpuBackend::new());
+
+    let plain_w = load(&f, &data, &[host()]);
+    let plain_s = schedule(&f.graph, &plain_w, &[&cpu]).unwrap();
+    let plain = run(&f.graph, &plain_s, &[&cpu], &plain_w, &inputs).unwrap();
+    assert!(plain.records.iter().all(|r| r.kernel == Kernel::Reference));
+
+    let w = load(&f, &data, &[cpu.extra_bufts()[0].clone(), host()]);
+    let backends: [&dyn Backend; 2] = [&gpu, &cpu];
+    let s = schedule(&f.graph, &w, &backends).unwrap();
+    let hybrid = run(&f.graph, &s, &backends, &w, &inputs).unwrap();
+    let y = &hybrid.records[0];
+    assert_eq!((&*y.node, &*y.backend), ("y", "CPU"));
+    assert!(matches!(y.kernel, Kernel::Packed { .. }), "{:?}", y.kernel);
+    assert_eq!(&*y.sources[0].1, "AMX");
+    assert_eq!(&*hybrid.records[1].backend, "GPU-like");
+    assert!(hybrid.records[1].uploaded_bytes > 0);
+    assert_eq!(hybrid.refused_reads() + w.refused_reads(), 0);
+
+    let e = nmse(&hybrid.f32(f.y).unwrap(), &plain.f32(f.y).unwrap());
+    assert!(e <= 5e-4, "NMSE {e}");
+    assert!(hybrid.value(f.out).is_some_and(|b| !b.buft().is_host()));
+    for id in [f.y, f.top, f.out] {
+        assert!(hybrid.f32(id).unwrap().iter().all(|v| v.is_finite()));
+    }
+}
+
+#[test]
+fn mismatched_schedules_and_missing_inputs_are_errors() {
+    let f = fixture();
+    let data = fixture_data(&f);
+    let cpu = CpuBackend::new();
+    let w = load(&f, &data, &[host()]);
+    let s = schedule(&f.graph, &w, &[&cpu]).unwrap();
+    let e = run(&f.graph, &s, &[&cpu], &w, &[]).unwrap_err();
+    assert_eq!(e, ExecError::Input { tensor: "x".into() });
+    let short = [(f.x, &[0u8; 4][..])];
+    assert_eq!(
+        run(&f.graph, &s, &[&cpu], &w, &short).unwrap_err(),
+        ExecError::Input { tensor: "x".into() }
+    );
+    let mut cut = s.clone();
+    cut.plans.pop();
+    let x = data.iter().find(|d| d.0 == f.x).unwrap();
+    let e = run(&f.graph, &cut, &[&cpu], &w, &[(f.x, &x.1[..])]).unwrap_err();
+    assert!(matches!(e, ExecError::ScheduleMismatch { .. }), "{e}");
+}

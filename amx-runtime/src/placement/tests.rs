@@ -1,0 +1,84 @@
+use amx_core::formats::Format;
+
+use super::*;
+use crate::backend::Backend;
+use crate::backend::cpu::CpuBackend;
+use crate::error::BufferError;
+use crate::graph::Graph;
+use crate::op::Op;
+use crate::tensor::DType;
+use crate::test_util::{fixture, fixture_data};
+
+/// Every kind of weight consumer, each weight preferring AMX then host.
+#[test]
+fn weights_go_where_their_consumer_is_accepted() {
+    let mut g = Graph::new();
+    let q = DType::Block(Format::Q4_0);
+    let x = g.input("x", DType::F32, &[256, 32]).unwrap();
+    let tok = g.input("tok", DType::I32, &[32]).unwrap();
+    let wq = g.weight("attn_q.weight", q, &[256, 256]).unwrap();
+    let wh = g.weight("attn_v.weight", DType::Block(Format::F16), &[256, 64]).unwrap();
+    let norm = g.weight("attn_norm.weight", DType::F32, &[256]).unwrap();
+    let emb = g.weight("token_embd.weight", q, &[256, 100]).unwrap();
+    let router = g.weight("ffn_gate_inp.weight", DType::F32, &[256, 4]).unwrap();
+    let exps = g.weight("ffn_up_exps.weight", q, &[256, 64, 4]).unwrap();
+    g.weight("unused.weight", q, &[256, 8]).unwrap();
+    g.mul_mat("q", wq, x).unwrap();
+    g.mul_mat("v", wh, x).unwrap();
+    g.mul("normed", x, norm).unwrap();
+    g.get_rows("embd", emb, tok).unwrap();
+    let logits = g.mul_mat("router", router, x).unwrap();
+    let ids = g.unary("top", Op::TopK { k: 2 }, logits).unwrap();
+    let x3 = g.unary("x3", Op::Reshape { ne: [256, 1, 32, 1] }, x).unwrap();
+    g.mul_mat_id("up", exps, x3, ids).unwrap();
+
+    let cpu = CpuBackend::new();
+    let amx = cpu.extra_bufts()[0].clone();
+    let p = place(&g, |_, _| vec![amx.clone(), host()]).unwrap();
+    let on = |name: &str| p.buft(g.find(name).unwrap()).unwrap().id();
+    for name in ["attn_q.weight", "attn_v.weight"] {
+        assert_eq!(on(name), amx.id(), "{name}");
+    }
+    for name in [
+        "attn_norm.weight",
+        "token_embd.weight",
+        "ffn_gate_inp.weight",
+        "ffn_up_exps.weight",
+        "unused.weight",
+    ] {
+        assert_eq!(on(name), host().id(), "{name}");
+    }
+    let report = p.to_string();
+    assert!(report.contains("ffn_up_exps.weight [256, 64, 4] Q4_0 -> host: AMX refuses MUL_MAT_ID up; accepts MUL_MAT_ID up(ffn_up_exps.weight [256, 64, 4] Q4_0 in host, "));
+    assert!(report.contains("attn_q.weight [256, 256] Q4_0 -> AMX: accepts MUL_MAT q("));
+    assert!(report.contains("unused.weight [256, 8] Q4_0 -> host: no op reads it"));
+    assert!(report.contains("AMX: 2 weights\nhost: 5 weights\n"), "{report}");
+    // With no fallback, a weight nobody accepts is an error naming it and its consumer.
+    let e = place(&g, |_, _| vec![amx.clone()]).unwrap_err();
+    assert_eq!(
+        e,
+        PlaceError::NoBufferType { tensor: "attn_norm.weight".into(), op: "normed".into() }
+    );
+}
+
+#[test]
+fn load_uploads_packs_and_reports_missing_data() {
+    let f = fixture();
+    let data = fixture_data(&f);
+    let cpu = CpuBackend::new();
+    let amx = cpu.extra_bufts()[0].clone();
+    let p = place(&f.graph, |_, _| vec![amx.clone(), host()]).unwrap();
+    assert_eq!(p.decisions().len(), 3);
+    let get = |id| data.iter().find(|d| d.0 == id).map(|d| &d.1[..]);
+    let w = p.load(get).unwrap();
+    let wbuf = w.get(f.w).unwrap();
+    assert_eq!(wbuf.buft().id(), amx.id());
+    assert_eq!(wbuf.download().unwrap(), get(f.w).unwrap());
+    assert!(matches!(wbuf.host_bytes(), Err(BufferError::NotHost { .. })));
+    assert_eq!(w.refused_reads(), 1);
+    assert_eq!(w.get(f.norm).unwrap().host_bytes().unwrap(), get(f.norm).unwrap());
+    assert_eq!(w.iter().count(), 3);
+    let e = p.load(|id| if id == f.emb { None } else { get(id) }).unwrap_err();
+    assert_eq!(e, PlaceError::MissingData { tensor: "emb".into() });
+    assert!(cpu.supports_buft(&*amx));
+}

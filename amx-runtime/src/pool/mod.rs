@@ -1,0 +1,351 @@
+//! A worker pool that splits each matmul over threads through amx-core's range API, and
+//! the same split for engines that bring their own threads ([`Matmul`], [`Part`]).
+//!
+//! # One matmul on the pool
+//!
+//! [`Pool::matmul`] checks the packed weights and shapes, then runs one job on every
+//! worker: each worker prepares (quantizes or converts) its block of activation rows
+//! into the pool's workspace (row blocks aligned to [`Preparation::row_align`]), all wait
+//! at a barrier, then each computes its blocks of output with
+//! [`gemm::gemm_range_shared`]. The cut gives panels first (pairs on AMX, where the
+//! kernel runs two panels at a time) and rows only when there are fewer panel units than
+//! workers, because every worker that shares a panel decodes it again. Blocks are
+//! pairwise disjoint, so the shared writes are sound; amx-core computes each value the
+//! same way whatever the cut, so the output is bit-identical for any number of threads.
+//!
+//! # Sharing X
+//!
+//! [`Pool::prepare`] prepares `X` once (all workers) into a [`PreparedActivations`] that
+//! owns its buffer; [`Pool::matmul_prepared`] then runs any number of weights with the
+//! same K and format family against it (Q, K, V). [`PreparedActivations::into_buffer`]
+//! and [`Pool::prepare_in`] recycle the buffer.
+//!
+//! # No allocation per call in steady state
+//!
+//! The job handed to the workers is a borrowed closure (no box); the barrier and error
+//! slot live on the caller's stack; the workspace for prepared activations is one
+//! `Vec<u8>` per pool, grown when a call needs more and reused as is; each worker keeps
+//! its own scratch `Vec<u8>`, grown the same way. A plain vector rather than a bumpalo
+//! arena: a call needs exactly one block of workspace, and an arena hands out memory that
+//! safe code must initialise (zero) on every call, while the vector keeps its bytes
+//! between calls (amx-core writes every prepared byte before it is read). The
+//! `pool_alloc` test counts allocations with a global allocator.
+//!
+//! # Tile state
+//!
+//! A worker records AMX use before running an AMX kernel and runs `tilerelease` when it
+//! has finished its share of a job, just before it blocks waiting for the next one
+//! ([`tile_state::release_thread`]). Calls on a pool are serialised, so a worker's share
+//! ends exactly when the pool goes idle for it: no sleeping worker carries 8 KiB of tile
+//! data through context switches. The price is one `ldtilecfg` per worker per matmul (with
+//! the `sttilecfg` check and the `tilerelease`, about 80 ns against 60 ns for the check
+//! alone, measured by `examples/pool_scaling.rs`), nothing next to a matmul worth
+//! splitting; within a job a worker keeps its
+//! configuration (amx-core's kernel skips `ldtilecfg` when it is already loaded).
+//! The calling thread never runs kernels, so it never holds tile state.
+//!
+//! # Own threads
+//!
+//! [`Matmul::new`] cuts a matmul into [`Part`]s that an engine runs on its own threads
+//! with [`Part::run`] (safe; see [`Matmul`] for why the parts are disjoint). Activations
+//! for it come from [`PreparedActivations::prepare`] (one thread) or from amx-core's
+//! [`Preparation`] (`byte_range`, `prepare_rows`, `finish`: already safe to split over
+//! threads, each taking a disjoint `&mut` part of the body).
+
+mod plan;
+mod prepared;
+mod workers;
+
+use std::io;
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Barrier, Mutex, MutexGuard, PoisonError};
+
+use amx_core::formats::Format;
+use amx_core::gemm::{self, GemmError, MatMut, MatRef, Path, Preparation};
+
+pub use plan::{Matmul, Part, Parts};
+pub use prepared::PreparedActivations;
+
+use plan::{Split, check_operands, run_block};
+use prepared::{SharedBytes, prepare_share, worker_rows};
+use workers::Workers;
+
+use crate::tile_state;
+
+/// A fixed set of worker threads that run matmuls, one call at a time (concurrent calls
+/// from several threads wait for each other).
+pub struct Pool {
+    inner: Mutex<Inner>,
+    threads: usize,
+}
+
+struct Inner {
+    workers: Workers,
+    /// Prepared activations of [`Pool::matmul`], reused call after call.
+    workspace: Vec<u8>,
+}
+
+/// The first error of a job's workers, and whether the job should stop.
+#[derive(Default)]
+struct Outcome {
+    first: Mutex<Option<GemmError>>,
+    abort: AtomicBool,
+}
+
+impl Outcome {
+    fn record(&self, r: Result<(), GemmError>) {
+        if let Err(e) = r {
+            self.abort.store(true, Ordering::SeqCst);
+            self.first.lock().unwrap_or_else(PoisonError::into_inner).get_or_insert(e);
+        }
+    }
+
+    fn result(self) -> Result<(), GemmError> {
+        match self.first.into_inner().unwrap_or_else(PoisonError::into_inner) {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Worker `w` of `t`: blocks `w, w + t, ...` of `split` (each block runs on one worker).
+///
+/// # Safety
+///
+/// Concurrent calls on the same output use the same `split` and `t` and distinct `w`.
+unsafe fn run_share(
+    weights: &amx_core::pack::PackedRef<'_>,
+    x: &gemm::Prepared<'_>,
+    y: &gemm::SharedOut<'_>,
+    split: &Split,
+    (t, w): (usize, usize),
+    scratch: &mut Vec<u8>,
+    scratch_len: usize,
+) -> Result<(), GemmError> {
+    if scratch.len() < scratch_len {
+        scratch.resize(scratch_len, 0);
+    }
+    let mut b = w;
+    while b < split.len() {
+        // SAFETY: block `b` is run by worker `b % t` only (the caller's contract gives
+        // each worker a distinct `w`), once.
+        unsafe { run_block(weights, x, y, split, b, scratch)? };
+        b += t;
+    }
+    Ok(())
+}
+
+impl Pool {
+    /// A pool of `threads` worker threads (at least one).
+    ///
+    /// # Panics
+    ///
+    /// When the OS refuses to start a thread, as [`std::thread::spawn`] does; see
+    /// [`Pool::try_new`].
+    pub fn new(threads: usize) -> Pool {
+        match Pool::try_new(threads) {
+            Ok(pool) => pool,
+            Err(e) => panic!("amx-runtime pool: cannot start {threads} worker threads: {e}"),
+        }
+    }
+
+    /// [`Pool::new`], returning the OS error when a thread cannot be started.
+    pub fn try_new(threads: usize) -> io::Result<Pool> {
+        let workers = Workers::start(threads)?;
+        let threads = workers.len();
+        Ok(Pool { inner: Mutex::new(Inner { workers, workspace: Vec::new() }), threads })
+    }
+
+    /// Number of worker threads.
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic resumed from a worker poisons the lock; the state stays consistent.
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Runs `f(worker index)` once on every worker and returns when all are done (for
+    /// per-thread set-up or inspection, e.g. [`tile_state::thread_stats`]).
+    pub fn broadcast<F: Fn(usize) + Sync>(&self, f: F) {
+        self.lock().workers.run(&|w, _| f(w));
+    }
+
+    /// `y = x * W^T` on the pool's threads, with `packed` one `N x K` matrix of `format`
+    /// packed by amx-core; the path is chosen by M ([`Path::Auto`]). Returns the path
+    /// taken. The output is bit-identical to [`gemm::gemm`] on the same path, whatever
+    /// the number of threads.
+    ///
+    /// Errors: [`GemmError::Weights`] (bad buffer, other format or K),
+    /// [`GemmError::ShapeMismatch`] (`y` is not `M x N`, or K is not a multiple of 32 on
+    /// the int8 path), [`GemmError::Overflow`].
+    pub fn matmul(
+        &self,
+        packed: &[u8],
+        format: Format,
+        x: &MatRef<'_>,
+        y: &mut MatMut<'_>,
+    ) -> Result<Path, GemmError> {
+        self.matmul_on(packed, format, x, y, Path::Auto)
+    }
+
+    /// [`Pool::matmul`] on a given path (`Auto`, or forced).
+    ///
+    /// Errors: those of [`Pool::matmul`], and [`GemmError::PathUnavailable`].
+    pub fn matmul_on(
+        &self,
+        packed: &[u8],
+        format: Format,
+        x: &MatRef<'_>,
+        y: &mut MatMut<'_>,
+        path: Path,
+    ) -> Result<Path, GemmError> {
+        let (m, k) = (x.rows(), x.cols());
+        let weights = check_operands(packed, format, m, k, y.rows(), y.cols())?;
+        let path = tile_state::resolve_path(format, m, path)?;
+        if m == 0 {
+            return Ok(path);
+        }
+        let prep = Preparation::new(format, m, k, path)?;
+        let need = gemm::prepared_bytes(format, m, k, path)?;
+        let scratch_len = gemm::scratch_bytes(format, k, path)?;
+        let mut inner = self.lock();
+        let Inner { workers, workspace } = &mut *inner;
+        if workspace.len() < need {
+            workspace.resize(need, 0);
+        }
+        let body = SharedBytes::new(prep.body(workspace)?);
+        let t = workers.len();
+        let split = Split::new(path, weights.layout().panels(), m, t);
+        let y = y.share();
+        let barrier = Barrier::new(t);
+        let outcome = Outcome::default();
+        workers.run(&|w, scratch| {
+            let prepared = panic::catch_unwind(AssertUnwindSafe(|| {
+                // SAFETY: each worker has its own `w`, hence its own rows and bytes;
+                // nothing reads the body before the barrier.
+                unsafe { prepare_share(&prep, x, &body, t, w) }
+            }));
+            match &prepared {
+                Ok(r) => outcome.record(*r),
+                Err(_) => outcome.abort.store(true, Ordering::SeqCst),
+            }
+            // Every worker reaches the barrier, even after an error or a panic.
+            barrier.wait();
+            if let Err(payload) = prepared {
+                panic::resume_unwind(payload);
+            }
+            if outcome.abort.load(Ordering::SeqCst) {
+                return;
+            }
+            // SAFETY: past the barrier no worker writes the body any more.
+            let body = unsafe { body.all() };
+            outcome.record(prep.finish(x, body).and_then(|x| {
+                // SAFETY: every worker uses the same split and `t`, with its own `w`.
+                unsafe { run_share(&weights, &x, &y, &split, (t, w), scratch, scratch_len) }
+            }));
+        });
+        outcome.result()?;
+        Ok(path)
+    }
+
+    /// Prepares `x` for `format` weights on `path` (`Auto` resolved by M) with every
+    /// worker, into a new buffer; use the result with [`Pool::matmul_prepared`] for every
+    /// weight that shares `x`.
+    ///
+    /// Errors: those of [`Preparation::new`].
+    pub fn prepare<'x>(
+        &self,
+        format: Format,
+        x: &MatRef<'x>,
+        path: Path,
+    ) -> Result<PreparedActivations<'x>, GemmError> {
+        self.prepare_in(Vec::new(), format, x, path)
+    }
+
+    /// [`Pool::prepare`] in `buffer` (from [`PreparedActivations::into_buffer`]; grown if
+    /// too small), so that steady-state preparation allocates nothing.
+    ///
+    /// Errors: those of [`Preparation::new`].
+    pub fn prepare_in<'x>(
+        &self,
+        buffer: Vec<u8>,
+        format: Format,
+        x: &MatRef<'x>,
+        path: Path,
+    ) -> Result<PreparedActivations<'x>, GemmError> {
+        let mut acts = PreparedActivations::layout(buffer, format, x, path)?;
+        let prep = *acts.preparation();
+        let body = acts.body_mut();
+        let t = self.threads;
+        if worker_rows(&prep, x.rows(), t, 1).is_empty() {
+            // One block of rows: no need to wake the workers.
+            prep.prepare_rows(x, 0..x.rows(), body)?;
+            return Ok(acts);
+        }
+        let body = SharedBytes::new(body);
+        let outcome = Outcome::default();
+        self.lock().workers.run(&|w, _| {
+            // SAFETY: each worker has its own `w`, hence its own rows and bytes; nothing
+            // reads the body until `run` returns.
+            outcome.record(unsafe { prepare_share(&prep, x, &body, t, w) });
+        });
+        outcome.result()?;
+        Ok(acts)
+    }
+
+    /// `y = x * W^T` from activations prepared by [`Pool::prepare`] (or
+    /// [`PreparedActivations::prepare`]), on the path they were prepared for.
+    ///
+    /// Errors: [`GemmError::Weights`] (bad buffer, other format or K),
+    /// [`GemmError::ShapeMismatch`] (`y` is not `M x N`), [`GemmError::PreparedMismatch`]
+    /// (prepared for another path or format family).
+    pub fn matmul_prepared(
+        &self,
+        x: &PreparedActivations<'_>,
+        packed: &[u8],
+        format: Format,
+        y: &mut MatMut<'_>,
+    ) -> Result<Path, GemmError> {
+        let path = x.path();
+        let plan = Matmul::new(packed, format, x.prepared()?, y, self.threads)?;
+        if plan.is_empty() {
+            return Ok(path);
+        }
+        let outcome = Outcome::default();
+        self.lock().workers.run(&|w, scratch| {
+            // SAFETY: every worker uses the same plan and `t`, with its own `w`.
+            outcome.record(unsafe { plan.run_share((self.threads, w), scratch) });
+        });
+        outcome.result()?;
+        Ok(path)
+    }
+}
+
+impl std::fmt::Debug for Pool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pool").field("threads", &self.threads).finish_non_exhaustive()
+    }
+}
+
+impl Matmul<'_> {
+    /// Worker `w` of `t`'s blocks of this plan (see [`run_share`]).
+    ///
+    /// # Safety
+    ///
+    /// Concurrent calls on this plan use the same `t` and distinct `w`.
+    unsafe fn run_share(
+        &self,
+        (t, w): (usize, usize),
+        scratch: &mut Vec<u8>,
+    ) -> Result<(), GemmError> {
+        let (weights, x, y, split) = self.raw();
+        // SAFETY: forwarded contract.
+        unsafe { run_share(weights, x, y, split, (t, w), scratch, self.scratch_bytes()) }
+    }
+}
+
+#[cfg(test)]
+mod tests;
