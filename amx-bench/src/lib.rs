@@ -15,3 +15,4 @@ pub mod report;
 pub mod summary;
 pub mod vectors;
 pub mod verify;
+pub mod moe_bench;

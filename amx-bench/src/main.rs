@@ -15,7 +15,8 @@ use amx_core::formats::Format;
 use amx_core::gemm::Path as KernelPath;
 
 const USAGE: &str = "usage: amx-bench [detect | verify DIR | pack [--json] [--n N] [--k K] | \
-bench [--formats F,..] [--paths P,..] [--m M,..] [--n N] [--k K] [--threads T] [--dram] [--json]]";
+bench [--formats F,..] [--paths P,..] [--m M,..] [--n N] [--k K] [--threads T] [--dram] [--json] | \
+moe [--threads T] [--json]]";
 
 fn repo_vectors() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/vectors")
@@ -205,6 +206,48 @@ fn bench(args: &BenchArgs) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+fn moe(args: &[String]) -> ExitCode {
+    let json = args.iter().any(|a| a == "--json");
+    let threads = args
+        .iter()
+        .position(|a| a == "--threads")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1);
+    let layer = amx_bench::moe_bench::QWEN3_30B_A3B;
+    if !json {
+        println!(
+            "MoE layer: {} experts, top-{}, K = {}, N = {}; tokens/s, {threads} thread(s)",
+            layer.experts, layer.top_k, layer.k, layer.n
+        );
+    }
+    for format in [Format::Q4K, Format::Q4_0] {
+        if !json && let Ok(b) = amx_bench::moe_bench::bound_tokens_per_s(format, &layer) {
+            println!(
+                "{:<6} T=1 read-bandwidth bound of its 8 experts: {b:.1} tokens/s",
+                format.name()
+            );
+        }
+        for t in [1usize, 32, 512] {
+            for grouped in [true, false] {
+                let path = if grouped { "grouped" } else { "loop" };
+                match amx_bench::moe_bench::tokens_per_s(format, &layer, t, grouped, threads) {
+                    Ok(v) if json => println!(
+                        "{{\"format\":\"{}\",\"path\":\"{path}\",\"t\":{t},\"threads\":{threads},\"tokens_per_s\":{v:.2}}}",
+                        format.name().to_ascii_lowercase()
+                    ),
+                    Ok(v) => println!("{:<6} {path:<8} T={t:<4} {v:>12.1} tokens/s", format.name()),
+                    Err(e) => {
+                        eprintln!("amx-bench moe: {e}");
+                        return ExitCode::FAILURE;
+                    }
+                }
+            }
+        }
+    }
+    ExitCode::SUCCESS
+}
+
 fn main_job() -> ExitCode {
     println!("== this machine");
     detect();
@@ -268,6 +311,7 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
+        Some("moe") => moe(&args[1..]),
         Some("-h" | "--help") => {
             println!("{USAGE}");
             ExitCode::SUCCESS

@@ -9,6 +9,8 @@
 //!   detection and the permission succeeded, so the calls that need AMX can be safe.
 //! - [`tile`]: the 64-byte palette-1 [`tile::TileConfig`] and the tile instructions.
 //! - [`formats`]: the ggml block formats, their byte layouts and reference dequantizers.
+//! - [`gemm`]: `Y = X * W^T` on packed weights: the API, path dispatch and work ranges.
+//! - [`moe`]: the mixture-of-experts matmul over a stack of packed experts.
 //! - [`pack`]: the weight repack into 16-row VNNI panels behind a checked header, and back.
 //!
 //! Every buffer comes from the caller; sizes come from `const fn`s. No function panics on
@@ -20,6 +22,7 @@ pub mod detect;
 pub mod formats;
 pub mod gemm;
 mod kernels;
+pub mod moe;
 pub mod pack;
 pub mod permission;
 mod quantize;

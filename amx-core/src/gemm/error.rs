@@ -78,6 +78,15 @@ pub enum GemmError {
         /// The path asked for.
         path: Path,
     },
+    /// An expert id (MoE routing) names an expert the stack does not have.
+    ExpertOutOfRange {
+        /// Position in the ids (`token * top_k + slot`).
+        index: usize,
+        /// The id found.
+        id: u32,
+        /// Experts in the stack.
+        experts: usize,
+    },
     /// A size computation overflowed `usize`.
     Overflow,
 }
@@ -118,6 +127,9 @@ impl fmt::Display for GemmError {
             }
             Self::PathUnavailable { path } => {
                 write!(f, "the {path:?} path is not available on this machine")
+            }
+            Self::ExpertOutOfRange { index, id, experts } => {
+                write!(f, "expert id {id} at position {index} is outside the {experts} experts")
             }
             Self::Overflow => f.write_str("size computation overflowed usize"),
         }

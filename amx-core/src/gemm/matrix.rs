@@ -100,6 +100,25 @@ impl<'a> MatMut<'a> {
         self.stride
     }
 
+    /// Writes value (`row`, `col`); out-of-range positions are ignored (callers index
+    /// within the view they made).
+    pub fn set(&mut self, row: usize, col: usize, v: f32) {
+        if row < self.rows && col < self.cols {
+            self.data[row * self.stride + col] = v;
+        }
+    }
+
+    /// Turns the view into a [`SharedOut`] that keeps the exclusive borrow for `'a`.
+    pub(crate) fn into_shared(self) -> SharedOut<'a> {
+        SharedOut {
+            ptr: self.data.as_mut_ptr(),
+            rows: self.rows,
+            cols: self.cols,
+            stride: self.stride,
+            _borrow: PhantomData,
+        }
+    }
+
     /// A shared handle for threads that each write a disjoint part of this output (see
     /// [`super::gemm_range_shared`]). The handle borrows `self` mutably for its lifetime.
     pub fn share(&mut self) -> SharedOut<'_> {
@@ -131,7 +150,7 @@ unsafe impl Send for SharedOut<'_> {}
 // SAFETY: as for `Send`: shared use only writes disjoint values, by contract.
 unsafe impl Sync for SharedOut<'_> {}
 
-impl SharedOut<'_> {
+impl<'a> SharedOut<'a> {
     /// Rows (M).
     pub const fn rows(&self) -> usize {
         self.rows
@@ -144,6 +163,12 @@ impl SharedOut<'_> {
     pub const fn stride(&self) -> usize {
         self.stride
     }
+    /// Rows `start..start + count` as their own output (clipped to the rows there are).
+    pub(crate) fn rows_from(&self, start: usize, count: usize) -> SharedOut<'a> {
+        let start = start.min(self.rows);
+        SharedOut { ptr: self.at(start, 0), rows: count.min(self.rows - start), ..*self }
+    }
+
     /// Pointer to value (row, col). The caller keeps `row < rows` and `col <= cols`.
     pub(crate) fn at(&self, row: usize, col: usize) -> *mut f32 {
         self.ptr.wrapping_add(row * self.stride + col)

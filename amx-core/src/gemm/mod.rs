@@ -238,6 +238,58 @@ impl Preparation {
         Ok(())
     }
 
+    /// Prepares the rows `rows` yields (exactly M of them, row 0 first) into the whole
+    /// `body`, for forms that copy the activations (int8 records, BF16 tiles); the MoE
+    /// path gathers each expert's tokens this way. Does nothing for the f32 form.
+    pub(crate) fn prepare_gathered<'r>(
+        &self,
+        rows: impl Iterator<Item = &'r [f32]>,
+        body: &mut [u8],
+    ) {
+        match self.form {
+            Form::F32 => {}
+            Form::Q8(l) => {
+                for (row, rec) in rows.zip(body.chunks_exact_mut(l.row_bytes())) {
+                    quantize::q8_row(row, rec);
+                }
+            }
+            Form::Tiles(l) => {
+                body.fill(0);
+                quantize::bf16_tile_rows(&l, rows.enumerate(), body);
+            }
+        }
+    }
+
+    /// The prepared activations of `m` rows of `k` values already written into `body` (a
+    /// whole body) by [`Preparation::prepare_gathered`], for the forms that copy them.
+    pub(crate) fn finish_rows<'a>(
+        &self,
+        m: usize,
+        k: usize,
+        body: &'a [u8],
+    ) -> Result<Prepared<'a>, GemmError> {
+        let kind = match self.form {
+            Form::F32 => {
+                return Err(GemmError::PreparedMismatch {
+                    format: Format::F16,
+                    prepared_for: self.path,
+                });
+            }
+            Form::Q8(layout) => PreparedKind::Q8 { bytes: body, layout },
+            Form::Tiles(layout) => PreparedKind::Tiles { bytes: body, layout },
+        };
+        if body.len() != self.bytes() || (m, k) != (self.m, self.k) {
+            return Err(GemmError::WorkspaceTooSmall { needed: self.bytes(), actual: body.len() });
+        }
+        Ok(Prepared { path: self.path, kind, m, k })
+    }
+
+    /// Whether the prepared form is the f32 rows themselves (scalar path, VNNI path of
+    /// F16/BF16 weights).
+    pub(crate) const fn is_f32(&self) -> bool {
+        matches!(self.form, Form::F32)
+    }
+
     /// The prepared activations, once every row has been prepared into `body` (the whole
     /// body).
     ///

@@ -142,6 +142,22 @@ impl<'a> PackedRef<'a> {
         self.bytes
     }
 
+    /// A view of matrix `e` of a stack (MoE experts) as a buffer of one matrix: its panels
+    /// are panels `0..panels_per_matrix` of the view. `None` when `e` is past the stack.
+    /// Only panel access reads the view's bytes; its header was checked for the stack.
+    pub fn matrix(&self, e: usize) -> Option<PackedRef<'a>> {
+        let l = self.layout;
+        if e >= l.matrices() {
+            return None;
+        }
+        let single = PackedLayout::new(l.format(), l.n(), l.k(), 1).ok()?;
+        // The view starts `HEADER_BYTES` before matrix e's first panel, so that its panel
+        // p is the stack's panel `e * panels_per_matrix + p`.
+        let start = e * l.panels_per_matrix() * l.panel_bytes();
+        let bytes = self.bytes.get(start..start + single.total_bytes())?;
+        Some(PackedRef { layout: single, bytes })
+    }
+
     /// The bytes of panel `panel` (global index over all matrices), or `None` past the end.
     pub fn panel(&self, panel: usize) -> Option<&'a [u8]> {
         if panel >= self.layout.panels() {
