@@ -28,3 +28,6 @@ pub mod permission;
 mod quantize;
 pub mod tile;
 pub mod token;
+
+#[cfg(test)]
+mod test_util;

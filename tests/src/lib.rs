@@ -49,47 +49,13 @@ pub fn run_gemm(
 
 /// Deterministic pseudo-random bytes (xorshift64*).
 pub fn random_bytes(seed: u64, len: usize) -> Vec<u8> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            s ^= s >> 12;
-            s ^= s << 25;
-            s ^= s >> 27;
-            (s.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 56) as u8
-        })
-        .collect()
+    amx_bench::pack_bench::pseudo_random_bytes(seed, len)
 }
 
 /// Random weights of `rows` rows of `k` values in `format` whose scales are finite and
 /// moderate (random bytes elsewhere), so results can be compared numerically.
 pub fn random_weights(format: Format, seed: u64, rows: usize, k: usize) -> Vec<u8> {
-    let bytes = rows * format.row_bytes(k).expect("k fits the block");
-    let mut w = random_bytes(seed, bytes);
-    let f16_fields: &[usize] = match format {
-        Format::Q4_0 | Format::Q8_0 | Format::IQ4XS => &[0],
-        Format::Q4_1 | Format::Q4K | Format::Q5K => &[0, 2],
-        Format::Q6K => &[208],
-        _ => &[],
-    };
-    match format {
-        Format::F16 | Format::BF16 => {
-            for v in w.chunks_exact_mut(2) {
-                // Exponent near 1.0 (F16: 0x3800-0x3fff; BF16: 0x3f00-0x3f7f), random sign.
-                let hi =
-                    if format == Format::F16 { 0x38 | (v[1] & 0x87) } else { 0x3f | (v[1] & 0x80) };
-                v[1] = hi;
-            }
-        }
-        _ => {
-            for block in w.chunks_exact_mut(format.block_bytes()) {
-                for &at in f16_fields {
-                    // f16 exponent 0x0c..0x0f: scales between 2^-3 and 2^1, random sign.
-                    block[at + 1] = 0x30 | (block[at + 1] & 0x8f);
-                }
-            }
-        }
-    }
-    w
+    amx_bench::gemm_bench::bench_weights(format, seed, rows, k).expect("k fits the block")
 }
 
 /// Random activations in [-1, 1).

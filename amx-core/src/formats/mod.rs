@@ -3,7 +3,7 @@
 //!
 //! CONTRACT (shared with the other modules; keep these names and signatures):
 //!
-//! ```ignore
+//! ```text
 //! #[non_exhaustive] #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 //! pub enum Format { Q4_0, Q4_1, Q8_0, Q4K, Q5K, Q6K, IQ4XS, F16, BF16 }
 //! impl Format {

@@ -7,43 +7,7 @@ use super::*;
 use crate::formats::dequantize;
 use crate::pack::{pack, packed_size};
 
-fn bytes(seed: u64, len: usize) -> Vec<u8> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            s ^= s >> 12;
-            s ^= s << 25;
-            s ^= s >> 27;
-            (s.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 56) as u8
-        })
-        .collect()
-}
-
-/// Weights with moderate f16 scales (block formats) or values near 1 (floats).
-fn weights(format: Format, seed: u64, rows: usize, k: usize) -> Vec<u8> {
-    let mut w = bytes(seed, rows * format.row_bytes(k).unwrap());
-    match format {
-        Format::F16 | Format::BF16 => {
-            for v in w.chunks_exact_mut(2) {
-                v[1] =
-                    if format == Format::F16 { 0x38 | (v[1] & 0x83) } else { 0x3f | (v[1] & 0x80) };
-            }
-        }
-        _ => {
-            let at: &[usize] = match format {
-                Format::Q4_0 | Format::Q8_0 | Format::IQ4XS => &[0],
-                Format::Q4_1 | Format::Q4K | Format::Q5K => &[0, 2],
-                _ => &[208],
-            };
-            for b in w.chunks_exact_mut(format.block_bytes()) {
-                for &a in at {
-                    b[a + 1] = 0x30 | (b[a + 1] & 0x87);
-                }
-            }
-        }
-    }
-    w
-}
+use crate::test_util::{bytes, weights};
 
 fn nmse(got: &[f32], want: &[f32]) -> f64 {
     let (mut e, mut s) = (0f64, 0f64);

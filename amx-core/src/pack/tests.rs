@@ -6,18 +6,7 @@ use std::vec::Vec;
 use super::*;
 use crate::formats::Format;
 
-/// xorshift64*: deterministic bytes without a dependency.
-fn bytes(seed: u64, len: usize) -> Vec<u8> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            s ^= s >> 12;
-            s ^= s << 25;
-            s ^= s >> 27;
-            (s.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 56) as u8
-        })
-        .collect()
-}
+use crate::test_util::bytes;
 
 fn ks(format: Format) -> Vec<usize> {
     let b = format.block_values();
