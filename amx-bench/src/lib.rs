@@ -9,10 +9,10 @@
 
 pub mod gemm_bench;
 pub mod gguf;
+pub mod moe_bench;
 pub mod pack_bench;
 pub mod peak;
 pub mod report;
 pub mod summary;
 pub mod vectors;
 pub mod verify;
-pub mod moe_bench;

@@ -7,11 +7,11 @@
 //! ```
 //!
 //! Each round times `calls` matmuls on one thread, then on two (alternating, so that load
-//! from other processes hits both alike) and keeps each side's median; the table gives
-//! the median over rounds of each side, the ratio of those medians, the median of the
-//! per-round ratios and their spread (a wide spread means another process took a core
-//! during some rounds). The load average is
-//! printed before and after: on a shared machine, compare runs with similar load.
+//! from other processes hits both alike) and keeps each side's median. The machine may
+//! be shared: a round is "clean" when `/proc/stat` shows no CPU time of other processes
+//! during it (tick sampling, so a filter, not a proof). Columns: medians over all rounds
+//! of each side, the ratio of those medians, the median per-round ratio over all rounds
+//! and over clean rounds (with their count), and the per-round spread.
 
 use std::hint::black_box;
 use std::time::Instant;
@@ -25,11 +25,32 @@ use amx_runtime::tile_state;
 
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
+    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
 fn loadavg() -> String {
     std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim().to_string()
+}
+
+/// (CPU ticks busy on the whole machine, CPU ticks of this process), from `/proc`.
+fn ticks() -> (u64, u64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let cpu: Vec<u64> = stat
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .skip(1)
+        .map(|v| v.parse().unwrap_or(0))
+        .collect();
+    // user nice system idle iowait irq softirq steal: busy = all but idle and iowait.
+    let busy = cpu.iter().take(8).enumerate().filter(|(i, _)| *i != 3 && *i != 4).map(|(_, v)| v);
+    let own = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the parenthesised name: utime and stime are the 12th and 13th.
+    let after = own.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let own: u64 =
+        after.split_whitespace().skip(11).take(2).map(|v| v.parse::<u64>().unwrap_or(0)).sum();
+    (busy.sum(), own)
 }
 
 /// Median seconds of `calls` matmuls on `pool`.
@@ -76,14 +97,14 @@ fn release_cost() {
 
 fn main() {
     let mut args = std::env::args().skip(1).map(|a| a.parse::<usize>().expect("a number"));
-    let rounds = args.next().unwrap_or(15).max(1);
-    let calls = args.next().unwrap_or(3).max(1);
+    let rounds = args.next().unwrap_or(21).max(1);
+    let calls = args.next().unwrap_or(5).max(1);
     let (n, k) = (4096, 4096);
     println!("pool scaling, K = N = {k}, {rounds} rounds of {calls} calls; load: {}", loadavg());
     release_cost();
     let (one, two) = (Pool::new(1), Pool::new(2));
     println!(
-        "format  m     1 thread ms  2 threads ms  GOPS(2)  ratio  per-round: median (min..max)"
+        "format  m     1 thr ms  2 thr ms  GOPS(2)  ratio  per-round: all  clean (n)  min..max"
     );
     for format in [Format::Q4_0, Format::Q4K, Format::BF16] {
         let raw = amx_bench::gemm_bench::bench_weights(format, 7, n, k).expect("weights");
@@ -96,26 +117,32 @@ fn main() {
             // Warm-up: workspaces, scratch, weights in cache as far as they fit.
             time(&one, &w, format, &x, &mut y, 1);
             time(&two, &w, format, &x, &mut y, 1);
-            let (mut t1, mut t2, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+            let (mut t1, mut t2, mut all, mut clean) = (vec![], vec![], vec![], vec![]);
             for _ in 0..rounds {
+                let before = ticks();
                 let a = time(&one, &w, format, &x, &mut y, calls);
                 let b = time(&two, &w, format, &x, &mut y, calls);
+                let after = ticks();
+                let others = (after.0 - before.0).saturating_sub(after.1 - before.1);
                 t1.push(a);
                 t2.push(b);
-                ratios.push(a / b);
+                all.push(a / b);
+                if others == 0 {
+                    clean.push(a / b);
+                }
             }
             let (a, b) = (median(&mut t1), median(&mut t2));
-            let r = median(&mut ratios);
+            let (r_all, n_clean, r_clean) = (median(&mut all), clean.len(), median(&mut clean));
             println!(
-                "{:<7} {:<5} {:>11.2} {:>13.2} {:>8.1} {:>6.2}  {r:>5.2} ({:.2}..{:.2})",
+                "{:<7} {:<5} {:>8.2} {:>9.2} {:>8.1} {:>6.2}  {r_all:>14.2} {r_clean:>6.2} ({n_clean:>2})  {:.2}..{:.2}",
                 format.name(),
                 m,
                 a * 1e3,
                 b * 1e3,
                 2.0 * (m * n * k) as f64 / b / 1e9,
                 a / b,
-                ratios[0],
-                ratios[ratios.len() - 1]
+                all[0],
+                all[all.len() - 1]
             );
         }
     }

@@ -7,8 +7,8 @@
 //! embedding, MUL for a norm, MUL_MAT_ID for an expert stack. The answer is the buffer
 //! type's own [`BufferType::supports_op`](crate::buffer::BufferType::supports_op); no
 //! name, element type or list of types is matched here. So F32 norms, biases and router
-//! weights stay in host memory because the AMX buffer type refuses them, and expert
-//! stacks stay there because it refuses MUL_MAT_ID today.
+//! weights stay in host memory because the AMX buffer type refuses them, and quantized
+//! expert stacks go to it because it accepts their MUL_MAT_ID (its grouped kernel).
 
 use std::collections::HashMap;
 use std::fmt;

@@ -25,9 +25,9 @@
 //! `tilerelease`; the kernel saves and restores that state at every context switch. Every
 //! place in this crate that runs an AMX kernel records it on the thread
 //! ([`mark_used`]); [`release_thread`] then runs `tilerelease` on that thread (and nothing
-//! on a thread that never used tiles). The pool's workers call it each time they finish
-//! their share of a job, just before they block waiting for the next one (see
-//! [`crate::pool`] for why that point and its cost). A thread-local destructor releases
+//! on a thread that never used tiles). Every thread of a pool, the calling thread
+//! included, calls it as soon as its share of a job is done, before it waits for the next
+//! one (see [`crate::pool`] for why that point and what it costs). A thread-local destructor releases
 //! on thread exit when the thread still holds tiles, which covers engine threads that ran
 //! [`crate::pool::Part`]s and never called [`release_thread`].
 

@@ -175,3 +175,46 @@ fn part_errors_on_small_scratch_and_plan_checks_operands() {
     let got = Matmul::new(&w, format, acts.prepared().expect("p"), &mut y, 2).map(|p| p.len());
     assert_eq!(got, Err(gemm::GemmError::ShapeMismatch { dim: "n", expected: n, found: n - 16 }));
 }
+
+#[test]
+fn concurrent_callers_share_one_pool() {
+    let pool = Pool::new(2);
+    let k = 256;
+    let cases = [(Format::Q4_0, 33, 40), (Format::Q6K, 1, 100), (Format::BF16, 20, 24)];
+    let inputs: Vec<_> = cases
+        .iter()
+        .map(|&(format, m, n)| {
+            let w = packed(format, n, k, 6);
+            let xv = activations(m, k, m);
+            let x = MatRef::new(&xv, m, k, k).expect("x");
+            let want = reference(&w, format, &x, n, n, Path::Auto);
+            (format, m, n, w, xv, want)
+        })
+        .collect();
+    std::thread::scope(|s| {
+        for (format, m, n, w, xv, want) in &inputs {
+            let pool = &pool;
+            s.spawn(move || {
+                let x = MatRef::new(xv, *m, k, k).expect("x");
+                for _ in 0..30 {
+                    let mut got = vec![SENTINEL; m * n];
+                    let mut y = MatMut::new(&mut got, *m, *n, *n).expect("y");
+                    pool.matmul(w, *format, &x, &mut y).expect("matmul");
+                    assert_eq!(bits(&got), bits(want), "{format} m={m}");
+                }
+            });
+        }
+    });
+}
+
+#[test]
+fn empty_output_has_no_parts() {
+    let (k, n, format) = (64, 32, Format::Q8_0);
+    let w = packed(format, n, k, 1);
+    let x = MatRef::new(&[], 0, k, k).expect("x");
+    let acts = PreparedActivations::prepare(format, &x, Path::Auto).expect("prepare");
+    let mut y = MatMut::new(&mut [], 0, n, n).expect("y");
+    let plan = Matmul::new(&w, format, acts.prepared().expect("p"), &mut y, 4).expect("plan");
+    assert!(plan.is_empty());
+    assert_eq!(plan.parts().count(), 0);
+}

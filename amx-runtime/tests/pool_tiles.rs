@@ -26,7 +26,8 @@ fn amx_or_skip() -> Option<amx_core::token::Amx> {
     amx
 }
 
-/// Each worker's counters and live configuration, read on the worker.
+/// Each share's counters and live configuration, read on its thread (share 0 is the
+/// calling thread).
 fn worker_states(pool: &Pool) -> Vec<(ThreadStats, bool)> {
     let amx = tile_state::amx().expect("amx");
     let out = std::sync::Mutex::new(vec![None; pool.threads()]);
@@ -66,6 +67,7 @@ fn ensure_config_skips_a_loaded_config_and_jobs_end_released() {
     let Some(amx) = amx_or_skip() else { return };
     let cfg = TileConfig::new().with_tile(0, 16, 64).expect("shape");
     let pool = Pool::new(2);
+    let before = worker_states(&pool);
     for _ in 0..2 {
         let loads = std::sync::Mutex::new(Vec::new());
         pool.broadcast(|_| {
@@ -77,9 +79,13 @@ fn ensure_config_skips_a_loaded_config_and_jobs_end_released() {
         });
         assert_eq!(loads.into_inner().expect("lock"), [(true, false); 2]);
     }
-    for (s, loaded) in worker_states(&pool) {
-        assert!(!loaded && !s.holds_tiles);
-        assert_eq!((s.config_loads, s.config_skips, s.releases), (2, 2, 2));
+    for ((b, _), (a, loaded)) in before.iter().zip(worker_states(&pool)) {
+        assert!(!loaded && !a.holds_tiles);
+        let delta = |f: fn(&ThreadStats) -> u64| f(&a) - f(b);
+        assert_eq!(
+            (delta(|s| s.config_loads), delta(|s| s.config_skips), delta(|s| s.releases)),
+            (2, 2, 2)
+        );
     }
 }
 

@@ -7,10 +7,10 @@
 //! explicitly (see [`crate::backend::cpu`]).
 //!
 //! What it accepts is decided in one place, [`AmxBufferType`]'s `supports_op`: MUL_MAT
-//! with src0 a packable weight held here and src1 F32, in host memory, contiguous and 2D.
-//! MUL_MAT_ID says no until amx-core has a grouped expert kernel; turning it on is the
-//! `Op::MulMatId` arm there plus its kernel in `compute_forward` (packing already handles
-//! stacked experts).
+//! with src0 a packable weight held here and src1 F32, in host memory, contiguous and 2D;
+//! MUL_MAT_ID with src0 a packable expert stack `[K, N, E]` held here, src1 F32 and the
+//! expert ids in host memory, contiguous (run by amx-core's grouped kernel,
+//! [`amx_core::moe`]). Every other op, and every other operand, is refused.
 
 use std::cell::RefCell;
 use std::sync::Arc;
@@ -27,8 +27,10 @@ use crate::tile_state;
 
 use super::{Buffer, BufferType, BuftId, Kernel};
 
-/// The AMX buffer type. Its GEMM runs on a [`Pool`] when given one, else on the calling
-/// thread.
+mod moe;
+
+/// The AMX buffer type. Its GEMM and its grouped expert kernel run on a [`Pool`] when
+/// given one, else on the calling thread.
 #[derive(Debug)]
 pub struct AmxBufferType {
     id: BuftId,
@@ -59,7 +61,8 @@ fn format_of(tensor: &TensorDesc) -> Result<Format, BufferError> {
 }
 
 thread_local! {
-    /// Workspace of the one-thread GEMM, reused call after call.
+    /// Workspace of the one-thread GEMM and of the grouped expert kernel, reused call
+    /// after call.
     static WORKSPACE: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
@@ -70,7 +73,8 @@ impl AmxBufferType {
         AmxBufferType { id: BuftId::fresh(), pool: None }
     }
 
-    /// The AMX buffer type, running its GEMM on `pool`'s threads.
+    /// The AMX buffer type, running its GEMM and grouped expert kernel on `pool`'s
+    /// threads.
     pub fn with_pool(pool: Arc<Pool>) -> AmxBufferType {
         AmxBufferType { id: BuftId::fresh(), pool: Some(pool) }
     }
@@ -118,6 +122,22 @@ impl AmxBufferType {
             gemm::gemm(packed, format, x, y, path, ws)
         })
     }
+
+    /// MUL_MAT `op` (accepted by `accepts_mul_mat`) on `srcs`, checked against it.
+    fn mul_mat(&self, op: &OpDesc, srcs: &[&Buffer], dst: &mut [f32]) -> Result<Path, ExecError> {
+        let name = op.name();
+        let [w, x] = srcs else {
+            return Err(ExecError::Sources { op: name.clone(), what: "MUL_MAT takes 2 sources" });
+        };
+        let format = format_of(w.desc())?;
+        let packed = w.owned_bytes(self)?;
+        let xv = f32_from_bytes(x.host_bytes()?);
+        let (k, n, m) = (w.desc().ne[0], w.desc().ne[1], x.desc().ne[1]);
+        let gemm_err = |error| ExecError::Gemm { op: name.clone(), error };
+        let xm = MatRef::new(&xv, m, k, k).map_err(gemm_err)?;
+        let mut y = MatMut::new(dst, m, n, n).map_err(gemm_err)?;
+        self.matmul(packed, format, &xm, &mut y).map_err(gemm_err)
+    }
 }
 
 impl BufferType for AmxBufferType {
@@ -147,9 +167,7 @@ impl BufferType for AmxBufferType {
     fn supports_op(&self, op: &OpDesc) -> bool {
         match op.op {
             Op::MulMat => self.accepts_mul_mat(op),
-            // No grouped expert kernel yet: saying no keeps expert stacks out of this
-            // buffer type. The switch for MUL_MAT_ID is this arm (and its kernel below).
-            Op::MulMatId => false,
+            Op::MulMatId => moe::accepts(self.id, op),
             _ => false,
         }
     }
@@ -193,6 +211,10 @@ impl BufferType for AmxBufferType {
         pack::unpack(&packed, out).map_err(pack_err)
     }
 
+    /// Runs MUL_MAT (amx-core's GEMM) or MUL_MAT_ID (its grouped expert kernel) on a
+    /// weight of this type. The [`Kernel::Packed`] path is the GEMM's, or for MUL_MAT_ID
+    /// the path of the expert with the most rows (each expert takes the path
+    /// [`Path::Auto`] picks for its row count, so that is the widest one taken).
     fn compute_forward(
         &self,
         op: &OpDesc,
@@ -200,30 +222,25 @@ impl BufferType for AmxBufferType {
         dst: &mut [f32],
     ) -> Result<Kernel, ExecError> {
         let name = op.name();
-        if op.op != Op::MulMat || !self.supports_op(op) {
+        if !self.supports_op(op) {
             return Err(ExecError::Unsupported {
                 op: name.clone(),
                 kind: op.op.name(),
                 by: self.name().into(),
             });
         }
-        let [w, x] = srcs else {
-            return Err(ExecError::Sources { op: name.clone(), what: "MUL_MAT takes 2 sources" });
-        };
-        if w.desc() != &op.srcs[0].desc || x.desc() != &op.srcs[1].desc {
+        let same = srcs.len() == op.srcs.len()
+            && srcs.iter().zip(&op.srcs).all(|(b, s)| b.desc() == &s.desc);
+        if !same {
             return Err(ExecError::Sources {
                 op: name.clone(),
                 what: "buffers differ from the op",
             });
         }
-        let format = format_of(w.desc())?;
-        let packed = w.owned_bytes(self)?;
-        let xv = f32_from_bytes(x.host_bytes()?);
-        let (k, n, m) = (w.desc().ne[0], w.desc().ne[1], x.desc().ne[1]);
-        let gemm_err = |error| ExecError::Gemm { op: name.clone(), error };
-        let xm = MatRef::new(&xv, m, k, k).map_err(gemm_err)?;
-        let mut y = MatMut::new(dst, m, n, n).map_err(gemm_err)?;
-        let path = self.matmul(packed, format, &xm, &mut y).map_err(gemm_err)?;
+        let path = match op.op {
+            Op::MulMatId => moe::run(self, op, srcs, dst)?,
+            _ => self.mul_mat(op, srcs, dst)?,
+        };
         Ok(Kernel::Packed { buft: self.name().into(), path })
     }
 }

@@ -36,23 +36,20 @@ fn weights_go_where_their_consumer_is_accepted() {
     let amx = cpu.extra_bufts()[0].clone();
     let p = place(&g, |_, _| vec![amx.clone(), host()]).unwrap();
     let on = |name: &str| p.buft(g.find(name).unwrap()).unwrap().id();
-    for name in ["attn_q.weight", "attn_v.weight"] {
+    for name in ["attn_q.weight", "attn_v.weight", "ffn_up_exps.weight"] {
         assert_eq!(on(name), amx.id(), "{name}");
     }
-    for name in [
-        "attn_norm.weight",
-        "token_embd.weight",
-        "ffn_gate_inp.weight",
-        "ffn_up_exps.weight",
-        "unused.weight",
-    ] {
+    for name in ["attn_norm.weight", "token_embd.weight", "ffn_gate_inp.weight", "unused.weight"] {
         assert_eq!(on(name), host().id(), "{name}");
     }
     let report = p.to_string();
-    assert!(report.contains("ffn_up_exps.weight [256, 64, 4] Q4_0 -> host: AMX refuses MUL_MAT_ID up; accepts MUL_MAT_ID up(ffn_up_exps.weight [256, 64, 4] Q4_0 in host, "));
+    assert!(report.contains("ffn_up_exps.weight [256, 64, 4] Q4_0 -> AMX: accepts MUL_MAT_ID up(ffn_up_exps.weight [256, 64, 4] Q4_0 in AMX, "));
+    assert!(
+        report.contains("ffn_gate_inp.weight [256, 4] f32 -> host: AMX refuses MUL_MAT router;")
+    );
     assert!(report.contains("attn_q.weight [256, 256] Q4_0 -> AMX: accepts MUL_MAT q("));
     assert!(report.contains("unused.weight [256, 8] Q4_0 -> host: no op reads it"));
-    assert!(report.contains("AMX: 2 weights\nhost: 5 weights\n"), "{report}");
+    assert!(report.contains("AMX: 3 weights\nhost: 4 weights\n"), "{report}");
     // With no fallback, a weight nobody accepts is an error naming it and its consumer.
     let e = place(&g, |_, _| vec![amx.clone()]).unwrap_err();
     assert_eq!(

@@ -1,48 +1,58 @@
 //! A worker pool that splits each matmul over threads through amx-core's range API, and
 //! the same split for engines that bring their own threads ([`Matmul`], [`Part`]).
 //!
+//! # Threads
+//!
+//! `Pool::new(t)` runs each job in `t` shares: share 0 on the calling thread (which
+//! would otherwise sit blocked), shares `1..t` on `t - 1` persistent worker threads.
+//! Waiting threads spin for up to 100 us before blocking: waking a blocked thread took
+//! about 75 us per round trip on the development VM, several percent of a 2 ms matmul,
+//! while back-to-back matmuls arrive within the spin window.
+//!
 //! # One matmul on the pool
 //!
-//! [`Pool::matmul`] checks the packed weights and shapes, then runs one job on every
-//! worker: each worker prepares (quantizes or converts) its block of activation rows
-//! into the pool's workspace (row blocks aligned to [`Preparation::row_align`]), all wait
-//! at a barrier, then each computes its blocks of output with
-//! [`gemm::gemm_range_shared`]. The cut gives panels first (pairs on AMX, where the
-//! kernel runs two panels at a time) and rows only when there are fewer panel units than
-//! workers, because every worker that shares a panel decodes it again. Blocks are
-//! pairwise disjoint, so the shared writes are sound; amx-core computes each value the
-//! same way whatever the cut, so the output is bit-identical for any number of threads.
+//! [`Pool::matmul`] checks the packed weights and shapes, then runs one job: each share
+//! prepares (quantizes or converts) its block of activation rows into the pool's
+//! workspace (row blocks aligned to [`Preparation::row_align`]), all meet at a barrier,
+//! then each computes its blocks of output with [`gemm::gemm_range_shared`]. The cut
+//! gives panels first (pairs on AMX, where the kernel runs two panels at a time) and rows
+//! only when there are fewer panel units than shares, because every share that computes
+//! a panel decodes it. Blocks are pairwise disjoint, so the shared writes are sound;
+//! amx-core computes each value the same way whatever the cut, so the output is
+//! bit-identical for any number of threads.
 //!
 //! # Sharing X
 //!
-//! [`Pool::prepare`] prepares `X` once (all workers) into a [`PreparedActivations`] that
+//! [`Pool::prepare`] prepares `X` once (all shares) into a [`PreparedActivations`] that
 //! owns its buffer; [`Pool::matmul_prepared`] then runs any number of weights with the
 //! same K and format family against it (Q, K, V). [`PreparedActivations::into_buffer`]
 //! and [`Pool::prepare_in`] recycle the buffer.
 //!
 //! # No allocation per call in steady state
 //!
-//! The job handed to the workers is a borrowed closure (no box); the barrier and error
-//! slot live on the caller's stack; the workspace for prepared activations is one
-//! `Vec<u8>` per pool, grown when a call needs more and reused as is; each worker keeps
-//! its own scratch `Vec<u8>`, grown the same way. A plain vector rather than a bumpalo
-//! arena: a call needs exactly one block of workspace, and an arena hands out memory that
-//! safe code must initialise (zero) on every call, while the vector keeps its bytes
-//! between calls (amx-core writes every prepared byte before it is read). The
-//! `pool_alloc` test counts allocations with a global allocator.
+//! The job is a borrowed closure (no box); the barrier and error slot live on the
+//! caller's stack; the workspace for prepared activations is one `Vec<u8>` per pool,
+//! grown when a call needs more and reused as is; each thread keeps its own scratch
+//! `Vec<u8>`, grown the same way. A plain vector rather than a bumpalo arena: a call
+//! needs exactly one block of workspace, and an arena hands out memory that safe code
+//! must initialise (zero) on every call, while the vector keeps its bytes between calls
+//! (amx-core's preparation writes every byte the kernels read). The `pool_alloc` test
+//! counts allocations with a global allocator.
 //!
 //! # Tile state
 //!
-//! A worker records AMX use before running an AMX kernel and runs `tilerelease` when it
-//! has finished its share of a job, just before it blocks waiting for the next one
-//! ([`tile_state::release_thread`]). Calls on a pool are serialised, so a worker's share
-//! ends exactly when the pool goes idle for it: no sleeping worker carries 8 KiB of tile
-//! data through context switches. The price is one `ldtilecfg` per worker per matmul (with
-//! the `sttilecfg` check and the `tilerelease`, about 80 ns against 60 ns for the check
-//! alone, measured by `examples/pool_scaling.rs`), nothing next to a matmul worth
-//! splitting; within a job a worker keeps its
-//! configuration (amx-core's kernel skips `ldtilecfg` when it is already loaded).
-//! The calling thread never runs kernels, so it never holds tile state.
+//! Each thread records AMX use before running an AMX kernel and runs `tilerelease` as
+//! soon as its share of a job is done ([`tile_state::release_thread`]), the calling
+//! thread included. Calls on a pool are serialised, so the end of a share is exactly when
+//! the pool goes idle for that thread: no waiting worker carries 8 KiB of tile data
+//! through context switches, and the caller leaves `matmul` without tile state. The
+//! price: amx-core's kernel skips `ldtilecfg` when its configuration is still loaded,
+//! but a share is one kernel call and ends released, so in the pool every matmul costs
+//! each thread one `ldtilecfg`. Measured by `examples/pool_scaling.rs`: the cycle of
+//! `sttilecfg` check, `ldtilecfg` and `tilerelease` takes 65-85 ns against 60 ns for the
+//! check alone, nothing next to a matmul worth splitting (milliseconds). The skip pays on
+//! threads that run many kernels in a row without releasing: engine threads running
+//! [`Part`]s, or a one-thread GEMM loop.
 //!
 //! # Own threads
 //!
@@ -59,7 +69,7 @@ mod workers;
 use std::io;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Barrier, Mutex, MutexGuard, PoisonError};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use amx_core::formats::Format;
 use amx_core::gemm::{self, GemmError, MatMut, MatRef, Path, Preparation};
@@ -69,12 +79,12 @@ pub use prepared::PreparedActivations;
 
 use plan::{Split, check_operands, run_block};
 use prepared::{SharedBytes, prepare_share, worker_rows};
-use workers::Workers;
+use workers::{SpinBarrier, Workers};
 
 use crate::tile_state;
 
-/// A fixed set of worker threads that run matmuls, one call at a time (concurrent calls
-/// from several threads wait for each other).
+/// The calling thread plus a fixed set of worker threads that run matmuls, one call at a
+/// time (concurrent calls from several threads wait for each other).
 pub struct Pool {
     inner: Mutex<Inner>,
     threads: usize,
@@ -86,7 +96,7 @@ struct Inner {
     workspace: Vec<u8>,
 }
 
-/// The first error of a job's workers, and whether the job should stop.
+/// The first error of a job's shares, and whether the job should stop.
 #[derive(Default)]
 struct Outcome {
     first: Mutex<Option<GemmError>>,
@@ -109,7 +119,7 @@ impl Outcome {
     }
 }
 
-/// Worker `w` of `t`: blocks `w, w + t, ...` of `split` (each block runs on one worker).
+/// Share `w` of `t`: blocks `w, w + t, ...` of `split` (each block runs on one share).
 ///
 /// # Safety
 ///
@@ -128,8 +138,8 @@ unsafe fn run_share(
     }
     let mut b = w;
     while b < split.len() {
-        // SAFETY: block `b` is run by worker `b % t` only (the caller's contract gives
-        // each worker a distinct `w`), once.
+        // SAFETY: block `b` is run by share `b % t` only (the caller's contract gives
+        // each share a distinct `w`), once.
         unsafe { run_block(weights, x, y, split, b, scratch)? };
         b += t;
     }
@@ -137,7 +147,8 @@ unsafe fn run_share(
 }
 
 impl Pool {
-    /// A pool of `threads` worker threads (at least one).
+    /// A pool that runs each job in `threads` shares (at least one): one on the calling
+    /// thread and one on each of `threads - 1` worker threads it starts.
     ///
     /// # Panics
     ///
@@ -146,7 +157,9 @@ impl Pool {
     pub fn new(threads: usize) -> Pool {
         match Pool::try_new(threads) {
             Ok(pool) => pool,
-            Err(e) => panic!("amx-runtime pool: cannot start {threads} worker threads: {e}"),
+            Err(e) => {
+                panic!("amx-runtime pool: cannot start {} worker threads: {e}", threads.max(1) - 1)
+            }
         }
     }
 
@@ -157,7 +170,7 @@ impl Pool {
         Ok(Pool { inner: Mutex::new(Inner { workers, workspace: Vec::new() }), threads })
     }
 
-    /// Number of worker threads.
+    /// Number of threads a job runs on (the calling thread included).
     pub fn threads(&self) -> usize {
         self.threads
     }
@@ -167,8 +180,9 @@ impl Pool {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Runs `f(worker index)` once on every worker and returns when all are done (for
-    /// per-thread set-up or inspection, e.g. [`tile_state::thread_stats`]).
+    /// Runs `f(share)` once per share (share 0 on the calling thread, the others on the
+    /// workers) and returns when all are done: for per-thread set-up or inspection, e.g.
+    /// [`tile_state::thread_stats`].
     pub fn broadcast<F: Fn(usize) + Sync>(&self, f: F) {
         self.lock().workers.run(&|w, _| f(w));
     }
@@ -220,11 +234,11 @@ impl Pool {
         let t = workers.len();
         let split = Split::new(path, weights.layout().panels(), m, t);
         let y = y.share();
-        let barrier = Barrier::new(t);
+        let barrier = SpinBarrier::new(t);
         let outcome = Outcome::default();
         workers.run(&|w, scratch| {
             let prepared = panic::catch_unwind(AssertUnwindSafe(|| {
-                // SAFETY: each worker has its own `w`, hence its own rows and bytes;
+                // SAFETY: each share has its own `w`, hence its own rows and bytes;
                 // nothing reads the body before the barrier.
                 unsafe { prepare_share(&prep, x, &body, t, w) }
             }));
@@ -232,7 +246,7 @@ impl Pool {
                 Ok(r) => outcome.record(*r),
                 Err(_) => outcome.abort.store(true, Ordering::SeqCst),
             }
-            // Every worker reaches the barrier, even after an error or a panic.
+            // Every share reaches the barrier, even after an error or a panic.
             barrier.wait();
             if let Err(payload) = prepared {
                 panic::resume_unwind(payload);
@@ -240,10 +254,10 @@ impl Pool {
             if outcome.abort.load(Ordering::SeqCst) {
                 return;
             }
-            // SAFETY: past the barrier no worker writes the body any more.
+            // SAFETY: past the barrier no share writes the body any more.
             let body = unsafe { body.all() };
             outcome.record(prep.finish(x, body).and_then(|x| {
-                // SAFETY: every worker uses the same split and `t`, with its own `w`.
+                // SAFETY: every share uses the same split and `t`, with its own `w`.
                 unsafe { run_share(&weights, &x, &y, &split, (t, w), scratch, scratch_len) }
             }));
         });
@@ -288,7 +302,7 @@ impl Pool {
         let body = SharedBytes::new(body);
         let outcome = Outcome::default();
         self.lock().workers.run(&|w, _| {
-            // SAFETY: each worker has its own `w`, hence its own rows and bytes; nothing
+            // SAFETY: each share has its own `w`, hence its own rows and bytes; nothing
             // reads the body until `run` returns.
             outcome.record(unsafe { prepare_share(&prep, x, &body, t, w) });
         });
@@ -316,7 +330,7 @@ impl Pool {
         }
         let outcome = Outcome::default();
         self.lock().workers.run(&|w, scratch| {
-            // SAFETY: every worker uses the same plan and `t`, with its own `w`.
+            // SAFETY: every share uses the same plan and `t`, with its own `w`.
             outcome.record(unsafe { plan.run_share((self.threads, w), scratch) });
         });
         outcome.result()?;
@@ -331,7 +345,7 @@ impl std::fmt::Debug for Pool {
 }
 
 impl Matmul<'_> {
-    /// Worker `w` of `t`'s blocks of this plan (see [`run_share`]).
+    /// Share `w` of `t`'s blocks of this plan (see [`run_share`]).
     ///
     /// # Safety
     ///

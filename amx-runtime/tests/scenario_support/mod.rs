@@ -1,6 +1,7 @@
 //! The scenario harness: place, schedule and run the model of [`model`] on a CPU backend
 //! (and a GPU-like backend holding the first layers), then check what the user's notes
-//! ask: every op on a packed weight ran on the CPU through the AMX kernel, no plain read
+//! ask: every op on a packed weight ran on the CPU through the AMX kernel (the GEMM for
+//! MUL_MAT, the grouped expert kernel for MUL_MAT_ID), no plain read
 //! of packed bytes happened, every op's output equals the reference op on the same
 //! inputs with the original (unpacked) weights, the logits match a run without packing,
 //! and nothing is NaN.
@@ -20,13 +21,13 @@ use amx_runtime::buffer::host::host;
 use amx_runtime::buffer::{Buft, Kernel};
 use amx_runtime::error::{ExecError, PlaceError, SchedError};
 use amx_runtime::exec::{self, Run};
-use amx_runtime::graph::{Graph, TensorKind};
+use amx_runtime::graph::{Graph, Node, TensorKind};
 use amx_runtime::op::{Op, OpDesc, Operand};
 use amx_runtime::placement::{self, Placement, Weights};
 use amx_runtime::pool::Pool;
 use amx_runtime::reference;
 use amx_runtime::sched::{self, Access, SchedOptions, Schedule};
-use amx_runtime::tensor::{TensorId, f32_from_bytes};
+use amx_runtime::tensor::{DType, TensorId, f32_from_bytes, i32_from_bytes};
 
 use model::{Model, layer_of, role_of};
 
@@ -106,8 +107,11 @@ fn fail(msg: String) -> Failure {
 /// What a passing scenario saw.
 #[derive(Debug)]
 pub struct Summary {
-    /// Ops that ran on packed weights (each through the AMX buffer type's GEMM).
+    /// Ops that ran on packed weights (each through the AMX buffer type's GEMM or grouped
+    /// expert kernel).
     pub packed_ops: usize,
+    /// Of those, the MUL_MAT_IDs on packed expert stacks (the grouped kernel).
+    pub grouped_ops: usize,
     /// Weights placed in the AMX buffer type.
     pub amx_weights: usize,
     /// Nodes run by each backend.
@@ -177,10 +181,17 @@ pub fn unpacked_run() -> &'static Run {
     })
 }
 
-/// The roles whose weight is consumed by a MUL_MAT on a block-format weight: the only
-/// ones the AMX buffer type can accept (the expectation, stated independently).
+/// The roles whose weight is consumed by a MUL_MAT on a block-format weight, or by a
+/// MUL_MAT_ID on a block-format expert stack: the only ones the AMX buffer type can
+/// accept (the expectation, stated independently).
 const MATMUL_ROLES: [&str; 7] =
     ["attn_q", "attn_k", "attn_v", "attn_output", "ffn_up", "ffn_gate", "ffn_down"];
+/// The expert stacks among them (MUL_MAT_ID).
+const EXPERT_ROLES: [&str; 3] = ["ffn_up_exps", "ffn_gate_exps", "ffn_down_exps"];
+
+fn is_expert_stack(name: &str) -> bool {
+    role_of(name).is_some_and(|r| EXPERT_ROLES.contains(&r))
+}
 
 fn offered(pack: Pack, name: &str) -> bool {
     match (pack, role_of(name)) {
@@ -235,18 +246,21 @@ fn verify(
     device: &Buft,
 ) -> Result<Summary, Failure> {
     let g = &m.graph;
-    // Placement: AMX exactly for offered MUL_MAT weights outside the GPU layers (and
-    // the output head), device memory for the GPU layers, host for the rest.
-    let mut amx_weights = 0;
+    // Placement: AMX exactly for offered MUL_MAT weights and expert stacks outside the
+    // GPU layers (and the output head), device memory for the GPU layers, host for the
+    // rest.
+    let (mut amx_weights, mut amx_stacks) = (0, 0);
     for d in placement.decisions() {
         let name = &d.desc.name;
         let gpu_layer = layer_of(name).is_some_and(|l| l < s.gpu_layers);
-        let matmul =
-            role_of(name).is_some_and(|r| MATMUL_ROLES.contains(&r)) || &**name == "output.weight";
+        let matmul = role_of(name).is_some_and(|r| MATMUL_ROLES.contains(&r))
+            || is_expert_stack(name)
+            || &**name == "output.weight";
         let want = if gpu_layer {
             device.id()
         } else if matmul && offered(s.pack, name) {
             amx_weights += 1;
+            amx_stacks += usize::from(is_expert_stack(name));
             amx.id()
         } else {
             host().id()
@@ -258,8 +272,9 @@ fn verify(
             )));
         }
     }
-    // Every op on a packed weight: CPU, the AMX buffer type's GEMM, the AMX path.
-    let mut packed_ops = 0;
+    // Every op on a packed weight: CPU, the AMX buffer type's kernel, the AMX path (for
+    // MUL_MAT_ID, the path of its busiest expert).
+    let (mut packed_ops, mut grouped_ops) = (0, 0);
     let (mut on_gpu, mut on_cpu, mut downloads) = (0, 0, 0);
     for (node, rec) in g.nodes().iter().zip(&run.records) {
         let packed_src = node.srcs.iter().any(|&t| {
@@ -267,15 +282,21 @@ fn verify(
                 && weights.get(t).is_some_and(|b| b.buft().id() == amx.id())
         });
         match (&*rec.backend, &rec.kernel, packed_src) {
-            ("CPU", Kernel::Packed { path, .. }, true) => {
-                if Path::Amx.available() && *path != Path::Amx {
+            ("CPU", Kernel::Packed { buft, path }, true) if &**buft == amx.name() => {
+                let want = match node.op {
+                    Op::MulMatId => busiest_expert_path(g, node, run)?,
+                    _ => Path::Amx,
+                };
+                if Path::Amx.available() && *path != want {
                     return Err(fail(format!(
-                        "{} took the {} path, not AMX",
+                        "{} took the {} path, not {}",
                         rec.node,
-                        path.name()
+                        path.name(),
+                        want.name()
                     )));
                 }
                 packed_ops += 1;
+                grouped_ops += usize::from(node.op == Op::MulMatId);
             }
             (_, Kernel::Reference, false) => {}
             (backend, kernel, _) => {
@@ -294,9 +315,10 @@ fn verify(
             return Err(fail(format!("{} of a GPU layer ran on {}", rec.node, rec.backend)));
         }
     }
-    if packed_ops != amx_weights {
+    if packed_ops != amx_weights || grouped_ops != amx_stacks {
         return Err(fail(format!(
-            "{packed_ops} ops ran on packed weights, {amx_weights} are packed"
+            "{packed_ops} ops ran on packed weights ({grouped_ops} grouped), {amx_weights} are \
+             packed ({amx_stacks} expert stacks)"
         )));
     }
     let refused = run.refused_reads() + weights.refused_reads();
@@ -324,6 +346,7 @@ fn verify(
     }
     Ok(Summary {
         packed_ops,
+        grouped_ops,
         amx_weights,
         on_gpu,
         on_cpu,
@@ -331,6 +354,27 @@ fn verify(
         worst_packed_nmse,
         logits_nmse,
     })
+}
+
+/// The path [`Path::Auto`] picks for the busiest expert of MUL_MAT_ID `node` (most rows
+/// routed to it by the run's expert ids): the path the grouped kernel reports.
+fn busiest_expert_path(g: &Graph, node: &Node, run: &Run) -> Result<Path, Failure> {
+    let stack = g.tensor(node.srcs[0]);
+    let DType::Block(format) = stack.dtype else {
+        return Err(fail(format!("{}: a packed stack of {}", stack.name, stack.dtype)));
+    };
+    let rows = expert_rows(g, node, run).map_err(Failure::Exec)?;
+    let busiest = rows.into_iter().max().unwrap_or(0);
+    Path::Auto.resolve(format, busiest).map_err(|e| fail(format!("{format}: {e}")))
+}
+
+/// Rows routed to each expert of MUL_MAT_ID `node` by the run's expert ids.
+///
+/// Errors: the ids cannot be read back.
+pub fn expert_rows(g: &Graph, node: &Node, run: &Run) -> Result<Vec<usize>, ExecError> {
+    let ids = i32_from_bytes(&run.bytes(node.srcs[2])?);
+    let count = |e: usize| ids.iter().filter(|&&i| usize::try_from(i) == Ok(e)).count();
+    Ok((0..g.tensor(node.srcs[0]).ne[2]).map(count).collect())
 }
 
 /// Normalised mean squared error (NaN when either side has a NaN).

@@ -35,7 +35,10 @@ fn supports_op_is_the_buffer_types_answer_for_packed_sources() {
     let stack = t("exps", DType::Block(Format::Q4K), &[256, 32, 4]);
     let xs = t("x", DType::F32, &[256, 1, 3]);
     let ids = t("ids", DType::I32, &[2, 3]);
-    assert!(!cpu.supports_op(&op_in(Op::MulMatId, &[(&stack, &amx), (&xs, &h), (&ids, &h)])));
+    assert!(cpu.supports_op(&op_in(Op::MulMatId, &[(&stack, &amx), (&xs, &h), (&ids, &h)])));
+    // The expert ids outside host memory: AMX says no, so the CPU says no.
+    let e = op_in(Op::MulMatId, &[(&stack, &amx), (&xs, &h), (&ids, &device)]);
+    assert!(!cpu.supports_op(&e));
     // The same ops on host memory run the reference.
     assert!(cpu.supports_op(&op_in(Op::MulMat, &[(&w, &h), (&x, &h)])));
     assert!(cpu.supports_op(&op_in(Op::MulMatId, &[(&stack, &h), (&xs, &h), (&ids, &h)])));

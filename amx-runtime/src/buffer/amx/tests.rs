@@ -66,11 +66,11 @@ fn supports_mul_mat_on_its_weights_with_f32_host_src1_only() {
     assert!(!a.supports_op(&op_in(Op::MulMat, &[(&w, &a), (&x3, &h)])));
     let wf = t("router", DType::F32, &[256, 8]);
     assert!(!a.supports_op(&op_in(Op::MulMat, &[(&wf, &a), (&x, &h)])));
-    // Other consumers of a weight: MUL_MAT_ID (no grouped kernel yet), GET_ROWS.
+    // A stacked weight is not a MUL_MAT weight (its MUL_MAT_ID: see `moe`); nor is a
+    // GET_ROWS table.
     let stack = t("exps", DType::Block(Format::Q4_0), &[256, 64, 4]);
-    let xs = t("x", DType::F32, &[256, 1, 7]);
-    let ids = t("ids", DType::I32, &[2, 7]);
-    assert!(!a.supports_op(&op_in(Op::MulMatId, &[(&stack, &a), (&xs, &h), (&ids, &h)])));
+    let x4 = t("x", DType::F32, &[256, 7, 4]);
+    assert!(!a.supports_op(&op_in(Op::MulMat, &[(&stack, &a), (&x4, &h)])));
     let tok = t("tok", DType::I32, &[7]);
     assert!(!a.supports_op(&op_in(Op::GetRows, &[(&w, &a), (&tok, &h)])));
 }

@@ -1,0 +1,188 @@
+//! MUL_MAT_ID on a stack of packed experts: amx-core's grouped kernel ([`amx_core::moe`]).
+//!
+//! ggml's `dst[:, u, t] = src0[:, :, ids[u, t]] * src1[:, u % B, t]` (src0 `[K, N, E]`,
+//! src1 `[K, B, T]`, ids `[U, T]`, dst `[N, U, T]`) maps onto the kernel without moving
+//! data: with `B = 1` the T tokens are the kernel's rows, each routed to its U experts
+//! (`top_k = U`); with `B = U` (the down projection, one activation per selected expert)
+//! each (u, t) is a row of its own routed to one expert (`top_k = 1`). Either way the
+//! kernel's output row `t * U + u` is `dst[:, u, t]`, the ggml layout row for row.
+//!
+//! Each expert takes the path [`Path::Auto`] picks for its own row count (AMX for busy
+//! experts, VNNI for the rest); the path reported is the busiest expert's, the widest
+//! one taken. With a [`Pool`] of several threads the (expert, panel range) items are
+//! shared out dynamically; otherwise the calling thread runs them all.
+
+use std::cell::RefCell;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use amx_core::formats::Format;
+use amx_core::gemm::{self, GemmError, MatMut, MatRef, Path};
+use amx_core::moe::{Grouped, MoeShape, grouped_workspace_bytes};
+
+use crate::buffer::{Buffer, BuftId};
+use crate::error::ExecError;
+use crate::op::{Op, OpDesc};
+use crate::pool::Pool;
+use crate::tensor::{DType, TensorDesc, f32_from_bytes, i32_from_bytes};
+use crate::tile_state;
+
+use super::{AmxBufferType, WORKSPACE, layout_of};
+
+thread_local! {
+    /// Scratch of the grouped kernel on a pool thread, reused call after call.
+    static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The kernel's view of a MUL_MAT_ID whose sources are `[w, x, ids]` (shapes as checked
+/// by [`Op::infer`]): the stack's format and the grouped call's shape.
+fn kernel_shape(op: &OpDesc) -> Option<(Format, MoeShape)> {
+    let [w, x, ids] = &op.srcs[..] else { return None };
+    let DType::Block(format) = w.desc.dtype else { return None };
+    let [k, n, experts, _] = w.desc.ne;
+    let [used, tokens, _, _] = ids.desc.ne;
+    let (tokens, top_k) =
+        if x.desc.ne[1] == 1 { (tokens, used) } else { (tokens.checked_mul(used)?, 1) };
+    Some((format, MoeShape { experts, n, k, tokens, top_k }))
+}
+
+/// Whether buffer type `buft` runs `op` as MUL_MAT_ID on an expert stack it holds: the
+/// op's shapes follow ggml's rules with the result it gives, src0 is a packable block
+/// stack in `buft`, src1 is F32 and the ids are in host memory, both contiguous, and the
+/// grouped call's workspace has a size.
+pub(super) fn accepts(buft: BuftId, op: &OpDesc) -> bool {
+    let [w, x, ids] = &op.srcs[..] else { return false };
+    let descs: [&TensorDesc; 3] = [&w.desc, &x.desc, &ids.desc];
+    op.op == Op::MulMatId
+        && op.op.infer(op.name(), &descs).is_ok_and(|d| d == op.dst)
+        && w.buft.id() == buft
+        && w.contiguous
+        && layout_of(&w.desc).is_some()
+        && x.desc.dtype == DType::F32
+        && x.buft.is_host()
+        && x.contiguous
+        && ids.buft.is_host()
+        && ids.contiguous
+        && kernel_shape(op).is_some_and(|(f, s)| grouped_workspace_bytes(f, &s, Path::Auto).is_ok())
+}
+
+/// Expert id `id` of `ids` as the kernel takes it, or the error naming the op and tensor.
+fn expert_id(op: &OpDesc, ids: &TensorDesc, id: i32, experts: usize) -> Result<u32, ExecError> {
+    match u32::try_from(id) {
+        Ok(e) if (e as usize) < experts => Ok(e),
+        _ => Err(ExecError::IndexOutOfRange {
+            op: op.name().clone(),
+            tensor: ids.name.clone(),
+            index: i64::from(id),
+            len: experts,
+        }),
+    }
+}
+
+/// The path given to the grouped kernel: `Auto` (each expert by its rows) when this
+/// process may use AMX, else the best other path, decided from the cached answer of
+/// [`tile_state::amx`] so that a refused permission is not requested again.
+fn grouped_path(format: Format) -> Result<Path, GemmError> {
+    if tile_state::amx().is_some() {
+        Ok(Path::Auto)
+    } else {
+        tile_state::resolve_path(format, 0, Path::Auto)
+    }
+}
+
+/// Runs MUL_MAT_ID `op` (accepted by [`accepts`]) on `srcs` (`[w, x, ids]`, checked
+/// against the op by the caller) into `dst` (`[N, U, T]` values) and returns the busiest
+/// expert's path.
+///
+/// Errors: [`ExecError::IndexOutOfRange`] for an expert id outside the stack (before any
+/// weight is read), refused buffer accesses, and the kernel's errors as
+/// [`ExecError::Gemm`].
+pub(super) fn run(
+    buft: &AmxBufferType,
+    op: &OpDesc,
+    srcs: &[&Buffer],
+    dst: &mut [f32],
+) -> Result<Path, ExecError> {
+    let name = op.name();
+    let (Some((format, shape)), [w, x, ids]) = (kernel_shape(op), srcs) else {
+        return Err(ExecError::Sources { op: name.clone(), what: "MUL_MAT_ID takes 3 sources" });
+    };
+    let expert_ids = i32_from_bytes(ids.host_bytes()?)
+        .into_iter()
+        .map(|id| expert_id(op, ids.desc(), id, shape.experts))
+        .collect::<Result<Vec<u32>, _>>()?;
+    let packed = w.owned_bytes(buft)?;
+    let xv = f32_from_bytes(x.host_bytes()?);
+    let gemm_err = |error| ExecError::Gemm { op: name.clone(), error };
+    let rows = shape.tokens.checked_mul(shape.top_k).ok_or(gemm_err(GemmError::Overflow))?;
+    let xm = MatRef::new(&xv, shape.tokens, shape.k, shape.k).map_err(gemm_err)?;
+    let mut y = MatMut::new(dst, rows, shape.n, shape.n).map_err(gemm_err)?;
+    let path = grouped_path(format).map_err(gemm_err)?;
+    let need = grouped_workspace_bytes(format, &shape, path).map_err(gemm_err)?;
+    WORKSPACE
+        .with_borrow_mut(|ws| {
+            if ws.len() < need {
+                ws.resize(need, 0);
+            }
+            let (mut call, scratch) =
+                Grouped::new(packed, format, &xm, &expert_ids, shape.top_k, path, ws)?;
+            let busiest = (0..shape.experts).map(|e| call.expert_rows(e)).max().unwrap_or(0);
+            let taken = tile_state::resolve_path(format, busiest, path)?;
+            match &buft.pool {
+                Some(pool) if pool.threads() > 1 => run_shared(pool, &call, format, path, taken)?,
+                _ => {
+                    if taken == Path::Amx {
+                        tile_state::mark_used();
+                    }
+                    call.run_all(scratch)?;
+                }
+            }
+            call.scatter(&mut y)?;
+            Ok(taken)
+        })
+        .map_err(gemm_err)
+}
+
+/// Runs every item of `call` on `pool`'s threads, each taking the next item not yet taken;
+/// `path` is the call's path, `taken` the widest path its experts take. The first error
+/// stops the others after their current item.
+fn run_shared(
+    pool: &Pool,
+    call: &Grouped<'_>,
+    format: Format,
+    path: Path,
+    taken: Path,
+) -> Result<(), GemmError> {
+    let scratch_len = gemm::scratch_bytes(format, call.shape().k, path)?;
+    let active = (0..call.shape().experts).filter(|&e| call.expert_rows(e) > 0).count();
+    // About four items per thread, in pairs of panels (the AMX kernel runs two at once).
+    let per = (active * call.panels()).div_ceil(4 * pool.threads()).max(2).next_multiple_of(2);
+    let items: Vec<_> = call.items(per).collect();
+    let next = AtomicUsize::new(0);
+    let first = OnceLock::new();
+    pool.broadcast(|_| {
+        if taken == Path::Amx {
+            tile_state::mark_used();
+        }
+        SCRATCH.with_borrow_mut(|scratch| {
+            if scratch.len() < scratch_len {
+                scratch.resize(scratch_len, 0);
+            }
+            while let Some((e, panels)) = items.get(next.fetch_add(1, Ordering::Relaxed)) {
+                // SAFETY: `fetch_add` hands each item index to one thread only, and the
+                // items of `Grouped::items` are pairwise disjoint.
+                if let Err(error) = unsafe { call.run_item(*e, panels.clone(), scratch) } {
+                    let _ = first.set(error);
+                    next.store(items.len(), Ordering::Relaxed);
+                }
+            }
+        });
+    });
+    match first.into_inner() {
+        Some(error) => Err(error),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests;
