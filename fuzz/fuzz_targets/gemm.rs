@@ -24,7 +24,15 @@ struct Input {
     activations: Vec<u16>,
 }
 
-fn run(format: Format, packed: &[u8], x: &[f32], m: usize, n: usize, k: usize, path: Path) -> Option<Vec<f32>> {
+fn run(
+    format: Format,
+    packed: &[u8],
+    x: &[f32],
+    m: usize,
+    n: usize,
+    k: usize,
+    path: Path,
+) -> Option<Vec<f32>> {
     let mut y = vec![0f32; m * n];
     let mut ws = vec![0u8; gemm::workspace_bytes(format, m, k, path).ok()?];
     let xr = MatRef::new(x, m, k, k).ok()?;
@@ -66,7 +74,10 @@ fuzz_target!(|input: Input| {
             for c in 0..n {
                 let (g, want) = (got[r * n + c], want[r * n + c]);
                 if !want.is_finite() {
-                    assert!(!g.is_finite(), "{format} {path:?} ({r},{c}): {g} where the reference is {want}");
+                    assert!(
+                        !g.is_finite(),
+                        "{format} {path:?} ({r},{c}): {g} where the reference is {want}"
+                    );
                     continue;
                 }
                 let wr = &deq[c * k..(c + 1) * k];
@@ -82,7 +93,10 @@ fuzz_target!(|input: Input| {
                     .sum::<f64>()
                     + 1e-30;
                 let err = (f64::from(g) - f64::from(want)).abs();
-                assert!(err <= bound, "{format} {path:?} m={m} n={n} k={k} ({r},{c}): {g} vs {want}, error {err} > {bound}");
+                assert!(
+                    err <= bound,
+                    "{format} {path:?} m={m} n={n} k={k} ({r},{c}): {g} vs {want}, error {err} > {bound}"
+                );
             }
         }
     }
