@@ -160,8 +160,9 @@ fn bench(args: &BenchArgs) -> ExitCode {
                 let bytes = format.row_bytes(args.k).unwrap_or(0) * args.n;
                 // Enough distinct copies to be four times a 105 MiB L3.
                 let copies = if args.dram { (440usize << 20).div_ceil(bytes.max(1)) } else { 1 };
-                // The bandwidth bound of this case, measured now: 2 ops per weight, the
-                // packed bytes per weight read at the rate a plain read loop reaches.
+                // The bandwidth bound of this case, measured now: 2 M ops per weight (each
+                // weight meets M rows), the packed bytes per weight read at the rate a
+                // plain read loop reaches.
                 let bound = args.dram.then(|| {
                     let bw = amx_bench::gemm_bench::read_bandwidth(
                         bytes,
@@ -169,7 +170,7 @@ fn bench(args: &BenchArgs) -> ExitCode {
                         args.threads,
                         std::time::Duration::from_millis(300),
                     );
-                    2.0 * bw / (bytes as f64 / (args.n * args.k) as f64) / 1e9
+                    2.0 * m as f64 * bw / (bytes as f64 / (args.n * args.k) as f64) / 1e9
                 });
                 let r = amx_bench::gemm_bench::measure(&amx_bench::gemm_bench::Case {
                     format,

@@ -42,7 +42,7 @@ pub(crate) unsafe fn run(job: &Job<'_, '_, '_, '_>, scratch: &mut [u8]) {
         Path::Vnni if float => unsafe { vnni::run_float(job) },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: as above.
-        Path::Vnni => unsafe { vnni::run_quantized(job, decode::best()) },
+        Path::Vnni => unsafe { vnni::run_quantized(job) },
         #[cfg(target_arch = "x86_64")]
         Path::Amx => {
             // A prepared AMX job exists only where `Path::Amx` resolved, which checked

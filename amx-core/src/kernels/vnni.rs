@@ -1,32 +1,34 @@
 //! The AVX-512 VNNI path, for small M (decode-time matmuls).
 //!
-//! Quantized weights: each group of a panel is decoded once per block of up to
-//! [`ROWS`] activation rows into unsigned bytes with a per-row affine map (see
-//! [`super::decode`]); `vpdpbusd` takes the bytes (unsigned operand) against broadcast
-//! quads of int8 activations (signed operand), one int32 sum per row of the panel and
-//! sub-block, and the sum becomes `dx * (scale * sum + bias * sum(q))` in f32.
+//! Quantized weights (`fused`): each sub-block of a panel's groups is decoded, once per
+//! block of up to [`ROWS`] activation rows, from the packed chunks straight into
+//! registers as unsigned bytes with a per-row affine map (see [`super::decode`]);
+//! `vpdpbusd` takes the bytes (unsigned operand) against broadcast quads of int8
+//! activations (signed operand), one int32 sum per row of the panel and sub-block, and
+//! the sum becomes `dx * (scale * sum + bias * sum(q))` in f32. One monomorphised kernel
+//! per format and row count.
 //!
 //! F16/BF16 weights: each packed chunk holds a pair of values per row; both are widened
 //! to f32 and multiplied with broadcast f32 activations.
 
 use core::arch::x86_64::{
     __m512, __m512i, _MM_HINT_T0, _MM_HINT_T1, _mm_prefetch, _mm512_and_si512, _mm512_castsi512_ps,
-    _mm512_cvtepi32_epi16, _mm512_cvtepi32_ps, _mm512_cvtph_ps, _mm512_dpbusd_epi32,
-    _mm512_fmadd_ps, _mm512_loadu_epi32, _mm512_loadu_ps, _mm512_mask_storeu_ps, _mm512_mul_ps,
-    _mm512_set1_epi32, _mm512_set1_ps, _mm512_setzero_ps, _mm512_setzero_si512, _mm512_slli_epi32,
+    _mm512_cvtepi32_epi16, _mm512_cvtph_ps, _mm512_fmadd_ps, _mm512_loadu_epi32,
+    _mm512_mask_storeu_ps, _mm512_set1_epi32, _mm512_set1_ps, _mm512_setzero_ps, _mm512_slli_epi32,
     _mm512_srli_epi32,
 };
 
 use crate::formats::Format;
 use crate::gemm::PreparedKind;
-use crate::pack::{PANEL_ROWS, PackedLayout, group_values};
-use crate::quantize::Q8Layout;
+use crate::pack::{PANEL_ROWS, PackedLayout};
 
 use super::Job;
-use super::decode::{DecodeFn, Decoded, span_groups, sub_block};
+use super::decode::x86::{Codec, Iq4Xs, Q4K, Q5K, Q6K, Q40, Q41, Q80, fits};
 
-/// Activation rows computed together against one decoded group (each row block decodes
-/// the panel once).
+mod fused;
+
+/// Activation rows computed together against each decoded sub-block (each row block
+/// decodes the panel once).
 pub(crate) const ROWS: usize = 8;
 
 /// The mask of the valid columns of panel `p` (`n` columns in all).
@@ -35,9 +37,9 @@ fn column_mask(n: usize, p: usize) -> u16 {
     if valid == PANEL_ROWS { u16::MAX } else { (1u16 << valid) - 1 }
 }
 
-/// How far ahead of the group being decoded the weights are prefetched, in bytes: enough
+/// How far ahead of the group being read the F16/BF16 kernel prefetches, in bytes: enough
 /// lines in flight to cover DRAM latency at full bandwidth (decode-time matmuls read each
-/// weight once, from memory).
+/// weight once, from memory). The quantized kernel has its own scheme (`fused`).
 const PREFETCH_BYTES: usize = 8192;
 
 /// Prefetches the bytes groups `g..g + count` will read `PREFETCH_BYTES` further on in
@@ -71,94 +73,51 @@ unsafe fn read<T: Copy>(p: *const u8) -> T {
     unsafe { p.cast::<T>().read_unaligned() }
 }
 
-/// One panel against `R` activation rows: every group decoded once, its sub-blocks'
-/// `SB / 4` chunks held in registers while each row takes its `vpdpbusd`s.
-///
-/// # Safety
-///
-/// AVX-512 F/BW/VL/VNNI are available and `decode` runs on this CPU; each `recs[i]` is a
-/// whole Q8 record of `q8` for K = `layout.k()`; each `out[i]` is writable for the 16
-/// masked columns and written by no one else meanwhile; `SB` is the format's sub-block.
-#[inline]
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
-unsafe fn panel_block<const R: usize, const SB: usize>(
-    (layout, panel, decode): (&PackedLayout, &[u8], DecodeFn),
-    d: &mut Decoded,
-    q8: Q8Layout,
-    recs: [*const u8; R],
-    out: [*mut f32; R],
-    mask: u16,
-) {
-    let gv = group_values(layout.format());
-    let span = span_groups(layout.format());
-    let mut acc = [_mm512_setzero_ps(); R];
-    let mut g = 0;
-    while g < layout.groups() {
-        let count = span.min(layout.groups() - g);
-        prefetch_ahead(layout, panel, g, count);
-        // SAFETY: `decode` runs on this CPU (the caller's contract).
-        unsafe { decode(layout, panel, g, count, d) };
-        for s in 0..count * gv / SB {
-            let k0 = g * gv + s * SB;
-            // SAFETY: scale/bias rows hold 16 f32; the sub-block's SB / 4 chunks of 64
-            // bytes lie inside `d.u` (gv / 4 chunks at most 64 of them).
-            let (scale, bias, w) = unsafe {
-                let w: [__m512i; 8] = core::array::from_fn(|j| {
-                    let j = j.min(SB / 4 - 1);
-                    _mm512_loadu_epi32(d.u.as_ptr().add(64 * (s * SB / 4 + j)).cast())
-                });
-                (_mm512_loadu_ps(d.scale[s].as_ptr()), _mm512_loadu_ps(d.bias[s].as_ptr()), w)
-            };
-            let (dx_at, sum_at) = (
-                q8.dx_offset() + 4 * (k0 / 32),
-                if SB == 32 {
-                    q8.sum32_offset() + 4 * (k0 / 32)
-                } else {
-                    q8.sum16_offset() + 4 * (k0 / 16)
-                },
-            );
-            for i in 0..R {
-                let rec = recs[i];
-                let mut sum = _mm512_setzero_si512();
-                for (j, wj) in w.iter().enumerate().take(SB / 4) {
-                    // SAFETY: k0 + 4j + 4 <= K: the quad lies in the record's values.
-                    let x = unsafe { read::<i32>(rec.add(k0 + 4 * j)) };
-                    sum = _mm512_dpbusd_epi32(sum, *wj, _mm512_set1_epi32(x));
-                }
-                // SAFETY: the offsets index the record's dx and dx * sum arrays.
-                let (dx, dxs) =
-                    unsafe { (read::<f32>(rec.add(dx_at)), read::<f32>(rec.add(sum_at))) };
-                let t = _mm512_mul_ps(_mm512_cvtepi32_ps(sum), scale);
-                acc[i] = _mm512_fmadd_ps(t, _mm512_set1_ps(dx), acc[i]);
-                acc[i] = _mm512_fmadd_ps(bias, _mm512_set1_ps(dxs), acc[i]);
-            }
-        }
-        g += count;
-    }
-    for i in 0..R {
-        // SAFETY: the caller's contract on `out`.
-        unsafe { _mm512_mask_storeu_ps(out[i], mask, acc[i]) };
-    }
-}
-
 /// Runs a job of quantized weights on Q8 activations.
 ///
 /// # Safety
 ///
 /// As [`super::run`]; the CPU has AVX-512 F/BW/VL/VNNI; the job's activations are Q8
-/// records of the weights' K; `decode` runs on this CPU.
+/// records of the weights' K.
+///
+/// The fused kernel decodes in registers with the AVX-512 decoder's own codecs
+/// ([`super::decode::x86`]).
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
-pub(crate) unsafe fn run_quantized(job: &Job<'_, '_, '_, '_>, decode: DecodeFn) {
+pub(crate) unsafe fn run_quantized(job: &Job<'_, '_, '_, '_>) {
+    // SAFETY: this function's contract.
+    unsafe {
+        match job.weights.layout().format() {
+            Format::Q4_0 => run_format::<Q40>(job),
+            Format::Q4_1 => run_format::<Q41>(job),
+            Format::Q8_0 => run_format::<Q80>(job),
+            Format::Q4K => run_format::<Q4K>(job),
+            Format::Q5K => run_format::<Q5K>(job),
+            Format::Q6K => run_format::<Q6K>(job),
+            Format::IQ4XS => run_format::<Iq4Xs>(job),
+            Format::F16 | Format::BF16 => {}
+        }
+    }
+}
+
+/// [`run_quantized`] for the format of `F` (the weights' format).
+///
+/// # Safety
+///
+/// As [`run_quantized`].
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn run_format<F: Codec>(job: &Job<'_, '_, '_, '_>) {
     let PreparedKind::Q8 { bytes, layout: q8 } = job.x.kind else { return };
     let layout = job.weights.layout();
-    let Some(sb) = sub_block(layout.format()) else { return };
     let rb = q8.row_bytes();
-    if bytes.len() < job.rows.end * rb {
+    if bytes.len() < job.rows.end * rb || q8.k != layout.k() {
         return;
     }
-    let mut d = Decoded::new();
     for p in job.panels.clone() {
         let Some(panel) = job.weights.panel(p) else { return };
+        if !fits::<F>(layout, panel) {
+            return;
+        }
         let mask = column_mask(layout.n(), p);
         let mut m0 = job.rows.start;
         while m0 < job.rows.end {
@@ -170,30 +129,11 @@ pub(crate) unsafe fn run_quantized(job: &Job<'_, '_, '_, '_>, decode: DecodeFn) 
             macro_rules! go {
                 ($r:literal) => {{
                     let (recs, out) = (first::<$r, _>(recs), first::<$r, _>(out));
-                    // SAFETY: the records are whole rows of the checked Q8 buffer, the
-                    // outputs are rows m0.. of this job's block at panel p's columns
-                    // (masked to the valid ones); the rest is this function's contract.
-                    unsafe {
-                        if sb == 32 {
-                            panel_block::<$r, 32>(
-                                (layout, panel, decode),
-                                &mut d,
-                                q8,
-                                recs,
-                                out,
-                                mask,
-                            )
-                        } else {
-                            panel_block::<$r, 16>(
-                                (layout, panel, decode),
-                                &mut d,
-                                q8,
-                                recs,
-                                out,
-                                mask,
-                            )
-                        }
-                    }
+                    // SAFETY: the records are whole rows of the checked Q8 buffer of K
+                    // values, the outputs are rows m0.. of this job's block at panel p's
+                    // columns (masked to the valid ones); `fits` was checked; the rest is
+                    // this function's contract.
+                    unsafe { fused::panel_block::<F, $r>(layout, panel, q8, recs, out, mask) }
                 }};
             }
             match count {
@@ -322,3 +262,6 @@ pub(crate) unsafe fn run_float(job: &Job<'_, '_, '_, '_>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,148 @@
+extern crate std;
+
+use std::vec;
+use std::vec::Vec;
+
+use crate::formats::Format;
+use crate::gemm::{self, MatMut, MatRef, Path};
+use crate::kernels::decode::{Decoded, scalar, sub_block};
+use crate::pack::{PANEL_ROWS, PackedRef, group_values, pack, packed_size};
+use crate::quantize::{Q8Layout, q8_row};
+
+/// xorshift64* bytes.
+fn bytes(seed: u64, len: usize) -> Vec<u8> {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            s ^= s >> 12;
+            s ^= s << 25;
+            s ^= s >> 27;
+            (s.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 56) as u8
+        })
+        .collect()
+}
+
+/// Offsets of the f16 scale fields in a block.
+fn scale_offsets(format: Format) -> &'static [usize] {
+    match format {
+        Format::Q4_0 | Format::Q8_0 | Format::IQ4XS => &[0],
+        Format::Q4_1 | Format::Q4K | Format::Q5K => &[0, 2],
+        Format::Q6K => &[208],
+        _ => &[],
+    }
+}
+
+/// Random ggml blocks; with `finite`, every f16 scale is made finite (exponent about
+/// 2^-3 .. 2^4), otherwise they take any pattern, NaNs and infinities included.
+fn weights(format: Format, seed: u64, len: usize, finite: bool) -> Vec<u8> {
+    let mut out = bytes(seed, len);
+    if finite {
+        for block in out.chunks_exact_mut(format.block_bytes()) {
+            for &at in scale_offsets(format) {
+                block[at + 1] = 0x30 + (block[at + 1] & 0x0f);
+            }
+        }
+    }
+    out
+}
+
+/// The kernel's float sequence in scalar code, from the scalar decoder: per sub-block,
+/// in increasing K, `t = sum * scale`, `acc = fma(t, dx, acc)`,
+/// `acc = fma(bias, dx * sum(q), acc)`.
+fn model(format: Format, packed: &[u8], recs: &[u8], q8: Q8Layout, m: usize, n: usize) -> Vec<f32> {
+    let packed = PackedRef::parse(packed).unwrap();
+    let layout = *packed.layout();
+    let (gv, sb) = (group_values(format), sub_block(format).unwrap());
+    let rb = q8.row_bytes();
+    let f32_at = |rec: &[u8], at: usize| f32::from_le_bytes(rec[at..at + 4].try_into().unwrap());
+    let mut y = vec![0f32; m * n];
+    for p in 0..layout.panels() {
+        let panel = packed.panel(p).unwrap();
+        let decoded: Vec<Decoded> = (0..layout.groups())
+            .map(|g| {
+                let mut d = Decoded::new();
+                scalar::decode_group(&layout, panel, g, &mut d);
+                d
+            })
+            .collect();
+        for r in 0..PANEL_ROWS.min(n - p * PANEL_ROWS) {
+            for i in 0..m {
+                let rec = &recs[i * rb..(i + 1) * rb];
+                let mut acc = 0f32;
+                for (g, d) in decoded.iter().enumerate() {
+                    for s in 0..gv / sb {
+                        let k0 = g * gv + s * sb;
+                        let sum = (0..sb).fold(0i32, |a, kk| {
+                            let u = d.u[64 * ((s * sb + kk) / 4) + 4 * r + kk % 4];
+                            a.wrapping_add(i32::from(u) * i32::from(rec[k0 + kk] as i8))
+                        });
+                        let dx = f32_at(rec, q8.dx_offset() + 4 * (k0 / 32));
+                        let dxs = if sb == 32 {
+                            f32_at(rec, q8.sum32_offset() + 4 * (k0 / 32))
+                        } else {
+                            f32_at(rec, q8.sum16_offset() + 4 * (k0 / 16))
+                        };
+                        let t = sum as f32 * d.scale[s][r];
+                        acc = t.mul_add(dx, acc);
+                        acc = d.bias[s][r].mul_add(dxs, acc);
+                    }
+                }
+                y[i * n + p * PANEL_ROWS + r] = acc;
+            }
+        }
+    }
+    y
+}
+
+/// The VNNI path gives exactly the bits of [`model`] for every quantized format, every
+/// row block size (M = 1..=9 and 17 cover R = 1..=8 and blocks after the first), a
+/// partial last panel, and finite or arbitrary scales (NaN only where the model has a
+/// NaN: its payload may differ).
+#[test]
+fn fused_kernel_gives_the_model_bits() {
+    if !Path::Vnni.available() {
+        std::println!("skipped: no AVX-512 VNNI");
+        return;
+    }
+    let n = 37;
+    for (fi, format) in Format::ALL.into_iter().enumerate() {
+        if sub_block(format).is_none() {
+            continue;
+        }
+        let bv = format.block_values();
+        let k = if bv == 32 { 11 * 32 } else { 2 * 256 };
+        let len = n * k / bv * format.block_bytes();
+        for finite in [true, false] {
+            let src = weights(format, 31 + fi as u64 + u64::from(finite), len, finite);
+            let mut packed = vec![0u8; packed_size(format, n, k, 1).unwrap()];
+            pack(format, n, k, 1, &src, &mut packed).unwrap();
+            for m in (1..=9).chain([17]) {
+                let x: Vec<f32> = bytes(7 * m as u64 + fi as u64, m * k)
+                    .iter()
+                    .map(|&b| f32::from(b) / 64.0 - 2.0)
+                    .collect();
+                let q8 = Q8Layout { k };
+                let mut recs = vec![0u8; m * q8.row_bytes()];
+                for (row, rec) in x.chunks_exact(k).zip(recs.chunks_exact_mut(q8.row_bytes())) {
+                    q8_row(row, rec);
+                }
+                let want = model(format, &packed, &recs, q8, m, n);
+                let xr = MatRef::new(&x, m, k, k).unwrap();
+                let mut y = vec![0f32; m * n];
+                let mut ym = MatMut::new(&mut y, m, n, n).unwrap();
+                let mut ws = vec![0u8; gemm::workspace_bytes(format, m, k, Path::Vnni).unwrap()];
+                let path = gemm::gemm(&packed, format, &xr, &mut ym, Path::Vnni, &mut ws).unwrap();
+                assert_eq!(path, Path::Vnni);
+                for (j, (a, b)) in y.iter().zip(&want).enumerate() {
+                    let same = a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan());
+                    assert!(
+                        same,
+                        "{format} finite={finite} m={m} y[{}][{}]: {a} vs {b}",
+                        j / n,
+                        j % n
+                    );
+                }
+            }
+        }
+    }
+}
