@@ -134,20 +134,29 @@ unsafe fn run_format<F: Codec>(job: &Job<'_, '_, '_, '_>) {
                     unsafe { fused::panel_block::<F, $r>(layout, panel, q8, recs, out, mask) }
                 }};
             }
-            match count {
-                1 => go!(1),
-                2 => go!(2),
-                3 => go!(3),
-                4 => go!(4),
-                5 => go!(5),
-                6 => go!(6),
-                7 => go!(7),
-                _ => go!(8),
-            }
+            with_rows!(count, go);
             m0 += count;
         }
     }
 }
+
+/// Calls `$go!(R)` with `R` the literal equal to `$count` (1 to [`ROWS`]), so that each
+/// row-block size gets its own straight-line kernel.
+macro_rules! with_rows {
+    ($count:expr, $go:ident) => {
+        match $count {
+            1 => $go!(1),
+            2 => $go!(2),
+            3 => $go!(3),
+            4 => $go!(4),
+            5 => $go!(5),
+            6 => $go!(6),
+            7 => $go!(7),
+            _ => $go!(8),
+        }
+    };
+}
+use with_rows;
 
 /// The first `R` entries of `a`.
 #[inline(always)]
@@ -314,16 +323,7 @@ pub(crate) unsafe fn run_float(job: &Job<'_, '_, '_, '_>) {
                     }
                 }};
             }
-            match count {
-                1 => go!(1),
-                2 => go!(2),
-                3 => go!(3),
-                4 => go!(4),
-                5 => go!(5),
-                6 => go!(6),
-                7 => go!(7),
-                _ => go!(8),
-            }
+            with_rows!(count, go);
             m0 += count;
         }
     }

@@ -10,24 +10,10 @@ use crate::pack::{PANEL_ROWS, PackedRef, pack, packed_size, read_block};
 
 /// xorshift64* bytes; block scales are then made finite so values can be compared.
 pub(crate) fn random_blocks(format: Format, seed: u64, len: usize) -> Vec<u8> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut out: Vec<u8> = (0..len)
-        .map(|_| {
-            s ^= s >> 12;
-            s ^= s << 25;
-            s ^= s >> 27;
-            (s.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 56) as u8
-        })
-        .collect();
+    let mut out = crate::test_util::bytes(seed, len);
     // f16 scale fields: exponent 0x0c..0x13 (about 2^-3 .. 2^4), random mantissa.
-    let scale_offsets: &[usize] = match format {
-        Format::Q4_0 | Format::Q8_0 | Format::IQ4XS => &[0],
-        Format::Q4_1 | Format::Q4K | Format::Q5K => &[0, 2],
-        Format::Q6K => &[208],
-        _ => &[],
-    };
     for block in out.chunks_exact_mut(format.block_bytes()) {
-        for &at in scale_offsets {
+        for &at in scale_offsets(format) {
             block[at + 1] = 0x30 + (block[at + 1] & 0x0f);
         }
     }
@@ -76,15 +62,7 @@ fn scalar_decode_matches_reference_dequantization() {
 
 /// xorshift64* bytes, nothing fixed up (so scales take every f16 pattern, NaNs included).
 fn raw_bytes(seed: u64, len: usize) -> Vec<u8> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            s ^= s >> 12;
-            s ^= s << 25;
-            s ^= s >> 27;
-            (s.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 56) as u8
-        })
-        .collect()
+    crate::test_util::bytes(seed, len)
 }
 
 /// f16 scales that need care: NaNs (signalling, quiet, negative, payloads), infinities,

@@ -9,18 +9,7 @@ use crate::kernels::decode::{Decoded, scalar, sub_block};
 use crate::pack::{PANEL_ROWS, PackedRef, group_values, pack, packed_size};
 use crate::quantize::{Q8Layout, q8_row};
 
-/// xorshift64* bytes.
-fn bytes(seed: u64, len: usize) -> Vec<u8> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            s ^= s >> 12;
-            s ^= s << 25;
-            s ^= s >> 27;
-            (s.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 56) as u8
-        })
-        .collect()
-}
+use crate::test_util::bytes;
 
 /// Offsets of the f16 scale fields in a block.
 fn scale_offsets(format: Format) -> &'static [usize] {
