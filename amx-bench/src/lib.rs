@@ -9,6 +9,7 @@
 
 pub mod gemm_bench;
 pub mod gguf;
+pub mod gguf_report;
 pub mod moe_bench;
 pub mod pack_bench;
 pub mod peak;

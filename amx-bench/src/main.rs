@@ -16,7 +16,7 @@ use amx_core::gemm::Path as KernelPath;
 
 const USAGE: &str = "usage: amx-bench [detect | verify DIR | pack [--json] [--n N] [--k K] | \
 bench [--formats F,..] [--paths P,..] [--m M,..] [--n N] [--k K] [--threads T] [--dram] [--json] | \
-moe [--threads T] [--json]]";
+moe [--threads T] [--json] | gguf FILE]";
 
 fn repo_vectors() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/vectors")
@@ -207,6 +207,32 @@ fn bench(args: &BenchArgs) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+fn gguf(file: &Path) -> ExitCode {
+    let parsed = match amx_bench::gguf::GgufFile::open(file) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("amx-bench gguf: {}: {e}", file.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    match amx_bench::gguf_report::report(&parsed) {
+        Ok((text, lines)) => {
+            print!("{text}");
+            println!("\nrepack (one thread):");
+            for l in lines.iter().filter(|l| l.repack.is_some()) {
+                if let Some((secs, bytes)) = l.repack {
+                    println!("{:<40} {:>9.3} ms {:>12} bytes packed", l.name, secs * 1e3, bytes);
+                }
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("amx-bench gguf: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn moe(args: &[String]) -> ExitCode {
     let json = args.iter().any(|a| a == "--json");
     let threads = args
@@ -313,6 +339,13 @@ fn main() -> ExitCode {
             }
         },
         Some("moe") => moe(&args[1..]),
+        Some("gguf") => match args.get(1) {
+            Some(file) => gguf(Path::new(file)),
+            None => {
+                eprintln!("{USAGE}");
+                ExitCode::from(2)
+            }
+        },
         Some("-h" | "--help") => {
             println!("{USAGE}");
             ExitCode::SUCCESS

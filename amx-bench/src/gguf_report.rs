@@ -1,0 +1,113 @@
+//! `amx-bench gguf FILE`: for a GGUF model file, where the runtime would put each tensor
+//! (the AMX buffer type or host memory) and why, and the repack time and packed size of
+//! each tensor that goes to AMX.
+//!
+//! Each tensor gets the op that consumes it in a transformer (by its role, as an engine
+//! knows it): 1-D tensors (norms, biases) `MUL`, `token_embd` `GET_ROWS`, other 2-D
+//! tensors `MUL_MAT` against 32 rows of f32 activations, 3-D expert stacks `MUL_MAT_ID`
+//! with top-8 routing. Placement then asks the buffer types about that op, AMX first,
+//! host memory as the fallback; nothing is decided by name or type list.
+
+use std::fmt::Write as _;
+use std::time::Instant;
+
+use amx_core::formats::Format;
+use amx_core::pack;
+use amx_runtime::buffer::amx::AmxBufferType;
+use amx_runtime::buffer::host::host;
+use amx_runtime::graph::Graph;
+use amx_runtime::placement::place;
+use amx_runtime::tensor::DType;
+
+use crate::gguf::GgufFile;
+
+/// Rows of activations the probe ops use.
+const ROWS: usize = 32;
+
+/// One tensor's line: name, type, shape, where it goes and, for AMX, the repack figures.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TensorLine {
+    /// Tensor name.
+    pub name: String,
+    /// Where placement put it (`AMX` or the host buffer type's name).
+    pub buft: String,
+    /// Repack seconds and packed bytes, for tensors placed in AMX.
+    pub repack: Option<(f64, usize)>,
+}
+
+fn dtype(ggml_type: u32) -> Option<DType> {
+    match ggml_type {
+        0 => Some(DType::F32),
+        26 => Some(DType::I32),
+        t => Format::from_ggml_type(t).ok().map(DType::Block),
+    }
+}
+
+/// Places every tensor of `file` and repacks those that go to AMX. Returns the
+/// placement report (text, with the reasons) and one line per tensor.
+pub fn report(file: &GgufFile) -> Result<(String, Vec<TensorLine>), String> {
+    let mut graph = Graph::new();
+    let mut skipped = String::new();
+    for t in file.tensors() {
+        let dims: Vec<usize> =
+            t.ne[..t.n_dims.max(1) as usize].iter().map(|&d| d as usize).collect();
+        let Some(dt) = dtype(t.ggml_type) else {
+            let _ = writeln!(
+                skipped,
+                "{}: ggml type {} is not handled here: host memory",
+                t.name, t.ggml_type
+            );
+            continue;
+        };
+        let w = graph.weight(&t.name, dt, &dims).map_err(|e| e.to_string())?;
+        let node = format!("use.{}", t.name);
+        let x_name = format!("x.{}", t.name);
+        let ids_name = format!("ids.{}", t.name);
+        let probe = match dims.as_slice() {
+            [k] => {
+                graph.input(&x_name, DType::F32, &[*k, ROWS]).and_then(|x| graph.mul(&node, x, w))
+            }
+            [_, _] if t.name.contains("token_embd") => graph
+                .input(&ids_name, DType::I32, &[ROWS])
+                .and_then(|ids| graph.get_rows(&node, w, ids)),
+            [k, _] => graph
+                .input(&x_name, DType::F32, &[*k, ROWS])
+                .and_then(|x| graph.mul_mat(&node, w, x)),
+            [k, _, e] => {
+                let top_k = (*e).min(8);
+                graph.input(&x_name, DType::F32, &[*k, 1, ROWS]).and_then(|x| {
+                    graph
+                        .input(&ids_name, DType::I32, &[top_k, ROWS])
+                        .and_then(|ids| graph.mul_mat_id(&node, w, x, ids))
+                })
+            }
+            _ => Ok(w),
+        };
+        if let Err(e) = probe {
+            let _ = writeln!(skipped, "{}: no probe op ({e}): host memory", t.name);
+        }
+    }
+    let amx = std::sync::Arc::new(AmxBufferType::new());
+    let placement = place(&graph, |_, _| vec![amx.clone(), host()]).map_err(|e| e.to_string())?;
+    let mut lines = Vec::new();
+    for d in placement.decisions() {
+        let name = d.desc.name.to_string();
+        let buft = d.buft.name().to_string();
+        let repack = if d.buft.is_host() {
+            None
+        } else {
+            let info = file.tensor(&name).map_err(|e| e.to_string())?;
+            let DType::Block(format) = d.desc.dtype else {
+                return Err(format!("{name}: not a block format"));
+            };
+            let (k, n, e) = (d.desc.ne[0], d.desc.ne[1], d.desc.ne[2]);
+            let src = file.tensor_bytes(&info.name).map_err(|e| e.to_string())?;
+            let mut dst = vec![0u8; pack::packed_size(format, n, k, e).map_err(|e| e.to_string())?];
+            let t = Instant::now();
+            pack::pack(format, n, k, e, src, &mut dst).map_err(|e| e.to_string())?;
+            Some((t.elapsed().as_secs_f64(), dst.len()))
+        };
+        lines.push(TensorLine { name, buft, repack });
+    }
+    Ok((format!("{placement}{skipped}"), lines))
+}
