@@ -470,8 +470,7 @@ pub fn gemm(
     workspace: &mut [u8],
 ) -> Result<Path, GemmError> {
     let packed = PackedRef::parse(weights)?;
-    let l = packed.layout();
-    let packed = PackedRef::parse_expecting(weights, format, l.n(), x.cols(), 1)?;
+    packed.expect(format, packed.layout().n(), x.cols(), 1)?;
     if x.rows() == 0 {
         return path.resolve(format, 0);
     }

@@ -142,7 +142,7 @@ impl<'w> Grouped<'w> {
     ) -> Result<(Self, &'w mut [u8]), GemmError> {
         let stack = PackedRef::parse(weights)?;
         let l = *stack.layout();
-        let stack = PackedRef::parse_expecting(weights, format, l.n(), x.cols(), l.matrices())?;
+        stack.expect(format, l.n(), x.cols(), l.matrices())?;
         let tokens = x.rows();
         let rows = tokens.checked_mul(top_k).ok_or(GemmError::Overflow)?;
         if ids.len() != rows {

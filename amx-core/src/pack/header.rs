@@ -119,7 +119,20 @@ impl<'a> PackedRef<'a> {
         matrices: usize,
     ) -> Result<Self, PackError> {
         let packed = Self::parse(bytes)?;
-        let l = packed.layout;
+        packed.expect(format, n, k, matrices)?;
+        Ok(packed)
+    }
+
+    /// Checks that this buffer holds `matrices` weights of `n x k` in `format`:
+    /// [`PackError::FormatMismatch`] or [`PackError::ShapeMismatch`] otherwise.
+    pub fn expect(
+        &self,
+        format: Format,
+        n: usize,
+        k: usize,
+        matrices: usize,
+    ) -> Result<(), PackError> {
+        let l = self.layout;
         if l.format() != format {
             return Err(PackError::FormatMismatch { expected: format, found: l.format() });
         }
@@ -129,7 +142,7 @@ impl<'a> PackedRef<'a> {
                 found: (l.matrices(), l.n(), l.k()),
             });
         }
-        Ok(packed)
+        Ok(())
     }
 
     /// The buffer's layout (format, shape, sizes).
