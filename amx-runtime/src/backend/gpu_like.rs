@@ -13,6 +13,7 @@
 
 use std::sync::Arc;
 
+use crate::buffer::host::{check_len, plain_len};
 use crate::buffer::{Buffer, BufferType, Buft, BuftId, Kernel};
 use crate::error::{BufferError, ExecError};
 use crate::op::{Op, OpDesc, Operand};
@@ -30,15 +31,6 @@ fn device_runs(op: &OpDesc) -> bool {
 #[derive(Debug)]
 pub struct DeviceBufferType {
     id: BuftId,
-}
-
-fn check_len(tensor: &TensorDesc, actual: usize) -> Result<(), BufferError> {
-    let expected =
-        tensor.nbytes().ok_or_else(|| BufferError::BadShape { tensor: tensor.name.clone() })?;
-    if expected != actual {
-        return Err(BufferError::Length { tensor: tensor.name.clone(), expected, actual });
-    }
-    Ok(())
 }
 
 impl BufferType for DeviceBufferType {
@@ -59,7 +51,7 @@ impl BufferType for DeviceBufferType {
     }
 
     fn alloc_size(&self, tensor: &TensorDesc) -> Result<usize, BufferError> {
-        tensor.nbytes().ok_or_else(|| BufferError::BadShape { tensor: tensor.name.clone() })
+        plain_len(tensor)
     }
 
     /// Whether the device has a kernel for the op that consumes a weight held here.

@@ -21,11 +21,12 @@ pub fn host() -> Buft {
     HOST.get_or_init(|| Arc::new(HostBufferType { id: BuftId::fresh() })).clone()
 }
 
-fn plain_len(tensor: &TensorDesc) -> Result<usize, BufferError> {
+pub(crate) fn plain_len(tensor: &TensorDesc) -> Result<usize, BufferError> {
     tensor.nbytes().ok_or_else(|| BufferError::BadShape { tensor: tensor.name.clone() })
 }
 
-fn check_len(tensor: &TensorDesc, actual: usize) -> Result<(), BufferError> {
+/// Checks that `actual` bytes are exactly the tensor's plain (ggml) size.
+pub(crate) fn check_len(tensor: &TensorDesc, actual: usize) -> Result<(), BufferError> {
     let expected = plain_len(tensor)?;
     if expected != actual {
         return Err(BufferError::Length { tensor: tensor.name.clone(), expected, actual });
