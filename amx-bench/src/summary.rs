@@ -25,12 +25,7 @@ pub fn vector_lines(dir: &Path) -> Result<(Vec<String>, bool), VectorError> {
             entry.1 += 1;
             entry.2 += usize::from(!c.passed);
             if let Some(path) = c.check.strip_prefix("gemm-") {
-                let e = c
-                    .detail
-                    .split_whitespace()
-                    .nth(1)
-                    .and_then(|s| s.parse::<f64>().ok())
-                    .unwrap_or(f64::NAN);
+                let e = c.nmse.unwrap_or(f64::NAN);
                 let worst = entry.3.entry(path.to_string()).or_insert(0.0);
                 *worst = if e.is_nan() { f64::NAN } else { worst.max(e) };
             }

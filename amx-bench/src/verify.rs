@@ -21,6 +21,8 @@ pub struct Check {
     pub passed: bool,
     /// What was measured, for the line (`exact`, `nmse 1.2e-5 <= 5.0e-4`, or the error).
     pub detail: String,
+    /// The NMSE, for the kernel-path checks that computed one.
+    pub nmse: Option<f64>,
 }
 
 impl fmt::Display for Check {
@@ -64,7 +66,7 @@ fn pack_check(v: &Vector) -> (bool, String) {
 
 /// One kernel path on one vector: NMSE of the output against the vector's float64
 /// reference, at most the vector's `amx.test.nmse_max`.
-fn path_check(v: &Vector, path: KernelPath) -> (bool, String) {
+fn path_check(v: &Vector, path: KernelPath) -> (bool, String, Option<f64>) {
     let run = || -> Result<Vec<f32>, GemmError> {
         let mut packed = vec![0u8; packed_size(v.format, v.n, v.k, 1)?];
         pack(v.format, v.n, v.k, 1, &v.w, &mut packed)?;
@@ -76,11 +78,11 @@ fn path_check(v: &Vector, path: KernelPath) -> (bool, String) {
         Ok(y)
     };
     match run() {
-        Err(e) => (false, format!("error: {e}")),
+        Err(e) => (false, format!("error: {e}"), None),
         Ok(y) => {
             let e = nmse(&y, &v.y);
             let limit = f64::from(v.nmse_max);
-            (e <= limit, format!("nmse {e:.2e} (limit {limit:.1e})"))
+            (e <= limit, format!("nmse {e:.2e} (limit {limit:.1e})"), Some(e))
         }
     }
 }
@@ -97,17 +99,22 @@ pub fn available_paths() -> Vec<KernelPath> {
 /// every available kernel path.
 pub fn check_vector(v: &Vector) -> Vec<Check> {
     let file = v.file_name().into_owned();
+    let check = |name: String, (passed, detail): (bool, String), nmse| Check {
+        file: file.clone(),
+        check: name,
+        passed,
+        detail,
+        nmse,
+    };
     let mut checks = vec![
-        ("dequantize".to_string(), dequantize_check(v)),
-        ("pack-unpack".to_string(), pack_check(v)),
+        check("dequantize".to_string(), dequantize_check(v), None),
+        check("pack-unpack".to_string(), pack_check(v), None),
     ];
     for path in available_paths() {
-        checks.push((format!("gemm-{}", path.name()), path_check(v, path)));
+        let (passed, detail, nmse) = path_check(v, path);
+        checks.push(check(format!("gemm-{}", path.name()), (passed, detail), nmse));
     }
     checks
-        .into_iter()
-        .map(|(check, (passed, detail))| Check { file: file.clone(), check, passed, detail })
-        .collect()
 }
 
 /// Loads every `.gguf` vector in `dir` and runs every check.
