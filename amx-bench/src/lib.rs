@@ -7,13 +7,16 @@
 //! - [`vectors`]: the GGUF test vectors (weights, reference dequantization, activations,
 //!   float64 reference outputs) loaded and shape-checked, and the [`vectors::nmse`] metric.
 
+pub mod baseline;
 pub mod gemm_bench;
 pub mod gguf;
 pub mod gguf_report;
 pub mod moe_bench;
 pub mod pack_bench;
 pub mod peak;
+pub mod progress;
 pub mod report;
 pub mod summary;
+pub mod throughput;
 pub mod vectors;
 pub mod verify;

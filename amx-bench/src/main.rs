@@ -1,22 +1,34 @@
 //! `amx-bench`: the amx-rs main job and its subcommands.
 //!
-//! - no arguments: the CPU report, every check on the repository's vectors, and the
-//!   throughput tables;
+//! - no arguments: the CPU report, every check on the repository's vectors, the repack
+//!   table and the throughput tables (`--quick` for fewer M values, `--full` for more and
+//!   every cell at full size);
 //! - `detect`: features, XCR0 state, permission;
 //! - `verify DIR`: every check on every `.gguf` vector in DIR, `N passed, N failed`, and a
 //!   non-zero exit status if any check fails;
-//! - `pack [--json] [--n N] [--k K]`: pack, unpack and plain-copy GB/s per format.
+//! - `pack [--json] [--n N] [--k K]`: pack, unpack and plain-copy GB/s per format;
+//! - `bench ...`: one line (or JSON object) per format, column and M;
+//! - `moe`: the grouped expert matmul against a loop over experts;
+//! - `gguf FILE`: where the runtime would place each tensor of a model file, and why.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use std::time::{Duration, Instant};
+
+use amx_bench::gemm_bench::{Column, Peak, Row, Subject, measure, read_bandwidth};
+use amx_bench::throughput::{self, Plan};
 use amx_bench::{pack_bench, report, verify};
 use amx_core::formats::Format;
-use amx_core::gemm::Path as KernelPath;
+use amx_runtime::pool::Pool;
 
-const USAGE: &str = "usage: amx-bench [detect | verify DIR | pack [--json] [--n N] [--k K] | \
+const USAGE: &str = "usage: amx-bench [--quick | --full | detect | verify DIR | pack [--json] [--n N] [--k K] | \
 bench [--formats F,..] [--paths P,..] [--m M,..] [--n N] [--k K] [--threads T] [--dram] [--json] | \
 moe [--threads T] [--json] | gguf FILE]";
+
+fn all_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
 
 fn repo_vectors() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/vectors")
@@ -101,7 +113,7 @@ fn pack(args: &PackArgs) -> ExitCode {
 
 struct BenchArgs {
     formats: Vec<Format>,
-    paths: Vec<KernelPath>,
+    columns: Vec<Column>,
     ms: Vec<usize>,
     n: usize,
     k: usize,
@@ -117,7 +129,7 @@ fn parse_list<T>(v: &str, one: impl Fn(&str) -> Option<T>) -> Result<Vec<T>, Str
 fn parse_bench(args: &[String]) -> Result<BenchArgs, String> {
     let mut out = BenchArgs {
         formats: Format::ALL.to_vec(),
-        paths: vec![KernelPath::Auto],
+        columns: vec![Column::Dispatch],
         ms: vec![1, 8, 32, 128, 512],
         n: 4096,
         k: 4096,
@@ -132,7 +144,7 @@ fn parse_bench(args: &[String]) -> Result<BenchArgs, String> {
             "--json" => out.json = true,
             "--dram" => out.dram = true,
             "--formats" => out.formats = parse_list(&value("--formats")?, Format::from_name)?,
-            "--paths" => out.paths = parse_list(&value("--paths")?, KernelPath::from_name)?,
+            "--paths" => out.columns = parse_list(&value("--paths")?, Column::from_name)?,
             "--m" => out.ms = parse_list(&value("--m")?, |s| s.parse().ok())?,
             "--n" => out.n = value("--n")?.parse().map_err(|_| "--n: not a number")?,
             "--k" => out.k = value("--k")?.parse().map_err(|_| "--k: not a number")?,
@@ -146,51 +158,44 @@ fn parse_bench(args: &[String]) -> Result<BenchArgs, String> {
 }
 
 fn bench(args: &BenchArgs) -> ExitCode {
-    let peak =
-        amx_bench::peak::peak_ops(amx_bench::peak::Unit::Int8, 200_000).unwrap_or(f64::NAN) / 1e9;
-    let peak_bf16 =
-        amx_bench::peak::peak_ops(amx_bench::peak::Unit::Bf16, 200_000).unwrap_or(f64::NAN) / 1e9;
-    let peak = amx_bench::gemm_bench::Peak { int8: peak, bf16: peak_bf16 };
+    let threads = args.threads.max(1);
+    let peak = Peak::measure(threads);
     if !args.json {
-        println!("tile peak this run: int8 {:.0} GOPS, bf16 {:.0} GOPS", peak.int8, peak.bf16);
+        println!(
+            "tile peak this run on {threads} thread(s): int8 {:.0} GOPS, bf16 {:.0} GOPS",
+            peak.int8, peak.bf16
+        );
     }
+    let pool = Pool::new(threads);
     for &format in &args.formats {
-        for &path in &args.paths {
+        let bytes = format.row_bytes(args.k).unwrap_or(0) * args.n;
+        // Enough distinct copies to be four times a 105 MiB L3.
+        let copies = if args.dram { (440usize << 20).div_ceil(bytes.max(1)) } else { 1 };
+        let subject = match Subject::new(format, args.n, args.k, copies) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("amx-bench bench {format}: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        for &column in &args.columns {
             for &m in &args.ms {
-                let bytes = format.row_bytes(args.k).unwrap_or(0) * args.n;
-                // Enough distinct copies to be four times a 105 MiB L3.
-                let copies = if args.dram { (440usize << 20).div_ceil(bytes.max(1)) } else { 1 };
                 // The bandwidth bound of this case, measured now: 2 M ops per weight (each
                 // weight meets M rows), the packed bytes per weight read at the rate a
                 // plain read loop reaches.
                 let bound = args.dram.then(|| {
-                    let bw = amx_bench::gemm_bench::read_bandwidth(
-                        bytes,
-                        440 << 20,
-                        args.threads,
-                        std::time::Duration::from_millis(300),
-                    );
+                    let bw = read_bandwidth(bytes, 440 << 20, threads, Duration::from_millis(300));
                     2.0 * m as f64 * bw / (bytes as f64 / (args.n * args.k) as f64) / 1e9
                 });
-                let r = amx_bench::gemm_bench::measure(&amx_bench::gemm_bench::Case {
-                    format,
-                    path,
-                    m,
-                    n: args.n,
-                    k: args.k,
-                    threads: args.threads,
-                    copies,
-                    min_time: std::time::Duration::from_millis(300),
-                });
-                match r {
+                match measure(&subject, column, m, &pool, Duration::from_millis(300)) {
                     Ok(f) => {
-                        let row = amx_bench::gemm_bench::Row {
+                        let row = Row {
                             format,
-                            path,
+                            column,
                             m,
                             n: args.n,
                             k: args.k,
-                            threads: args.threads,
+                            threads,
                             gops: f.gops,
                             peak_gops: peak,
                             bound_gops: bound,
@@ -198,7 +203,7 @@ fn bench(args: &BenchArgs) -> ExitCode {
                         println!("{}", if args.json { row.to_json() } else { row.to_text() });
                     }
                     Err(e) => {
-                        println!("{:<7} {:<7} m={m:<4} error: {e}", format.name(), path.name())
+                        eprintln!("{:<7} {:<9} m={m:<4} error: {e}", format.name(), column.name())
                     }
                 }
             }
@@ -275,7 +280,8 @@ fn moe(args: &[String]) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn main_job() -> ExitCode {
+fn main_job(plan: &Plan) -> ExitCode {
+    let started = Instant::now();
     println!("== this machine");
     detect();
     println!("\n== vectors ({})", repo_vectors().display());
@@ -291,31 +297,30 @@ fn main_job() -> ExitCode {
     };
     println!("\n== weight repack");
     let packed = pack(&PackArgs { json: false, n: 4096, k: 4096 }) == ExitCode::SUCCESS;
-    let peak = amx_bench::gemm_bench::Peak {
-        int8: amx_bench::peak::peak_ops(amx_bench::peak::Unit::Int8, 200_000).unwrap_or(f64::NAN)
-            / 1e9,
-        bf16: amx_bench::peak::peak_ops(amx_bench::peak::Unit::Bf16, 200_000).unwrap_or(f64::NAN)
-            / 1e9,
+    println!("\n== GEMM throughput");
+    let measured = match throughput::tables(plan) {
+        Ok(lines) => {
+            lines.iter().for_each(|l| println!("{l}"));
+            true
+        }
+        Err(e) => {
+            println!("cannot build the weights: {e}");
+            false
+        }
     };
     println!(
-        "\n== GEMM throughput, GOPS (% of the int8 tile peak, {:.0} GOPS this run; bf16 {:.0}), K = N = 4096, one thread, path chosen per call",
-        peak.int8, peak.bf16
+        "\n({:.0} s; `--quick` for less, `--full` for more; one case: `amx-bench bench --formats q4_k --paths dispatch,amx --m 1,512 --threads 2 --dram`)",
+        started.elapsed().as_secs_f64()
     );
-    for line in
-        amx_bench::summary::throughput_lines(KernelPath::Auto, &[1, 8, 32, 128, 512], 4096, 1, peak)
-    {
-        println!("{line}");
-    }
-    println!(
-        "\n(more: `amx-bench bench --help`, `amx-bench bench --paths amx,vnni,scalar --m 1,512`, `--dram`, `--threads 2`)"
-    );
-    if verified && packed { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+    if verified && packed && measured { ExitCode::SUCCESS } else { ExitCode::FAILURE }
 }
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
-        None => main_job(),
+        None => main_job(&Plan::standard(all_threads())),
+        Some("--quick") if args.len() == 1 => main_job(&Plan::quick(all_threads())),
+        Some("--full") if args.len() == 1 => main_job(&Plan::full(all_threads())),
         Some("detect") => detect(),
         Some("verify") => match args.get(1) {
             Some(dir) => verify(Path::new(dir), true),

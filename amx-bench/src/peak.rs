@@ -66,3 +66,23 @@ pub fn peak_ops(unit: Unit, iters: usize) -> Option<f64> {
     };
     Some(2.0 * macs_per_instr * 4.0 * iters as f64 / secs)
 }
+
+/// [`peak_ops`] on `threads` threads at once (each with its own tiles), summed: the
+/// peak a job on that many threads is held to. `None` without AMX.
+pub fn peak_ops_on(unit: Unit, iters: usize, threads: usize) -> Option<f64> {
+    if threads <= 1 {
+        return peak_ops(unit, iters);
+    }
+    let start = std::sync::Barrier::new(threads);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(|| {
+                    start.wait();
+                    peak_ops(unit, iters)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().ok().flatten()).sum()
+    })
+}

@@ -1,14 +1,10 @@
-//! The main job's short forms: one line per format for the vector checks, and a compact
-//! throughput table.
+//! The main job's short form of the vector checks: one line per format.
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::time::Duration;
 
 use amx_core::formats::Format;
-use amx_core::gemm::Path as KernelPath;
 
-use crate::gemm_bench::{Case, Peak, measure};
 use crate::vectors::{VectorError, load_dir};
 use crate::verify::check_vector;
 
@@ -46,44 +42,4 @@ pub fn vector_lines(dir: &Path) -> Result<(Vec<String>, bool), VectorError> {
         })
         .collect();
     Ok((lines, all))
-}
-
-/// GOPS of `path` for each format and M (K = N = `size`, `threads` threads), as rows of
-/// text, with the share of the tile unit's int8 peak.
-pub fn throughput_lines(
-    path: KernelPath,
-    ms: &[usize],
-    size: usize,
-    threads: usize,
-    peak: Peak,
-) -> Vec<String> {
-    let mut lines = vec![format!(
-        "{:<7} {}",
-        "format",
-        ms.iter().map(|m| format!("{:>16}", format!("M={m}"))).collect::<String>()
-    )];
-    for format in Format::ALL {
-        let mut line = format!("{:<7} ", format.name());
-        for &m in ms {
-            let case = Case {
-                format,
-                path,
-                m,
-                n: size,
-                k: size,
-                threads,
-                copies: 1,
-                min_time: Duration::from_millis(150),
-            };
-            eprint!(".");
-            let cell = match measure(&case) {
-                Ok(f) => format!("{:>8.1} ({:>4.1}%)", f.gops, 100.0 * f.gops / peak.int8),
-                Err(_) => format!("{:>16}", "n/a"),
-            };
-            line.push_str(&cell);
-        }
-        lines.push(line);
-    }
-    eprintln!();
-    lines
 }

@@ -238,16 +238,32 @@ impl Preparation {
         Ok(())
     }
 
-    /// Prepares the rows `rows` yields (exactly M of them, row 0 first) into the whole
-    /// `body`, for forms that copy the activations (int8 records, BF16 tiles); the MoE
-    /// path gathers each expert's tokens this way. Does nothing for the f32 form.
+    /// Bytes [`Preparation::prepare_gathered`] writes: [`Preparation::bytes`], or for the
+    /// f32 form the M rows themselves (which the other entry points borrow instead).
+    pub(crate) fn gathered_bytes(&self) -> Result<usize, GemmError> {
+        match self.form {
+            Form::F32 => self.m.checked_mul(self.k).and_then(|v| v.checked_mul(4)),
+            _ => self.checked_bytes(),
+        }
+        .ok_or(GemmError::Overflow)
+    }
+
+    /// Prepares the rows `rows` yields (exactly M of them, row 0 first) into `body`
+    /// ([`Preparation::gathered_bytes`] long): the MoE path gathers each expert's tokens
+    /// this way. The f32 form copies the rows (little-endian bit patterns).
     pub(crate) fn prepare_gathered<'r>(
         &self,
         rows: impl Iterator<Item = &'r [f32]>,
         body: &mut [u8],
     ) {
         match self.form {
-            Form::F32 => {}
+            Form::F32 => {
+                for (row, dst) in rows.zip(body.chunks_exact_mut(4 * self.k)) {
+                    for (v, d) in row.iter().zip(dst.chunks_exact_mut(4)) {
+                        d.copy_from_slice(&v.to_le_bytes());
+                    }
+                }
+            }
             Form::Q8(l) => {
                 for (row, rec) in rows.zip(body.chunks_exact_mut(l.row_bytes())) {
                     quantize::q8_row(row, rec);
@@ -260,34 +276,30 @@ impl Preparation {
         }
     }
 
-    /// The prepared activations of `m` rows of `k` values already written into `body` (a
-    /// whole body) by [`Preparation::prepare_gathered`], for the forms that copy them.
-    pub(crate) fn finish_rows<'a>(
-        &self,
-        m: usize,
-        k: usize,
-        body: &'a [u8],
-    ) -> Result<Prepared<'a>, GemmError> {
+    /// The prepared activations [`Preparation::prepare_gathered`] wrote into `body`.
+    ///
+    /// Errors: [`GemmError::WorkspaceTooSmall`] when `body` is not
+    /// [`Preparation::gathered_bytes`] long, or (f32 form) not 4-byte aligned.
+    pub(crate) fn finish_gathered<'a>(&self, body: &'a [u8]) -> Result<Prepared<'a>, GemmError> {
+        let needed = self.gathered_bytes()?;
+        let too_small = GemmError::WorkspaceTooSmall { needed, actual: body.len() };
+        if body.len() != needed {
+            return Err(too_small);
+        }
         let kind = match self.form {
             Form::F32 => {
-                return Err(GemmError::PreparedMismatch {
-                    format: Format::F16,
-                    prepared_for: self.path,
-                });
+                // SAFETY: every bit pattern is a valid f32; `align_to` returns only the
+                // aligned middle, and a non-empty head is refused.
+                let (head, f, _) = unsafe { body.align_to::<f32>() };
+                if !head.is_empty() {
+                    return Err(too_small);
+                }
+                PreparedKind::F32(MatRef::new(f, self.m, self.k, self.k)?)
             }
             Form::Q8(layout) => PreparedKind::Q8 { bytes: body, layout },
             Form::Tiles(layout) => PreparedKind::Tiles { bytes: body, layout },
         };
-        if body.len() != self.bytes() || (m, k) != (self.m, self.k) {
-            return Err(GemmError::WorkspaceTooSmall { needed: self.bytes(), actual: body.len() });
-        }
-        Ok(Prepared { path: self.path, kind, m, k })
-    }
-
-    /// Whether the prepared form is the f32 rows themselves (scalar path, VNNI path of
-    /// F16/BF16 weights).
-    pub(crate) const fn is_f32(&self) -> bool {
-        matches!(self.form, Form::F32)
+        Ok(Prepared { path: self.path, kind, m: self.m, k: self.k })
     }
 
     /// The prepared activations, once every row has been prepared into `body` (the whole

@@ -38,15 +38,15 @@ fn column_mask(n: usize, p: usize) -> u16 {
     if valid == PANEL_ROWS { u16::MAX } else { (1u16 << valid) - 1 }
 }
 
-/// Prefetches the bytes groups `g..g + count` will read, one panel further on (into L2)
-/// and half a KiB further on (into L1), in both regions of the panel (past the panel's end this reaches into the next panel,
-/// which is next in memory; prefetches never fault).
+/// Prefetches the bytes group `g` reads, one panel further on (into L2) and half a KiB
+/// further on (into L1), in both regions of the panel (past the panel's end this reaches
+/// into the next panel, which is next in memory; prefetches never fault).
 #[inline]
 #[target_feature(enable = "avx512f")]
-fn prefetch_ahead(layout: &PackedLayout, panel: &[u8], g: usize, count: usize) {
+fn prefetch_ahead(layout: &PackedLayout, panel: &[u8], g: usize) {
     let base = panel.as_ptr();
-    let quads = layout.quads_offset(g + count) - layout.quads_offset(g);
-    let rows = layout.per_row_offset(g + count) - layout.per_row_offset(g);
+    let quads = layout.quads_offset(g + 1) - layout.quads_offset(g);
+    let rows = layout.per_row_offset(g + 1) - layout.per_row_offset(g);
     for (start, len) in [(layout.quads_offset(g), quads), (layout.per_row_offset(g), rows)] {
         let mut off = 0;
         while off < len {
@@ -198,7 +198,7 @@ unsafe fn float_block<const R: usize>(
     let (format, k) = (layout.format(), layout.k());
     let mut acc = [_mm512_setzero_ps(); R];
     for g in 0..layout.groups() {
-        prefetch_ahead(layout, panel, g, 1);
+        prefetch_ahead(layout, panel, g);
         let (base, k0) = (layout.quads_offset(g), 32 * g);
         let values = (k - k0).min(32);
         for c in 0..values.div_ceil(2) {
@@ -243,28 +243,11 @@ unsafe fn f16_block<const R: usize>(
     let mut lo = [_mm512_setzero_ps(); R];
     let mut hi = [_mm512_setzero_ps(); R];
     for g in 0..layout.groups() {
-        prefetch_ahead(layout, panel, g, 1);
+        prefetch_ahead(layout, panel, g);
         let (base, k0) = (layout.quads_offset(g), 32 * g);
-        let values = (k - k0).min(32);
-        for c in 0..values.div_ceil(2) {
-            // SAFETY: the group's 16 chunks of 64 bytes lie inside the panel.
-            let (wl, wh) = unsafe {
-                let p = panel.as_ptr().add(base + 64 * c);
-                (
-                    _mm512_cvtph_ps(_mm256_loadu_si256(p.cast())),
-                    _mm512_cvtph_ps(_mm256_loadu_si256(p.add(32).cast())),
-                )
-            };
-            let ke = k0 + 2 * c;
-            for i in 0..R {
-                // SAFETY: ke < k, and ke + 1 is read only when it is < k.
-                let (xe, xo) =
-                    unsafe { (*xs[i].add(ke), if ke + 1 < k { *xs[i].add(ke + 1) } else { 0.0 }) };
-                let pair = u64::from(xe.to_bits()) | (u64::from(xo.to_bits()) << 32);
-                let x = _mm512_castsi512_ps(_mm512_set1_epi64(pair as i64));
-                lo[i] = _mm512_fmadd_ps(wl, x, lo[i]);
-                hi[i] = _mm512_fmadd_ps(wh, x, hi[i]);
-            }
+        for c in 0..(k - k0).min(32).div_ceil(2) {
+            // SAFETY: chunk c lies inside the group, its pair at k0 + 2c < k.
+            unsafe { f16_chunk(panel, base + 64 * c, k0 + 2 * c, k, &xs, &mut lo, &mut hi) };
         }
     }
     let even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
@@ -276,6 +259,48 @@ unsafe fn f16_block<const R: usize>(
         );
         // SAFETY: the caller's contract on `out`.
         unsafe { _mm512_mask_storeu_ps(out[i], mask, sum) };
+    }
+}
+
+/// One F16 chunk (64 bytes at `at` in the panel: the pair at `ke`, `ke + 1` of 16 rows)
+/// into the sums `lo`, `hi` of `R` activation rows.
+///
+/// # Safety
+///
+/// `at + 64 <= panel.len()`; `ke < k`; each `xs[i]` is readable for `k` f32; AVX-512 F is
+/// available.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+unsafe fn f16_chunk<const R: usize>(
+    panel: &[u8],
+    at: usize,
+    ke: usize,
+    k: usize,
+    xs: &[*const f32; R],
+    lo: &mut [__m512; R],
+    hi: &mut [__m512; R],
+) {
+    // SAFETY: the caller's contract.
+    let (wl, wh) = unsafe {
+        let p = panel.as_ptr().add(at);
+        (
+            _mm512_cvtph_ps(_mm256_loadu_si256(p.cast())),
+            _mm512_cvtph_ps(_mm256_loadu_si256(p.add(32).cast())),
+        )
+    };
+    for i in 0..R {
+        // The pair as one 64-bit broadcast straight from memory (a single load uop); the
+        // odd value past an odd K is read as 0.
+        let pair = if ke + 1 < k {
+            // SAFETY: ke + 1 < k: both values lie inside the row.
+            unsafe { xs[i].add(ke).cast::<i64>().read_unaligned() }
+        } else {
+            // SAFETY: ke < k.
+            i64::from(unsafe { *xs[i].add(ke) }.to_bits())
+        };
+        let x = _mm512_castsi512_ps(_mm512_set1_epi64(pair));
+        lo[i] = _mm512_fmadd_ps(wl, x, lo[i]);
+        hi[i] = _mm512_fmadd_ps(wh, x, hi[i]);
     }
 }
 

@@ -49,10 +49,7 @@ fn expert_bytes(format: Format, rows: usize, k: usize, path: Path) -> Result<usi
     if rows == 0 {
         return Ok(0);
     }
-    let p = Preparation::new(format, rows, k, path)?;
-    let bytes =
-        if p.is_f32() { rows.checked_mul(4 * k).ok_or(GemmError::Overflow)? } else { p.bytes() };
-    Ok(round(bytes))
+    Ok(round(Preparation::new(format, rows, k, path)?.gathered_bytes()?))
 }
 
 /// An upper bound of the prepared bytes of all experts, whatever the routing: each
@@ -172,15 +169,7 @@ impl<'w> Grouped<'w> {
             let body = &mut prepared[at..at + expert_bytes(format, run.len(), shape.k, path)?];
             let p = Preparation::new(format, run.len(), shape.k, path)?;
             let rows = run.clone().map(|i| x.row(routing.entry(i) / top_k));
-            if p.is_f32() {
-                for (row, dst) in rows.zip(body.chunks_exact_mut(4 * shape.k)) {
-                    for (v, d) in row.iter().zip(dst.chunks_exact_mut(4)) {
-                        d.copy_from_slice(&v.to_le_bytes());
-                    }
-                }
-            } else {
-                p.prepare_gathered(rows, &mut body[..p.bytes()]);
-            }
+            p.prepare_gathered(rows, &mut body[..p.gathered_bytes()?]);
         }
         let out_bytes = take(&mut ws, rows * shape.n * 4)?;
         // SAFETY: `out_bytes` is 64-byte aligned (from `take`) and f32 has no invalid bit
@@ -255,24 +244,7 @@ impl<'w> Grouped<'w> {
         let p = Preparation::new(self.format, rows, k, self.path)?;
         let at = u64_at(self.offsets, expert);
         let body = &self.prepared[at..at + expert_bytes(self.format, rows, k, self.path)?];
-        let gathered;
-        let x = if p.is_f32() {
-            // SAFETY: the body is 64-byte aligned (from `take` and 64-byte rounded
-            // offsets) and holds f32 bit patterns written in `new`.
-            let (head, f, _) = unsafe { body.align_to::<f32>() };
-            if !head.is_empty() {
-                return Err(GemmError::Overflow);
-            }
-            gathered = MatRef::new(f, rows, k, k)?;
-            gathered
-        } else {
-            MatRef::new(&[], 0, k, k)?
-        };
-        let prepared = if p.is_f32() {
-            p.finish(&x, &[])?
-        } else {
-            p.finish_rows(rows, k, &body[..p.bytes()])?
-        };
+        let prepared = p.finish_gathered(&body[..p.gathered_bytes()?])?;
         let out = self.out.rows_from(self.routing.run(expert).start, rows);
         // SAFETY: this item's output rows (the expert's run) and panels are disjoint from
         // every other concurrent item's (the caller's contract).

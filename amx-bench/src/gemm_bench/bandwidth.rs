@@ -1,0 +1,81 @@
+//! The read-bandwidth baseline of the `--dram` cases: how fast a plain loop reads the
+//! same amount of memory the kernels read.
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+/// Read bandwidth in bytes per second on `threads` threads: each pass reads `chunk`
+/// bytes (a weight's size) from the next of the chunks of a buffer of `total` bytes, the
+/// way the `dram` GEMM cases cycle through their weight copies.
+pub fn read_bandwidth(chunk: usize, total: usize, threads: usize, min_time: Duration) -> f64 {
+    let chunk = chunk.max(64) / 8 * 8;
+    let copies = total.div_ceil(chunk).max(1);
+    let buf: Vec<u64> = (0..copies * chunk / 8).map(|i| i as u64).collect();
+    let read = |part: &[u64]| -> u64 { read_sum(part) };
+    let words = chunk / 8;
+    let pass = |i: usize| {
+        let part = &buf[(i % copies) * words..(i % copies + 1) * words];
+        if threads <= 1 {
+            black_box(read(part));
+            return;
+        }
+        let per = words.div_ceil(threads);
+        std::thread::scope(|s| {
+            for piece in part.chunks(per) {
+                s.spawn(move || black_box(read(piece)));
+            }
+        });
+    };
+    pass(0);
+    let mut times = Vec::new();
+    let start = Instant::now();
+    let mut i = 1;
+    while start.elapsed() < min_time || times.len() < 5 {
+        let t = Instant::now();
+        pass(i);
+        times.push(t.elapsed());
+        i += 1;
+    }
+    times.sort();
+    chunk as f64 / times[times.len() / 2].as_secs_f64()
+}
+
+/// Sums `part` with the widest loads this CPU has (64-byte AVX-512 loads where usable), so
+/// that the bandwidth baseline reads memory at least as well as the kernels do.
+fn read_sum(part: &[u64]) -> u64 {
+    #[cfg(target_arch = "x86_64")]
+    if amx_core::detect::Features::cached().avx512_usable() {
+        // SAFETY: AVX-512F is usable (checked just above).
+        return unsafe { read_sum_avx512(part) };
+    }
+    let mut acc = [0u64; 8];
+    for c in part.chunks_exact(8) {
+        for (a, v) in acc.iter_mut().zip(c) {
+            *a = a.wrapping_add(*v);
+        }
+    }
+    acc.iter().fold(0, |s, a| s.wrapping_add(*a))
+}
+
+/// [`read_sum`] with four independent 64-byte accumulators.
+///
+/// # Safety
+///
+/// The CPU supports AVX-512F.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn read_sum_avx512(part: &[u64]) -> u64 {
+    use std::arch::x86_64::{
+        _mm512_add_epi64, _mm512_loadu_si512, _mm512_reduce_add_epi64, _mm512_setzero_si512,
+    };
+    let mut acc = [_mm512_setzero_si512(); 4];
+    for c in part.chunks_exact(32) {
+        for (j, a) in acc.iter_mut().enumerate() {
+            // SAFETY: `c` holds 32 u64, so words 8j..8j + 8 are readable.
+            let v = unsafe { _mm512_loadu_si512(c[8 * j..].as_ptr().cast()) };
+            *a = _mm512_add_epi64(*a, v);
+        }
+    }
+    let sum = _mm512_add_epi64(_mm512_add_epi64(acc[0], acc[1]), _mm512_add_epi64(acc[2], acc[3]));
+    _mm512_reduce_add_epi64(sum) as u64
+}

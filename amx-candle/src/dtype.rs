@@ -1,0 +1,157 @@
+//! candle's `GgmlDType` against amx-rs's `Format`, and candle `QTensor`s from ggml bytes.
+
+use std::borrow::Cow;
+
+use amx_core::formats::Format;
+use candle_core::Device;
+use candle_core::quantized::{GgmlDType, QStorage, QTensor};
+
+use crate::AdapterError;
+
+/// The amx-rs format of a candle dtype.
+///
+/// Errors: [`AdapterError::UnsupportedDType`] for the dtypes amx-rs has no kernel for
+/// (F32, Q5_0, Q5_1, Q8_1, Q2K, Q3K, Q8K).
+pub fn format_of(dtype: GgmlDType) -> Result<Format, AdapterError> {
+    match dtype {
+        GgmlDType::Q4_0 => Ok(Format::Q4_0),
+        GgmlDType::Q4_1 => Ok(Format::Q4_1),
+        GgmlDType::Q8_0 => Ok(Format::Q8_0),
+        GgmlDType::Q4K => Ok(Format::Q4K),
+        GgmlDType::Q5K => Ok(Format::Q5K),
+        GgmlDType::Q6K => Ok(Format::Q6K),
+        GgmlDType::F16 => Ok(Format::F16),
+        GgmlDType::BF16 => Ok(Format::BF16),
+        dtype => Err(AdapterError::UnsupportedDType { dtype }),
+    }
+}
+
+/// The candle dtype of an amx-rs format.
+///
+/// Errors: [`AdapterError::NoCandleDType`] for IQ4_XS (candle-core 0.11 has no IQ
+/// formats) and any format added to amx-rs later.
+pub fn dtype_of(format: Format) -> Result<GgmlDType, AdapterError> {
+    match format {
+        Format::Q4_0 => Ok(GgmlDType::Q4_0),
+        Format::Q4_1 => Ok(GgmlDType::Q4_1),
+        Format::Q8_0 => Ok(GgmlDType::Q8_0),
+        Format::Q4K => Ok(GgmlDType::Q4K),
+        Format::Q5K => Ok(GgmlDType::Q5K),
+        Format::Q6K => Ok(GgmlDType::Q6K),
+        Format::F16 => Ok(GgmlDType::F16),
+        Format::BF16 => Ok(GgmlDType::BF16),
+        format => Err(AdapterError::NoCandleDType { format }),
+    }
+}
+
+/// Checks that `bytes` are `n` rows of `k` values of `format` in ggml layout.
+///
+/// Errors: [`AdapterError::WeightShape`] (K not a whole number of blocks),
+/// [`AdapterError::WeightBytes`].
+pub fn check_ggml_bytes(
+    format: Format,
+    n: usize,
+    k: usize,
+    bytes: &[u8],
+) -> Result<(), AdapterError> {
+    let row = format.row_bytes(k).map_err(AdapterError::WeightShape)?;
+    let expected = row.saturating_mul(n);
+    if expected != bytes.len() {
+        return Err(AdapterError::WeightBytes { n, k, expected, actual: bytes.len() });
+    }
+    Ok(())
+}
+
+/// A CPU candle `QTensor` of shape `(n, k)` holding `bytes` (`n` rows of `k` values of
+/// `format`, ggml layout, as stored in a GGUF file). candle copies the bytes.
+///
+/// Errors: [`AdapterError::NoCandleDType`], those of [`check_ggml_bytes`], and candle's.
+pub fn qtensor_from_ggml(
+    format: Format,
+    n: usize,
+    k: usize,
+    bytes: &[u8],
+) -> candle_core::Result<QTensor> {
+    let dtype = dtype_of(format)?;
+    check_ggml_bytes(format, n, k, bytes)?;
+    // candle views the bytes as blocks and asserts (panics) on a pointer misaligned for
+    // them: every candle block type and f16/bf16 has 2-byte alignment (f16 fields). Bytes
+    // at an odd address are copied into a fresh allocation (the system allocator returns
+    // at least 8-byte aligned blocks), checked again so that candle never panics.
+    let data: Cow<'_, [u8]> =
+        if is_even(bytes) { Cow::Borrowed(bytes) } else { Cow::Owned(bytes.to_vec()) };
+    if !is_even(&data) {
+        candle_core::bail!(
+            "amx-candle: cannot place {} weight bytes at an even address",
+            bytes.len()
+        )
+    }
+    let storage = QStorage::from_data(data, &Device::Cpu, dtype)?;
+    QTensor::new(storage, (n, k))
+}
+
+fn is_even(bytes: &[u8]) -> bool {
+    bytes.as_ptr().align_offset(2) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_candle_dtype_maps_or_errs_and_round_trips() {
+        let all = [
+            GgmlDType::F32,
+            GgmlDType::F16,
+            GgmlDType::BF16,
+            GgmlDType::Q4_0,
+            GgmlDType::Q4_1,
+            GgmlDType::Q5_0,
+            GgmlDType::Q5_1,
+            GgmlDType::Q8_0,
+            GgmlDType::Q8_1,
+            GgmlDType::Q2K,
+            GgmlDType::Q3K,
+            GgmlDType::Q4K,
+            GgmlDType::Q5K,
+            GgmlDType::Q6K,
+            GgmlDType::Q8K,
+        ];
+        let mut mapped = 0;
+        for dtype in all {
+            match format_of(dtype) {
+                Ok(format) => {
+                    mapped += 1;
+                    assert_eq!(dtype_of(format), Ok(dtype));
+                    // Same block geometry on both sides.
+                    assert_eq!(format.block_values(), dtype.block_size(), "{dtype:?}");
+                    assert_eq!(format.block_bytes(), dtype.type_size(), "{dtype:?}");
+                }
+                Err(e) => assert_eq!(e, AdapterError::UnsupportedDType { dtype }),
+            }
+        }
+        assert_eq!(mapped, 8);
+        assert_eq!(
+            dtype_of(Format::IQ4XS),
+            Err(AdapterError::NoCandleDType { format: Format::IQ4XS })
+        );
+    }
+
+    #[test]
+    fn qtensor_from_misaligned_and_wrong_bytes() {
+        let (n, k) = (2, 64);
+        let mut buf = [0u8; 2 * 2 * 34 + 1];
+        let odd = usize::from(buf.as_ptr().align_offset(2) == 0);
+        let bytes = &mut buf[odd..odd + 2 * 2 * 34];
+        for b in bytes.chunks_exact_mut(34) {
+            b[1] = 0x3c; // d = 1.0
+            b[2] = 3;
+        }
+        let t = qtensor_from_ggml(Format::Q8_0, n, k, bytes).expect("misaligned bytes are copied");
+        assert_eq!(t.data().expect("cpu data").as_ref(), &*bytes);
+        let short = &bytes[..bytes.len() - 1];
+        let e = qtensor_from_ggml(Format::Q8_0, n, k, short).expect_err("short");
+        assert!(e.to_string().contains("135 given"), "{e}");
+        assert!(qtensor_from_ggml(Format::IQ4XS, 1, 256, &[0; 136]).is_err());
+    }
+}
