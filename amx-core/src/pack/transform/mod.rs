@@ -39,6 +39,49 @@ pub(crate) trait Isa {
     /// `rows[r]` is valid for writes of `len` bytes (rows may alias each other, not
     /// `input`); the CPU has the implementation's instruction set.
     unsafe fn unpack(input: *const u8, len: usize, rows: &[*mut u8; PANEL_ROWS]);
+    /// Hints that the cache line at `p` will be used soon (nothing where the instruction
+    /// set has no such hint). Any address: a prefetch never faults.
+    #[inline(always)]
+    fn prefetch(_p: *const u8) {}
+}
+
+/// The next panel's bytes, fetched while this panel is packed: its source in one
+/// sequential sweep (instead of the 16 row streams the transposes read) and its
+/// destination lines (the stores' read for ownership then finds them close). Without
+/// this, packing F16/BF16 at 4096 x 4096 (32 MiB) ran at 70-85 % of a plain copy; with
+/// it 97-104 %. A share of `step` bytes of each per group.
+struct Ahead {
+    src: *const u8,
+    dst: *const u8,
+    len: usize,
+    step: usize,
+}
+
+impl Ahead {
+    /// For the panel whose source rows end at byte `end` of `src` and whose bytes are
+    /// `dst`: the next panel's source starts at `end` (the next row, in this matrix or the
+    /// next), its destination right after `dst` (panels are consecutive in the layout).
+    fn new(src: &[u8], end: usize, dst: &[u8], rb: usize, groups: usize) -> Self {
+        let len = src.len().saturating_sub(end).min(PANEL_ROWS * rb);
+        Ahead {
+            src: src.as_ptr().wrapping_add(end),
+            dst: dst.as_ptr().wrapping_add(dst.len()),
+            len,
+            step: len.div_ceil(groups.max(1)).next_multiple_of(64),
+        }
+    }
+
+    /// The prefetches that go with group `g`.
+    #[inline(always)]
+    fn group<Q: Isa>(&self, g: usize) {
+        let mut off = g * self.step;
+        let end = ((g + 1) * self.step).min(self.len);
+        while off < end {
+            Q::prefetch(self.src.wrapping_add(off));
+            Q::prefetch(self.dst.wrapping_add(off));
+            off += 64;
+        }
+    }
 }
 
 /// Source rows `first..first + valid` of panel `panel`, in rows of the whole stacked source.
@@ -267,9 +310,11 @@ unsafe fn pack_panel_as<Q: Isa, M: GroupMove>(
     });
     // The alignment tail after the last group: zero, whatever the caller's buffer held.
     dst[layout.per_row_offset(layout.groups())..].fill(0);
+    let ahead = Ahead::new(src, (first + valid) * rb, dst, rb, layout.groups());
     let mut scratch = [[0u8; 64]; PANEL_ROWS];
     let out = dst.as_mut_ptr();
     for g in 0..layout.groups() {
+        ahead.group::<Q>(g);
         let (qo, po) = (layout.quads_offset(g), layout.per_row_offset(g));
         let group: [*const u8; PANEL_ROWS] = if direct(format, g, rb) {
             // In bounds: g * stride + gb <= rb for a direct group; padding rows stay on

@@ -2,10 +2,10 @@
 //! for each 64 bytes of a field, a 4x4 one inside 128-bit lanes for a 16-byte rest).
 
 use core::arch::x86_64::{
-    __m128i, __m512i, _mm_loadu_si128, _mm_storeu_si128, _mm512_castsi128_si512,
-    _mm512_extracti32x4_epi32, _mm512_inserti32x4, _mm512_loadu_si512, _mm512_setzero_si512,
-    _mm512_shuffle_i32x4, _mm512_storeu_si512, _mm512_unpackhi_epi32, _mm512_unpackhi_epi64,
-    _mm512_unpacklo_epi32, _mm512_unpacklo_epi64,
+    __m128i, __m512i, _MM_HINT_T1, _mm_loadu_si128, _mm_prefetch, _mm_storeu_si128,
+    _mm512_castsi128_si512, _mm512_extracti32x4_epi32, _mm512_inserti32x4, _mm512_loadu_si512,
+    _mm512_setzero_si512, _mm512_shuffle_i32x4, _mm512_storeu_si512, _mm512_unpackhi_epi32,
+    _mm512_unpackhi_epi64, _mm512_unpacklo_epi32, _mm512_unpacklo_epi64,
 };
 
 use super::{Isa, PANEL_ROWS, PackedLayout, pack_panel_with, unpack_panel_with};
@@ -57,6 +57,13 @@ fn transpose16(rows: [__m512i; 16]) -> [__m512i; 16] {
 }
 
 impl Isa for Avx512 {
+    #[inline(always)]
+    fn prefetch(p: *const u8) {
+        // Into L2: a panel's bytes (16 rows) fit there, not in L1.
+        // SAFETY: SSE is part of the x86_64 baseline; a prefetch never faults.
+        unsafe { _mm_prefetch::<_MM_HINT_T1>(p.cast()) };
+    }
+
     #[inline(always)]
     unsafe fn pack(rows: &[*const u8; PANEL_ROWS], len: usize, out: *mut u8) {
         let whole = len / 64 * 64;
