@@ -16,7 +16,7 @@ use std::process::ExitCode;
 
 use std::time::{Duration, Instant};
 
-use amx_bench::gemm_bench::{Column, Peak, Row, Subject, measure, read_bandwidth};
+use amx_bench::gemm_bench::{Column, Peak, ReadLoop, Row, Subject, measure, measure_against_reads};
 use amx_bench::throughput::{self, Plan};
 use amx_bench::{pack_bench, report, verify};
 use amx_core::formats::Format;
@@ -178,17 +178,21 @@ fn bench(args: &BenchArgs) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
+        let reads = args.dram.then(|| ReadLoop::new(bytes, 440 << 20));
+        let min_time = Duration::from_millis(300);
         for &column in &args.columns {
             for &m in &args.ms {
-                // The bandwidth bound of this case, measured now: 2 M ops per weight (each
-                // weight meets M rows), the packed bytes per weight read at the rate a
-                // plain read loop reaches.
-                let bound = args.dram.then(|| {
-                    let bw = read_bandwidth(bytes, 440 << 20, threads, Duration::from_millis(300));
-                    2.0 * m as f64 * bw / (bytes as f64 / (args.n * args.k) as f64) / 1e9
-                });
-                match measure(&subject, column, m, &pool, Duration::from_millis(300)) {
-                    Ok(f) => {
+                // With --dram, the bandwidth bound of this case, measured in the same
+                // loop: 2 M ops per weight (each weight meets M rows), the packed bytes
+                // per weight read at the rate a plain read loop reaches.
+                let per_weight = bytes as f64 / (args.n * args.k) as f64;
+                let result = match &reads {
+                    Some(r) => measure_against_reads(&subject, column, m, &pool, min_time, r)
+                        .map(|(f, bw)| (f, Some(2.0 * m as f64 * bw / per_weight / 1e9))),
+                    None => measure(&subject, column, m, &pool, min_time).map(|f| (f, None)),
+                };
+                match result {
+                    Ok((f, bound)) => {
                         let row = Row {
                             format,
                             column,

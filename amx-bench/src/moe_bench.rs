@@ -137,6 +137,7 @@ pub fn tokens_per_s(
 pub fn bound_tokens_per_s(format: Format, layer: &Layer) -> Result<f64, GemmError> {
     let per_expert = pack::packed_size(format, layer.n, layer.k, 1)?;
     let bytes = per_expert * layer.top_k;
-    let bw = crate::gemm_bench::read_bandwidth(bytes, bytes, 1, Duration::from_millis(300));
+    let pool = amx_runtime::pool::Pool::new(1);
+    let bw = crate::gemm_bench::read_bandwidth(bytes, bytes, &pool, Duration::from_millis(300));
     Ok(bw / bytes as f64)
 }

@@ -4,40 +4,59 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-/// Read bandwidth in bytes per second on `threads` threads: each pass reads `chunk`
-/// bytes (a weight's size) from the next of the chunks of a buffer of `total` bytes, the
-/// way the `dram` GEMM cases cycle through their weight copies.
-pub fn read_bandwidth(chunk: usize, total: usize, threads: usize, min_time: Duration) -> f64 {
-    let chunk = chunk.max(64) / 8 * 8;
-    let copies = total.div_ceil(chunk).max(1);
-    let buf: Vec<u64> = (0..copies * chunk / 8).map(|i| i as u64).collect();
-    let read = |part: &[u64]| -> u64 { read_sum(part) };
-    let words = chunk / 8;
-    let pass = |i: usize| {
-        let part = &buf[(i % copies) * words..(i % copies + 1) * words];
-        if threads <= 1 {
-            black_box(read(part));
-            return;
-        }
-        let per = words.div_ceil(threads);
-        std::thread::scope(|s| {
-            for piece in part.chunks(per) {
-                s.spawn(move || black_box(read(piece)));
+use amx_runtime::pool::Pool;
+
+/// A plain read loop over `copies` chunks of `chunk` bytes, each pass reading the next
+/// chunk, the way the `dram` GEMM cases cycle through their weight copies.
+pub struct ReadLoop {
+    buf: Vec<u64>,
+    words: usize,
+    copies: usize,
+}
+
+impl ReadLoop {
+    /// Chunks of `chunk` bytes (rounded down to 8, at least 64) filling at least `total`.
+    pub fn new(chunk: usize, total: usize) -> ReadLoop {
+        let chunk = chunk.max(64) / 8 * 8;
+        let copies = total.div_ceil(chunk).max(1);
+        let buf = (0..copies * chunk / 8).map(|i| i as u64).collect();
+        ReadLoop { buf, words: chunk / 8, copies }
+    }
+
+    /// Bytes one pass reads.
+    pub fn chunk_bytes(&self) -> usize {
+        self.words * 8
+    }
+
+    /// Pass `i`: chunk `i % copies`, split evenly over the pool's threads.
+    pub fn pass(&self, i: usize, pool: &Pool) {
+        let c = i % self.copies;
+        let part = &self.buf[c * self.words..(c + 1) * self.words];
+        let per = part.len().div_ceil(pool.threads());
+        pool.broadcast(|share| {
+            if let Some(piece) = part.chunks(per.max(1)).nth(share) {
+                black_box(read_sum(piece));
             }
         });
-    };
-    pass(0);
+    }
+}
+
+/// Read bandwidth in bytes per second on `pool`: passes of a [`ReadLoop`] of `chunk`-byte
+/// chunks filling `total` bytes, for at least `min_time` and five passes; the median pass.
+pub fn read_bandwidth(chunk: usize, total: usize, pool: &Pool, min_time: Duration) -> f64 {
+    let reads = ReadLoop::new(chunk, total);
+    reads.pass(0, pool);
     let mut times = Vec::new();
     let start = Instant::now();
     let mut i = 1;
     while start.elapsed() < min_time || times.len() < 5 {
         let t = Instant::now();
-        pass(i);
+        reads.pass(i, pool);
         times.push(t.elapsed());
         i += 1;
     }
     times.sort();
-    chunk as f64 / times[times.len() / 2].as_secs_f64()
+    reads.chunk_bytes() as f64 / times[times.len() / 2].as_secs_f64()
 }
 
 /// Sums `part` with the widest loads this CPU has (64-byte AVX-512 loads where usable), so

@@ -17,7 +17,7 @@ use amx_runtime::pool::Pool;
 use crate::baseline::{self, DequantSgemm};
 use crate::pack_bench::pseudo_random_bytes;
 
-pub use bandwidth::read_bandwidth;
+pub use bandwidth::{ReadLoop, read_bandwidth};
 pub use row::{Peak, Row};
 
 /// One measurement.
@@ -207,6 +207,36 @@ pub fn measure(
     pool: &Pool,
     min_time: Duration,
 ) -> Result<Figure, BenchError> {
+    Ok(timed(subject, column, m, pool, min_time, None)?.0)
+}
+
+/// [`measure`] with a pass of `reads` before every call, timed apart: the calls and the
+/// plain read loop see the same machine state (a noisy neighbour, the memory's mood), so
+/// their ratio holds. Returns the figure and the read loop's median bytes per second.
+///
+/// Errors: those of [`measure`].
+pub fn measure_against_reads(
+    subject: &Subject,
+    column: Column,
+    m: usize,
+    pool: &Pool,
+    min_time: Duration,
+    reads: &ReadLoop,
+) -> Result<(Figure, f64), BenchError> {
+    let (figure, pass) = timed(subject, column, m, pool, min_time, Some(reads))?;
+    Ok((figure, reads.chunk_bytes() as f64 / pass.unwrap_or(f64::NAN)))
+}
+
+/// The timing loop of [`measure`] and [`measure_against_reads`]: median seconds of the
+/// calls, and of the read passes when there are any.
+fn timed(
+    subject: &Subject,
+    column: Column,
+    m: usize,
+    pool: &Pool,
+    min_time: Duration,
+    reads: Option<&ReadLoop>,
+) -> Result<(Figure, Option<f64>), BenchError> {
     let Subject { format, n, k, .. } = *subject;
     let x = bench_activations(m, k);
     let mut y = vec![0f32; m * n];
@@ -231,20 +261,33 @@ pub fn measure(
             Box::new(move |i, y| bases[i % copies].run(&x, m, y, pool))
         }
     };
+    if let Some(r) = reads {
+        r.pass(0, pool);
+    }
     call(0, &mut y)?;
-    let mut times = Vec::new();
+    let (mut times, mut passes) = (Vec::new(), Vec::new());
     let start = Instant::now();
     let mut i = 1;
-    while start.elapsed() < min_time || times.len() < 3 {
+    while start.elapsed() < min_time || times.len() < 3 || (reads.is_some() && times.len() < 5) {
+        if let Some(r) = reads {
+            let t = Instant::now();
+            r.pass(i, pool);
+            passes.push(t.elapsed().as_secs_f64());
+        }
         let t = Instant::now();
         call(i, &mut y)?;
-        times.push(t.elapsed());
+        times.push(t.elapsed().as_secs_f64());
         black_box(&y);
         i += 1;
     }
-    times.sort();
-    let secs = times[times.len() / 2].as_secs_f64();
-    Ok(Figure { gops: 2.0 * (m * n * k) as f64 / secs / 1e9, seconds: secs })
+    let secs = median(&mut times);
+    let figure = Figure { gops: 2.0 * (m * n * k) as f64 / secs / 1e9, seconds: secs };
+    Ok((figure, reads.map(|_| median(&mut passes))))
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
 }
 
 #[cfg(test)]
