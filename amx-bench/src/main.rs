@@ -122,8 +122,9 @@ struct BenchArgs {
     json: bool,
 }
 
-fn parse_list<T>(v: &str, one: impl Fn(&str) -> Option<T>) -> Result<Vec<T>, String> {
-    v.split(',').map(|s| one(s.trim()).ok_or(format!("cannot read {s:?}"))).collect()
+/// A comma-separated list; `known` says what the values may be, for the error.
+fn parse_list<T>(v: &str, known: &str, one: impl Fn(&str) -> Option<T>) -> Result<Vec<T>, String> {
+    v.split(',').map(|s| one(s.trim()).ok_or(format!("unknown value {s:?} ({known})"))).collect()
 }
 
 fn parse_bench(args: &[String]) -> Result<BenchArgs, String> {
@@ -143,9 +144,19 @@ fn parse_bench(args: &[String]) -> Result<BenchArgs, String> {
         match a.as_str() {
             "--json" => out.json = true,
             "--dram" => out.dram = true,
-            "--formats" => out.formats = parse_list(&value("--formats")?, Format::from_name)?,
-            "--paths" => out.columns = parse_list(&value("--paths")?, Column::from_name)?,
-            "--m" => out.ms = parse_list(&value("--m")?, |s| s.parse().ok())?,
+            "--formats" => {
+                let names = "f16, q4_0, q4_1, q8_0, q4_k, q5_k, q6_k, iq4_xs, bf16";
+                out.formats = parse_list(&value("--formats")?, names, Format::from_name)?
+            }
+            "--paths" => {
+                let names = "dispatch, amx, vnni, scalar, deq-sgemm";
+                out.columns = parse_list(&value("--paths")?, names, Column::from_name)?
+            }
+            "--m" => {
+                out.ms = parse_list(&value("--m")?, "row counts", |s| {
+                    s.parse().ok().filter(|&m: &usize| m > 0)
+                })?
+            }
             "--n" => out.n = value("--n")?.parse().map_err(|_| "--n: not a number")?,
             "--k" => out.k = value("--k")?.parse().map_err(|_| "--k: not a number")?,
             "--threads" => {

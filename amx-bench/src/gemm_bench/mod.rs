@@ -163,6 +163,7 @@ impl Subject {
     /// Errors: [`BenchError::Format`] or [`BenchError::Gemm`] for a shape the format or
     /// the packer refuses.
     pub fn new(format: Format, n: usize, k: usize, copies: usize) -> Result<Self, BenchError> {
+        format.row_bytes(k)?;
         let src = bench_weights(format, 7, n, k)?;
         let mut packed = vec![0u8; pack::packed_size(format, n, k, 1)?];
         pack::pack(format, n, k, 1, &src, &mut packed)?;
