@@ -8,6 +8,18 @@ use candle_core::quantized::{GgmlDType, QStorage, QTensor};
 
 use crate::AdapterError;
 
+/// The formats both candle-core 0.11 and amx-rs hold (every amx-rs format but IQ4_XS).
+pub const SHARED_FORMATS: [Format; 8] = [
+    Format::Q4_0,
+    Format::Q4_1,
+    Format::Q8_0,
+    Format::Q4K,
+    Format::Q5K,
+    Format::Q6K,
+    Format::F16,
+    Format::BF16,
+];
+
 /// The amx-rs format of a candle dtype.
 ///
 /// Errors: [`AdapterError::UnsupportedDType`] for the dtypes amx-rs has no kernel for

@@ -195,6 +195,20 @@ pub fn bench_activations(m: usize, k: usize) -> Vec<f32> {
     pseudo_random_bytes(11, m * k).iter().map(|&b| f32::from(b) / 128.0 - 1.0).collect()
 }
 
+/// `len` deterministic values in [-1, 1) (xorshift64, 24 bits each), for tests and
+/// examples that want activations or weights of their own seed.
+pub fn pseudo_random_values(seed: u64, len: usize) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            (s >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+        })
+        .collect()
+}
+
 /// Measures `column` on `subject` with `m` activation rows on `pool`: one warm-up call,
 /// then calls until `min_time` has passed and at least three were timed; the median call
 /// (activation preparation included) gives the figure.

@@ -1,7 +1,7 @@
 //! The adapter against candle-core's own `QMatMul` and an f32 reference, on the same
 //! ggml bytes.
 
-use amx_bench::gemm_bench::bench_weights;
+use amx_bench::gemm_bench::{bench_weights, pseudo_random_values};
 use amx_bench::vectors::nmse;
 use amx_core::formats::{self, Format};
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
@@ -9,18 +9,6 @@ use candle_core::{DType, Device, Module, Tensor};
 
 use super::*;
 use crate::{dtype_of, qtensor_from_ggml};
-
-/// The formats both sides hold.
-const FORMATS: [Format; 8] = [
-    Format::Q4_0,
-    Format::Q4_1,
-    Format::Q8_0,
-    Format::Q4K,
-    Format::Q5K,
-    Format::Q6K,
-    Format::F16,
-    Format::BF16,
-];
 
 /// Bound against the f32 reference, the one amx-rs's own tests hold every path to (and
 /// the GGUF vectors' `amx.test.nmse_max`): int8 activations cost about 3e-5, BF16 about
@@ -32,18 +20,6 @@ const BOUND_REFERENCE: f64 = 5e-4;
 /// reference, so by the triangle inequality on the root of the error their NMSE is at
 /// most `(2 sqrt(5e-4))^2 = 2e-3`.
 const BOUND_BETWEEN: f64 = 4.0 * BOUND_REFERENCE;
-
-fn activations(seed: u64, len: usize) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            (s >> 40) as f32 / (1u64 << 23) as f32 - 1.0
-        })
-        .collect()
-}
 
 /// candle's `QMatMul::forward` on a thread of its own. candle-core 0.11.1's AMX kernel
 /// (Q4_K, M >= 32) loads its tile configuration once per thread and remembers that in a
@@ -94,7 +70,7 @@ fn check_format(
 ) {
     let c = case(format, seed, n, k);
     for (mi, dims) in inputs.iter().enumerate() {
-        let x = activations(seed * 10 + mi as u64, dims.iter().product());
+        let x = pseudo_random_values(seed * 10 + mi as u64, dims.iter().product());
         let xs = Tensor::from_vec(x, *dims, &Device::Cpu).expect("input");
         let ours = c.ours.forward(&xs).expect("ours");
         let theirs = candle_forward(&c.candle, &xs);
@@ -121,7 +97,7 @@ fn check_format(
 #[test]
 fn matches_candle_and_the_f32_reference_in_every_format() {
     let mut report = Vec::new();
-    for (fi, format) in FORMATS.into_iter().enumerate() {
+    for (fi, format) in crate::SHARED_FORMATS.into_iter().enumerate() {
         let seed = 100 + fi as u64;
         // M = 1 (decode), 5 (small batch), 40 (AMX on both sides for Q4_K), a rank-3
         // input of 2 x 20 rows; then M = 128 on rows of K = 4096.
@@ -167,7 +143,8 @@ fn a_pool_gives_the_single_threaded_bits() {
         .expect("pool");
     assert_eq!(pooled.threads(), 2);
     for m in [1, 3, 40] {
-        let xs = Tensor::from_vec(activations(m as u64, m * k), (m, k), &Device::Cpu).expect("x");
+        let xs = Tensor::from_vec(pseudo_random_values(m as u64, m * k), (m, k), &Device::Cpu)
+            .expect("x");
         let a = values(&single.forward(&xs).expect("single"));
         let b = values(&pooled.forward(&xs).expect("pool"));
         assert!(a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()), "m={m}");
@@ -178,7 +155,8 @@ fn a_pool_gives_the_single_threaded_bits() {
 fn strided_and_offset_inputs_need_no_copy() {
     let (n, k) = (48, 256);
     let c = case(Format::Q8_0, 5, n, k);
-    let wide = Tensor::from_vec(activations(1, 7 * 3 * k), (7, 3 * k), &Device::Cpu).expect("x");
+    let wide =
+        Tensor::from_vec(pseudo_random_values(1, 7 * 3 * k), (7, 3 * k), &Device::Cpu).expect("x");
     // Columns k..2k of every row (row stride 3k, offset k), then rows 2..6 of that.
     let narrow = wide.narrow(1, k, k).expect("narrow");
     let rows = narrow.narrow(0, 2, 4).expect("rows");
@@ -195,17 +173,18 @@ fn bad_inputs_are_errors_not_panics() {
     let (n, k) = (32, 256);
     let c = case(Format::Q4_0, 7, n, k);
     let dev = Device::Cpu;
-    let transposed = Tensor::from_vec(activations(2, k * 4), (k, 4), &dev).and_then(|t| t.t());
+    let transposed =
+        Tensor::from_vec(pseudo_random_values(2, k * 4), (k, 4), &dev).and_then(|t| t.t());
     let e = c.ours.forward(&transposed.expect("t")).expect_err("transposed");
     assert!(e.to_string().contains("contiguous"), "{e}");
-    let wrong_k = Tensor::from_vec(activations(3, 4 * 128), (4, 128), &dev).expect("x");
+    let wrong_k = Tensor::from_vec(pseudo_random_values(3, 4 * 128), (4, 128), &dev).expect("x");
     let e = c.ours.forward(&wrong_k).expect_err("k");
     assert!(e.to_string().contains("128") && e.to_string().contains("256"), "{e}");
     let f16 = Tensor::zeros((2, k), DType::F16, &dev).expect("f16");
     assert!(c.ours.forward(&f16).expect_err("f16").to_string().contains("F16"));
     let scalar = Tensor::new(1f32, &dev).expect("scalar");
     assert!(c.ours.forward(&scalar).is_err());
-    let one = Tensor::from_vec(activations(4, k), (1, k), &dev).expect("x");
+    let one = Tensor::from_vec(pseudo_random_values(4, k), (1, k), &dev).expect("x");
     let broadcast = one.broadcast_as((3, k)).expect("broadcast");
     let e = c.ours.forward(&broadcast).expect_err("stride 0");
     assert!(e.to_string().starts_with("amx-rs gemm"), "{e}");
@@ -222,7 +201,7 @@ fn iq4_xs_works_from_bytes_although_candle_cannot_hold_it() {
     let mut w = vec![0f32; n * k];
     formats::dequantize(Format::IQ4XS, &bytes, &mut w).expect("dequantize");
     let w = Tensor::from_vec(w, (n, k), &Device::Cpu).expect("w");
-    let xs = Tensor::from_vec(activations(8, m * k), (m, k), &Device::Cpu).expect("x");
+    let xs = Tensor::from_vec(pseudo_random_values(8, m * k), (m, k), &Device::Cpu).expect("x");
     let got = values(&op.forward(&xs).expect("forward"));
     let want = values(&xs.matmul(&w.t().expect("t")).expect("reference"));
     assert!(nmse(&got, &want) <= BOUND_REFERENCE);

@@ -10,6 +10,7 @@
 
 use std::collections::HashMap;
 
+use amx_bench::gemm_bench::pseudo_random_values;
 use amx_core::formats::{Format, dequantize};
 use amx_runtime::graph::Graph;
 use amx_runtime::op::Op;
@@ -91,19 +92,6 @@ fn rms_of(format: Format, bytes: &[u8]) -> f32 {
     (v.iter().map(|x| x * x).sum::<f32>() / v.len() as f32).sqrt()
 }
 
-/// Deterministic values in [-1, 1).
-fn values(n: usize, seed: u64) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            (s >> 40) as f32 / (1u64 << 23) as f32 - 1.0
-        })
-        .collect()
-}
-
 /// A scale for an FFN branch output of unit size, from the RMS of its up, gate and down
 /// weights (each matmul multiplies the size by about `rms * sqrt(256)`).
 fn ffn_scale([up, gate, down]: [f32; 3]) -> f32 {
@@ -134,7 +122,7 @@ impl Builder {
     }
 
     fn norm(&mut self, name: &str, seed: u64) -> TensorId {
-        let v = values(D, seed).into_iter().map(|x| 1.0 + 0.25 * x).collect();
+        let v = pseudo_random_values(seed, D).into_iter().map(|x| 1.0 + 0.25 * x).collect();
         self.f32(name, &[D], v)
     }
 
@@ -210,7 +198,10 @@ impl Builder {
     fn moe_ffn(&mut self, l: usize, h: TensorId) -> TensorId {
         let fmt = |i: usize| FORMATS[(l + i) % FORMATS.len()];
         // Router logits with a standard deviation of about 2.
-        let router = values(D * EXPERTS, 200 + l as u64).into_iter().map(|x| x * 0.2).collect();
+        let router = pseudo_random_values(200 + l as u64, D * EXPERTS)
+            .into_iter()
+            .map(|x| x * 0.2)
+            .collect();
         let router = self.f32(&format!("blk.{l}.ffn_gate_inp.weight"), &[D, EXPERTS], router);
         let up = self.block(&format!("blk.{l}.ffn_up_exps.weight"), fmt(7), &[D, F, EXPERTS]);
         let gate = self.block(&format!("blk.{l}.ffn_gate_exps.weight"), fmt(8), &[D, F, EXPERTS]);

@@ -15,18 +15,6 @@ candle runs on a thread of its own; --same-thread runs it on ours, which reprodu
 candle 0.11.1's tile-state hazard (wrong Q4_K results for M >= 32, SIGILL with T > 1).
 --back-to-back times each side's calls in a block of its own instead of interleaved.";
 
-/// The formats both candle-core 0.11 and amx-rs hold.
-pub const DEFAULT_FORMATS: [Format; 8] = [
-    Format::Q4_0,
-    Format::Q4_1,
-    Format::Q8_0,
-    Format::Q4K,
-    Format::Q5K,
-    Format::Q6K,
-    Format::F16,
-    Format::BF16,
-];
-
 /// What to run.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Args {
@@ -44,7 +32,7 @@ pub struct Args {
 impl Default for Args {
     fn default() -> Self {
         Args {
-            formats: DEFAULT_FORMATS.to_vec(),
+            formats: amx_candle::SHARED_FORMATS.to_vec(),
             ms: vec![1, 8, 32, 128, 512],
             n: 4096,
             k: 4096,

@@ -14,7 +14,7 @@ use std::hint::black_box;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use amx_bench::gemm_bench::bench_weights;
+use amx_bench::gemm_bench::{bench_weights, pseudo_random_values};
 use amx_bench::vectors::nmse;
 use amx_candle::{AmxMatMul, candle_path, dtype_of, qtensor_from_ggml};
 use amx_core::formats::Format;
@@ -74,18 +74,6 @@ fn measure_quiet(
     best.ok_or_else(|| candle_core::Error::msg("no attempt"))
 }
 
-fn activations(seed: u64, len: usize) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            (s >> 40) as f32 / (1u64 << 23) as f32 - 1.0
-        })
-        .collect()
-}
-
 fn values(t: &Tensor) -> candle_core::Result<Vec<f32>> {
     t.flatten_all()?.to_vec1::<f32>()
 }
@@ -126,7 +114,11 @@ fn measure(
     m: usize,
 ) -> candle_core::Result<Cell> {
     let dtype = dtype_of(format)?;
-    let xs = Tensor::from_vec(activations(m as u64 + 1, m * args.k), (m, args.k), &Device::Cpu)?;
+    let xs = Tensor::from_vec(
+        pseudo_random_values(m as u64 + 1, m * args.k),
+        (m, args.k),
+        &Device::Cpu,
+    )?;
     // Warm-up, one call each: candle repacks Q4_K / Q6_K / Q8_0 weights on its first
     // call for a kernel (a OnceLock per tensor), which this keeps out of the timing; the
     // outputs are the agreement check.
