@@ -25,19 +25,25 @@ pub enum Path {
 /// From how many rows on [`Path::Auto`] takes the AMX path for `format` weights (when the
 /// machine has it). The AMX path widens every weight panel to BF16 once per call, a cost
 /// fixed in M, while the VNNI path's cost grows with M; the crossing points were measured
-/// with `amx-bench bench --paths vnni,amx --m 1,4,8,16,20,24,28,32` (K = N = 4096, one
-/// thread, Sapphire Rapids guest):
+/// with `amx-bench bench --paths amx,vnni --m 16,20,22,24,26,28,32` (K = N = 4096, one
+/// thread, Sapphire Rapids guest, two runs; GOPS AMX / VNNI):
 ///
-/// - quantized formats: VNNI ahead up to M = 16 (Q4_0 274 vs 276 GOPS, Q4_K 263 vs 230),
-///   AMX ahead from M = 20 (Q4_0 335 vs 251, Q4_K 281 vs 258): 17;
-/// - F16: VNNI ahead at M = 4 (73 vs 58), AMX from M = 8 (117 vs 102): 8;
-/// - BF16: panels are B tiles as packed (no widening), AMX as fast at M = 1 (27 vs 26)
-///   and ahead from M = 4 (107 vs 81): 1.
+/// - Q4_0: 345/366 at M = 24, 369/346 at 26: 26; Q4_1: 310/356 at 24, 353/350 at 26: 26;
+/// - Q8_0: 331/330 at 26, 334/328 and 356/339 at 28: 28;
+/// - Q4_K: 357/363 at 24, 380/347 at 26: 25; IQ4_XS: 364/366 at 24, 393/352 at 26: 25;
+/// - Q5_K: 285/286 at 20, 315/293 at 22: 21; Q6_K: 277/275 at 20 (223/279 at 16): 20;
+/// - F16 (`--m 1,2,4,6,7,8,10,12`): VNNI ahead at M = 8 (122/134), AMX at 10 (154/124): 9;
+/// - BF16: panels are B tiles as packed (no widening), AMX as fast at M = 1 (26/26) and
+///   ahead from M = 2 (52/44): 1.
 pub const fn amx_min_rows(format: Format) -> usize {
     match format {
         Format::BF16 => 1,
-        Format::F16 => 8,
-        _ => 17,
+        Format::F16 => 9,
+        Format::Q6K => 20,
+        Format::Q5K => 21,
+        Format::Q4K | Format::IQ4XS => 25,
+        Format::Q4_0 | Format::Q4_1 => 26,
+        Format::Q8_0 => 28,
     }
 }
 

@@ -18,7 +18,7 @@ use amx_runtime::tensor::{DType, TensorId, f32_to_bytes, i32_to_bytes};
 
 /// Model width (values per token).
 pub const D: usize = 256;
-/// Tokens per run (the AMX path needs at least 17 rows for block formats).
+/// Tokens per run (at least `amx_min_rows` of every block format: 20-28).
 pub const M: usize = 32;
 /// Layers.
 pub const LAYERS: usize = 12;

@@ -86,7 +86,7 @@ fn refuses_other_operands_and_shapes() {
     assert!(!a.supports_op(&as_mul_mat));
 }
 
-/// Token t uses expert 0 and expert `1 + t % 3`: expert 0 is busy (AMX from 17 rows),
+/// Token t uses expert 0 and expert `1 + t % 3`: expert 0 is busy (AMX from `amx_min_rows`),
 /// the others are not.
 fn routing(tokens: usize) -> Vec<i32> {
     (0..tokens).flat_map(|t| [0, 1 + (t % 3) as i32]).collect()
@@ -101,7 +101,7 @@ fn busiest_path(format: Format, ids: &[i32], experts: usize) -> Path {
 #[test]
 fn compute_forward_matches_the_reference_on_and_off_the_pool() {
     let h = host();
-    let (k, n, experts, used, tokens) = (256, 48, 4, 2, 20);
+    let (k, n, experts, used, tokens) = (256, 48, 4, 2, 32);
     let format = Format::Q8_0;
     let wd = t("exps", DType::Block(format), &[k, n, experts]);
     let wdata = q8_0(n * experts, k, 11);
