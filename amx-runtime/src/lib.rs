@@ -10,6 +10,8 @@
 //!   [`pool::Matmul`] for engines that bring their own threads.
 //! - [`buffer`]: buffer types (`is_host`, alignment, sizes, op support, upload that packs,
 //!   download that unpacks): host memory and the AMX buffer type (`is_host = false`).
+//! - [`hugepage`]: zeroed buffers on transparent huge pages for packed weights (the
+//!   decode-time weight stream runs closer to the memory's bandwidth on 2 MiB pages).
 //! - [`backend`]: backends that say which buffer types and ops they accept: the CPU
 //!   backend (host buffers *and* the AMX buffer type), and a GPU-like test backend.
 //! - [`tensor`], [`op`], [`graph`]: tensor descriptions, the ops with their ggml shape
@@ -25,6 +27,7 @@ pub mod buffer;
 pub mod error;
 pub mod exec;
 pub mod graph;
+pub mod hugepage;
 pub mod op;
 pub mod placement;
 pub mod pool;

@@ -4,23 +4,38 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
+use amx_runtime::hugepage::HugeBuffer;
 use amx_runtime::pool::Pool;
 
 /// A plain read loop over `copies` chunks of `chunk` bytes, each pass reading the next
 /// chunk, the way the `dram` GEMM cases cycle through their weight copies.
 pub struct ReadLoop {
-    buf: Vec<u64>,
+    buf: HugeBuffer,
     words: usize,
     copies: usize,
 }
 
 impl ReadLoop {
-    /// Chunks of `chunk` bytes (rounded down to 8, at least 64) filling at least `total`.
+    /// Chunks of `chunk` bytes (rounded down to 8, at least 64) filling at least `total`,
+    /// on the same kind of memory as the weights they are compared with (a
+    /// [`HugeBuffer`]).
     pub fn new(chunk: usize, total: usize) -> ReadLoop {
         let chunk = chunk.max(64) / 8 * 8;
         let copies = total.div_ceil(chunk).max(1);
-        let buf = (0..copies * chunk / 8).map(|i| i as u64).collect();
+        let mut buf = HugeBuffer::zeroed(copies * chunk);
+        // Distinct non-zero words, so that no page stays the shared zero page.
+        for (i, w) in buf.chunks_exact_mut(8).enumerate() {
+            w.copy_from_slice(&(i as u64).to_le_bytes());
+        }
         ReadLoop { buf, words: chunk / 8, copies }
+    }
+
+    /// The buffer as words.
+    fn words(&self) -> &[u64] {
+        // SAFETY: every bit pattern is a valid u64; `align_to` returns only the aligned
+        // middle, and a HugeBuffer starts 64-byte aligned, so the head is empty.
+        let (_, words, _) = unsafe { self.buf.align_to::<u64>() };
+        words
     }
 
     /// Bytes one pass reads.
@@ -31,7 +46,7 @@ impl ReadLoop {
     /// Pass `i`: chunk `i % copies`, split evenly over the pool's threads.
     pub fn pass(&self, i: usize, pool: &Pool) {
         let c = i % self.copies;
-        let part = &self.buf[c * self.words..(c + 1) * self.words];
+        let part = &self.words()[c * self.words..(c + 1) * self.words];
         let per = part.len().div_ceil(pool.threads());
         pool.broadcast(|share| {
             if let Some(piece) = part.chunks(per.max(1)).nth(share) {

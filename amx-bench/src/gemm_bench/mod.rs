@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use amx_core::formats::{Format, FormatError};
 use amx_core::gemm::{GemmError, MatMut, MatRef, Path};
 use amx_core::pack;
+use amx_runtime::hugepage::HugeBuffer;
 use amx_runtime::pool::Pool;
 
 use crate::baseline::{self, DequantSgemm};
@@ -147,14 +148,15 @@ impl From<pack::PackError> for BenchError {
 }
 
 /// The weights under test: `n` rows of `k` values of one format, as ggml bytes and
-/// packed, in `copies` distinct copies that calls cycle through (enough copies put the
-/// weights out of cache).
+/// packed (in an amx-runtime [`HugeBuffer`], as the runtime's buffers hold them), in
+/// `copies` distinct copies that calls cycle through (enough copies put the weights out
+/// of cache).
 pub struct Subject {
     format: Format,
     n: usize,
     k: usize,
     ggml: Vec<Vec<u8>>,
-    packed: Vec<Vec<u8>>,
+    packed: Vec<HugeBuffer>,
 }
 
 impl Subject {
@@ -165,7 +167,8 @@ impl Subject {
     pub fn new(format: Format, n: usize, k: usize, copies: usize) -> Result<Self, BenchError> {
         format.row_bytes(k)?;
         let src = bench_weights(format, 7, n, k)?;
-        let mut packed = vec![0u8; pack::packed_size(format, n, k, 1)?];
+        // Packed weights where an engine using amx-runtime keeps them: on huge pages.
+        let mut packed = HugeBuffer::zeroed(pack::packed_size(format, n, k, 1)?);
         pack::pack(format, n, k, 1, &src, &mut packed)?;
         let copies = copies.max(1);
         Ok(Subject { format, n, k, ggml: vec![src; copies], packed: vec![packed; copies] })

@@ -33,11 +33,12 @@ pub enum Path {
 /// - Q4_K: 357/363 at 24, 380/347 at 26: 25; IQ4_XS: 364/366 at 24, 393/352 at 26: 25;
 /// - Q5_K: 285/286 at 20, 315/293 at 22: 21; Q6_K: 277/275 at 20 (223/279 at 16): 20;
 /// - F16 (`--m 1,2,4,6,7,8,10,12`): VNNI ahead at M = 8 (122/134), AMX at 10 (154/124): 9;
-/// - BF16: panels are B tiles as packed (no widening), AMX as fast at M = 1 (26/26) and
-///   ahead from M = 2 (52/44): 1.
+/// - BF16: panels are B tiles as packed (no widening); from cache AMX ties at M = 1
+///   (26/26) and leads from M = 2 (52/44); streaming from memory (`--dram`, weights on
+///   huge pages) VNNI leads at M = 1 (15.1/14.6, 15.4/14.5) and AMX at M = 2 (29.5/27.8): 2.
 pub const fn amx_min_rows(format: Format) -> usize {
     match format {
-        Format::BF16 => 1,
+        Format::BF16 => 2,
         Format::F16 => 9,
         Format::Q6K => 20,
         Format::Q5K => 21,

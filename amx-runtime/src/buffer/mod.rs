@@ -23,6 +23,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use amx_core::gemm::Path;
 
 use crate::error::{BufferError, ExecError};
+use crate::hugepage::HugeBuffer;
 use crate::op::OpDesc;
 use crate::tensor::TensorDesc;
 
@@ -115,17 +116,11 @@ pub trait BufferType: fmt::Debug + Send + Sync {
     }
 }
 
-/// 64 bytes aligned to 64: the unit of buffer storage.
-#[derive(Clone, Copy)]
-#[repr(C, align(64))]
-struct Line([u8; 64]);
-
 /// One tensor's bytes in one buffer type, with guarded access.
 pub struct Buffer {
     buft: Buft,
     desc: TensorDesc,
-    lines: Vec<Line>,
-    len: usize,
+    bytes: HugeBuffer,
     refused: AtomicUsize,
 }
 
@@ -134,7 +129,7 @@ impl fmt::Debug for Buffer {
         f.debug_struct("Buffer")
             .field("buft", &self.buft.name())
             .field("tensor", &self.desc)
-            .field("len", &self.len)
+            .field("len", &self.bytes.len())
             .finish()
     }
 }
@@ -148,9 +143,9 @@ impl Buffer {
         if !align.is_power_of_two() || align > 64 {
             return Err(BufferError::Alignment { buft: buft.name().into(), align });
         }
-        let len = buft.alloc_size(&desc)?;
-        let lines = vec![Line([0; 64]); len.div_ceil(64)];
-        Ok(Buffer { buft: buft.clone(), desc, lines, len, refused: AtomicUsize::new(0) })
+        // Zeroed, 64-byte aligned; large buffers (weights) on transparent huge pages.
+        let bytes = HugeBuffer::zeroed(buft.alloc_size(&desc)?);
+        Ok(Buffer { buft: buft.clone(), desc, bytes, refused: AtomicUsize::new(0) })
     }
 
     /// [`Buffer::alloc`], then [`BufferType::set_tensor`] with `data`.
@@ -187,24 +182,20 @@ impl Buffer {
 
     /// Bytes of storage.
     pub fn len(&self) -> usize {
-        self.len
+        self.bytes.len()
     }
 
     /// Whether the buffer has no bytes.
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.bytes.is_empty()
     }
 
     fn bytes(&self) -> &[u8] {
-        // SAFETY: `Line` is `repr(C)` around `[u8; 64]` with size 64 and alignment 64, so
-        // the vector is `lines.len() * 64` initialised bytes without padding, and
-        // `len <= lines.len() * 64` (`alloc` made `len.div_ceil(64)` lines).
-        unsafe { std::slice::from_raw_parts(self.lines.as_ptr().cast::<u8>(), self.len) }
+        &self.bytes
     }
 
     fn bytes_mut(&mut self) -> &mut [u8] {
-        // SAFETY: as in `bytes`; the `&mut self` borrow makes this the only access.
-        unsafe { std::slice::from_raw_parts_mut(self.lines.as_mut_ptr().cast::<u8>(), self.len) }
+        &mut self.bytes
     }
 
     fn not_host(&self) -> BufferError {
@@ -262,7 +253,7 @@ impl Buffer {
 
     /// Whether the storage starts at a multiple of `align` (at most 64).
     pub fn is_aligned(&self, align: usize) -> bool {
-        (self.lines.as_ptr() as usize).is_multiple_of(align)
+        (self.bytes.as_ptr() as usize).is_multiple_of(align)
     }
 }
 
