@@ -20,6 +20,7 @@ use amx_core::formats::Format;
 use amx_core::gemm::{MatMut, MatRef};
 use amx_core::pack;
 use amx_core::tile::TileConfig;
+use amx_runtime::hugepage::HugeBuffer;
 use amx_runtime::pool::Pool;
 use amx_runtime::tile_state;
 
@@ -108,7 +109,8 @@ fn main() {
     );
     for format in [Format::Q4_0, Format::Q4K, Format::BF16] {
         let raw = amx_bench::gemm_bench::bench_weights(format, 7, n, k).expect("weights");
-        let mut w = vec![0u8; pack::packed_size(format, n, k, 1).expect("size")];
+        // Where the runtime's buffers keep packed weights: on huge pages.
+        let mut w = HugeBuffer::zeroed(pack::packed_size(format, n, k, 1).expect("size"));
         pack::pack(format, n, k, 1, &raw, &mut w).expect("pack");
         for m in [128, 512] {
             let xv: Vec<f32> = (0..m * k).map(|i| (i % 97) as f32 / 48.0 - 1.0).collect();
