@@ -8,8 +8,10 @@
 //! bound to 90-106 %.
 //!
 //! Large buffers ([`HUGE_PAGE`] bytes and more) are anonymous mappings aligned to 2 MiB
-//! with `madvise(MADV_HUGEPAGE)`, which works in the kernel's default `madvise` THP mode;
-//! the pages are zero on first touch, so allocation costs no pass over the memory. Small
+//! whose whole huge pages get `madvise(MADV_HUGEPAGE)`, which works in the kernel's
+//! default `madvise` THP mode (the tail stays on small pages: no buffer holds up to 2 MiB
+//! of memory it does not use); the pages are zero on first touch, so allocation costs no
+//! pass over the memory. Small
 //! buffers, other systems, and a refused advice fall back to ordinary memory:
 //! [`HugeBuffer::huge_pages_advised`] says which one a buffer got.
 
@@ -79,11 +81,14 @@ impl HugeBuffer {
         }
     }
 
-    /// A 2 MiB-aligned anonymous mapping of `len` bytes, advised for huge pages; `None`
-    /// when the system refuses the mapping.
+    /// A 2 MiB-aligned anonymous mapping of `len` bytes whose whole huge pages are advised
+    /// for THP (the tail past the last whole huge page stays on small pages, so a buffer
+    /// never holds more than 4 KiB of memory it does not use); `None` when the system
+    /// refuses the mapping.
     #[cfg(target_os = "linux")]
     fn mapped(len: usize) -> Option<HugeBuffer> {
-        let map_len = len.checked_next_multiple_of(HUGE_PAGE)?;
+        const PAGE: usize = 4096;
+        let map_len = len.checked_next_multiple_of(PAGE)?;
         let span = map_len.checked_add(HUGE_PAGE)?;
         // SAFETY: an anonymous private mapping at an address of the kernel's choosing
         // touches no existing memory.
@@ -103,9 +108,9 @@ impl HugeBuffer {
         let base = raw as usize;
         let start = base.next_multiple_of(HUGE_PAGE);
         let (head, tail) = (start - base, base + span - (start + map_len));
-        // SAFETY: the head and tail are page-aligned parts of the mapping just made (base
-        // and start are page aligned, `span` and `map_len` are multiples of the page),
-        // used by nothing; unmapping them leaves `start .. start + map_len` mapped.
+        // SAFETY: the head and tail are page-aligned parts of the mapping just made (base,
+        // start and map_len are multiples of the page), used by nothing; unmapping them
+        // leaves `start .. start + map_len` mapped.
         unsafe {
             if head > 0 {
                 libc::munmap(raw, head);
@@ -114,9 +119,11 @@ impl HugeBuffer {
                 libc::munmap((start + map_len) as *mut libc::c_void, tail);
             }
         }
-        // SAFETY: advice on our own mapping; a refusal (THP disabled) changes nothing.
+        let whole = len / HUGE_PAGE * HUGE_PAGE;
+        // SAFETY: advice on our own mapping (`whole <= map_len`); a refusal (THP disabled)
+        // changes nothing.
         let advised =
-            unsafe { libc::madvise(start as *mut libc::c_void, map_len, libc::MADV_HUGEPAGE) } == 0;
+            unsafe { libc::madvise(start as *mut libc::c_void, whole, libc::MADV_HUGEPAGE) } == 0;
         let ptr = NonNull::new(start as *mut u8)?;
         Some(HugeBuffer { ptr, len, source: Source::Mapped { len: map_len, advised } })
     }
