@@ -6,6 +6,12 @@
 //!   tensor bytes.
 //! - [`vectors`]: the GGUF test vectors (weights, reference dequantization, activations,
 //!   float64 reference outputs) loaded and shape-checked, and the [`vectors::nmse`] metric.
+//! - [`gemm_bench`]: what a throughput figure measures ([`gemm_bench::Column`]: our
+//!   dispatched path, a forced path, or the [`baseline`]) and how ([`gemm_bench::measure`],
+//!   on an amx-runtime pool); [`throughput`] builds the main job's tables from it, with a
+//!   [`progress`] bar; [`peak`] times the tile unit's peak in the same run.
+//! - [`pack_bench`], [`moe_bench`], [`verify`], [`summary`], [`report`], [`gguf_report`]:
+//!   the other subcommands' measurements and reports.
 
 pub mod baseline;
 pub mod gemm_bench;
