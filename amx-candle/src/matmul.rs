@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex, TryLockError};
 use amx_core::formats::Format;
 use amx_core::gemm::{self, MatMut, MatRef, Path};
 use amx_core::pack;
+use amx_runtime::hugepage::HugeBuffer;
 use amx_runtime::pool::Pool;
 use amx_runtime::tile_state;
 use candle_core::backend::BackendStorage;
@@ -32,7 +33,7 @@ pub struct AmxMatMul {
     format: Format,
     n: usize,
     k: usize,
-    packed: Vec<u8>,
+    packed: HugeBuffer,
     pool: Option<Arc<Pool>>,
     /// Workspace of the single-threaded path, reused call after call.
     workspace: Mutex<Vec<u8>>,
@@ -63,7 +64,9 @@ impl AmxMatMul {
         bytes: &[u8],
     ) -> Result<AmxMatMul, AdapterError> {
         check_ggml_bytes(format, n, k, bytes)?;
-        let mut packed = vec![0u8; pack::packed_size(format, n, k, 1)?];
+        // On transparent huge pages, as amx-runtime's buffers keep packed weights: the
+        // decode-time weight stream runs closer to the memory's bandwidth.
+        let mut packed = HugeBuffer::zeroed(pack::packed_size(format, n, k, 1)?);
         pack::pack(format, n, k, 1, bytes, &mut packed)?;
         Ok(AmxMatMul { format, n, k, packed, pool: None, workspace: Mutex::new(Vec::new()) })
     }
