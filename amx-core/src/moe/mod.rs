@@ -166,10 +166,9 @@ impl<'w> Grouped<'w> {
                 continue;
             }
             let at = u64_at(offsets, e);
-            let body = &mut prepared[at..at + expert_bytes(format, run.len(), shape.k, path)?];
             let p = Preparation::new(format, run.len(), shape.k, path)?;
             let rows = run.clone().map(|i| x.row(routing.entry(i) / top_k));
-            p.prepare_gathered(rows, &mut body[..p.gathered_bytes()?]);
+            p.prepare_gathered(rows, &mut prepared[at..at + p.gathered_bytes()?]);
         }
         let out_bytes = take(&mut ws, rows * shape.n * 4)?;
         // SAFETY: `out_bytes` is 64-byte aligned (from `take`) and f32 has no invalid bit
@@ -243,8 +242,7 @@ impl<'w> Grouped<'w> {
         let k = self.shape.k;
         let p = Preparation::new(self.format, rows, k, self.path)?;
         let at = u64_at(self.offsets, expert);
-        let body = &self.prepared[at..at + expert_bytes(self.format, rows, k, self.path)?];
-        let prepared = p.finish_gathered(&body[..p.gathered_bytes()?])?;
+        let prepared = p.finish_gathered(&self.prepared[at..at + p.gathered_bytes()?])?;
         let out = self.out.rows_from(self.routing.run(expert).start, rows);
         // SAFETY: this item's output rows (the expert's run) and panels are disjoint from
         // every other concurrent item's (the caller's contract).
