@@ -122,13 +122,8 @@ impl<'a> MatMut<'a> {
     /// A shared handle for threads that each write a disjoint part of this output (see
     /// [`super::gemm_range_shared`]). The handle borrows `self` mutably for its lifetime.
     pub fn share(&mut self) -> SharedOut<'_> {
-        SharedOut {
-            ptr: self.data.as_mut_ptr(),
-            rows: self.rows,
-            cols: self.cols,
-            stride: self.stride,
-            _borrow: PhantomData,
-        }
+        let (rows, cols, stride) = (self.rows, self.cols, self.stride);
+        MatMut { data: &mut *self.data, rows, cols, stride }.into_shared()
     }
 }
 
