@@ -104,15 +104,16 @@ struct Subjects {
 
 impl Subjects {
     fn new(format: Format, plan: &Plan) -> Result<Subjects, BenchError> {
+        let all = Subject::new(format, plan.n, plan.k, 1)?;
         let prefixes = match plan.slow_call {
             Some(_) => PREFIXES
                 .iter()
                 .filter(|&&p| p < plan.n)
-                .map(|&p| Subject::new(format, p, plan.k, 1))
+                .map(|&p| all.prefix(p))
                 .collect::<Result<_, _>>()?,
             None => Vec::new(),
         };
-        Ok(Subjects { all: Subject::new(format, plan.n, plan.k, 1)?, prefixes })
+        Ok(Subjects { all, prefixes })
     }
 
     /// Times `column` on all rows if a call is estimated to stay under `slow_call`, else

@@ -166,7 +166,27 @@ impl Subject {
     /// the packer refuses.
     pub fn new(format: Format, n: usize, k: usize, copies: usize) -> Result<Self, BenchError> {
         format.row_bytes(k)?;
-        let src = bench_weights(format, 7, n, k)?;
+        Subject::packed(format, n, k, bench_weights(format, 7, n, k)?, copies)
+    }
+
+    /// The first `rows` rows (at most N) of the same weights, in one copy: a smaller
+    /// call of the same kind.
+    ///
+    /// Errors: those of [`Subject::new`] (none for a subject that exists).
+    pub fn prefix(&self, rows: usize) -> Result<Subject, BenchError> {
+        let rows = rows.min(self.n);
+        let src = self.ggml[0][..rows * self.format.row_bytes(self.k)?].to_vec();
+        Subject::packed(self.format, rows, self.k, src, 1)
+    }
+
+    /// `src` (`n` rows of ggml bytes) and its packed form, `copies` times (at least once).
+    fn packed(
+        format: Format,
+        n: usize,
+        k: usize,
+        src: Vec<u8>,
+        copies: usize,
+    ) -> Result<Self, BenchError> {
         // Packed weights where an engine using amx-runtime keeps them: on huge pages.
         let mut packed = HugeBuffer::zeroed(pack::packed_size(format, n, k, 1)?);
         pack::pack(format, n, k, 1, &src, &mut packed)?;
@@ -319,6 +339,16 @@ mod tests {
         }
         assert_eq!(Column::from_name("AUTO"), Some(Column::Dispatch));
         assert_eq!(Column::from_name("gpu"), None);
+    }
+
+    #[test]
+    fn a_prefix_is_the_first_rows_of_the_same_weights() {
+        let all = Subject::new(Format::Q6K, 40, 512, 2).expect("subject");
+        let p = all.prefix(17).expect("prefix");
+        let rb = Format::Q6K.row_bytes(512).expect("row bytes");
+        assert_eq!((p.n(), p.k(), p.packed.len()), (17, 512, 1));
+        assert_eq!(p.ggml[0], all.ggml[0][..17 * rb]);
+        assert_eq!(all.prefix(99).expect("prefix").n(), 40);
     }
 
     #[test]
