@@ -4,10 +4,14 @@
 //! Where the reference value is finite the path's value must be within a bound derived
 //! from the operands: `sum_k |w| * (|x| * 2^-7 + dx_k)`, covering BF16 rounding of both
 //! operands (AMX path) and int8 rounding of the activations (`dx_k` = the block's
-//! max |x| / 127, VNNI path), plus f32 summation. Where it is not finite, the path's value
-//! must not be finite either.
+//! max |x| / 127, VNNI path), plus f32 rounding of the VNNI path's affine decoding: it
+//! computes `scale * sum(u x) + bias * sum(x)` per sub-block, so a weight that is exactly
+//! 0 (`scale * u + bias = 0`) may still leave a rounding error of the size of those two
+//! terms (`affine_bound`). Where the reference is not finite, the path's value must not be
+//! finite either.
 #![no_main]
 
+use amx_core::formats::half::f16_to_f32;
 use amx_core::formats::{Format, dequantize};
 use amx_core::gemm::{self, MatMut, MatRef, Path};
 use amx_core::pack::{pack, packed_size};
@@ -22,6 +26,24 @@ struct Input {
     blocks: u8,
     weights: Vec<u8>,
     activations: Vec<u16>,
+}
+
+/// An upper bound of `|scale| * u + |bias|` over one block's weights, the sizes of the two
+/// terms the VNNI path's affine decoding adds (see amx-core's `decode/x86/codecs.rs`: `u`
+/// unsigned, sub-block scales at most 63, Q6_K's at most 128 and IQ4_XS's at most 32 in
+/// magnitude); 0 for F16/BF16, which are not decoded that way.
+fn affine_bound(format: Format, block: &[u8]) -> f64 {
+    let h = |at: usize| f64::from(f16_to_f32(u16::from_le_bytes([block[at], block[at + 1]]))).abs();
+    match format {
+        Format::Q4_0 => 23.0 * h(0),
+        Format::Q4_1 => 15.0 * h(0) + h(2),
+        Format::Q8_0 => 383.0 * h(0),
+        Format::Q4K => 63.0 * (15.0 * h(0) + h(2)),
+        Format::Q5K => 63.0 * (31.0 * h(0) + h(2)),
+        Format::Q6K => 128.0 * 95.0 * h(208),
+        Format::IQ4XS => 32.0 * 383.0 * h(0),
+        _ => 0.0,
+    }
 }
 
 fn run(
@@ -113,6 +135,23 @@ fuzz_target!(|input: Input| {
                     })
                     .sum::<f64>()
                     + 1e-30;
+                // f32 rounding of the affine terms: a few roundings per sub-block (16 or
+                // more values) and one per sub-block sum added to the row's total.
+                // Per 32 activations (one activation block, inside one weight block).
+                let (bv, bb) = (format.block_values(), format.block_bytes());
+                let affine: f64 = if bv == 1 {
+                    0.0
+                } else {
+                    xr.chunks(32)
+                        .enumerate()
+                        .map(|(j, blk)| {
+                            let b = c * row_bytes + j * 32 / bv * bb;
+                            let xmax = blk.iter().fold(0f32, |a, v| a.max(v.abs()));
+                            affine_bound(format, &w[b..b + bb]) * f64::from(xmax) * blk.len() as f64
+                        })
+                        .sum()
+                };
+                let bound = bound + (k / 16 + 8) as f64 * f64::from(f32::EPSILON) * affine;
                 let err = (f64::from(g) - f64::from(want)).abs();
                 assert!(
                     err <= bound,
