@@ -1,6 +1,7 @@
 //! The error type of the GGUF reader.
 
 use core::fmt;
+use std::path::PathBuf;
 
 use super::value::ValueType;
 
@@ -18,6 +19,14 @@ pub enum GgufError {
         kind: std::io::ErrorKind,
         /// The underlying error's message.
         message: String,
+    },
+    /// The path names a directory, device, FIFO or socket, not a regular file (nothing
+    /// is read from it).
+    NotARegularFile {
+        /// The path as given.
+        path: PathBuf,
+        /// What it is instead: `"a directory"`, `"a character device"`, ...
+        kind: &'static str,
     },
     /// The file does not start with the bytes `GGUF`.
     BadMagic {
@@ -129,10 +138,26 @@ pub enum GgufError {
         /// The values per block of the tensor's type.
         block_values: u64,
     },
-    /// The tensor's byte size (or its end offset) does not fit in 64 bits.
+    /// The tensor's byte size (the product of its dims and its type's block size) does
+    /// not fit in 64 bits.
     TensorSizeOverflow {
         /// The tensor name.
         name: String,
+        /// Its dims `ne0..ne3`.
+        ne: [u64; 4],
+        /// Its ggml type id.
+        ggml_type: u32,
+    },
+    /// The tensor's offset lies past the end of the data section.
+    TensorOffsetOutOfBounds {
+        /// The tensor name.
+        name: String,
+        /// Its offset from the start of the data section.
+        offset: u64,
+        /// Where the data section starts in the file.
+        data_offset: u64,
+        /// The bytes from the start of the data section to the end of the file.
+        data_len: u64,
     },
     /// The tensor's bytes are not all inside the file.
     TensorOutOfBounds {
@@ -179,6 +204,9 @@ impl fmt::Display for GgufError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Io { kind, message } => write!(f, "GGUF read failed ({kind:?}): {message}"),
+            Self::NotARegularFile { path, kind } => {
+                write!(f, "{} is {kind}, not a regular file", path.display())
+            }
             Self::BadMagic { found } => {
                 write!(f, "not a GGUF file: magic is {found:02x?}, expected \"GGUF\"")
             }
@@ -234,9 +262,17 @@ impl fmt::Display for GgufError {
                 "GGUF tensor {name:?} has ne0 = {ne0}, not a multiple of its block size \
                  {block_values}"
             ),
-            Self::TensorSizeOverflow { name } => {
-                write!(f, "GGUF tensor {name:?} size overflows 64 bits")
-            }
+            Self::TensorSizeOverflow { name, ne, ggml_type } => write!(
+                f,
+                "GGUF tensor {name:?} ({}, ggml type {ggml_type}) with dims {ne:?} has more \
+                 than 2^64 bytes",
+                super::types::type_name(*ggml_type).unwrap_or("?")
+            ),
+            Self::TensorOffsetOutOfBounds { name, offset, data_offset, data_len } => write!(
+                f,
+                "GGUF tensor {name:?} has offset {offset}, past the end of the data section \
+                 ({data_len} bytes from file offset {data_offset} to the end of the file)"
+            ),
             Self::TensorOutOfBounds { name, start, size, file_len } => write!(
                 f,
                 "GGUF tensor {name:?} ({size} bytes at offset {start}) extends past the end \

@@ -10,12 +10,14 @@
 //! to `general.alignment` (default 32), then the data section; tensor offsets are
 //! relative to the data section and multiples of the alignment.
 //!
-//! The reader is meant for untrusted files: every read is bounds-checked, every count is
+//! The reader is meant for untrusted files: [`GgufFile::open`] reads only regular files
+//! and at most their size, every read is bounds-checked, every count is
 //! checked against the bytes left before anything is allocated for it, array nesting is
 //! capped at [`MAX_ARRAY_DEPTH`], and every tensor of a known type is checked to lie
 //! inside the file when the file is parsed. Bad input is a [`GgufError`], never a panic.
 
 mod error;
+mod open;
 mod reader;
 mod types;
 mod value;
@@ -82,7 +84,11 @@ impl TensorInfo {
         [layout.block_bytes, self.ne[1], self.ne[2], self.ne[3]]
             .iter()
             .try_fold(blocks_per_row, |acc, &d| acc.checked_mul(d))
-            .ok_or_else(|| GgufError::TensorSizeOverflow { name: self.name.clone() })
+            .ok_or_else(|| GgufError::TensorSizeOverflow {
+                name: self.name.clone(),
+                ne: self.ne,
+                ggml_type: self.ggml_type,
+            })
     }
 }
 
@@ -113,11 +119,23 @@ macro_rules! getter {
 
 impl GgufFile {
     /// Reads and parses the file at `path`.
+    ///
+    /// Only a regular file is read (symbolic links are followed): a directory, device,
+    /// FIFO or socket is [`GgufError::NotARegularFile`], so `/dev/zero` cannot be read
+    /// until memory runs out. At most the file's size at open time is read, into a
+    /// buffer reserved for that size; every length and count inside is then checked
+    /// against the bytes left (see [`GgufFile::parse`]).
     pub fn open(path: impl AsRef<Path>) -> Result<GgufFile, GgufError> {
-        Self::parse(std::fs::read(path)?)
+        Self::parse(open::read_regular_file(path.as_ref())?)
     }
 
     /// Parses a whole GGUF file held in `bytes`.
+    ///
+    /// Every count (tensors, keys, array elements, string bytes) is checked against the
+    /// bytes left before anything is allocated for it ([`GgufError::AbsurdCount`]), and
+    /// every tensor of a known type is checked to lie in the file: its offset inside the
+    /// data section ([`GgufError::TensorOffsetOutOfBounds`]), then its bytes
+    /// ([`GgufError::TensorOutOfBounds`]).
     pub fn parse(bytes: Vec<u8>) -> Result<GgufFile, GgufError> {
         let mut cur = Cursor::new(&bytes);
         let version = cur.header()?;
@@ -195,13 +213,23 @@ impl GgufFile {
     }
 
     /// The range in the file of `size` bytes at tensor `info`'s offset, checked to lie
-    /// in the file.
+    /// in the file: first the offset against the data section, then the end against the
+    /// file (no sum is formed before it is known not to overflow).
     fn byte_range(&self, info: &TensorInfo, size: u64) -> Result<(usize, usize), GgufError> {
         let file_len = self.bytes.len() as u64;
-        let overflow = || GgufError::TensorSizeOverflow { name: info.name.clone() };
-        let start = self.data_offset.checked_add(info.offset).ok_or_else(overflow)?;
-        let end = start.checked_add(size).ok_or_else(overflow)?;
-        if end > file_len {
+        // The data section may start past the end of a file that holds no tensor data.
+        let data_len = file_len.saturating_sub(self.data_offset);
+        if info.offset > data_len {
+            return Err(GgufError::TensorOffsetOutOfBounds {
+                name: info.name.clone(),
+                offset: info.offset,
+                data_offset: self.data_offset,
+                data_len,
+            });
+        }
+        // offset <= data_len, so start <= max(file_len, data_offset): no overflow.
+        let start = self.data_offset + info.offset;
+        if start > file_len || size > file_len - start {
             return Err(GgufError::TensorOutOfBounds {
                 name: info.name.clone(),
                 start,
@@ -209,8 +237,8 @@ impl GgufFile {
                 file_len,
             });
         }
-        // start <= end <= file_len, which came from a usize.
-        Ok((start as usize, end as usize))
+        // start + size <= file_len, which came from a usize.
+        Ok((start as usize, (start + size) as usize))
     }
 
     /// The format version (2 or 3).

@@ -121,10 +121,17 @@ fn malformed_tensors() {
         parse(&t("b", &[33], Q4_0, 18)).unwrap_err(),
         GgufError::RowNotWholeBlocks { name: "b".into(), ne0: 33, block_values: 32 }
     );
+    let e = parse(&t("b", &[1 << 62, 4], GGML_TYPE_F32, 4)).unwrap_err();
     assert_eq!(
-        parse(&t("b", &[1 << 62, 4], GGML_TYPE_F32, 4)).unwrap_err(),
-        GgufError::TensorSizeOverflow { name: "b".into() }
+        e,
+        GgufError::TensorSizeOverflow {
+            name: "b".into(),
+            ne: [1 << 62, 4, 1, 1],
+            ggml_type: GGML_TYPE_F32
+        }
     );
+    let msg = e.to_string();
+    assert!(["\"b\"", "F32", "4611686018427387904, 4, 1, 1"].iter().all(|s| msg.contains(s)));
     // One byte short: the file ends 1 byte before the tensor does.
     let (mut bytes, _) = t("b", &[8], GGML_TYPE_F32, 32).build();
     let len = bytes.len() as u64;
@@ -148,8 +155,6 @@ fn malformed_tensors() {
     assert!(
         matches!(parse(&w), Err(GgufError::TensorOutOfBounds { start, .. }) if start % 32 == 0)
     );
-    w.offsets = Some(vec![0, u64::MAX - 31]);
-    assert_eq!(parse(&w).unwrap_err(), GgufError::TensorSizeOverflow { name: "b".into() });
     // A tensor of unknown type parses if its start is in the file, but cannot be read.
     let f = parse(&t("b", &[256], Q2_K, 84)).unwrap();
     assert_eq!(
@@ -158,7 +163,90 @@ fn malformed_tensors() {
     );
     let mut w = t("b", &[256], Q2_K, 84);
     w.offsets = Some(vec![0, 1 << 20]);
-    assert!(matches!(parse(&w), Err(GgufError::TensorOutOfBounds { size: 0, .. })));
+    assert!(
+        matches!(parse(&w), Err(GgufError::TensorOffsetOutOfBounds { offset, .. }) if offset == 1 << 20)
+    );
+}
+
+/// An offset near 2^64 used to read "size overflows 64 bits"; it names the tensor, its
+/// offset and the data section instead.
+#[test]
+fn absurd_offsets_name_the_tensor_the_offset_and_the_data_size() {
+    let base = Writer::new().tensor("a", &[8], GGML_TYPE_F32, vec![0; 32]).tensor(
+        "b",
+        &[8],
+        GGML_TYPE_F32,
+        vec![0; 32],
+    );
+    let (bytes, header_end) = base.build();
+    let data_offset = (header_end as u64).next_multiple_of(32);
+    let data_len = bytes.len() as u64 - data_offset;
+    assert_eq!(data_len, 64);
+    for offset in [u64::MAX - 31, 1 << 40, 96] {
+        let mut w = Writer::new().tensor("a", &[8], GGML_TYPE_F32, vec![0; 32]).tensor(
+            "b",
+            &[8],
+            GGML_TYPE_F32,
+            vec![0; 32],
+        );
+        w.offsets = Some(vec![0, offset]);
+        let e = parse(&w).unwrap_err();
+        assert_eq!(
+            e,
+            GgufError::TensorOffsetOutOfBounds { name: "b".into(), offset, data_offset, data_len }
+        );
+        let msg = e.to_string();
+        let want =
+            ["\"b\"".to_string(), offset.to_string(), data_offset.to_string(), "64 bytes".into()];
+        assert!(want.iter().all(|s| msg.contains(s.as_str())), "{msg}");
+        assert!(!msg.contains("overflow"), "{msg}");
+    }
+    // A size that would overflow when added to the start is out of bounds, not an
+    // overflow: 2^64 - 1 one-byte values at offset 32.
+    let mut w = Writer::new().tensor("a", &[8], GGML_TYPE_F32, vec![0; 32]).tensor(
+        "b",
+        &[u64::MAX],
+        GGML_TYPE_I8,
+        vec![0; 32],
+    );
+    w.offsets = Some(vec![0, 32]);
+    let e = parse(&w).unwrap_err();
+    assert!(
+        matches!(e, GgufError::TensorOutOfBounds { ref name, size: u64::MAX, .. } if name == "b"),
+        "{e}"
+    );
+}
+
+/// Only regular files are read: a directory is refused by kind, naming the path.
+#[test]
+fn directories_are_not_read() {
+    let dir = std::env::temp_dir();
+    let e = GgufFile::open(&dir).unwrap_err();
+    assert_eq!(e, GgufError::NotARegularFile { path: dir.clone(), kind: "a directory" });
+    let msg = e.to_string();
+    assert!(msg.contains(&*dir.to_string_lossy()) && msg.contains("a directory"), "{msg}");
+}
+
+/// `/dev/zero` used to be read until memory ran out.
+#[cfg(target_os = "linux")]
+#[test]
+fn dev_zero_is_refused_before_reading() {
+    let e = GgufFile::open("/dev/zero").unwrap_err();
+    assert_eq!(
+        e,
+        GgufError::NotARegularFile { path: "/dev/zero".into(), kind: "a character device" }
+    );
+    assert_eq!(e.to_string(), "/dev/zero is a character device, not a regular file");
+}
+
+/// Reads stop at the size the file had when opened: `/proc/self/status` is a regular
+/// file of size 0 that yields text, and is read as an empty file (the old reader read
+/// its text and reported a bad magic).
+#[cfg(target_os = "linux")]
+#[test]
+fn reads_are_bounded_by_the_file_size() {
+    let e = GgufFile::open("/proc/self/status").unwrap_err();
+    assert_eq!(e, GgufError::Truncated { what: "magic", offset: 0, needed: 4, file_len: 0 });
 }
 
 #[test]
