@@ -7,6 +7,10 @@
 //! tensors `MUL_MAT` against 32 rows of f32 activations, 3-D expert stacks `MUL_MAT_ID`
 //! with top-8 routing. Placement then asks the buffer types about that op, AMX first,
 //! host memory as the fallback; nothing is decided by name or type list.
+//!
+//! A tensor whose packed form would exceed [`MAX_PACK_AMPLIFICATION`] times its source
+//! bytes is refused before anything is allocated for it (padding can turn a 16 MiB file
+//! into an 8 GiB request otherwise).
 
 use std::fmt::Write as _;
 use std::time::Instant;
@@ -23,6 +27,45 @@ use crate::gguf::GgufFile;
 
 /// Rows of activations the probe ops use.
 const ROWS: usize = 32;
+
+/// The most packed bytes per source byte that [`report`] repacks; a tensor whose packed
+/// size exceeds this multiple of its ggml bytes is refused before allocating.
+///
+/// Why 4: packing pads N to 16-row panels, K to the 32-value group (F16, BF16; the
+/// quantized formats' groups are their blocks, so K needs no padding), each panel to 64
+/// bytes, and adds a 64-byte header. Over real shapes (K a multiple of the block, N >= 16,
+/// any number of stacked matrices) the worst ratio is 2.30, Q4_0 with N = 17 and K = 32
+/// (306 bytes become 704: two panels of 320 bytes and the header); every format stays
+/// under 2 from N = 33 on. 4 also admits N >= 8 (worst 2.67, Q4_0 N = 8) and F16/BF16
+/// rows of at least 16 values (worst 3.88, N = 17, K = 16), and leaves room for a
+/// larger header. The refused shapes are padding, not weights: an F16 row of 1 value
+/// takes 2 bytes and packs to 64, times 16 rows per panel for a single-row matrix, a
+/// ratio of 512 (an F16 `[1, 1, 2^23]` stack of 16 MiB would ask for 8 GiB).
+/// `tests::real_shapes_stay_within_the_bound` checks the figures against
+/// [`pack::packed_size`].
+pub const MAX_PACK_AMPLIFICATION: usize = 4;
+
+/// The packed size of tensor `name` (`e` stacked matrices of `n` rows of `k` values in
+/// `format`, `src_bytes` ggml bytes), or an error naming the tensor and both sizes when
+/// it exceeds [`MAX_PACK_AMPLIFICATION`] times `src_bytes` (or cannot be computed).
+pub fn bounded_packed_size(
+    name: &str,
+    format: Format,
+    [k, n, e]: [usize; 3],
+    src_bytes: usize,
+) -> Result<usize, String> {
+    let packed = pack::packed_size(format, n, k, e).map_err(|err| format!("{name}: {err}"))?;
+    let bound = src_bytes.saturating_mul(MAX_PACK_AMPLIFICATION);
+    if packed > bound {
+        return Err(format!(
+            "{name}: refusing to repack: {} [{k}, {n}, {e}] is {src_bytes} bytes and would \
+             pack to {packed} bytes, more than {MAX_PACK_AMPLIFICATION} x its size (padding \
+             to 16-row panels and 64-byte groups)",
+            format.name()
+        ));
+    }
+    Ok(packed)
+}
 
 /// One tensor's line: name, type, shape, where it goes and, for AMX, the repack figures.
 #[derive(Clone, Debug, PartialEq)]
@@ -45,6 +88,10 @@ fn dtype(ggml_type: u32) -> Option<DType> {
 
 /// Places every tensor of `file` and repacks those that go to AMX. Returns the
 /// placement report (text, with the reasons) and one line per tensor.
+///
+/// Errors (as text): a tensor the graph or placement refuses, and a tensor placed in
+/// AMX whose packed size exceeds [`MAX_PACK_AMPLIFICATION`] times its source bytes
+/// (see [`bounded_packed_size`]; checked before allocating).
 pub fn report(file: &GgufFile) -> Result<(String, Vec<TensorLine>), String> {
     let mut graph = Graph::new();
     let mut skipped = String::new();
@@ -102,7 +149,8 @@ pub fn report(file: &GgufFile) -> Result<(String, Vec<TensorLine>), String> {
             };
             let (k, n, e) = (d.desc.ne[0], d.desc.ne[1], d.desc.ne[2]);
             let src = file.tensor_bytes(&info.name).map_err(|e| e.to_string())?;
-            let mut dst = vec![0u8; pack::packed_size(format, n, k, e).map_err(|e| e.to_string())?];
+            let size = bounded_packed_size(&name, format, [k, n, e], src.len())?;
+            let mut dst = vec![0u8; size];
             let t = Instant::now();
             pack::pack(format, n, k, e, src, &mut dst).map_err(|e| e.to_string())?;
             Some((t.elapsed().as_secs_f64(), dst.len()))
@@ -111,3 +159,6 @@ pub fn report(file: &GgufFile) -> Result<(String, Vec<TensorLine>), String> {
     }
     Ok((format!("{placement}{skipped}"), lines))
 }
+
+#[cfg(test)]
+mod tests;
