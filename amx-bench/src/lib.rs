@@ -23,6 +23,8 @@ pub mod peak;
 pub mod progress;
 pub mod report;
 pub mod summary;
+#[cfg(test)]
+mod test_dir;
 pub mod throughput;
 pub mod vectors;
 pub mod verify;

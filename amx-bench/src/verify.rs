@@ -1,5 +1,9 @@
 //! `amx-bench verify DIR`: every check on every GGUF vector in a directory, one line per
 //! file and check, and a closing `N passed, N failed` line.
+//!
+//! A folder that does not exist or holds no vector is an error, not "0 passed"; a file
+//! that does not load is one failed `load` check and the others still run; a kernel's
+//! NMSE is held to `min(amx.test.nmse_max, NMSE_MAX_CAP)`.
 
 use std::fmt;
 use std::path::Path;
@@ -7,7 +11,7 @@ use std::path::Path;
 use amx_core::formats::dequantize;
 use amx_core::pack::{PackedRef, pack, packed_size, unpack};
 
-use crate::vectors::{Vector, VectorError, load_dir, nmse};
+use crate::vectors::{NMSE_MAX_CAP, Vector, VectorError, nmse, vector_paths};
 use amx_core::gemm::{self, GemmError, MatMut, MatRef, Path as KernelPath};
 
 /// One check of one vector file.
@@ -15,7 +19,7 @@ use amx_core::gemm::{self, GemmError, MatMut, MatRef, Path as KernelPath};
 pub struct Check {
     /// The vector's file name.
     pub file: String,
-    /// What was checked (`dequantize`, `pack-unpack`, later one per kernel path).
+    /// What was checked (`load`, `dequantize`, `pack-unpack`, `gemm-<path>`).
     pub check: String,
     /// Whether it passed.
     pub passed: bool,
@@ -65,7 +69,8 @@ fn pack_check(v: &Vector) -> (bool, String) {
 }
 
 /// One kernel path on one vector: NMSE of the output against the vector's float64
-/// reference, at most the vector's `amx.test.nmse_max`.
+/// reference, at most [`Vector::nmse_max`] (the vector's `amx.test.nmse_max`, capped at
+/// [`NMSE_MAX_CAP`]; the line says when the cap applied).
 fn path_check(v: &Vector, path: KernelPath) -> (bool, String, Option<f64>) {
     let run = || -> Result<Vec<f32>, GemmError> {
         let mut packed = vec![0u8; packed_size(v.format, v.n, v.k, 1)?];
@@ -82,7 +87,15 @@ fn path_check(v: &Vector, path: KernelPath) -> (bool, String, Option<f64>) {
         Ok(y) => {
             let e = nmse(&y, &v.y);
             let limit = f64::from(v.nmse_max);
-            (e <= limit, format!("nmse {e:.2e} (limit {limit:.1e})"), Some(e))
+            let capped = if v.nmse_max < v.nmse_max_requested {
+                format!(
+                    ", capped from the vector's {:.1e} at {NMSE_MAX_CAP:.0e}",
+                    v.nmse_max_requested
+                )
+            } else {
+                String::new()
+            };
+            (e <= limit, format!("nmse {e:.2e} (limit {limit:.1e}{capped})"), Some(e))
         }
     }
 }
@@ -117,9 +130,27 @@ pub fn check_vector(v: &Vector) -> Vec<Check> {
     checks
 }
 
-/// Loads every `.gguf` vector in `dir` and runs every check.
+/// The failed `load` check of a file that did not load, naming it and why.
+pub fn load_failure(path: &Path, error: &VectorError) -> Check {
+    let file = path.file_name().unwrap_or(path.as_os_str()).to_string_lossy().into_owned();
+    Check { file, check: "load".to_string(), passed: false, detail: error.to_string(), nmse: None }
+}
+
+/// Every check of the vector file at `path`: one failed `load` check if it does not load.
+pub fn check_file(path: &Path) -> Vec<Check> {
+    match Vector::load(path) {
+        Ok(v) => check_vector(&v),
+        Err(e) => vec![load_failure(path, &e)],
+    }
+}
+
+/// Loads every `.gguf` vector in `dir` and runs every check; a file that does not load
+/// is a failed `load` check and the others still run.
+///
+/// Errors: [`VectorError::Io`] when `dir` cannot be listed (for example it does not
+/// exist), [`VectorError::NoVectors`] when it holds no `.gguf` file.
 pub fn verify_dir(dir: &Path) -> Result<Vec<Check>, VectorError> {
-    Ok(load_dir(dir)?.iter().flat_map(check_vector).collect())
+    Ok(vector_paths(dir)?.iter().flat_map(|p| check_file(p)).collect())
 }
 
 /// The closing line: `N passed, N failed`.
@@ -127,3 +158,6 @@ pub fn summary(checks: &[Check]) -> String {
     let passed = checks.iter().filter(|c| c.passed).count();
     format!("{passed} passed, {} failed", checks.len() - passed)
 }
+
+#[cfg(test)]
+mod tests;

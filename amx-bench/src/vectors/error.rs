@@ -9,7 +9,7 @@ use crate::gguf::GgufError;
 #[non_exhaustive]
 #[derive(Clone, Debug, PartialEq)]
 pub enum VectorError {
-    /// The directory could not be listed.
+    /// The directory could not be listed (it does not exist, is not a directory, ...).
     Io {
         /// The directory.
         path: PathBuf,
@@ -17,6 +17,11 @@ pub enum VectorError {
         kind: std::io::ErrorKind,
         /// The underlying error's message.
         message: String,
+    },
+    /// The directory holds no `*.gguf` file.
+    NoVectors {
+        /// The directory.
+        path: PathBuf,
     },
     /// The file is not a valid GGUF file, or lacks a key or tensor, or one has the
     /// wrong type.
@@ -63,8 +68,14 @@ pub enum VectorError {
 impl fmt::Display for VectorError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Self::Io { path, kind: std::io::ErrorKind::NotFound, .. } => {
+                write!(f, "vector folder {} does not exist", path.display())
+            }
             Self::Io { path, kind, message } => {
-                write!(f, "{}: cannot list ({kind:?}): {message}", path.display())
+                write!(f, "cannot list vector folder {} ({kind:?}): {message}", path.display())
+            }
+            Self::NoVectors { path } => {
+                write!(f, "no vector (*.gguf file) found in {}", path.display())
             }
             Self::Gguf { path, source } => write!(f, "{}: {source}", path.display()),
             Self::UnknownFormat { path, name } => {

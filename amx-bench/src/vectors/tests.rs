@@ -139,6 +139,38 @@ fn synthetic_vector_errors() {
 fn load_dir_errors() {
     let e = load_dir("/nonexistent/amx-rs/vectors").unwrap_err();
     assert!(matches!(e, VectorError::Io { kind: std::io::ErrorKind::NotFound, .. }), "{e}");
+    assert_eq!(e.to_string(), "vector folder /nonexistent/amx-rs/vectors does not exist");
     let e = Vector::load("/nonexistent/amx-rs/v.gguf").unwrap_err();
     assert!(matches!(e, VectorError::Gguf { source: GgufError::Io { .. }, .. }), "{e}");
+}
+
+/// An empty folder (or one without `.gguf` files) used to load as zero vectors, which
+/// every check then "passed".
+#[test]
+fn a_folder_without_vectors_is_an_error() {
+    let dir = crate::test_dir::TestDir::new("no-vectors");
+    for (i, e) in [load_dir(dir.path()).unwrap_err(), vector_paths(dir.path()).unwrap_err()]
+        .into_iter()
+        .enumerate()
+    {
+        assert_eq!(e, VectorError::NoVectors { path: dir.path().to_path_buf() }, "{i}");
+        let msg = e.to_string();
+        assert!(msg.contains("no vector") && msg.contains(&*dir.path().to_string_lossy()));
+    }
+    std::fs::write(dir.path().join("notes.txt"), b"not a vector").unwrap();
+    assert!(matches!(load_dir(dir.path()), Err(VectorError::NoVectors { .. })));
+    // A file given as the folder cannot be listed.
+    let file = dir.path().join("notes.txt");
+    let e = vector_paths(&file).unwrap_err();
+    assert!(matches!(e, VectorError::Io { ref path, .. } if *path == file), "{e}");
+}
+
+/// A vector's own `nmse_max` used to be trusted whatever it said.
+#[test]
+fn nmse_max_is_capped() {
+    assert_eq!(NMSE_MAX_CAP, 1e-2);
+    for (asked, used) in [(1e9, NMSE_MAX_CAP), (0.5, NMSE_MAX_CAP), (1e-2, 1e-2), (5e-4, 5e-4)] {
+        let v = synthetic(|k, _| set(k, "amx.test.nmse_max", Value::F32(asked))).unwrap();
+        assert_eq!((v.nmse_max, v.nmse_max_requested), (used, asked));
+    }
 }
