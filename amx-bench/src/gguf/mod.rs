@@ -12,7 +12,8 @@
 //!
 //! The reader is meant for untrusted files: [`GgufFile::open`] reads only regular files
 //! and at most their size, every read is bounds-checked, every count is
-//! checked against the bytes left before anything is allocated for it, array nesting is
+//! checked against the bytes left before anything is allocated for it (and what is
+//! reserved for a count never exceeds the bytes left), array nesting is
 //! capped at [`MAX_ARRAY_DEPTH`], and every tensor of a known type is checked to lie
 //! inside the file when the file is parsed. Bad input is a [`GgufError`], never a panic.
 
@@ -37,7 +38,7 @@ pub use types::{
 };
 pub use value::{Array, Value, ValueType};
 
-use reader::{Cursor, MIN_KV_SIZE, MIN_TENSOR_INFO_SIZE};
+use reader::{Cursor, MAX_RESERVED_ITEMS, MIN_KV_SIZE, MIN_TENSOR_INFO_SIZE, reserve};
 
 /// The data-section alignment when `general.alignment` is absent.
 pub const DEFAULT_ALIGNMENT: u32 = 32;
@@ -142,8 +143,9 @@ impl GgufFile {
         let n_tensors = cur.count("tensor", MIN_TENSOR_INFO_SIZE)?;
         let n_kv = cur.count("metadata key-value", MIN_KV_SIZE)?;
 
-        let mut metadata = Vec::with_capacity(n_kv);
-        let mut key_index = HashMap::with_capacity(n_kv);
+        // `reserve`: a checked count still claims more memory than bytes.
+        let mut metadata = reserve(n_kv);
+        let mut key_index = HashMap::with_capacity(n_kv.min(MAX_RESERVED_ITEMS));
         for i in 0..n_kv {
             let (key, value) = cur.key_value()?;
             if key_index.insert(key.clone(), i).is_some() {
@@ -152,8 +154,8 @@ impl GgufFile {
             metadata.push((key, value));
         }
 
-        let mut tensors = Vec::with_capacity(n_tensors);
-        let mut tensor_index = HashMap::with_capacity(n_tensors);
+        let mut tensors = reserve(n_tensors);
+        let mut tensor_index = HashMap::with_capacity(n_tensors.min(MAX_RESERVED_ITEMS));
         for i in 0..n_tensors {
             let info = cur.tensor_info()?;
             if tensor_index.insert(info.name.clone(), i).is_some() {

@@ -1,10 +1,23 @@
 //! The bounds-checked byte cursor and the parsing of the GGUF header, metadata and tensor
 //! infos. Every read checks the remaining length first; every count is checked against
-//! the bytes left before anything is allocated for it.
+//! the bytes left before anything is allocated for it, and what is reserved for it up
+//! front never exceeds the bytes left ([`reserve`]).
 
 use super::error::GgufError;
 use super::value::{Array, Value, ValueType};
 use super::{MAX_ARRAY_DEPTH, TensorInfo};
+
+/// The most items [`reserve`] sets aside for a count whose items take more memory than
+/// their smallest encoding (key-value pairs, tensor infos, strings, arrays): a 13-byte
+/// key-value pair is 56 bytes in memory, so reserving a whole checked count would still
+/// be 4 times the bytes left. Past this many items a vector grows with the items actually
+/// parsed, so memory stays proportional to the bytes read, not to what a count claims.
+pub(super) const MAX_RESERVED_ITEMS: usize = 1024;
+
+/// A vector with room for `count` items, at most [`MAX_RESERVED_ITEMS`] of them.
+pub(super) fn reserve<T>(count: usize) -> Vec<T> {
+    Vec::with_capacity(count.min(MAX_RESERVED_ITEMS))
+}
 
 /// A read position in the file's bytes.
 pub(super) struct Cursor<'a> {
@@ -123,6 +136,8 @@ impl<'a> Cursor<'a> {
         let ty = self.value_type()?;
         let n = self.count("array element", ty.min_encoded_size())?;
         const W: &str = "array element";
+        // The fixed-size types take as many bytes in memory as in the file, so their
+        // checked count is reserved whole; the others go through `reserve`.
         macro_rules! fixed {
             ($variant:ident, $t:ty) => {{
                 let mut v = Vec::with_capacity(n);
@@ -144,21 +159,21 @@ impl<'a> Cursor<'a> {
             ValueType::I64 => fixed!(I64, i64),
             ValueType::F64 => fixed!(F64, f64),
             ValueType::Bool => {
-                let mut v = Vec::with_capacity(n);
+                let mut v: Vec<bool> = Vec::with_capacity(n);
                 for _ in 0..n {
                     v.push(self.bool()?);
                 }
                 Array::Bool(v)
             }
             ValueType::String => {
-                let mut v = Vec::with_capacity(n);
+                let mut v = reserve(n);
                 for _ in 0..n {
                     v.push(self.string("string element")?);
                 }
                 Array::String(v)
             }
             ValueType::Array => {
-                let mut v = Vec::with_capacity(n);
+                let mut v = reserve(n);
                 for _ in 0..n {
                     v.push(self.array_value(depth + 1)?);
                 }
