@@ -233,6 +233,11 @@ fn bench(args: &BenchArgs) -> ExitCode {
 fn gguf(file: &Path) -> ExitCode {
     let parsed = match amx_bench::gguf::GgufFile::open(file) {
         Ok(f) => f,
+        // This error names the path itself.
+        Err(e @ amx_bench::gguf::GgufError::NotARegularFile { .. }) => {
+            eprintln!("amx-bench gguf: {e}");
+            return ExitCode::FAILURE;
+        }
         Err(e) => {
             eprintln!("amx-bench gguf: {}: {e}", file.display());
             return ExitCode::FAILURE;

@@ -95,5 +95,8 @@ fn gguf_refuses_dev_zero() {
     let out = run(&["gguf", "/dev/zero"]);
     let (stdout, stderr) = text(&out);
     assert!(!out.status.success(), "{stdout}{stderr}");
-    assert!(stderr.contains("/dev/zero is a character device, not a regular file"), "{stderr}");
+    assert_eq!(
+        stderr.trim_end(),
+        "amx-bench gguf: /dev/zero is a character device, not a regular file"
+    );
 }
