@@ -148,10 +148,15 @@ pub struct SharedOut<'a> {
     _borrow: PhantomData<&'a mut [f32]>,
 }
 
-// SAFETY: `SharedOut` is a pointer to an exclusively borrowed output; the only writes go
-// through `unsafe` functions whose contract makes concurrent writers touch disjoint values.
+// SAFETY: `SharedOut` is a pointer to an exclusively borrowed output, and its safe API
+// neither writes nor reads values. Writes go through `unsafe` functions
+// (`gemm_range_shared`) whose contract makes concurrent writers touch disjoint values;
+// the crate's safe wrappers keep that contract: `gemm_range` holds `&mut MatMut`, and
+// `moe::Grouped` writes only the work items its atomic counter hands out, each once, and
+// reads only under `&mut self`.
 unsafe impl Send for SharedOut<'_> {}
-// SAFETY: as for `Send`: shared use only writes disjoint values, by contract.
+// SAFETY: sharing `&SharedOut` across threads allows only the same (metadata-only) safe
+// API; every value access is an `unsafe` call under the disjointness contract above.
 unsafe impl Sync for SharedOut<'_> {}
 
 impl<'a> SharedOut<'a> {

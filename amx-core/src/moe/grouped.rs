@@ -250,8 +250,10 @@ impl<'w> Grouped<'w> {
 
     /// Computes item `item` (below `total`), which this call claimed.
     fn run_item(&self, item: usize, scratch: &mut [u8]) -> Result<(), GemmError> {
-        let (slot, chunk) = (item / self.chunks, item % self.chunks);
-        let Some(id) = self.active.get(4 * slot..4 * slot + 4) else {
+        // `chunks > 0` whenever an item exists (`total = active x chunks`).
+        let (slot, chunk) = (item.checked_div(self.chunks), item.checked_rem(self.chunks));
+        let id = slot.and_then(|slot| self.active.get(4 * slot..4 * slot + 4));
+        let (Some(id), Some(chunk)) = (id, chunk) else {
             return Err(GemmError::Range {
                 what: "items",
                 start: item,

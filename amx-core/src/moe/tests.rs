@@ -182,7 +182,8 @@ fn bits(v: &[f32]) -> Vec<u32> {
 /// each thread, racing on the outputs (the scalar path accumulates into them).
 #[test]
 fn concurrent_run_all_on_one_call_is_race_free() {
-    let case = Case::new(4, 256, 512, 64, 2);
+    // Miri checks the claims for races; a small case keeps it quick there.
+    let case = if cfg!(miri) { Case::new(2, 32, 64, 4, 2) } else { Case::new(4, 256, 512, 64, 2) };
     let (s, rows) = (case.shape, case.rows());
     let x = case.x(4);
     let xr = MatRef::new(&x, s.tokens, s.k, s.k).unwrap();
@@ -190,12 +191,13 @@ fn concurrent_run_all_on_one_call_is_race_free() {
         let want = case.want(&x, path);
         let mut ws = vec![0u8; grouped_workspace_bytes(case.format, &s, path).unwrap()];
         let scratch_len = gemm::scratch_bytes(case.format, s.k, path).unwrap();
-        for round in 0..20 {
+        for round in 0..if cfg!(miri) { 2 } else { 20 } {
             let (mut call, _) =
                 Grouped::new(&case.packed, case.format, &xr, &case.ids, s.top_k, path, &mut ws)
                     .unwrap();
             if round % 2 == 1 {
-                assert_eq!(call.split(1), Ok(4 * 16));
+                let panels = s.n.div_ceil(16);
+                assert_eq!(call.split(1), Ok(s.experts * panels));
             }
             let shared = &call;
             std::thread::scope(|sc| {
@@ -328,7 +330,9 @@ fn grouped_workspace_bytes_is_never_too_small_at_extreme_sizes() {
 /// Every combination of extreme values over (E, N, K, T, top_k).
 fn extreme_shapes() -> impl Iterator<Item = [usize; 5]> {
     let v = EXTREMES;
-    (0..v.len().pow(5)).map(move |mut i| {
+    // Under Miri a sample (about 600 shapes) keeps the run short.
+    let step = if cfg!(miri) { 97 } else { 1 };
+    (0..v.len().pow(5)).step_by(step).map(move |mut i| {
         core::array::from_fn(|_| {
             let x = v[i % v.len()];
             i /= v.len();
