@@ -87,7 +87,8 @@ fn tables_bytes(experts: usize) -> Option<(usize, usize)> {
 /// per-expert tables, every expert's prepared rows, the gathered output and one scratch.
 ///
 /// Errors: [`GemmError::PathUnavailable`]; [`GemmError::Overflow`] when the size (or
-/// any of its parts) does not fit `usize`: never a smaller, wrong size.
+/// any of its parts) does not fit `usize`, never a smaller, wrong size (a K whose 32 rows
+/// of f32 do not fit `usize` is `Overflow` whatever the other sizes).
 pub fn grouped_workspace_bytes(
     format: Format,
     s: &MoeShape,
