@@ -85,21 +85,13 @@ pub fn tokens_per_s(
                 let mut ym = MatMut::new(y, rows, layer.n, layer.n)?;
                 return call.scatter(&mut ym);
             }
-            let items: Vec<_> = call.items(4).collect();
-            let per = items.len().div_ceil(threads.max(1));
+            // Items of four panels, claimed by the threads as they go.
+            call.split(4)?;
             std::thread::scope(|s| {
                 let call = &call;
-                let handles: Vec<_> = items
-                    .chunks(per.max(1))
-                    .zip(scratches.iter_mut())
-                    .map(|(chunk, scratch)| {
-                        s.spawn(move || {
-                            chunk.iter().try_for_each(|(e, panels)| {
-                                // SAFETY: the items are disjoint and each is run once.
-                                unsafe { call.run_item(*e, panels.clone(), scratch) }
-                            })
-                        })
-                    })
+                let handles: Vec<_> = scratches
+                    .iter_mut()
+                    .map(|scratch| s.spawn(move || call.run_all(scratch)))
                     .collect();
                 handles.into_iter().try_for_each(|h| h.join().expect("moe thread"))
             })?;

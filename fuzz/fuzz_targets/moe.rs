@@ -1,11 +1,11 @@
 //! The grouped MoE matmul on fuzzer-chosen expert ids (any u32, most of them out of range),
-//! shapes and weight bytes: an out-of-range id is an error naming it, never a crash, and an
-//! accepted call writes every output row.
+//! shapes and weight bytes: an out-of-range id is an error naming it, never a crash, an
+//! accepted call writes every output row, and a call not yet run refuses to scatter.
 #![no_main]
 
 use amx_core::formats::Format;
 use amx_core::gemm::{GemmError, MatMut, MatRef, Path};
-use amx_core::moe::{MoeShape, grouped_gemm, grouped_workspace_bytes};
+use amx_core::moe::{Grouped, MoeShape, grouped_gemm, grouped_workspace_bytes};
 use amx_core::pack::{pack, packed_size};
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
@@ -55,6 +55,13 @@ fuzz_target!(|input: Input| {
         Ok(()) => {
             assert!(ids.iter().all(|&e| (e as usize) < experts));
             assert!(y.iter().all(|v| v.to_bits() != FILL), "an output value was never written");
+            // The same call again on the used workspace: no stale result before it ran.
+            let (mut call, _) =
+                Grouped::new(&packed, format, &xr, &ids, top_k, Path::Auto, &mut ws)
+                    .expect("again");
+            let total = call.items();
+            let mut ym = MatMut::new(&mut y, tokens * top_k, n, n).expect("view");
+            assert_eq!(call.scatter(&mut ym), Err(GemmError::Unfinished { done: 0, total }));
         }
         Err(GemmError::ExpertOutOfRange { index, id, experts: e }) => {
             assert_eq!(e, experts);

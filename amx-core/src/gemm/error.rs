@@ -87,6 +87,14 @@ pub enum GemmError {
         /// Experts in the stack.
         experts: usize,
     },
+    /// A grouped (MoE) call was asked for its results before every work item had run
+    /// (see [`crate::moe::Grouped::scatter`]).
+    Unfinished {
+        /// Work items finished.
+        done: usize,
+        /// Work items of the call.
+        total: usize,
+    },
     /// A size computation overflowed `usize`.
     Overflow,
 }
@@ -131,6 +139,10 @@ impl fmt::Display for GemmError {
             Self::ExpertOutOfRange { index, id, experts } => {
                 write!(f, "expert id {id} at position {index} is outside the {experts} experts")
             }
+            Self::Unfinished { done, total } => write!(
+                f,
+                "the grouped call has finished {done} of its {total} work items; its results are not ready"
+            ),
             Self::Overflow => f.write_str("size computation overflowed usize"),
         }
     }

@@ -57,8 +57,17 @@ impl<'a> MatRef<'a> {
     pub const fn stride(&self) -> usize {
         self.stride
     }
-    /// Row `i` (`i < rows`), exactly `cols` values.
-    pub fn row(&self, i: usize) -> &'a [f32] {
+    /// Row `i`, exactly `cols` values; `None` when `i >= rows`.
+    pub fn row(&self, i: usize) -> Option<&'a [f32]> {
+        if i >= self.rows {
+            return None;
+        }
+        // `i < rows`, so the row lies inside the data `new` checked: no overflow.
+        self.data.get(i * self.stride..i * self.stride + self.cols)
+    }
+
+    /// Row `i` for the crate's kernels, which index rows below `rows` only.
+    pub(crate) fn row_in(&self, i: usize) -> &'a [f32] {
         &self.data[i * self.stride..i * self.stride + self.cols]
     }
 }
@@ -139,10 +148,15 @@ pub struct SharedOut<'a> {
     _borrow: PhantomData<&'a mut [f32]>,
 }
 
-// SAFETY: `SharedOut` is a pointer to an exclusively borrowed output; the only writes go
-// through `unsafe` functions whose contract makes concurrent writers touch disjoint values.
+// SAFETY: `SharedOut` is a pointer to an exclusively borrowed output, and its safe API
+// neither writes nor reads values. Writes go through `unsafe` functions
+// (`gemm_range_shared`) whose contract makes concurrent writers touch disjoint values;
+// the crate's safe wrappers keep that contract: `gemm_range` holds `&mut MatMut`, and
+// `moe::Grouped` writes only the work items its atomic counter hands out, each once, and
+// reads only under `&mut self`.
 unsafe impl Send for SharedOut<'_> {}
-// SAFETY: as for `Send`: shared use only writes disjoint values, by contract.
+// SAFETY: sharing `&SharedOut` across threads allows only the same (metadata-only) safe
+// API; every value access is an `unsafe` call under the disjointness contract above.
 unsafe impl Sync for SharedOut<'_> {}
 
 impl<'a> SharedOut<'a> {
@@ -167,5 +181,24 @@ impl<'a> SharedOut<'a> {
     /// Pointer to value (row, col). The caller keeps `row < rows` and `col <= cols`.
     pub(crate) fn at(&self, row: usize, col: usize) -> *mut f32 {
         self.ptr.wrapping_add(row * self.stride + col)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Rows past the end (and indices whose offset would overflow) are `None`, not a
+    /// panic.
+    #[test]
+    fn row_outside_the_view_is_none() {
+        let data = [1.0f32, 2.0, 3.0, 4.0, 5.0];
+        let m = MatRef::new(&data, 2, 2, 3).unwrap();
+        assert_eq!((m.row(0), m.row(1)), (Some(&data[0..2]), Some(&data[3..5])));
+        for i in [2, 3, usize::MAX / 3 + 1, usize::MAX] {
+            assert_eq!(m.row(i), None, "row {i}");
+        }
+        let empty = MatRef::new(&[], 0, 4, 4).unwrap();
+        assert_eq!(empty.row(0), None);
     }
 }

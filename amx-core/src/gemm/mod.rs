@@ -224,7 +224,7 @@ impl Preparation {
             Form::F32 => {}
             Form::Q8(l) => {
                 for (i, rec) in rows.zip(part.chunks_exact_mut(l.row_bytes())) {
-                    quantize::q8_row(x.row(i), rec);
+                    quantize::q8_row(x.row_in(i), rec);
                 }
             }
             Form::Tiles(l) => {
@@ -232,7 +232,7 @@ impl Preparation {
                 let first = rows.start;
                 let sub =
                     TileLayout { m_tiles: range.len() / (l.k_tiles * 1024), k_tiles: l.k_tiles };
-                quantize::bf16_tile_rows(&sub, rows.map(|i| (i - first, x.row(i))), part);
+                quantize::bf16_tile_rows(&sub, rows.map(|i| (i - first, x.row_in(i))), part);
             }
         }
         Ok(())

@@ -39,7 +39,7 @@ pub(crate) unsafe fn run(job: &Job<'_, '_, '_, '_>) {
                 let k0 = g * gv;
                 let take = values.min(k - k0);
                 for m in job.rows.clone() {
-                    let xs = &x.row(m)[k0..k0 + take];
+                    let xs = &x.row_in(m)[k0..k0 + take];
                     let dot: f32 = xs.iter().zip(&deq[..take]).map(|(a, b)| a * b).sum();
                     // SAFETY: as above.
                     unsafe {

@@ -320,7 +320,7 @@ pub(crate) unsafe fn run_float(job: &Job<'_, '_, '_, '_>) {
         while m0 < job.rows.end {
             let count = (job.rows.end - m0).min(ROWS);
             let xs: [*const f32; ROWS] =
-                core::array::from_fn(|i| x.row(m0 + i.min(count - 1)).as_ptr());
+                core::array::from_fn(|i| x.row_in(m0 + i.min(count - 1)).as_ptr());
             let out: [*mut f32; ROWS] =
                 core::array::from_fn(|i| job.y.at(m0 + i.min(count - 1), p * PANEL_ROWS));
             macro_rules! go {

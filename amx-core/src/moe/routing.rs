@@ -1,11 +1,41 @@
 //! Routing: a counting sort of the expert ids, so that each expert's tokens are one run.
 
+use core::ops::Range;
+
 use crate::gemm::GemmError;
 
 /// Bytes of the routing arrays for `tokens x top_k` ids over `experts` experts: E + 1
 /// run offsets and one entry per routed row (u32 each).
-pub const fn routing_bytes(tokens: usize, top_k: usize, experts: usize) -> usize {
-    4 * (experts + 1) + 4 * tokens * top_k
+///
+/// Errors: [`GemmError::Overflow`] when the size does not fit `usize`.
+pub const fn routing_bytes(
+    tokens: usize,
+    top_k: usize,
+    experts: usize,
+) -> Result<usize, GemmError> {
+    match tokens.checked_mul(top_k) {
+        Some(rows) => routing_bytes_for(rows, experts),
+        None => Err(GemmError::Overflow),
+    }
+}
+
+/// [`routing_bytes`] for `rows` routed rows.
+const fn routing_bytes_for(rows: usize, experts: usize) -> Result<usize, GemmError> {
+    let (Some(offsets), Some(entries)) = (offsets_bytes(experts), rows.checked_mul(4)) else {
+        return Err(GemmError::Overflow);
+    };
+    match offsets.checked_add(entries) {
+        Some(b) => Ok(b),
+        None => Err(GemmError::Overflow),
+    }
+}
+
+/// Bytes of the E + 1 run offsets.
+const fn offsets_bytes(experts: usize) -> Option<usize> {
+    match experts.checked_add(1) {
+        Some(e) => e.checked_mul(4),
+        None => None,
+    }
 }
 
 fn get(b: &[u8], i: usize) -> u32 {
@@ -31,9 +61,10 @@ impl<'w> Routing<'w> {
     /// `ids.len()` rows).
     ///
     /// Errors: [`GemmError::ExpertOutOfRange`], [`GemmError::WorkspaceTooSmall`],
-    /// [`GemmError::Overflow`] (more routed rows than `u32` counts).
+    /// [`GemmError::Overflow`] (more routed rows than `u32` counts, or a workspace size
+    /// that does not fit `usize`).
     pub fn new(ids: &[u32], experts: usize, ws: &'w mut [u8]) -> Result<Self, GemmError> {
-        let needed = 4 * (experts + 1) + 4 * ids.len();
+        let needed = routing_bytes_for(ids.len(), experts)?;
         if ws.len() < needed {
             return Err(GemmError::WorkspaceTooSmall { needed, actual: ws.len() });
         }
@@ -44,6 +75,7 @@ impl<'w> Routing<'w> {
         {
             return Err(GemmError::ExpertOutOfRange { index, id, experts });
         }
+        // `needed` fits, so E + 1 offsets and the entries do too.
         let (offsets, rest) = ws.split_at_mut(4 * (experts + 1));
         let entries = &mut rest[..4 * ids.len()];
         offsets.fill(0);
@@ -74,13 +106,24 @@ impl<'w> Routing<'w> {
         self.experts
     }
 
-    /// The run of expert `e` (`e < experts`).
-    pub fn run(&self, e: usize) -> core::ops::Range<usize> {
-        get(self.offsets, e) as usize..get(self.offsets, e + 1) as usize
+    /// Routed rows (entries).
+    pub const fn len(&self) -> usize {
+        self.entries.len() / 4
     }
 
-    /// Entry `i`: the position `t * top_k + s` of the routed row.
-    pub fn entry(&self, i: usize) -> usize {
-        get(self.entries, i) as usize
+    /// Whether no row is routed.
+    pub const fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The run of expert `e`: the entries routed to it. `None` when `e >= experts`.
+    pub fn run(&self, e: usize) -> Option<Range<usize>> {
+        (e < self.experts).then(|| get(self.offsets, e) as usize..get(self.offsets, e + 1) as usize)
+    }
+
+    /// Entry `i`: the position `t * top_k + s` of the routed row. `None` when
+    /// `i >= len`.
+    pub fn entry(&self, i: usize) -> Option<usize> {
+        (i < self.len()).then(|| get(self.entries, i) as usize)
     }
 }

@@ -14,7 +14,6 @@
 
 use std::cell::RefCell;
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use amx_core::formats::Format;
 use amx_core::gemm::{self, GemmError, MatMut, MatRef, Path};
@@ -129,7 +128,9 @@ pub(super) fn run(
             let busiest = (0..shape.experts).map(|e| call.expert_rows(e)).max().unwrap_or(0);
             let taken = tile_state::resolve_path(format, busiest, path)?;
             match &buft.pool {
-                Some(pool) if pool.threads() > 1 => run_shared(pool, &call, format, path, taken)?,
+                Some(pool) if pool.threads() > 1 => {
+                    run_shared(pool, &mut call, format, path, taken)?;
+                }
                 _ => {
                     if taken == Path::Amx {
                         tile_state::mark_used();
@@ -143,12 +144,13 @@ pub(super) fn run(
         .map_err(gemm_err)
 }
 
-/// Runs every item of `call` on `pool`'s threads, each taking the next item not yet taken;
-/// `path` is the call's path, `taken` the widest path its experts take. The first error
-/// stops the others after their current item.
+/// Runs every item of `call` on `pool`'s threads, each claiming the next item not yet
+/// claimed ([`Grouped::run_all`] shares them out); `path` is the call's path, `taken` the
+/// widest path its experts take. The first error stops the others after their current
+/// item.
 fn run_shared(
     pool: &Pool,
-    call: &Grouped<'_>,
+    call: &mut Grouped<'_>,
     format: Format,
     path: Path,
     taken: Path,
@@ -157,8 +159,8 @@ fn run_shared(
     let active = (0..call.shape().experts).filter(|&e| call.expert_rows(e) > 0).count();
     // About four items per thread, in pairs of panels (the AMX kernel runs two at once).
     let per = (active * call.panels()).div_ceil(4 * pool.threads()).max(2).next_multiple_of(2);
-    let items: Vec<_> = call.items(per).collect();
-    let next = AtomicUsize::new(0);
+    call.split(per)?;
+    let call = &*call;
     let first = OnceLock::new();
     pool.broadcast(|_| {
         if taken == Path::Amx {
@@ -168,13 +170,8 @@ fn run_shared(
             if scratch.len() < scratch_len {
                 scratch.resize(scratch_len, 0);
             }
-            while let Some((e, panels)) = items.get(next.fetch_add(1, Ordering::Relaxed)) {
-                // SAFETY: `fetch_add` hands each item index to one thread only, and the
-                // items of `Grouped::items` are pairwise disjoint.
-                if let Err(error) = unsafe { call.run_item(*e, panels.clone(), scratch) } {
-                    let _ = first.set(error);
-                    next.store(items.len(), Ordering::Relaxed);
-                }
+            if let Err(error) = call.run_all(scratch) {
+                let _ = first.set(error);
             }
         });
     });
