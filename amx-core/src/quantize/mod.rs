@@ -1,8 +1,10 @@
 //! Activation quantization: f32 rows into the forms the kernels read.
 //!
 //! - **Q8 rows** (VNNI path, every quantized format): per row, `k` int8 values in blocks
-//!   of 32 with an f32 scale per block (`x ~ dx * q`, `dx = max|x| / 127`, rounding to
-//!   nearest even), then per block `dx` itself, `dx * sum(q)` per 32 values and
+//!   of 32 with an f32 scale per block (`x ~ dx * q`, `dx = max|x| / 127`, `q = x * (1 /
+//!   dx)` rounded to nearest even; a block with max|x| below ~3.7e-37, where `1 / dx`
+//!   overflows, uses `q = x / dx`, so tiny and subnormal blocks keep their int8 precision
+//!   while `dx` has its bits), then per block `dx` itself, `dx * sum(q)` per 32 values and
 //!   `dx * sum(q)` per 16 values (the kernels' bias terms). See [`Q8Layout`].
 //! - **BF16 tiles** (AMX path): the rows rounded to BF16 (nearest even) and cut into
 //!   16-row x 32-value tiles of 1 KiB, tile after tile, zero padded. See [`TileLayout`].
