@@ -62,6 +62,12 @@ impl Q8Layout {
     pub const fn row_bytes(&self) -> usize {
         (self.k + 4 * (self.k / 32) * 2 + 4 * (self.k / 16)).div_ceil(64) * 64
     }
+    /// [`Q8Layout::row_bytes`], or `None` when it does not fit `usize` (callers size
+    /// with this; `row_bytes` is for a `k` this accepted).
+    pub fn checked_row_bytes(&self) -> Option<usize> {
+        let arrays = (self.k / 32).checked_mul(8)?.checked_add((self.k / 16).checked_mul(4)?)?;
+        self.k.checked_add(arrays)?.checked_next_multiple_of(64)
+    }
     /// Offset of the `dx` array in a row record.
     pub const fn dx_offset(&self) -> usize {
         self.k

@@ -10,11 +10,12 @@
 //! subnormal redo those lanes with the scalar's integer rounding.
 
 use core::arch::x86_64::{
-    __m512, __m512bh, __m512i, _CMP_EQ_OQ, _CMP_UNORD_Q, _MM_FROUND_NO_EXC, _MM_FROUND_TO_NEAREST_INT,
-    _mm_storeu_si128, _mm512_add_epi32, _mm512_and_si512, _mm512_castps_si512, _mm512_castsi512_ps,
-    _mm512_cmp_ps_mask, _mm512_cmpgt_epu32_mask, _mm512_cmplt_epu32_mask, _mm512_cvtepi32_epi8,
-    _mm512_cvtepi32_ps, _mm512_cvtne2ps_pbh, _mm512_div_ps, _mm512_loadu_epi16, _mm512_loadu_ps,
-    _mm512_mask_blend_epi16, _mm512_mask_mov_ps, _mm512_mask_storeu_epi16, _mm512_mask_storeu_ps,
+    __m512, __m512bh, __m512i, _CMP_EQ_OQ, _CMP_UNORD_Q, _MM_FROUND_NO_EXC,
+    _MM_FROUND_TO_NEAREST_INT, _mm_storeu_si128, _mm512_add_epi32, _mm512_and_si512,
+    _mm512_castps_si512, _mm512_castsi512_ps, _mm512_cmp_ps_mask, _mm512_cmpgt_epu32_mask,
+    _mm512_cmplt_epu32_mask, _mm512_cvtepi32_epi8, _mm512_cvtepi32_ps, _mm512_cvtne2ps_pbh,
+    _mm512_div_ps, _mm512_loadu_epi16, _mm512_loadu_ps, _mm512_mask_blend_epi16,
+    _mm512_mask_mov_ps, _mm512_mask_storeu_epi16, _mm512_mask_storeu_ps,
     _mm512_maskz_cvt_roundps_epi32, _mm512_maskz_div_ps, _mm512_maskz_loadu_ps, _mm512_max_epu32,
     _mm512_max_ps, _mm512_min_ps, _mm512_mul_ps, _mm512_permutex2var_epi16, _mm512_permutex2var_ps,
     _mm512_set1_epi16, _mm512_set1_epi32, _mm512_set1_ps, _mm512_setr_epi32, _mm512_setzero_ps,
