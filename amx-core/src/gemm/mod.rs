@@ -168,6 +168,8 @@ impl Preparation {
     fn checked_bytes(&self) -> Option<usize> {
         match self.form {
             Form::F32 => Some(0),
+            // No rows take no bytes, however wide a record would be.
+            Form::Q8(_) if self.m == 0 => Some(0),
             Form::Q8(l) => l.checked_row_bytes()?.checked_mul(self.m),
             Form::Tiles(l) => l.m_tiles.checked_mul(l.k_tiles)?.checked_mul(1024),
         }
@@ -206,13 +208,22 @@ impl Preparation {
         if !start.is_multiple_of(align) || !(end.is_multiple_of(align) || end == len) {
             return Err(GemmError::Misaligned { what: "rows", start, end, align, len });
         }
+        // `count` units of `unit` bytes. Within M the products fit (`new` checked the total),
+        // but with M = 0 the unit alone may not (a huge K): 0 units are 0 bytes.
+        let bytes = |count: usize, unit: Option<usize>| match count {
+            0 => Ok(0),
+            c => unit.and_then(|u| u.checked_mul(c)).ok_or(GemmError::Overflow),
+        };
         Ok(match self.form {
             Form::F32 => 0..0,
-            Form::Q8(l) => rows.start * l.row_bytes()..rows.end * l.row_bytes(),
+            Form::Q8(l) => {
+                let unit = l.checked_row_bytes();
+                bytes(start, unit)?..bytes(end, unit)?
+            }
             Form::Tiles(l) => {
-                let end_tile = if rows.end == self.m { l.m_tiles } else { rows.end / 16 };
-                let tile_bytes = l.k_tiles * 1024;
-                rows.start / 16 * tile_bytes..end_tile * tile_bytes
+                let end_tile = if end == len { l.m_tiles } else { end / 16 };
+                let unit = l.k_tiles.checked_mul(1024);
+                bytes(start / 16, unit)?..bytes(end_tile, unit)?
             }
         })
     }
@@ -245,6 +256,10 @@ impl Preparation {
         let range = self.byte_range(rows.clone())?;
         if part.len() != range.len() {
             return Err(GemmError::WorkspaceTooSmall { needed: range.len(), actual: part.len() });
+        }
+        if rows.is_empty() {
+            // Nothing to write (and with M = 0 a huge K's record size need not fit).
+            return Ok(());
         }
         match self.form {
             Form::F32 => {}
@@ -282,6 +297,10 @@ impl Preparation {
         rows: impl Iterator<Item = &'r [f32]>,
         body: &mut [u8],
     ) {
+        if self.m == 0 {
+            // No rows (and with M = 0 a huge K's record size need not fit).
+            return;
+        }
         match self.form {
             Form::F32 => {
                 for (row, dst) in rows.zip(body.chunks_exact_mut(4 * self.k)) {
@@ -383,6 +402,9 @@ pub fn scratch_bytes(format: Format, k: usize, path: Path) -> Result<usize, Gemm
 ///
 /// Errors: as [`prepared_bytes`].
 pub fn workspace_bytes(format: Format, m: usize, k: usize, path: Path) -> Result<usize, GemmError> {
+    if k == 0 {
+        return Err(GemmError::ZeroK);
+    }
     let resolved = path.resolve(format, m)?;
     prepared_bytes(format, m, k, resolved)?
         .checked_add(scratch_bytes(format, k, resolved)?)

@@ -59,6 +59,23 @@ fn q8_row_tiny_blocks_keep_their_precision() {
     }
 }
 
+/// The checked record size is the record size where it fits, and `None` exactly where the
+/// u128 value does not fit `usize`.
+#[test]
+fn q8_checked_row_bytes_agrees_and_never_overflows() {
+    let top = usize::MAX / 32 * 32;
+    for k in [0, 32, 64, 96, 4096, 1 << 40, top / 3 * 2 / 32 * 32, top / 2, top - 32, top] {
+        let l = Q8Layout { k };
+        let k128 = k as u128;
+        let want = (k128 + 8 * (k128 / 32) + 4 * (k128 / 16)).div_ceil(64) * 64;
+        let want = usize::try_from(want).ok();
+        assert_eq!(l.checked_row_bytes(), want, "k={k}");
+        if let Some(bytes) = want {
+            assert_eq!(l.row_bytes(), bytes);
+        }
+    }
+}
+
 #[test]
 fn q8_row_non_finite_stays_in_its_block() {
     let mut x = vec![0.5f32; 64];
