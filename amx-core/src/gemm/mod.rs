@@ -244,7 +244,8 @@ impl Preparation {
     /// Prepares rows `rows` of `x` into `part`, the bytes [`Preparation::byte_range`]
     /// gives for them (a slice of the body).
     ///
-    /// Errors: [`GemmError::ShapeMismatch`] when `x` is not `m x k`; [`GemmError::Range`];
+    /// Errors: [`GemmError::ShapeMismatch`] when `x` is not `m x k`; [`GemmError::Range`],
+    /// [`GemmError::Misaligned`] (as [`Preparation::byte_range`]);
     /// [`GemmError::WorkspaceTooSmall`] when `part` has another length than the range.
     pub fn prepare_rows(
         &self,
@@ -475,7 +476,8 @@ fn check_job<'w>(
 /// of panel `p`, clipped to N) into `y`, from prepared activations. `scratch` is at least
 /// [`scratch_bytes`].
 ///
-/// Errors: [`GemmError::StackedWeights`], [`GemmError::ShapeMismatch`],
+/// Errors: [`GemmError::StackedWeights`], [`GemmError::ActivationWidth`] (the prepared
+/// activations' K is not the weights'), [`GemmError::ShapeMismatch`] (`y` is not M x N),
 /// [`GemmError::PreparedMismatch`], [`GemmError::Range`], [`GemmError::WorkspaceTooSmall`].
 pub fn gemm_range(
     weights: &PackedRef<'_>,
