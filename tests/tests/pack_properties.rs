@@ -206,7 +206,7 @@ fn split_packing(case: Case) -> Outcome {
     for r in &ranges {
         // The slice starts at the range's first panel; it may run to the end of the buffer
         // (pack_panels leaves bytes past the range alone) or be exactly the range.
-        let start = layout.panel_offset(r.start);
+        let start = layout.panel_offset(r.start).map_err(|e| e.to_string())?;
         let end = if rng.below(2) == 0 { dst.len() } else { start + r.len() * pb };
         pack::pack_panels(&layout, &src, r.clone(), &mut dst[start..end])
             .map_err(|e| format!("pack_panels({r:?}) of {ranges:?}: {e}"))?;

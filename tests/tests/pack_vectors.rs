@@ -68,7 +68,7 @@ fn three_stacked_matrices_round_trip_and_unpack_per_matrix() {
         for e in 0..3 {
             let panels = e * ppm..(e + 1) * ppm;
             // The same weight packs to the same panels whichever matrix it is.
-            let at = layout.panel_offset(panels.start);
+            let at = layout.panel_offset(panels.start).expect("in range");
             assert!(
                 packed[at..at + body.len()] == *body,
                 "{name}: matrix {e}'s panels differ from the single-matrix pack"

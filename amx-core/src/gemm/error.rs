@@ -97,6 +97,30 @@ pub enum GemmError {
     },
     /// A size computation overflowed `usize`.
     Overflow,
+    /// The activations have no values per row (K = 0): packed weights always have K >= 1,
+    /// so there is nothing to prepare or multiply.
+    ZeroK,
+    /// The activations' rows are not as wide as the packed weights' rows.
+    ActivationWidth {
+        /// Values per activation row (`x.cols()`, or the prepared activations' K).
+        x_cols: usize,
+        /// Values per weight row (the packed weights' K).
+        k: usize,
+    },
+    /// A row range splits a block of rows that must stay whole (BF16 tiles are prepared
+    /// 16 rows at a time).
+    Misaligned {
+        /// `"rows"`.
+        what: &'static str,
+        /// Start of the range.
+        start: usize,
+        /// End of the range.
+        end: usize,
+        /// Starts must be a multiple of this, ends a multiple of it or `len`.
+        align: usize,
+        /// The number of rows there are (M).
+        len: usize,
+    },
 }
 
 impl From<PackError> for GemmError {
@@ -144,6 +168,17 @@ impl fmt::Display for GemmError {
                 "the grouped call has finished {done} of its {total} work items; its results are not ready"
             ),
             Self::Overflow => f.write_str("size computation overflowed usize"),
+            Self::ZeroK => f.write_str(
+                "the activations have 0 values per row (k = 0); packed weights have k >= 1",
+            ),
+            Self::ActivationWidth { x_cols, k } => write!(
+                f,
+                "the activations have {x_cols} values per row, the packed weights have k = {k}"
+            ),
+            Self::Misaligned { what, start, end, align, len } => write!(
+                f,
+                "{what} range {start}..{end} is not aligned: it must start at a multiple of {align} and end at a multiple of {align} or at {len}"
+            ),
         }
     }
 }

@@ -26,10 +26,35 @@
 //!
 //! # Edges
 //!
-//! M = 0 is a no-op. N need not be a multiple of 16: padding columns are never written.
+//! M = 0 is a no-op once the shapes check out (`y` is still checked to be 0 x N).
+//! K = 0 is refused with [`GemmError::ZeroK`] by every entry point that takes a K (packed
+//! weights have K >= 1, so there is no product to compute). N need not be a multiple of
+//! 16: padding columns are never written. Paths differ in rounding (int8 activations on
+//! the VNNI path, BF16 on the AMX path), never in which outputs are written.
+//!
+//! # Extreme values
+//!
 //! NaN or infinity in `X` reach only the outputs of their row, in `W` only those of their
-//! column. Paths differ in rounding (int8 activations on the VNNI path, BF16 on the AMX
-//! path), never in which outputs are written.
+//! column, on every path. At the ends of the f32 range the paths differ:
+//!
+//! - [`Path::Scalar`], and [`Path::Vnni`] for F16/BF16 weights: plain f32 arithmetic on
+//!   the dequantized weights (subnormals kept, overflow to infinity as in f32).
+//! - [`Path::Vnni`], quantized weights: each 32-value block of a row becomes int8 with
+//!   the scale `dx = max|x| / 127`. Tiny and subnormal blocks keep that precision (the
+//!   quantizer divides by `dx` where `1 / dx` would overflow); once `dx` itself is
+//!   subnormal its bits, and those of the products of scales, thin out, and a block with
+//!   max|x| below about 8.9e-44 has `dx = 0` and counts as zeros. At the top, the block
+//!   sums `dx * sum(q)` that the kernels multiply with the weights' offsets overflow to
+//!   infinity once they exceed f32::MAX (values near f32::MAX filling a block), which can
+//!   make a row infinite or NaN where its true result is still finite.
+//! - [`Path::Amx`]: activations are rounded to BF16 (nearest even), whose exponent range
+//!   is f32's: |x| >= 0x7f7f8000 (~3.3961776e38, f32::MAX among them) becomes infinite, so
+//!   its row's outputs are +-infinity (NaN where the weight is 0). Subnormal activations
+//!   stay subnormal in BF16, but the tile unit flushes subnormal results to zero: a
+//!   product x * w below f32::MIN_POSITIVE (~1.18e-38) counts as zero (a row of subnormal
+//!   activations against weights below 1 gives exactly zero), and so does an output that
+//!   would be subnormal. Weights are widened to BF16 too (F16 and decoded quantized
+//!   values).
 
 mod error;
 mod matrix;
@@ -114,18 +139,22 @@ impl Preparation {
     /// The preparation of `m x k` activations for `format` weights on `path` (`Auto`
     /// resolved by `m`).
     ///
-    /// Errors: [`GemmError::PathUnavailable`]; [`GemmError::ShapeMismatch`] when K is not
-    /// a multiple of 32 on the int8 path; [`GemmError::Overflow`].
+    /// Errors: [`GemmError::ZeroK`] when `k` is 0 (on every path; M = 0 is fine);
+    /// [`GemmError::PathUnavailable`]; [`GemmError::ShapeMismatch`] when K is not a
+    /// multiple of 32 on the int8 path; [`GemmError::Overflow`] when the prepared size
+    /// does not fit `usize`.
     pub fn new(format: Format, m: usize, k: usize, path: Path) -> Result<Self, GemmError> {
+        if k == 0 {
+            return Err(GemmError::ZeroK);
+        }
         let path = path.resolve(format, m)?;
         let form = match path {
             Path::Scalar => Form::F32,
             Path::Vnni if is_float(format) => Form::F32,
             Path::Vnni if !k.is_multiple_of(32) => {
-                return Err(GemmError::ShapeMismatch {
-                    dim: "k",
-                    expected: k.next_multiple_of(32),
-                    found: k,
+                return Err(match k.checked_next_multiple_of(32) {
+                    Some(expected) => GemmError::ShapeMismatch { dim: "k", expected, found: k },
+                    None => GemmError::Overflow,
                 });
             }
             Path::Vnni => Form::Q8(Q8Layout { k }),
@@ -139,7 +168,9 @@ impl Preparation {
     fn checked_bytes(&self) -> Option<usize> {
         match self.form {
             Form::F32 => Some(0),
-            Form::Q8(l) => l.row_bytes().checked_mul(self.m),
+            // No rows take no bytes, however wide a record would be.
+            Form::Q8(_) if self.m == 0 => Some(0),
+            Form::Q8(l) => l.checked_row_bytes()?.checked_mul(self.m),
             Form::Tiles(l) => l.m_tiles.checked_mul(l.k_tiles)?.checked_mul(1024),
         }
     }
@@ -166,27 +197,33 @@ impl Preparation {
 
     /// The bytes of [`Preparation::body`] that rows `rows` fill.
     ///
-    /// Errors: [`GemmError::Range`] when the range is reversed, past M, or not aligned
-    /// to [`Preparation::row_align`].
+    /// Errors: [`GemmError::Range`] when the range is reversed or past M,
+    /// [`GemmError::Misaligned`] when it is not aligned to [`Preparation::row_align`].
     pub fn byte_range(&self, rows: Range<usize>) -> Result<Range<usize>, GemmError> {
-        let a = self.row_align();
-        let aligned =
-            rows.start.is_multiple_of(a) && (rows.end.is_multiple_of(a) || rows.end == self.m);
-        if rows.start > rows.end || rows.end > self.m || !aligned {
-            return Err(GemmError::Range {
-                what: "rows",
-                start: rows.start,
-                end: rows.end,
-                len: self.m,
-            });
+        let (start, end, len) = (rows.start, rows.end, self.m);
+        if start > end || end > len {
+            return Err(GemmError::Range { what: "rows", start, end, len });
         }
+        let align = self.row_align();
+        if !start.is_multiple_of(align) || !(end.is_multiple_of(align) || end == len) {
+            return Err(GemmError::Misaligned { what: "rows", start, end, align, len });
+        }
+        // `count` units of `unit` bytes. Within M the products fit (`new` checked the total),
+        // but with M = 0 the unit alone may not (a huge K): 0 units are 0 bytes.
+        let bytes = |count: usize, unit: Option<usize>| match count {
+            0 => Ok(0),
+            c => unit.and_then(|u| u.checked_mul(c)).ok_or(GemmError::Overflow),
+        };
         Ok(match self.form {
             Form::F32 => 0..0,
-            Form::Q8(l) => rows.start * l.row_bytes()..rows.end * l.row_bytes(),
+            Form::Q8(l) => {
+                let unit = l.checked_row_bytes();
+                bytes(start, unit)?..bytes(end, unit)?
+            }
             Form::Tiles(l) => {
-                let end_tile = if rows.end == self.m { l.m_tiles } else { rows.end / 16 };
-                let tile_bytes = l.k_tiles * 1024;
-                rows.start / 16 * tile_bytes..end_tile * tile_bytes
+                let end_tile = if end == len { l.m_tiles } else { end / 16 };
+                let unit = l.k_tiles.checked_mul(1024);
+                bytes(start / 16, unit)?..bytes(end_tile, unit)?
             }
         })
     }
@@ -207,7 +244,8 @@ impl Preparation {
     /// Prepares rows `rows` of `x` into `part`, the bytes [`Preparation::byte_range`]
     /// gives for them (a slice of the body).
     ///
-    /// Errors: [`GemmError::ShapeMismatch`] when `x` is not `m x k`; [`GemmError::Range`];
+    /// Errors: [`GemmError::ShapeMismatch`] when `x` is not `m x k`; [`GemmError::Range`],
+    /// [`GemmError::Misaligned`] (as [`Preparation::byte_range`]);
     /// [`GemmError::WorkspaceTooSmall`] when `part` has another length than the range.
     pub fn prepare_rows(
         &self,
@@ -219,6 +257,10 @@ impl Preparation {
         let range = self.byte_range(rows.clone())?;
         if part.len() != range.len() {
             return Err(GemmError::WorkspaceTooSmall { needed: range.len(), actual: part.len() });
+        }
+        if rows.is_empty() {
+            // Nothing to write (and with M = 0 a huge K's record size need not fit).
+            return Ok(());
         }
         match self.form {
             Form::F32 => {}
@@ -256,6 +298,10 @@ impl Preparation {
         rows: impl Iterator<Item = &'r [f32]>,
         body: &mut [u8],
     ) {
+        if self.m == 0 {
+            // No rows (and with M = 0 a huge K's record size need not fit).
+            return;
+        }
         match self.form {
             Form::F32 => {
                 for (row, dst) in rows.zip(body.chunks_exact_mut(4 * self.k)) {
@@ -341,8 +387,11 @@ pub fn prepared_bytes(format: Format, m: usize, k: usize, path: Path) -> Result<
 /// Per-thread scratch bytes of [`gemm_range`] for `format` weights with `k` values per row
 /// on `path` (the AMX path widens two weight panels at a time into it).
 ///
-/// Errors: [`GemmError::PathUnavailable`], [`GemmError::Overflow`].
+/// Errors: [`GemmError::ZeroK`], [`GemmError::PathUnavailable`], [`GemmError::Overflow`].
 pub fn scratch_bytes(format: Format, k: usize, path: Path) -> Result<usize, GemmError> {
+    if k == 0 {
+        return Err(GemmError::ZeroK);
+    }
     match path.resolve(format, amx_min_rows(format))? {
         Path::Amx => k.div_ceil(32).checked_mul(2 * 1024).and_then(|b| b.checked_add(ALIGN)),
         _ => Some(0),
@@ -354,6 +403,9 @@ pub fn scratch_bytes(format: Format, k: usize, path: Path) -> Result<usize, Gemm
 ///
 /// Errors: as [`prepared_bytes`].
 pub fn workspace_bytes(format: Format, m: usize, k: usize, path: Path) -> Result<usize, GemmError> {
+    if k == 0 {
+        return Err(GemmError::ZeroK);
+    }
     let resolved = path.resolve(format, m)?;
     prepared_bytes(format, m, k, resolved)?
         .checked_add(scratch_bytes(format, k, resolved)?)
@@ -396,7 +448,10 @@ fn check_job<'w>(
     if l.matrices() != 1 {
         return Err(GemmError::StackedWeights { matrices: l.matrices() });
     }
-    for (dim, expected, found) in [("k", l.k(), x.k), ("n", l.n(), y_cols), ("m", x.m, y_rows)] {
+    if x.k != l.k() {
+        return Err(GemmError::ActivationWidth { x_cols: x.k, k: l.k() });
+    }
+    for (dim, expected, found) in [("n", l.n(), y_cols), ("m", x.m, y_rows)] {
         if expected != found {
             return Err(GemmError::ShapeMismatch { dim, expected, found });
         }
@@ -421,7 +476,8 @@ fn check_job<'w>(
 /// of panel `p`, clipped to N) into `y`, from prepared activations. `scratch` is at least
 /// [`scratch_bytes`].
 ///
-/// Errors: [`GemmError::StackedWeights`], [`GemmError::ShapeMismatch`],
+/// Errors: [`GemmError::StackedWeights`], [`GemmError::ActivationWidth`] (the prepared
+/// activations' K is not the weights'), [`GemmError::ShapeMismatch`] (`y` is not M x N),
 /// [`GemmError::PreparedMismatch`], [`GemmError::Range`], [`GemmError::WorkspaceTooSmall`].
 pub fn gemm_range(
     weights: &PackedRef<'_>,
@@ -471,8 +527,14 @@ pub unsafe fn gemm_range_shared(
 /// matrix of `format`), prepares `x` and computes every value of `y`, using `workspace`
 /// (at least [`workspace_bytes`]). Returns the path taken.
 ///
-/// Errors: the packed-buffer errors as [`GemmError::Weights`], and those of [`prepare`]
-/// and [`gemm_range`].
+/// Checks, in this order: the packed buffer (as [`GemmError::Weights`]: bad header,
+/// another format, stacked matrices), `x`'s width against the weights' K
+/// ([`GemmError::ActivationWidth`]), `y`'s shape, M x N ([`GemmError::ShapeMismatch`],
+/// also when M = 0, which then returns without writing), and the workspace
+/// ([`GemmError::WorkspaceTooSmall`] with `workspace.len()` and the whole
+/// [`workspace_bytes`]).
+///
+/// Errors: those above, and those of [`prepare`] and [`gemm_range`].
 pub fn gemm(
     weights: &[u8],
     format: Format,
@@ -482,17 +544,24 @@ pub fn gemm(
     workspace: &mut [u8],
 ) -> Result<Path, GemmError> {
     let packed = PackedRef::parse(weights)?;
-    packed.expect(format, packed.layout().n(), x.cols(), 1)?;
+    let (n, k) = (packed.layout().n(), packed.layout().k());
+    packed.expect(format, n, k, 1)?;
+    if x.cols() != k {
+        return Err(GemmError::ActivationWidth { x_cols: x.cols(), k });
+    }
+    for (dim, expected, found) in [("n", n, y.cols()), ("m", x.rows(), y.rows())] {
+        if expected != found {
+            return Err(GemmError::ShapeMismatch { dim, expected, found });
+        }
+    }
     if x.rows() == 0 {
         return path.resolve(format, 0);
     }
-    let prepared_len = prepared_bytes(format, x.rows(), x.cols(), path)?;
-    if workspace.len() < prepared_len {
-        return Err(GemmError::WorkspaceTooSmall {
-            needed: workspace_bytes(format, x.rows(), x.cols(), path)?,
-            actual: workspace.len(),
-        });
+    let needed = workspace_bytes(format, x.rows(), k, path)?;
+    if workspace.len() < needed {
+        return Err(GemmError::WorkspaceTooSmall { needed, actual: workspace.len() });
     }
+    let prepared_len = prepared_bytes(format, x.rows(), k, path)?;
     let (head, tail) = workspace.split_at_mut(prepared_len);
     let prepared = prepare(format, x, path, head)?;
     let panels = packed.layout().panels();
@@ -505,3 +574,6 @@ pub fn gemm(
 pub const fn panels_for_columns(cols: Range<usize>) -> Range<usize> {
     cols.start / PANEL_ROWS..cols.end.div_ceil(PANEL_ROWS)
 }
+
+#[cfg(test)]
+mod tests;

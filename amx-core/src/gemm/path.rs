@@ -8,6 +8,9 @@ use super::GemmError;
 
 /// A kernel path. [`Path::Auto`] picks per call; the others force one path (tests and
 /// benchmarks use them so that every path runs on one machine).
+///
+/// What each path does with subnormal, huge, NaN and infinite values is listed in the
+/// [module docs](super#extreme-values).
 #[non_exhaustive]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Path {

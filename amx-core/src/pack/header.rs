@@ -176,7 +176,7 @@ impl<'a> PackedRef<'a> {
         if panel >= self.layout.panels() {
             return None;
         }
-        let at = self.layout.panel_offset(panel);
+        let at = self.layout.panel_offset(panel).ok()?;
         self.bytes.get(at..at + self.layout.panel_bytes())
     }
 }

@@ -248,10 +248,17 @@ impl PackedLayout {
     pub const fn total_bytes(&self) -> usize {
         self.total_bytes
     }
-    /// Byte offset of panel `panel` (global index over all matrices) from the buffer start.
-    /// The caller keeps `panel <= panels()`.
-    pub const fn panel_offset(&self, panel: usize) -> usize {
-        HEADER_BYTES + panel * self.panel_bytes
+    /// Byte offset of panel `panel` (global index over all matrices) from the buffer start;
+    /// `panel == panels()` gives the end of the buffer (where a range ending there stops).
+    ///
+    /// Errors: [`PackError::PanelRange`] (`panel..panel` outside the panels) when `panel >
+    /// panels()`, so the offset always fits `usize`.
+    pub const fn panel_offset(&self, panel: usize) -> Result<usize, PackError> {
+        if panel > self.panels() {
+            return Err(PackError::PanelRange { start: panel, end: panel, panels: self.panels() });
+        }
+        // panel <= panels(): at most `total_bytes`, which `new` checked.
+        Ok(HEADER_BYTES + panel * self.panel_bytes)
     }
     /// Bytes of one source row in ggml form.
     pub const fn source_row_bytes(&self) -> usize {

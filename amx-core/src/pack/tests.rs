@@ -95,7 +95,7 @@ fn split_packing_equals_whole_packing() {
     let mut parts = vec![0u8; l.total_bytes()];
     write_header(&l, &mut parts).unwrap();
     for range in [0..1, 1..4, 4..6] {
-        let at = l.panel_offset(range.start);
+        let at = l.panel_offset(range.start).unwrap();
         pack_panels(&l, &src, range, &mut parts[at..]).unwrap();
     }
     assert!(parts == whole);

@@ -1,8 +1,10 @@
 //! Activation quantization: f32 rows into the forms the kernels read.
 //!
 //! - **Q8 rows** (VNNI path, every quantized format): per row, `k` int8 values in blocks
-//!   of 32 with an f32 scale per block (`x ~ dx * q`, `dx = max|x| / 127`, rounding to
-//!   nearest even), then per block `dx` itself, `dx * sum(q)` per 32 values and
+//!   of 32 with an f32 scale per block (`x ~ dx * q`, `dx = max|x| / 127`, `q = x * (1 /
+//!   dx)` rounded to nearest even; a block with max|x| below ~3.7e-37, where `1 / dx`
+//!   overflows, uses `q = x / dx`, so tiny and subnormal blocks keep their int8 precision
+//!   while `dx` has its bits), then per block `dx` itself, `dx * sum(q)` per 32 values and
 //!   `dx * sum(q)` per 16 values (the kernels' bias terms). See [`Q8Layout`].
 //! - **BF16 tiles** (AMX path): the rows rounded to BF16 (nearest even) and cut into
 //!   16-row x 32-value tiles of 1 KiB, tile after tile, zero padded. See [`TileLayout`].
@@ -59,6 +61,12 @@ impl Q8Layout {
     /// `k / 32` f32 `dx * sum32`, `k / 16` f32 `dx * sum16`.
     pub const fn row_bytes(&self) -> usize {
         (self.k + 4 * (self.k / 32) * 2 + 4 * (self.k / 16)).div_ceil(64) * 64
+    }
+    /// [`Q8Layout::row_bytes`], or `None` when it does not fit `usize` (callers size
+    /// with this; `row_bytes` is for a `k` this accepted).
+    pub fn checked_row_bytes(&self) -> Option<usize> {
+        let arrays = (self.k / 32).checked_mul(8)?.checked_add((self.k / 16).checked_mul(4)?)?;
+        self.k.checked_add(arrays)?.checked_next_multiple_of(64)
     }
     /// Offset of the `dx` array in a row record.
     pub const fn dx_offset(&self) -> usize {

@@ -27,10 +27,14 @@ pub(crate) fn q8_row(x: &[f32], out: &mut [u8]) {
         }
         let dx = if nan { f32::NAN } else { amax / 127.0 };
         let inv = if dx != 0.0 && dx.is_finite() { 1.0 / dx } else { 0.0 };
+        // Below max|x| ~ 3.7e-37, 1 / dx overflows to infinity (every value would become
+        // +-127): such tiny blocks divide by dx instead, which is exact-rounded too.
+        let tiny = inv == f32::INFINITY;
         let mut sums = [0i32; 2];
         for (i, (&v, out)) in block.iter().zip(q.iter_mut()).enumerate() {
-            // |v * inv| <= 127 by construction; `as` saturates and maps NaN to 0.
-            let qi = round_ties_even(v * inv) as i8;
+            let t = if tiny { v / dx } else { v * inv };
+            // |t| <= 127 up to rounding; `as` saturates and maps NaN to 0.
+            let qi = round_ties_even(t) as i8;
             *out = qi as u8;
             sums[i / 16] += i32::from(qi);
         }

@@ -31,6 +31,51 @@ fn q8_row_reconstructs_within_half_a_step() {
     }
 }
 
+/// Blocks whose max |x| is so small that `1 / dx` overflows (below ~3.7e-37: tiny normal
+/// values, subnormals) still quantize to within half a step: they used to become +-127.
+#[test]
+fn q8_row_tiny_blocks_keep_their_precision() {
+    // Max |x| per block: just below the overflow point, smallest normal, subnormal ones.
+    for amax in [3.6e-37f32, 1e-37, f32::MIN_POSITIVE, 1e-39, 1e-41, 1e-43] {
+        let x: vec::Vec<f32> =
+            (0..64).map(|i| amax * ((i * 37 % 101) as f32 - 50.0) / 50.0).collect();
+        let l = Q8Layout { k: 64 };
+        let mut out = vec![0u8; l.row_bytes()];
+        q8_row(&x, &mut out);
+        for b in 0..2 {
+            let dx = f32_at(&out, l.dx_offset() + 4 * b);
+            assert!(dx > 0.0, "amax {amax:e}");
+            for i in 32 * b..32 * b + 32 {
+                let q = out[i] as i8;
+                // Half a step, plus the rounding of the subnormal product dx * q.
+                let err = (dx * f32::from(q) - x[i]).abs();
+                assert!(
+                    err <= dx * 0.5 + 128.0 * f32::from_bits(1),
+                    "amax {amax:e}: x[{i}] = {:e} gave q = {q}, dx = {dx:e}",
+                    x[i]
+                );
+            }
+        }
+    }
+}
+
+/// The checked record size is the record size where it fits, and `None` exactly where the
+/// u128 value does not fit `usize`.
+#[test]
+fn q8_checked_row_bytes_agrees_and_never_overflows() {
+    let top = usize::MAX / 32 * 32;
+    for k in [0, 32, 64, 96, 4096, 1 << 40, top / 3 * 2 / 32 * 32, top / 2, top - 32, top] {
+        let l = Q8Layout { k };
+        let k128 = k as u128;
+        let want = (k128 + 8 * (k128 / 32) + 4 * (k128 / 16)).div_ceil(64) * 64;
+        let want = usize::try_from(want).ok();
+        assert_eq!(l.checked_row_bytes(), want, "k={k}");
+        if let Some(bytes) = want {
+            assert_eq!(l.row_bytes(), bytes);
+        }
+    }
+}
+
 #[test]
 fn q8_row_non_finite_stays_in_its_block() {
     let mut x = vec![0.5f32; 64];
@@ -113,15 +158,15 @@ const F32_SPECIALS: [u32; 16] = [
 ];
 
 /// One 32-value block of a kind picked by `rng`: scaled uniform values, raw bit patterns,
-/// zeros, a NaN or an infinity among normal values, subnormals only, exact ties, or
-/// values near the f32 limits.
+/// zeros, a NaN or an infinity among normal values, subnormals only, exact ties, values
+/// near the f32 limits, or tiny values around the point where `1 / dx` overflows.
 fn block(rng: &mut Rng) -> [f32; 32] {
     let mut b = [0f32; 32];
     let scale = f32::from_bits(((rng.below(60) as u32 + 97) << 23) | 0x3_3333);
     for v in b.iter_mut() {
         *v = rng.unit() * scale;
     }
-    match rng.below(9) {
+    match rng.below(10) {
         0 => b.iter_mut().for_each(|v| *v = f32::from_bits(rng.next() as u32)),
         1 => b = [0.0; 32],
         2 => b[rng.below(32) as usize] = f32::from_bits(F32_SPECIALS[rng.below(4) as usize]),
@@ -137,6 +182,12 @@ fn block(rng: &mut Rng) -> [f32; 32] {
         }
         6 => b.iter_mut().for_each(|v| *v = f32::MAX * rng.unit()),
         7 => b[rng.below(32) as usize] = f32::from_bits(F32_SPECIALS[rng.below(16) as usize]),
+        8 => {
+            // Exponents 0..=8: max |x| from subnormal to ~1.5e-36, across the overflow of
+            // 1 / dx at ~3.7e-37.
+            let top = (rng.below(9) as u32) << 23;
+            b.iter_mut().for_each(|v| *v = f32::from_bits(rng.next() as u32 % top.max(1 << 20)));
+        }
         _ => {}
     }
     b

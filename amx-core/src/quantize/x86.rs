@@ -2,18 +2,20 @@
 //!
 //! `q8_row` takes 16 blocks of 32 values at a time: the per-block abs-max (as integer
 //! bits, so a NaN wins), `dx`, its reciprocal and the sums are computed for the 16 blocks
-//! in one vector each, with the scalar's f32 operations; the values are rounded to
+//! in one vector each, with the scalar's f32 operations (a tiny block whose reciprocal
+//! overflows divides by `dx`, as the scalar does); the values are rounded to
 //! nearest even and narrowed with the saturation and NaN-to-0 of Rust's `as i8`.
 //! `bf16_tile_rows` rounds with `vcvtne2ps2bf16`, which matches `f32_to_bf16` (NaNs
 //! included) except that it flushes subnormal inputs to zero: 32-value parts holding a
 //! subnormal redo those lanes with the scalar's integer rounding.
 
 use core::arch::x86_64::{
-    __m512, __m512bh, __m512i, _CMP_UNORD_Q, _MM_FROUND_NO_EXC, _MM_FROUND_TO_NEAREST_INT,
-    _mm_storeu_si128, _mm512_add_epi32, _mm512_and_si512, _mm512_castps_si512, _mm512_castsi512_ps,
-    _mm512_cmp_ps_mask, _mm512_cmpgt_epu32_mask, _mm512_cmplt_epu32_mask, _mm512_cvtepi32_epi8,
-    _mm512_cvtepi32_ps, _mm512_cvtne2ps_pbh, _mm512_div_ps, _mm512_loadu_epi16, _mm512_loadu_ps,
-    _mm512_mask_blend_epi16, _mm512_mask_mov_ps, _mm512_mask_storeu_epi16, _mm512_mask_storeu_ps,
+    __m512, __m512bh, __m512i, _CMP_EQ_OQ, _CMP_UNORD_Q, _MM_FROUND_NO_EXC,
+    _MM_FROUND_TO_NEAREST_INT, _mm_storeu_si128, _mm512_add_epi32, _mm512_and_si512,
+    _mm512_castps_si512, _mm512_castsi512_ps, _mm512_cmp_ps_mask, _mm512_cmpgt_epu32_mask,
+    _mm512_cmplt_epu32_mask, _mm512_cvtepi32_epi8, _mm512_cvtepi32_ps, _mm512_cvtne2ps_pbh,
+    _mm512_div_ps, _mm512_loadu_epi16, _mm512_loadu_ps, _mm512_mask_blend_epi16,
+    _mm512_mask_mov_ps, _mm512_mask_storeu_epi16, _mm512_mask_storeu_ps,
     _mm512_maskz_cvt_roundps_epi32, _mm512_maskz_div_ps, _mm512_maskz_loadu_ps, _mm512_max_epu32,
     _mm512_max_ps, _mm512_min_ps, _mm512_mul_ps, _mm512_permutex2var_epi16, _mm512_permutex2var_ps,
     _mm512_set1_epi16, _mm512_set1_epi32, _mm512_set1_ps, _mm512_setr_epi32, _mm512_setzero_ps,
@@ -36,7 +38,8 @@ fn ld(x: &[f32], at: usize) -> __m512 {
     }
 }
 
-/// The scalar's `round_ties_even(v * inv) as i8`, widened to i32, per lane.
+/// The scalar's `round_ties_even(t) as i8`, widened to i32, per lane (`t` is `v * inv`,
+/// or `v / dx` in a tiny block).
 ///
 /// The scalar rounds with `(t + 1.5 * 2^23) - 1.5 * 2^23`, which is round-to-nearest-even
 /// for `|t| < 2^22` and otherwise stays beyond `[-128, 127]` with the sign of `t`; `as
@@ -44,8 +47,7 @@ fn ld(x: &[f32], at: usize) -> __m512 {
 /// the saturated values), round to nearest even, NaN lanes zeroed.
 #[inline]
 #[target_feature(enable = "avx512f")]
-fn quantize16(v: __m512, inv: __m512) -> __m512i {
-    let t = _mm512_mul_ps(v, inv);
+fn quantize16(t: __m512) -> __m512i {
     let nan = _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(t, t);
     let clamped = _mm512_max_ps(_mm512_min_ps(t, _mm512_set1_ps(127.0)), _mm512_set1_ps(-128.0));
     _mm512_maskz_cvt_roundps_epi32::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(
@@ -120,16 +122,30 @@ fn blocks16(x: &[f32], qs: &mut [u8], dx_out: &mut [u8], s32: &mut [u8], s16: &m
     let bits = _mm512_castps_si512(dx);
     let ok =
         _mm512_cmpgt_epu32_mask(bits, _mm512_setzero_si512()) & _mm512_cmplt_epu32_mask(bits, inf);
-    let mut inv = [0f32; 16];
-    // SAFETY: `inv` is 16 writable f32.
+    let (mut inv, mut dxs) = ([0f32; 16], [0f32; 16]);
+    let inv_v = _mm512_maskz_div_ps(ok, _mm512_set1_ps(1.0), dx);
+    // Blocks whose 1 / dx overflowed (max|x| below ~3.7e-37) divide by dx instead, as
+    // the scalar does; they are rare, so the common case keeps its multiply.
+    let tiny = _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(inv_v, _mm512_set1_ps(f32::INFINITY));
+    // SAFETY: `inv` and `dxs` are 16 writable f32 each.
     unsafe {
-        _mm512_storeu_ps(inv.as_mut_ptr(), _mm512_maskz_div_ps(ok, _mm512_set1_ps(1.0), dx));
+        _mm512_storeu_ps(inv.as_mut_ptr(), inv_v);
+        if tiny != 0 {
+            _mm512_storeu_ps(dxs.as_mut_ptr(), dx);
+        }
     }
     let zero = _mm512_setzero_si512();
     let (mut q0s, mut q1s) = ([zero; 16], [zero; 16]);
     for (b, q) in qs.chunks_exact_mut(32).enumerate().take(nb) {
-        let iv = _mm512_set1_ps(inv[b]);
-        let (q0, q1) = (quantize16(ld(x, 32 * b), iv), quantize16(ld(x, 32 * b + 16), iv));
+        let (v0, v1) = (ld(x, 32 * b), ld(x, 32 * b + 16));
+        let (t0, t1) = if tiny & (1 << b) != 0 {
+            let d = _mm512_set1_ps(dxs[b]);
+            (_mm512_div_ps(v0, d), _mm512_div_ps(v1, d))
+        } else {
+            let iv = _mm512_set1_ps(inv[b]);
+            (_mm512_mul_ps(v0, iv), _mm512_mul_ps(v1, iv))
+        };
+        let (q0, q1) = (quantize16(t0), quantize16(t1));
         // SAFETY: `q` is 32 writable bytes; each store writes 16 of them, unaligned.
         unsafe {
             _mm_storeu_si128(q.as_mut_ptr().cast(), _mm512_cvtepi32_epi8(q0));

@@ -192,7 +192,8 @@ impl Pool {
     /// taken. The output is bit-identical to [`gemm::gemm`] on the same path, whatever
     /// the number of threads.
     ///
-    /// Errors: [`GemmError::Weights`] (bad buffer, other format or K),
+    /// Errors: [`GemmError::Weights`] (bad buffer, other format),
+    /// [`GemmError::ActivationWidth`] (`x` is not K wide),
     /// [`GemmError::ShapeMismatch`] (`y` is not `M x N`, or K is not a multiple of 32 on
     /// the int8 path), [`GemmError::Overflow`].
     pub fn matmul(
@@ -313,7 +314,8 @@ impl Pool {
     /// `y = x * W^T` from activations prepared by [`Pool::prepare`] (or
     /// [`PreparedActivations::prepare`]), on the path they were prepared for.
     ///
-    /// Errors: [`GemmError::Weights`] (bad buffer, other format or K),
+    /// Errors: [`GemmError::Weights`] (bad buffer, other format),
+    /// [`GemmError::ActivationWidth`] (`x` is not K wide),
     /// [`GemmError::ShapeMismatch`] (`y` is not `M x N`), [`GemmError::PreparedMismatch`]
     /// (prepared for another path or format family).
     pub fn matmul_prepared(

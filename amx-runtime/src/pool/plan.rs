@@ -109,8 +109,13 @@ pub(crate) fn check_operands<'w>(
     y_rows: usize,
     y_cols: usize,
 ) -> Result<PackedRef<'w>, GemmError> {
-    let n = PackedRef::parse(packed)?.layout().n();
-    let weights = PackedRef::parse_expecting(packed, format, n, k, 1)?;
+    let weights = PackedRef::parse(packed)?;
+    let (n, wk) = (weights.layout().n(), weights.layout().k());
+    weights.expect(format, n, wk, 1)?;
+    // The same checks, in the same order, as amx-core's `gemm`.
+    if k != wk {
+        return Err(GemmError::ActivationWidth { x_cols: k, k: wk });
+    }
     for (dim, expected, found) in [("n", n, y_cols), ("m", m, y_rows)] {
         if expected != found {
             return Err(GemmError::ShapeMismatch { dim, expected, found });
@@ -155,7 +160,8 @@ impl<'a> Matmul<'a> {
     /// activations prepared for them, cut into at most `parts` parts (fewer when the
     /// output is small; none when it is empty).
     ///
-    /// Errors: [`GemmError::Weights`] (bad packed buffer, other format or K),
+    /// Errors: [`GemmError::Weights`] (bad packed buffer, other format),
+    /// [`GemmError::ActivationWidth`] (activations not K wide),
     /// [`GemmError::ShapeMismatch`] (`y` is not `M x N`), [`GemmError::PreparedMismatch`]
     /// (activations prepared for another path or format family).
     pub fn new(

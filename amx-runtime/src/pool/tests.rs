@@ -71,6 +71,58 @@ fn zero_rows_is_a_no_op() {
     assert!(pool.matmul_prepared(&acts, &w, Format::Q4_0, &mut y).is_ok());
 }
 
+/// K = 0 activations are refused with amx-core's `ZeroK` by every preparation entry point
+/// (they used to panic: `chunks_exact_mut(0)` on the int8 path, a division by zero on the
+/// AMX path), on every path and with one or several workers; a matmul names the width.
+#[test]
+fn zero_k_is_an_error_not_a_panic() {
+    let w = packed(Format::Q4_0, 16, 32);
+    for threads in [1, 3] {
+        let pool = Pool::new(threads);
+        for m in [0, 1, 5, 40] {
+            let x = MatRef::new(&[], m, 0, 0).expect("x");
+            for path in [Path::Auto, Path::Scalar, Path::Vnni, Path::Amx] {
+                if !path.available() {
+                    println!("skipped {path:?}: unavailable here");
+                    continue;
+                }
+                let what = format!("m={m} {path:?} threads={threads}");
+                let got = PreparedActivations::prepare(Format::Q4_0, &x, path).map(|_| ());
+                assert_eq!(got, Err(GemmError::ZeroK), "{what}");
+                let got = pool.prepare(Format::Q4_0, &x, path).map(|_| ());
+                assert_eq!(got, Err(GemmError::ZeroK), "{what}");
+                let got = pool.prepare_in(vec![7; 99], Format::Q4K, &x, path).map(|_| ());
+                assert_eq!(got, Err(GemmError::ZeroK), "{what}");
+            }
+            let mut yv = vec![0f32; m * 16];
+            let mut y = MatMut::new(&mut yv, m, 16, 16).expect("y");
+            let got = pool.matmul(&w, Format::Q4_0, &x, &mut y);
+            assert_eq!(got, Err(GemmError::ActivationWidth { x_cols: 0, k: 32 }), "m={m}");
+        }
+    }
+}
+
+/// Activations of the wrong width get amx-core's error naming them and both widths.
+#[test]
+fn wrong_width_names_the_activations() {
+    let pool = Pool::new(2);
+    let (m, n, k) = (3, 16, 64);
+    let w = packed(Format::Q8_0, n, k);
+    let xv = vec![0.5f32; m * 32];
+    let x = MatRef::new(&xv, m, 32, 32).expect("x");
+    let mut yv = vec![0f32; m * n];
+    let mut y = MatMut::new(&mut yv, m, n, n).expect("y");
+    let want = Err(GemmError::ActivationWidth { x_cols: 32, k });
+    assert_eq!(pool.matmul(&w, Format::Q8_0, &x, &mut y), want);
+    let mut ws = vec![0u8; 1 << 14];
+    assert_eq!(
+        gemm::gemm(&w, Format::Q8_0, &x, &mut y, Path::Auto, &mut ws).map(|_| Path::Auto),
+        want
+    );
+    let acts = pool.prepare(Format::Q8_0, &x, Path::Auto).expect("prepare");
+    assert_eq!(pool.matmul_prepared(&acts, &w, Format::Q8_0, &mut y).map(|_| Path::Auto), want);
+}
+
 #[test]
 fn every_path_matches_the_single_threaded_gemm() {
     let pool = Pool::new(3);
