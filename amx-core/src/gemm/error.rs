@@ -89,6 +89,14 @@ pub enum GemmError {
     },
     /// A size computation overflowed `usize`.
     Overflow,
+    /// A thread pool built on the range API (amx-runtime's `Pool`) was called from a
+    /// thread that is running one of that same pool's jobs (a matmul inside its
+    /// `broadcast`): the pool runs one job at a time, so the call would wait for itself
+    /// forever.
+    NestedPoolCall {
+        /// Threads of the pool.
+        threads: usize,
+    },
 }
 
 impl From<PackError> for GemmError {
@@ -132,6 +140,11 @@ impl fmt::Display for GemmError {
                 write!(f, "expert id {id} at position {index} is outside the {experts} experts")
             }
             Self::Overflow => f.write_str("size computation overflowed usize"),
+            Self::NestedPoolCall { threads } => write!(
+                f,
+                "the {threads}-thread pool was called from inside one of its own jobs; it runs \
+                 one job at a time, so the call would wait for itself forever"
+            ),
         }
     }
 }
