@@ -78,8 +78,10 @@ impl Run {
 /// Runs `graph` as `schedule` says on `backends` (the list given to the scheduler),
 /// with `weights` loaded and `inputs` (each graph input's plain bytes) in host memory.
 ///
-/// Errors: [`ExecError::ScheduleMismatch`], [`ExecError::Input`], and the first error of
-/// a backend, which stops the run.
+/// Errors: [`ExecError::ScheduleMismatch`]; [`ExecError::ForeignWeights`] when `weights`
+/// are not exactly the graph's (as [`crate::sched::schedule`] checks); [`ExecError::Input`];
+/// [`ExecError::Op`] for an op whose sources (as loaded) and result break its rules
+/// ([`OpDesc::check`]); and the first error of a backend, which stops the run.
 pub fn run(
     graph: &Graph,
     schedule: &Schedule,
@@ -93,6 +95,10 @@ pub fn run(
             nodes: nodes.len(),
             planned: schedule.plans.len(),
         });
+    }
+    if let Some(m) = weights.mismatch(graph) {
+        let loaded = m.loaded.unwrap_or_else(|| "no buffer".into());
+        return Err(ExecError::ForeignWeights { id: m.id.0, graph: m.graph, loaded });
     }
     let host = host();
     let mut values: Vec<Option<Buffer>> = (0..graph.len()).map(|_| None).collect();
@@ -159,6 +165,7 @@ pub fn run(
                 (graph.tensor(s).name.clone(), buft, a)
             })
             .collect();
+        op.check().map_err(ExecError::Op)?;
         let computed = backend.compute(&op, &srcs)?;
         records.push(OpRecord {
             node: name,

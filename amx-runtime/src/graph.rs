@@ -121,6 +121,11 @@ impl Graph {
         self.tensors[id.0].1
     }
 
+    /// What tensor `id` is, or `None` when `id` is not in this graph.
+    pub fn kind_checked(&self, id: TensorId) -> Option<TensorKind> {
+        self.tensors.get(id.0).map(|t| t.1)
+    }
+
     /// The tensor named `name`.
     pub fn find(&self, name: &str) -> Option<TensorId> {
         self.names.get(name).copied()

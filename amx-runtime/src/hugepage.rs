@@ -20,6 +20,8 @@ use std::fmt;
 use std::ops::{Deref, DerefMut};
 use std::ptr::NonNull;
 
+use crate::error::AllocError;
+
 /// The huge page size on x86_64 Linux, and the alignment of large buffers.
 pub const HUGE_PAGE: usize = 2 << 20;
 
@@ -55,29 +57,41 @@ impl HugeBuffer {
     ///
     /// # Panics
     ///
-    /// When memory cannot be had (as `vec!` does: [`alloc::handle_alloc_error`]).
+    /// When the memory cannot be had, with a message naming `len` (the size asked for):
+    /// see [`HugeBuffer::try_zeroed`], for sizes that come from a caller.
     pub fn zeroed(len: usize) -> HugeBuffer {
+        match HugeBuffer::try_zeroed(len) {
+            Ok(buf) => buf,
+            Err(e) => panic!("amx-runtime HugeBuffer: {e}"),
+        }
+    }
+
+    /// `len` zero bytes, or an error naming `len` when the memory cannot be had.
+    ///
+    /// Errors: [`AllocError::TooLarge`] when no allocation can be `len` bytes (over
+    /// `isize::MAX` once rounded up to [`MIN_ALIGN`]), checked before asking the system;
+    /// [`AllocError::Refused`] when the system refuses the memory (a huge-page mapping
+    /// that fails falls back to the global allocator first).
+    pub fn try_zeroed(len: usize) -> Result<HugeBuffer, AllocError> {
         if len == 0 {
             // A dangling pointer with the promised alignment.
             let ptr = NonNull::new(std::ptr::without_provenance_mut(MIN_ALIGN))
                 .unwrap_or(NonNull::dangling());
-            return HugeBuffer { ptr, len, source: Source::None };
+            return Ok(HugeBuffer { ptr, len, source: Source::None });
         }
+        let layout = Layout::from_size_align(len, MIN_ALIGN)
+            .map_err(|_| AllocError::TooLarge { bytes: len })?;
         #[cfg(target_os = "linux")]
         if len >= HUGE_PAGE
             && let Some(buf) = HugeBuffer::mapped(len)
         {
-            return buf;
+            return Ok(buf);
         }
-        let layout = match Layout::from_size_align(len, MIN_ALIGN) {
-            Ok(l) => l,
-            Err(_) => alloc::handle_alloc_error(Layout::new::<u8>()),
-        };
         // SAFETY: `layout` has a non-zero size.
         let p = unsafe { alloc::alloc_zeroed(layout) };
         match NonNull::new(p) {
-            Some(ptr) => HugeBuffer { ptr, len, source: Source::Heap(layout) },
-            None => alloc::handle_alloc_error(layout),
+            Some(ptr) => Ok(HugeBuffer { ptr, len, source: Source::Heap(layout) }),
+            None => Err(AllocError::Refused { bytes: len }),
         }
     }
 
@@ -210,6 +224,28 @@ mod tests {
             let c = b.clone();
             assert!(c.iter().enumerate().all(|(i, &x)| x == i as u8), "len {len}");
         }
+    }
+
+    /// `zeroed(usize::MAX)` used to abort saying "allocation of 1 bytes failed": the
+    /// fallible constructor reports the size asked for, and `zeroed` panics with it.
+    #[test]
+    fn impossible_sizes_are_errors_naming_the_size() {
+        let too_large = [usize::MAX, isize::MAX as usize, isize::MAX as usize - 10];
+        for len in too_large {
+            let e = HugeBuffer::try_zeroed(len).unwrap_err();
+            assert_eq!(e, AllocError::TooLarge { bytes: len });
+            assert!(e.to_string().contains(&format!("cannot allocate {len} bytes")), "{e}");
+        }
+        // Larger than any x86_64 address space (47 or 56 bits): refused by the system.
+        let len = 1 << 62;
+        assert_eq!(HugeBuffer::try_zeroed(len).unwrap_err(), AllocError::Refused { bytes: len });
+        for len in [usize::MAX, 1 << 62] {
+            let caught = std::panic::catch_unwind(|| HugeBuffer::zeroed(len));
+            let payload = caught.expect_err("zeroed panics");
+            let message = payload.downcast_ref::<String>().cloned().unwrap_or_default();
+            assert!(message.contains(&format!("cannot allocate {len} bytes")), "{message}");
+        }
+        assert_eq!(HugeBuffer::try_zeroed(100).map(|b| b.len()), Ok(100));
     }
 
     #[test]

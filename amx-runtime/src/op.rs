@@ -231,6 +231,26 @@ impl OpDesc {
     pub fn name(&self) -> &Arc<str> {
         &self.dst.name
     }
+
+    /// Checks the op against its rules: the sources fit [`Op::infer`], and `dst` is
+    /// exactly the result they give (type and shape). Every buffer type, backend and the
+    /// runner ask this before accepting or running an op, so a `dst` of the wrong shape
+    /// is refused everywhere rather than left partly unwritten by one kernel.
+    ///
+    /// Errors: those of [`Op::infer`], and [`GraphError::Dst`] when `dst` differs.
+    pub fn check(&self) -> Result<(), GraphError> {
+        let descs: Vec<&TensorDesc> = self.srcs.iter().map(|s| &s.desc).collect();
+        let want = self.op.infer(self.name(), &descs)?;
+        if (want.dtype, want.ne) == (self.dst.dtype, self.dst.ne) {
+            return Ok(());
+        }
+        Err(GraphError::Dst {
+            node: self.name().clone(),
+            op: self.op.name(),
+            expected: (want.dtype, want.ne),
+            found: (self.dst.dtype, self.dst.ne),
+        })
+    }
 }
 
 impl fmt::Display for OpDesc {
@@ -291,6 +311,31 @@ mod tests {
         assert!(infer(Op::Reshape { ne: [5, 5, 1, 1] }, &[&probs]).is_err());
         assert_eq!(infer(Op::SumRows, &[&probs]).unwrap().ne, [1, 6, 1, 1]);
         assert_eq!(infer(Op::Transpose, &[&probs]).unwrap().ne, [6, 4, 1, 1]);
+    }
+
+    #[test]
+    fn check_refuses_a_dst_the_sources_do_not_give() {
+        let host = crate::buffer::host::host();
+        let w = t("w", DType::Block(Format::Q8_0), &[64, 32]);
+        let x = t("x", DType::F32, &[64, 5]);
+        let srcs =
+            [&w, &x].map(|d| Operand { desc: d.clone(), buft: host.clone(), contiguous: true });
+        let good =
+            OpDesc { op: Op::MulMat, srcs: srcs.to_vec(), dst: t("y", DType::F32, &[32, 5]) };
+        assert_eq!(good.check(), Ok(()));
+        for (dtype, dims) in
+            [(DType::F32, &[32, 10][..]), (DType::F32, &[32]), (DType::I32, &[32, 5])]
+        {
+            let bad = OpDesc { dst: t("y", dtype, dims), ..good.clone() };
+            let e = bad.check().unwrap_err();
+            assert!(
+                matches!(e, GraphError::Dst { expected: (DType::F32, [32, 5, 1, 1]), .. }),
+                "{e}"
+            );
+            assert!(e.to_string().contains("MUL_MAT y: the result is described as"), "{e}");
+        }
+        let short = OpDesc { srcs: srcs[..1].to_vec(), ..good };
+        assert!(matches!(short.check(), Err(GraphError::Arity { .. })));
     }
 
     #[test]

@@ -12,11 +12,12 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::Arc;
 
 use crate::buffer::host::host;
 use crate::buffer::{Buffer, Buft};
 use crate::error::PlaceError;
-use crate::graph::{Graph, Node};
+use crate::graph::{Graph, Node, TensorKind};
 use crate::op::{OpDesc, Operand};
 use crate::tensor::{TensorDesc, TensorId};
 
@@ -58,8 +59,29 @@ fn probe(graph: &Graph, node: &Node, weight: TensorId, buft: &Buft) -> OpDesc {
     OpDesc { op: node.op, srcs, dst: graph.tensor(node.dst).clone() }
 }
 
+/// For every tensor of `graph`, the indices of the nodes that read it (each node once,
+/// in node order): one pass over the nodes, so that placement is linear in the graph's
+/// size rather than scanning every node for every weight.
+fn consumer_index(graph: &Graph) -> Vec<Vec<usize>> {
+    let mut index = vec![Vec::new(); graph.len()];
+    for (i, node) in graph.nodes().iter().enumerate() {
+        #[cfg(test)]
+        tests::NODE_VISITS.with(|v| v.set(v.get() + 1));
+        for s in &node.srcs {
+            // A node reading the same tensor twice (`x * x`) is one consumer.
+            let list: &mut Vec<usize> = &mut index[s.0];
+            if list.last() != Some(&i) {
+                list.push(i);
+            }
+        }
+    }
+    index
+}
+
 /// Places every weight of `graph`: `prefs` gives a weight's buffer types in the engine's
-/// order of preference (put the host buffer type last as the fallback).
+/// order of preference (put the host buffer type last as the fallback). Time is linear
+/// in the number of tensors plus the number of (weight, consumer) pairs: the consumers
+/// of every tensor are indexed in one pass over the nodes.
 ///
 /// Errors: [`PlaceError::NoBufferType`] when no buffer type in the list accepts a
 /// consumer of the weight.
@@ -67,10 +89,11 @@ pub fn place(
     graph: &Graph,
     prefs: impl Fn(TensorId, &TensorDesc) -> Vec<Buft>,
 ) -> Result<Placement, PlaceError> {
+    let index = consumer_index(graph);
     let mut decisions = Vec::new();
     for id in graph.weights() {
         let desc = graph.tensor(id).clone();
-        let consumers: Vec<&Node> = graph.consumers(id).collect();
+        let consumers: Vec<&Node> = index[id.0].iter().map(|&i| &graph.nodes()[i]).collect();
         if consumers.is_empty() {
             let d = Decision { tensor: id, desc, buft: host(), accepted: vec![], refused: vec![] };
             decisions.push(d);
@@ -107,7 +130,9 @@ impl Placement {
 
     /// The buffer type chosen for weight `id`.
     pub fn buft(&self, id: TensorId) -> Option<&Buft> {
-        self.decisions.iter().find(|d| d.tensor == id).map(|d| &d.buft)
+        // Decisions are in graph order, which is increasing id order.
+        let i = self.decisions.binary_search_by_key(&id, |d| d.tensor).ok()?;
+        Some(&self.decisions[i].buft)
     }
 
     /// Allocates every weight in its buffer type and uploads its plain bytes from `data`
@@ -159,12 +184,60 @@ impl fmt::Display for Placement {
 }
 
 /// The loaded weights, one buffer each.
+///
+/// They belong to the graph they were placed for: each buffer carries the description
+/// (name, type, shape) its weight had in that graph, and [`crate::sched::schedule`] and
+/// [`crate::exec::run`] refuse weights that are not exactly the graph's
+/// ([`SchedError::ForeignWeights`](crate::error::SchedError::ForeignWeights)). Another
+/// graph with the same weights at the same ids (prefill and decode graphs of one model)
+/// may use them: the scheduler still asks the buffer types about each of its ops.
 #[derive(Debug, Default)]
 pub struct Weights {
     buffers: HashMap<TensorId, Buffer>,
 }
 
+/// Where loaded weights and a graph disagree (see [`Weights::mismatch`]).
+pub(crate) struct Mismatch {
+    /// The tensor id.
+    pub(crate) id: TensorId,
+    /// What the graph has there.
+    pub(crate) graph: Arc<str>,
+    /// What the weights hold there (`None`: nothing, the weight was not loaded).
+    pub(crate) loaded: Option<Arc<str>>,
+}
+
 impl Weights {
+    /// The first place where these weights are not exactly `graph`'s: a weight of the
+    /// graph without a buffer or with a buffer for another tensor (name, type or shape),
+    /// then a buffer at an id where the graph has no weight. `None` when they match.
+    pub(crate) fn mismatch(&self, graph: &Graph) -> Option<Mismatch> {
+        for id in graph.weights() {
+            let want = graph.tensor(id);
+            match self.buffers.get(&id) {
+                Some(b) if b.desc() == want => {}
+                found => {
+                    let loaded = found.map(|b| b.desc().to_string().into());
+                    return Some(Mismatch { id, graph: want.to_string().into(), loaded });
+                }
+            }
+        }
+        let extra = self
+            .buffers
+            .keys()
+            .copied()
+            .filter(|&id| graph.kind_checked(id) != Some(TensorKind::Weight))
+            .min()?;
+        let what = match graph.kind_checked(extra) {
+            Some(TensorKind::Input) => format!("the input {}", graph.tensor(extra)),
+            Some(TensorKind::Result(_)) => format!("the op result {}", graph.tensor(extra)),
+            Some(TensorKind::Weight) | None => {
+                format!("no tensor (it has {} tensors)", graph.len())
+            }
+        };
+        let loaded = self.buffers[&extra].desc().to_string().into();
+        Some(Mismatch { id: extra, graph: what.into(), loaded: Some(loaded) })
+    }
+
     /// The buffer of weight `id`.
     pub fn get(&self, id: TensorId) -> Option<&Buffer> {
         self.buffers.get(&id)

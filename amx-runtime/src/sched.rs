@@ -126,8 +126,10 @@ fn access(
 ///
 /// Errors: [`SchedError::UnreadableSource`] when an op reads a weight in a non-host
 /// buffer type that no backend able to run the op accepts; [`SchedError::NoBackend`]
-/// when no backend supports an op otherwise; [`SchedError::NotLoaded`];
-/// [`SchedError::NoBackends`].
+/// when no backend supports an op otherwise; [`SchedError::NotLoaded`] when a weight of
+/// the graph has no buffer; [`SchedError::ForeignWeights`] when `weights` were placed for
+/// another graph (a buffer for another tensor at one of this graph's weight ids, or at
+/// an id where this graph has no weight); [`SchedError::NoBackends`].
 pub fn schedule(
     graph: &Graph,
     weights: &Weights,
@@ -147,6 +149,12 @@ pub fn schedule_with(
 ) -> Result<Schedule, SchedError> {
     if backends.is_empty() {
         return Err(SchedError::NoBackends);
+    }
+    if let Some(m) = weights.mismatch(graph) {
+        return Err(match m.loaded {
+            None => SchedError::NotLoaded { tensor: graph.tensor(m.id).name.clone() },
+            Some(loaded) => SchedError::ForeignWeights { id: m.id.0, graph: m.graph, loaded },
+        });
     }
     let mut homes = Homes { graph, weights, results: vec![None; graph.len()] };
     let mut plans = Vec::with_capacity(graph.nodes().len());

@@ -121,6 +121,14 @@ pub enum GemmError {
         /// The number of rows there are (M).
         len: usize,
     },
+    /// A thread pool built on the range API (amx-runtime's `Pool`) was called from a
+    /// thread that is running one of that same pool's jobs (a matmul inside its
+    /// `broadcast`): the pool runs one job at a time, so the call would wait for itself
+    /// forever.
+    NestedPoolCall {
+        /// Threads of the pool.
+        threads: usize,
+    },
 }
 
 impl From<PackError> for GemmError {
@@ -178,6 +186,11 @@ impl fmt::Display for GemmError {
             Self::Misaligned { what, start, end, align, len } => write!(
                 f,
                 "{what} range {start}..{end} is not aligned: it must start at a multiple of {align} and end at a multiple of {align} or at {len}"
+            ),
+            Self::NestedPoolCall { threads } => write!(
+                f,
+                "the {threads}-thread pool was called from inside one of its own jobs; it runs \
+                 one job at a time, so the call would wait for itself forever"
             ),
         }
     }

@@ -84,7 +84,13 @@ impl Backend for CpuBackend {
         buft.is_host() || (self.is_host_override && self.is_extra(buft))
     }
 
+    /// No op that breaks its rules ([`OpDesc::check`], `dst` included), whatever its
+    /// buffer types say; then the answer of each non-host source's buffer type, or the
+    /// reference ops' for plain sources.
     fn supports_op(&self, op: &OpDesc) -> bool {
+        if op.check().is_err() {
+            return false;
+        }
         let mut delegated = false;
         for s in op.srcs.iter().filter(|s| !s.buft.is_host()) {
             if !s.buft.supports_op(op) {

@@ -41,13 +41,16 @@ pub trait Backend: fmt::Debug + Send + Sync {
 
     /// Runs `op` on `srcs` (the source buffers, in order, described by `op.srcs`).
     ///
-    /// Errors: [`ExecError::BufferNotAccepted`], [`ExecError::Unsupported`], refused
+    /// Errors: [`ExecError::Op`] when the op breaks its rules ([`OpDesc::check`]: a
+    /// `dst` that is not what the sources give), [`ExecError::BufferNotAccepted`], [`ExecError::Unsupported`], refused
     /// buffer accesses ([`ExecError::Buffer`]) and the kernels' errors.
     fn compute(&self, op: &OpDesc, srcs: &[&Buffer]) -> Result<Computed, ExecError>;
 }
 
-/// Checks that `srcs` are the buffers `op` describes.
+/// Checks that `op` follows its rules ([`OpDesc::check`], `dst` included) and that
+/// `srcs` are the buffers it describes.
 pub(crate) fn check_sources(op: &OpDesc, srcs: &[&Buffer]) -> Result<(), ExecError> {
+    op.check().map_err(ExecError::Op)?;
     let matches = srcs.len() == op.srcs.len()
         && op
             .srcs

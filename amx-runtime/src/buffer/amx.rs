@@ -79,11 +79,14 @@ impl AmxBufferType {
         AmxBufferType { id: BuftId::fresh(), pool: Some(pool) }
     }
 
-    /// Whether this type accepts `op` as MUL_MAT on a weight it holds.
+    /// Whether this type accepts `op` as MUL_MAT on a weight it holds: `dst` included,
+    /// which must be exactly the `[N, M]` F32 result the sources give ([`OpDesc::check`]),
+    /// since the GEMM writes `M x N` values and nothing else.
     fn accepts_mul_mat(&self, op: &OpDesc) -> bool {
         let [w, x] = &op.srcs[..] else { return false };
         let (wd, xd) = (&w.desc, &x.desc);
-        w.buft.id() == self.id
+        op.check().is_ok()
+            && w.buft.id() == self.id
             && w.contiguous
             && wd.ne[2] == 1
             && wd.ne[3] == 1
@@ -235,6 +238,13 @@ impl BufferType for AmxBufferType {
             return Err(ExecError::Sources {
                 op: name.clone(),
                 what: "buffers differ from the op",
+            });
+        }
+        // The kernels write exactly `op.dst`'s values: a longer slice would keep a tail.
+        if dst.len() != op.dst.elements() {
+            return Err(ExecError::Sources {
+                op: name.clone(),
+                what: "the output slice has another length than the result",
             });
         }
         let path = match op.op {

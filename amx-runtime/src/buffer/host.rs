@@ -55,9 +55,11 @@ impl BufferType for HostBufferType {
         plain_len(tensor)
     }
 
-    /// Plain values can be read by any kernel: whether the op runs is the backend's call.
-    fn supports_op(&self, _op: &OpDesc) -> bool {
-        true
+    /// Plain values can be read by any kernel: every op that follows its rules
+    /// ([`OpDesc::check`], `dst` included) is accepted; whether it runs is the backend's
+    /// call.
+    fn supports_op(&self, op: &OpDesc) -> bool {
+        op.check().is_ok()
     }
 
     fn set_tensor(&self, buf: &mut Buffer, data: &[u8]) -> Result<(), BufferError> {

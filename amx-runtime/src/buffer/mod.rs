@@ -137,14 +137,17 @@ impl fmt::Debug for Buffer {
 impl Buffer {
     /// A zeroed buffer of `buft` for `desc`, of [`BufferType::alloc_size`] bytes.
     ///
-    /// Errors: those of `alloc_size`, [`BufferError::Alignment`].
+    /// Errors: those of `alloc_size`, [`BufferError::Alignment`], and
+    /// [`BufferError::Alloc`] (naming the size) when the memory cannot be had: the size
+    /// comes from the caller's tensor, so running out is an error value, not an abort.
     pub fn alloc(buft: &Buft, desc: TensorDesc) -> Result<Buffer, BufferError> {
         let align = buft.alignment();
         if !align.is_power_of_two() || align > 64 {
             return Err(BufferError::Alignment { buft: buft.name().into(), align });
         }
         // Zeroed, 64-byte aligned; large buffers (weights) on transparent huge pages.
-        let bytes = HugeBuffer::zeroed(buft.alloc_size(&desc)?);
+        let bytes = HugeBuffer::try_zeroed(buft.alloc_size(&desc)?)
+            .map_err(|error| BufferError::Alloc { tensor: desc.name.clone(), error })?;
         Ok(Buffer { buft: buft.clone(), desc, bytes, refused: AtomicUsize::new(0) })
     }
 
@@ -273,6 +276,23 @@ mod tests {
         assert!(buf.is_aligned(64));
         assert_eq!(buf.refused_reads(), 0);
         assert_eq!(buf.owned_bytes(&*h).unwrap(), &data[..]);
+    }
+
+    /// A tensor whose size fits `usize` but not in memory used to abort the process in
+    /// `Buffer::alloc` (the allocation failure handler); it is an error naming the
+    /// tensor and the size, in every buffer type.
+    #[test]
+    fn memory_that_cannot_be_had_is_an_error() {
+        let desc = TensorDesc::new("huge", DType::F32, &[1 << 30, 1 << 30]).unwrap();
+        let e = Buffer::alloc(&host::host(), desc).unwrap_err();
+        let want = crate::error::AllocError::Refused { bytes: 1 << 62 };
+        assert_eq!(e, BufferError::Alloc { tensor: "huge".into(), error: want });
+        assert!(e.to_string().contains("tensor huge: cannot allocate 4611686018427387904"));
+        let a: Buft = Arc::new(amx::AmxBufferType::new());
+        let q = DType::Block(amx_core::formats::Format::Q8_0);
+        let desc = TensorDesc::new("huge", q, &[1 << 30, 1 << 30]).unwrap();
+        let e = Buffer::upload(&a, desc, &[]).unwrap_err();
+        assert!(matches!(e, BufferError::Alloc { .. }), "{e}");
     }
 
     #[test]

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use amx_core::pack::PackError;
 
+use super::AllocError;
 use crate::tensor::DType;
 
 /// What went wrong reading, writing or allocating a buffer.
@@ -65,6 +66,13 @@ pub enum BufferError {
         /// What amx-core said.
         error: PackError,
     },
+    /// The buffer's memory could not be allocated.
+    Alloc {
+        /// The tensor.
+        tensor: Arc<str>,
+        /// The size asked for, and why it failed.
+        error: AllocError,
+    },
 }
 
 impl fmt::Display for BufferError {
@@ -96,8 +104,17 @@ impl fmt::Display for BufferError {
                  up to 64"
             ),
             BufferError::Pack { tensor, error } => write!(f, "tensor {tensor}: {error}"),
+            BufferError::Alloc { tensor, error } => write!(f, "tensor {tensor}: {error}"),
         }
     }
 }
 
-impl std::error::Error for BufferError {}
+impl std::error::Error for BufferError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            BufferError::Pack { error, .. } => Some(error),
+            BufferError::Alloc { error, .. } => Some(error),
+            _ => None,
+        }
+    }
+}

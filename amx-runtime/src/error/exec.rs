@@ -6,7 +6,7 @@ use std::sync::Arc;
 use amx_core::formats::FormatError;
 use amx_core::gemm::GemmError;
 
-use super::BufferError;
+use super::{BufferError, GraphError};
 
 /// Running an op failed.
 #[non_exhaustive]
@@ -71,6 +71,19 @@ pub enum ExecError {
         /// The input tensor.
         tensor: Arc<str>,
     },
+    /// The op breaks its rules: its sources do not fit [`crate::op::Op::infer`], or its
+    /// `dst` is not the result they give.
+    Op(GraphError),
+    /// The loaded weights were placed for another graph: weight (or tensor id) `id` is
+    /// `graph` in this graph and `loaded` in the weights.
+    ForeignWeights {
+        /// The tensor id where they differ.
+        id: usize,
+        /// What the graph has there.
+        graph: Arc<str>,
+        /// What the weights hold there.
+        loaded: Arc<str>,
+    },
     /// The schedule was made for another graph.
     ScheduleMismatch {
         /// Nodes in the graph.
@@ -100,6 +113,12 @@ impl fmt::Display for ExecError {
             ExecError::Input { tensor } => {
                 write!(f, "graph input {tensor} is missing or has another shape or type")
             }
+            ExecError::Op(e) => e.fmt(f),
+            ExecError::ForeignWeights { id, graph, loaded } => write!(
+                f,
+                "the weights were loaded for another graph: tensor #{id} is {graph} in this \
+                 graph, the weights hold {loaded} there"
+            ),
             ExecError::ScheduleMismatch { nodes, planned } => {
                 write!(f, "the schedule plans {planned} nodes, the graph has {nodes}")
             }
@@ -111,6 +130,7 @@ impl std::error::Error for ExecError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             ExecError::Buffer(e) => Some(e),
+            ExecError::Op(e) => Some(e),
             _ => None,
         }
     }

@@ -63,6 +63,19 @@ pub enum GraphError {
         /// The name.
         tensor: Arc<str>,
     },
+    /// An op's result is described with another type or shape than its sources give
+    /// ([`crate::op::Op::infer`]): a kernel would leave part of it unwritten, or write
+    /// past it.
+    Dst {
+        /// The node's name.
+        node: Arc<str>,
+        /// The op kind.
+        op: &'static str,
+        /// The result's type and shape as the sources give them.
+        expected: (DType, [usize; 4]),
+        /// The result's type and shape as described.
+        found: (DType, [usize; 4]),
+    },
 }
 
 impl fmt::Display for GraphError {
@@ -86,6 +99,11 @@ impl fmt::Display for GraphError {
             GraphError::DuplicateName { tensor } => {
                 write!(f, "two tensors are named {tensor}")
             }
+            GraphError::Dst { node, op, expected, found } => write!(
+                f,
+                "{op} {node}: the result is described as {} {:?}, but the sources give {} {:?}",
+                found.0, found.1, expected.0, expected.1
+            ),
         }
     }
 }

@@ -1,14 +1,16 @@
-//! Errors of the buffer, graph, placement, scheduling and execution layers.
+//! Errors of the memory, buffer, graph, placement, scheduling and execution layers.
 //!
 //! Each message names what it is about: the op (by its node name and kind), the tensor
 //! and the buffer type. Names are carried as `Arc<str>`, so these enums are `Clone` but
 //! not `Copy` (unlike amx-core's, which carry numbers only).
 
+mod alloc;
 mod buffer;
 mod exec;
 mod graph;
 mod place;
 
+pub use alloc::AllocError;
 pub use buffer::BufferError;
 pub use exec::ExecError;
 pub use graph::GraphError;

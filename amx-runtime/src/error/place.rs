@@ -84,6 +84,17 @@ pub enum SchedError {
     },
     /// No backend was given.
     NoBackends,
+    /// The loaded weights were placed for another graph: tensor id `id` is `graph` in
+    /// this graph and `loaded` in the weights (a weight of another name, type or shape,
+    /// or a buffer where this graph has no weight).
+    ForeignWeights {
+        /// The tensor id where they differ.
+        id: usize,
+        /// What the graph has there.
+        graph: Arc<str>,
+        /// What the weights hold there.
+        loaded: Arc<str>,
+    },
 }
 
 impl fmt::Display for SchedError {
@@ -100,6 +111,11 @@ impl fmt::Display for SchedError {
             }
             SchedError::NotLoaded { tensor } => write!(f, "weight {tensor} has no buffer"),
             SchedError::NoBackends => f.write_str("no backend was given"),
+            SchedError::ForeignWeights { id, graph, loaded } => write!(
+                f,
+                "the weights were loaded for another graph: tensor #{id} is {graph} in this \
+                 graph, the weights hold {loaded} there"
+            ),
         }
     }
 }

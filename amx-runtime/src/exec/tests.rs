@@ -1,3 +1,5 @@
+use amx_core::formats::Format;
+
 use super::*;
 use crate::backend::cpu::CpuBackend;
 use crate::backend::gpu_like::GpuLikeBackend;
@@ -63,4 +65,30 @@ fn mismatched_schedules_and_missing_inputs_are_errors() {
     let x = data.iter().find(|d| d.0 == f.x).unwrap();
     let e = run(&f.graph, &cut, &[&cpu], &w, &[(f.x, &x.1[..])]).unwrap_err();
     assert!(matches!(e, ExecError::ScheduleMismatch { .. }), "{e}");
+}
+
+/// A run with weights loaded for another graph (same ids and sizes, other names) is
+/// refused before any op runs, naming both tensors.
+#[test]
+fn weights_of_another_graph_are_refused() {
+    let f = fixture();
+    let data = fixture_data(&f);
+    let cpu = CpuBackend::new();
+    let w = load(&f, &data, &[host()]);
+    let s = schedule(&f.graph, &w, &[&cpu]).unwrap();
+    let mut other = Graph::new();
+    other.weight("w", DType::Block(Format::Q8_0), &[64, 32]).unwrap();
+    other.weight("norm.other", DType::F32, &[32]).unwrap();
+    other.weight("emb", DType::Block(Format::Q8_0), &[32, 32]).unwrap();
+    let p = place(&other, |_, _| vec![host()]).unwrap();
+    let foreign = p.load(|id| data.iter().find(|d| d.0 == id).map(|d| &d.1[..])).unwrap();
+    let x = data.iter().find(|d| d.0 == f.x).unwrap();
+    let e = run(&f.graph, &s, &[&cpu], &foreign, &[(f.x, &x.1[..])]).unwrap_err();
+    let want = ExecError::ForeignWeights {
+        id: 1,
+        graph: "norm [32] f32".into(),
+        loaded: "norm.other [32] f32".into(),
+    };
+    assert_eq!(e, want);
+    assert!(run(&f.graph, &s, &[&cpu], &w, &[(f.x, &x.1[..])]).is_ok());
 }

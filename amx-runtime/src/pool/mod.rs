@@ -54,6 +54,15 @@
 //! threads that run many kernels in a row without releasing: engine threads running
 //! [`Part`]s, or a one-thread GEMM loop.
 //!
+//! # Calls from inside a job
+//!
+//! A pool runs one job at a time, so a job that calls its own pool again (a matmul inside
+//! [`Pool::broadcast`], on the calling thread or on a worker) would wait for itself
+//! forever. Each pool records which thread holds it and each worker knows its pool, so
+//! such a call returns [`GemmError::NestedPoolCall`] instead ([`Pool::broadcast`] itself,
+//! which returns nothing, panics; [`Pool::try_broadcast`] returns the error). Calling
+//! *another* pool from a job is fine.
+//!
 //! # Own threads
 //!
 //! [`Matmul::new`] cuts a matmul into [`Part`]s that an engine runs on its own threads
@@ -67,8 +76,9 @@ mod prepared;
 mod workers;
 
 use std::io;
+use std::ops::{Deref, DerefMut};
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use amx_core::formats::Format;
@@ -88,6 +98,38 @@ use crate::tile_state;
 pub struct Pool {
     inner: Mutex<Inner>,
     threads: usize,
+    /// The workers' identity ([`workers::is_worker_of`]).
+    id: u64,
+    /// [`workers::thread_tag`] of the thread holding `inner` (0: none), so that a call
+    /// from the thread that holds the pool is refused rather than waiting for itself.
+    holder: AtomicU64,
+}
+
+/// The pool's state, held by one thread; the holder is recorded while it lives.
+struct Held<'a> {
+    pool: &'a Pool,
+    inner: MutexGuard<'a, Inner>,
+}
+
+impl Deref for Held<'_> {
+    type Target = Inner;
+
+    fn deref(&self) -> &Inner {
+        &self.inner
+    }
+}
+
+impl DerefMut for Held<'_> {
+    fn deref_mut(&mut self) -> &mut Inner {
+        &mut self.inner
+    }
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        // Runs before the guard (a field) unlocks: no other thread can hold the pool yet.
+        self.pool.holder.store(0, Ordering::Relaxed);
+    }
 }
 
 struct Inner {
@@ -147,13 +189,16 @@ unsafe fn run_share(
 }
 
 impl Pool {
+    /// The most threads a pool may have (the calling thread included).
+    pub const MAX_THREADS: usize = 1024;
+
     /// A pool that runs each job in `threads` shares (at least one): one on the calling
     /// thread and one on each of `threads - 1` worker threads it starts.
     ///
     /// # Panics
     ///
-    /// When the OS refuses to start a thread, as [`std::thread::spawn`] does; see
-    /// [`Pool::try_new`].
+    /// When `threads` is over [`Pool::MAX_THREADS`] or the OS refuses to start a thread,
+    /// as [`std::thread::spawn`] does; see [`Pool::try_new`].
     pub fn new(threads: usize) -> Pool {
         match Pool::try_new(threads) {
             Ok(pool) => pool,
@@ -163,11 +208,25 @@ impl Pool {
         }
     }
 
-    /// [`Pool::new`], returning the OS error when a thread cannot be started.
+    /// [`Pool::new`], returning an error instead of panicking.
+    ///
+    /// Errors: [`io::ErrorKind::InvalidInput`] when `threads` is over
+    /// [`Pool::MAX_THREADS`] (checked before anything is allocated or started);
+    /// [`io::ErrorKind::OutOfMemory`] when the per-thread state cannot be allocated; the
+    /// OS error when a thread cannot be started (the threads already started are
+    /// stopped).
     pub fn try_new(threads: usize) -> io::Result<Pool> {
+        if threads > Pool::MAX_THREADS {
+            let what = format!(
+                "a pool of {threads} threads was asked for; at most {} are allowed",
+                Pool::MAX_THREADS
+            );
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, what));
+        }
         let workers = Workers::start(threads)?;
-        let threads = workers.len();
-        Ok(Pool { inner: Mutex::new(Inner { workers, workspace: Vec::new() }), threads })
+        let (threads, id) = (workers.len(), workers.id());
+        let inner = Mutex::new(Inner { workers, workspace: Vec::new() });
+        Ok(Pool { inner, threads, id, holder: AtomicU64::new(0) })
     }
 
     /// Number of threads a job runs on (the calling thread included).
@@ -175,16 +234,44 @@ impl Pool {
         self.threads
     }
 
-    fn lock(&self) -> MutexGuard<'_, Inner> {
+    /// The pool's state for one job, or [`GemmError::NestedPoolCall`] when the calling
+    /// thread is running one of this pool's jobs (it holds the pool, or is one of its
+    /// workers): waiting for the pool there would never end.
+    fn lock(&self) -> Result<Held<'_>, GemmError> {
+        let me = workers::thread_tag();
+        if self.holder.load(Ordering::Relaxed) == me || workers::is_worker_of(self.id) {
+            return Err(GemmError::NestedPoolCall { threads: self.threads });
+        }
         // A panic resumed from a worker poisons the lock; the state stays consistent.
-        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+        let inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        // Only this thread writes its own tag, and clears it before unlocking, so a
+        // thread reads its tag here exactly while it holds the pool.
+        self.holder.store(me, Ordering::Relaxed);
+        Ok(Held { pool: self, inner })
     }
 
     /// Runs `f(share)` once per share (share 0 on the calling thread, the others on the
     /// workers) and returns when all are done: for per-thread set-up or inspection, e.g.
-    /// [`tile_state::thread_stats`].
+    /// [`tile_state::thread_stats`]. A call on this pool from `f` (a matmul, ...) returns
+    /// [`GemmError::NestedPoolCall`].
+    ///
+    /// # Panics
+    ///
+    /// When called from inside a job of this pool (from the `f` of another `broadcast`):
+    /// see [`Pool::try_broadcast`]. A panic of `f` is resumed here once every share is
+    /// done.
     pub fn broadcast<F: Fn(usize) + Sync>(&self, f: F) {
-        self.lock().workers.run(&|w, _| f(w));
+        if let Err(e) = self.try_broadcast(f) {
+            panic!("amx-runtime pool: {e}");
+        }
+    }
+
+    /// [`Pool::broadcast`], returning an error where it panics.
+    ///
+    /// Errors: [`GemmError::NestedPoolCall`] when called from inside a job of this pool.
+    pub fn try_broadcast<F: Fn(usize) + Sync>(&self, f: F) -> Result<(), GemmError> {
+        self.lock()?.workers.run(&|w, _| f(w));
+        Ok(())
     }
 
     /// `y = x * W^T` on the pool's threads, with `packed` one `N x K` matrix of `format`
@@ -195,7 +282,8 @@ impl Pool {
     /// Errors: [`GemmError::Weights`] (bad buffer, other format),
     /// [`GemmError::ActivationWidth`] (`x` is not K wide),
     /// [`GemmError::ShapeMismatch`] (`y` is not `M x N`, or K is not a multiple of 32 on
-    /// the int8 path), [`GemmError::Overflow`].
+    /// the int8 path), [`GemmError::Overflow`], [`GemmError::NestedPoolCall`] (called
+    /// from inside a job of this pool, see [`Pool::broadcast`]).
     pub fn matmul(
         &self,
         packed: &[u8],
@@ -226,7 +314,7 @@ impl Pool {
         let prep = Preparation::new(format, m, k, path)?;
         let need = gemm::prepared_bytes(format, m, k, path)?;
         let scratch_len = gemm::scratch_bytes(format, k, path)?;
-        let mut inner = self.lock();
+        let mut inner = self.lock()?;
         let Inner { workers, workspace } = &mut *inner;
         if workspace.len() < need {
             workspace.resize(need, 0);
@@ -302,7 +390,7 @@ impl Pool {
         }
         let body = SharedBytes::new(body);
         let outcome = Outcome::default();
-        self.lock().workers.run(&|w, _| {
+        self.lock()?.workers.run(&|w, _| {
             // SAFETY: each share has its own `w`, hence its own rows and bytes; nothing
             // reads the body until `run` returns.
             outcome.record(unsafe { prepare_share(&prep, x, &body, t, w) });
@@ -317,7 +405,7 @@ impl Pool {
     /// Errors: [`GemmError::Weights`] (bad buffer, other format),
     /// [`GemmError::ActivationWidth`] (`x` is not K wide),
     /// [`GemmError::ShapeMismatch`] (`y` is not `M x N`), [`GemmError::PreparedMismatch`]
-    /// (prepared for another path or format family).
+    /// (prepared for another path or format family), [`GemmError::NestedPoolCall`].
     pub fn matmul_prepared(
         &self,
         x: &PreparedActivations<'_>,
@@ -331,7 +419,7 @@ impl Pool {
             return Ok(path);
         }
         let outcome = Outcome::default();
-        self.lock().workers.run(&|w, scratch| {
+        self.lock()?.workers.run(&|w, scratch| {
             // SAFETY: every share uses the same plan and `t`, with its own `w`.
             outcome.record(unsafe { plan.run_share((self.threads, w), scratch) });
         });

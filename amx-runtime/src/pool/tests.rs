@@ -156,6 +156,92 @@ fn broadcast_reaches_every_worker() {
     assert_eq!(pool.threads(), 3);
 }
 
+/// Runs `f` on a thread of its own and returns its result, failing the test (instead of
+/// hanging it) when `f` does not finish in a minute: a deadlock is a failure here.
+fn within_a_minute<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    match rx.recv_timeout(std::time::Duration::from_secs(60)) {
+        Ok(v) => v,
+        Err(e) => {
+            panic!("no answer within a minute ({e}): deadlocked, or the test thread panicked")
+        }
+    }
+}
+
+/// A matmul on a pool from inside that pool's `broadcast` used to deadlock (the pool
+/// runs one job at a time and the job waited for it): on every share, the calling
+/// thread's and the workers', it is now `NestedPoolCall`; the pool works afterwards, and
+/// another pool may be called from a job.
+#[test]
+fn a_call_from_inside_a_job_of_the_same_pool_is_an_error() {
+    for threads in [1, 3] {
+        let outcomes = within_a_minute(move || {
+            let pool = Pool::new(threads);
+            let other = Pool::new(2);
+            let (m, n, k) = (4, 32, 64);
+            let w = packed(Format::Q8_0, n, k);
+            let xv = vec![0.5f32; m * k];
+            let x = MatRef::new(&xv, m, k, k).expect("x");
+            let got = Mutex::new(Vec::new());
+            pool.broadcast(|share| {
+                let mut yv = vec![0f32; m * n];
+                let mut y = MatMut::new(&mut yv, m, n, n).expect("y");
+                let same = pool.matmul(&w, Format::Q8_0, &x, &mut y).map(|_| ());
+                let acts = PreparedActivations::prepare(Format::Q8_0, &x, Path::Auto);
+                let prepared = pool.matmul_prepared(&acts.expect("acts"), &w, Format::Q8_0, &mut y);
+                let nested = pool.try_broadcast(|_| {});
+                let another = other.matmul(&w, Format::Q8_0, &x, &mut y).map(|_| ());
+                let mut all = got.lock().expect("lock");
+                all.push((share, same, prepared.map(|_| ()), nested, another));
+            });
+            // The nested broadcast that cannot return an error panics, naming the cause.
+            let caught = panic::catch_unwind(AssertUnwindSafe(|| {
+                pool.broadcast(|_| pool.broadcast(|_| {}));
+            }));
+            let payload = caught.expect_err("a nested broadcast panics");
+            let message = payload.downcast_ref::<String>().cloned().unwrap_or_default();
+            // Afterwards the pool takes calls again.
+            let mut yv = vec![0f32; m * n];
+            let mut y = MatMut::new(&mut yv, m, n, n).expect("y");
+            let after = pool.matmul(&w, Format::Q8_0, &x, &mut y).map(|_| ());
+            (got.into_inner().expect("lock"), message, after)
+        });
+        let (mut got, message, after) = outcomes;
+        got.sort_by_key(|g| g.0);
+        assert_eq!(got.len(), threads);
+        let refused = Err(GemmError::NestedPoolCall { threads });
+        for (share, same, prepared, nested, another) in got {
+            assert_eq!((same, prepared, nested), (refused, refused, refused), "share {share}");
+            assert_eq!(another, Ok(()), "share {share}");
+        }
+        assert!(message.contains("called from inside one of its own jobs"), "{message}");
+        assert_eq!(after, Ok(()));
+        let text = GemmError::NestedPoolCall { threads }.to_string();
+        assert!(text.contains(&format!("the {threads}-thread pool")), "{text}");
+    }
+}
+
+/// `try_new(usize::MAX)` used to panic (capacity overflow) and `try_new(1 << 40)` to
+/// abort (allocation failure) although it returns `io::Result`: an absurd count is now
+/// an `InvalidInput` error naming it, before anything is allocated.
+#[test]
+fn absurd_thread_counts_are_errors() {
+    for threads in [usize::MAX, 1 << 40, Pool::MAX_THREADS + 1] {
+        let e = Pool::try_new(threads).expect_err("refused");
+        assert_eq!(e.kind(), io::ErrorKind::InvalidInput, "{threads}: {e}");
+        assert!(e.to_string().contains(&format!("a pool of {threads} threads")), "{e}");
+        assert!(e.to_string().contains("at most 1024"), "{e}");
+    }
+    let caught = panic::catch_unwind(|| Pool::new(usize::MAX));
+    let payload = caught.expect_err("Pool::new panics");
+    let message = payload.downcast_ref::<String>().cloned().unwrap_or_default();
+    assert!(message.contains(&format!("a pool of {} threads", usize::MAX)), "{message}");
+    assert_eq!(Pool::try_new(0).expect("one thread").threads(), 1);
+}
+
 trait Bits {
     fn map_bits(&self) -> Vec<u32>;
 }

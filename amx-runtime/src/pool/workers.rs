@@ -11,6 +11,7 @@
 //! scratch vectors (one per thread) grow only when a job needs more than they hold.
 
 use std::any::Any;
+use std::cell::Cell;
 use std::io;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -19,6 +20,32 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::tile_state;
+
+/// Identities of pools (for [`is_worker_of`]) and of threads (for [`thread_tag`]): 0 is
+/// never handed out.
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+thread_local! {
+    /// The pool this thread is a worker of (0: none). A worker serves one pool for life.
+    static WORKER_OF: Cell<u64> = const { Cell::new(0) };
+    /// This thread's tag, handed out on first use.
+    static TAG: Cell<u64> = const { Cell::new(0) };
+}
+
+/// A tag unique to the calling thread (never 0), to record which thread holds a pool.
+pub(crate) fn thread_tag() -> u64 {
+    TAG.with(|t| {
+        if t.get() == 0 {
+            t.set(NEXT_ID.fetch_add(1, Ordering::Relaxed));
+        }
+        t.get()
+    })
+}
+
+/// Whether the calling thread is a worker thread of the pool whose workers are `id`.
+pub(crate) fn is_worker_of(id: u64) -> bool {
+    WORKER_OF.with(Cell::get) == id
+}
 
 /// What every thread of the pool runs: `(share index, the thread's scratch)`.
 pub(crate) type JobFn<'a> = dyn Fn(usize, &mut Vec<u8>) + Sync + 'a;
@@ -112,6 +139,8 @@ fn lock(m: &Mutex<State>) -> MutexGuard<'_, State> {
 
 /// The calling thread plus persistent worker threads, running one job at a time.
 pub(crate) struct Workers {
+    /// This set of workers' identity (see [`is_worker_of`]).
+    id: u64,
     shared: Arc<Shared>,
     handles: Vec<JoinHandle<()>>,
     /// The calling thread's scratch (share 0).
@@ -130,17 +159,27 @@ impl Workers {
             done: Condvar::new(),
         });
         let threads = threads.max(1);
-        let mut workers =
-            Workers { shared, handles: Vec::with_capacity(threads - 1), scratch: Vec::new() };
+        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+        let mut handles = Vec::new();
+        handles.try_reserve_exact(threads - 1).map_err(|e| {
+            let what = format!("no memory for the handles of {} worker threads: {e}", threads - 1);
+            io::Error::new(io::ErrorKind::OutOfMemory, what)
+        })?;
+        let mut workers = Workers { id, shared, handles, scratch: Vec::new() };
         for index in 1..threads {
             let shared = Arc::clone(&workers.shared);
             let handle = std::thread::Builder::new()
                 .name(format!("amx-pool-{index}"))
-                .spawn(move || worker_main(index, &shared))?;
+                .spawn(move || worker_main(id, index, &shared))?;
             // On error `workers` drops here, which stops the threads already started.
             workers.handles.push(handle);
         }
         Ok(workers)
+    }
+
+    /// This set of workers' identity: [`is_worker_of`] it is true on its threads.
+    pub(crate) fn id(&self) -> u64 {
+        self.id
     }
 
     /// Number of shares (threads, the caller included).
@@ -207,7 +246,8 @@ impl Drop for Workers {
     }
 }
 
-fn worker_main(index: usize, shared: &Shared) {
+fn worker_main(pool: u64, index: usize, shared: &Shared) {
+    WORKER_OF.with(|w| w.set(pool));
     let mut scratch = Vec::new();
     let mut seen = 0u64;
     loop {

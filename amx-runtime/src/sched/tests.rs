@@ -1,8 +1,11 @@
+use amx_core::formats::Format;
+
 use super::*;
 use crate::backend::Backend;
 use crate::backend::cpu::CpuBackend;
 use crate::backend::gpu_like::GpuLikeBackend;
 use crate::placement::place;
+use crate::tensor::DType;
 use crate::test_util::{Fixture, fixture, fixture_data};
 
 fn load(f: &Fixture, prefs: &[Buft]) -> Weights {
@@ -98,4 +101,52 @@ fn without_offload_ops_on_host_weights_stay_on_the_cpu() {
     // With no backend able to read a host weight in place, the op has no backend.
     let e = schedule_with(&f.graph, &w, &[&gpu], options).unwrap_err();
     assert_eq!(e, SchedError::NoBackend { op: "y".into(), kind: "MUL_MAT" });
+}
+
+/// Weights loaded for `graph` from the fixture's bytes (same ids and sizes).
+fn load_for(graph: &Graph, f: &Fixture) -> Weights {
+    let data = fixture_data(f);
+    let p = place(graph, |_, _| vec![host()]).unwrap();
+    p.load(|id| data.iter().find(|d| d.0 == id).map(|d| &d.1[..])).unwrap()
+}
+
+/// Weights placed for another graph whose tensor ids coincide used to be taken as they
+/// were (same ids, same sizes: the schedule and the run went through with another
+/// model's tensors); now they are refused, naming what each side has at that id.
+#[test]
+fn weights_of_another_graph_are_refused_naming_both() {
+    let f = fixture();
+    let cpu = CpuBackend::new();
+    // Same ids, types and shapes, other names.
+    let mut other = Graph::new();
+    other.weight("w.other", DType::Block(Format::Q8_0), &[64, 32]).unwrap();
+    other.weight("norm", DType::F32, &[32]).unwrap();
+    other.weight("emb", DType::Block(Format::Q8_0), &[32, 32]).unwrap();
+    let w = load_for(&other, &f);
+    let e = schedule(&f.graph, &w, &[&cpu]).unwrap_err();
+    let want = SchedError::ForeignWeights {
+        id: 0,
+        graph: "w [64, 32] Q8_0".into(),
+        loaded: "w.other [64, 32] Q8_0".into(),
+    };
+    assert_eq!(e, want);
+    assert!(e.to_string().contains("tensor #0 is w [64, 32] Q8_0 in this graph"), "{e}");
+    // The fixture's weights plus one where the fixture has its input.
+    let mut more = Graph::new();
+    more.weight("w", DType::Block(Format::Q8_0), &[64, 32]).unwrap();
+    more.weight("norm", DType::F32, &[32]).unwrap();
+    more.weight("emb", DType::Block(Format::Q8_0), &[32, 32]).unwrap();
+    more.weight("x", DType::F32, &[64, 20]).unwrap();
+    let e = schedule(&f.graph, &load_for(&more, &f), &[&cpu]).unwrap_err();
+    let want = SchedError::ForeignWeights {
+        id: 3,
+        graph: "the input x [64, 20] f32".into(),
+        loaded: "x [64, 20] f32".into(),
+    };
+    assert_eq!(e, want);
+    // Another instance of the same graph (a prefill and a decode graph of one model
+    // share their weights) is the same weights.
+    let same = fixture();
+    let w = load(&same, &[cpu.extra_bufts()[0].clone(), host()]);
+    assert!(schedule(&f.graph, &w, &[&cpu]).is_ok());
 }

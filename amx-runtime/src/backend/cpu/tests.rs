@@ -2,8 +2,8 @@ use amx_core::formats::Format;
 
 use super::*;
 use crate::backend::gpu_like::GpuLikeBackend;
-use crate::error::ExecError;
-use crate::op::Op;
+use crate::error::{ExecError, GraphError};
+use crate::op::{Op, OpDesc};
 use crate::tensor::{DType, f32_to_bytes};
 use crate::test_util::{op_in, q8_0, t, values};
 
@@ -67,4 +67,46 @@ fn runs_packed_weights_through_their_buffer_type_and_plain_ones_on_the_reference
     // Buffers that are not the op's sources are refused.
     let e = cpu.compute(&op_in(Op::MulMat, &[(&wd, &h), (&xd, &h)]), &[&wp, &x]).unwrap_err();
     assert!(matches!(e, ExecError::Sources { .. }), "{e}");
+}
+
+/// A MUL_MAT whose `dst` is not the `[N, M]` its sources give: the AMX buffer type used
+/// to accept it (its check ignored `dst`) and the GEMM left half of a `[N, 2M]` result
+/// unwritten; now every buffer type and backend refuses it, and running it is an error.
+#[test]
+fn a_dst_the_sources_do_not_give_is_refused_everywhere() {
+    let cpu = CpuBackend::new();
+    let gpu = GpuLikeBackend::new();
+    let (amx, h, device) = (cpu.extra_bufts()[0].clone(), host(), gpu.device_buft());
+    let wd = t("w", DType::Block(Format::Q8_0), &[64, 16]);
+    let xd = t("x", DType::F32, &[64, 5]);
+    let wdata = q8_0(16, 64, 5);
+    let x = Buffer::upload(&h, xd.clone(), &f32_to_bytes(&values(64 * 5, 6))).unwrap();
+    let wp = Buffer::upload(&amx, wd.clone(), &wdata).unwrap();
+    let wh = Buffer::upload(&h, wd.clone(), &wdata).unwrap();
+    let good = op_in(Op::MulMat, &[(&wd, &amx), (&xd, &h)]);
+    assert!(amx.supports_op(&good) && cpu.supports_op(&good));
+    for dims in [&[16, 10][..], &[16, 5, 2], &[32, 5], &[16]] {
+        let bad = OpDesc { dst: t("out", DType::F32, dims), ..good.clone() };
+        assert!(!amx.supports_op(&bad), "AMX accepts dst {dims:?}");
+        assert!(!cpu.supports_op(&bad), "CPU accepts dst {dims:?}");
+        let e = cpu.compute(&bad, &[&wp, &x]).unwrap_err();
+        assert!(matches!(e, ExecError::Op(GraphError::Dst { .. })), "{e}");
+        let mut out = vec![f32::NAN; bad.dst.elements()];
+        let e = amx.compute_forward(&bad, &[&wp, &x], &mut out).unwrap_err();
+        assert!(matches!(e, ExecError::Unsupported { .. }), "{e}");
+        assert!(out.iter().all(|v| v.is_nan()), "nothing is written");
+        // The same op on plain sources: the host buffer type and both backends refuse.
+        let plain = OpDesc { dst: bad.dst.clone(), ..op_in(Op::MulMat, &[(&wd, &h), (&xd, &h)]) };
+        assert!(!h.supports_op(&plain) && !cpu.supports_op(&plain));
+        assert!(matches!(cpu.compute(&plain, &[&wh, &x]), Err(ExecError::Op(_))));
+        let on_device = op_in(Op::MulMat, &[(&wd, &device), (&xd, &device)]);
+        let on_device = OpDesc { dst: bad.dst.clone(), ..on_device };
+        assert!(!device.supports_op(&on_device) && !gpu.supports_op(&on_device));
+        assert!(matches!(gpu.compute(&plain, &[&wh, &x]), Err(ExecError::Op(_))));
+    }
+    // A right op with an output slice of another length is refused before any write.
+    let mut long = vec![f32::NAN; good.dst.elements() * 2];
+    let e = amx.compute_forward(&good, &[&wp, &x], &mut long).unwrap_err();
+    assert!(matches!(e, ExecError::Sources { .. }), "{e}");
+    assert!(long.iter().all(|v| v.is_nan()));
 }
