@@ -162,7 +162,9 @@ fn run_shared(
     call.split(per)?;
     let call = &*call;
     let first = OnceLock::new();
-    pool.broadcast(|_| {
+    // try_: a MUL_MAT_ID issued from inside one of this pool's own jobs is an error,
+    // not a panic.
+    pool.try_broadcast(|_| {
         if taken == Path::Amx {
             tile_state::mark_used();
         }
@@ -174,7 +176,7 @@ fn run_shared(
                 let _ = first.set(error);
             }
         });
-    });
+    })?;
     match first.into_inner() {
         Some(error) => Err(error),
         None => Ok(()),
