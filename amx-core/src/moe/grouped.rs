@@ -103,6 +103,12 @@ impl<'w> Grouped<'w> {
         }
         let shape = super::MoeShape { experts: l.matrices(), n: l.n(), k: l.k(), tokens, top_k };
         let experts = shape.experts;
+        // The documented size, checked up front so a short workspace is reported with the
+        // caller's numbers rather than those of whichever piece ran out.
+        let needed = super::grouped_workspace_bytes(format, &shape, path)?;
+        if workspace.len() < needed {
+            return Err(GemmError::WorkspaceTooSmall { needed, actual: workspace.len() });
+        }
         let mut ws = workspace;
         let routing =
             Routing::new(ids, experts, take(&mut ws, routing_bytes(tokens, top_k, experts)?)?)?;

@@ -118,6 +118,14 @@ fn out_of_range_ids_and_bad_shapes_are_errors() {
         grouped_gemm(&packed, format, &xr, (&[0, 1, 2, 2], 2), &mut ym, Path::Auto, &mut small),
         Err(GemmError::WorkspaceTooSmall { .. })
     ));
+    // One byte short: the error carries the caller's length and the documented total,
+    // not the numbers of whichever piece of the workspace ran out.
+    let needed = ws.len();
+    let short = &mut ws[..needed - 1];
+    assert_eq!(
+        grouped_gemm(&packed, format, &xr, (&[0, 1, 2, 2], 2), &mut ym, Path::Auto, short),
+        Err(GemmError::WorkspaceTooSmall { needed, actual: needed - 1 })
+    );
 }
 
 #[test]

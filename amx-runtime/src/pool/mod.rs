@@ -446,7 +446,9 @@ impl Matmul<'_> {
         scratch: &mut Vec<u8>,
     ) -> Result<(), GemmError> {
         let (weights, x, y, split) = self.raw();
-        // SAFETY: forwarded contract.
+        // SAFETY: `weights`, `x`, `y` and `split` all come from this one plan, so concurrent
+        // callers share one output and one split; our caller guarantees the same `t` and
+        // distinct `w` across them, which is `run_share`'s whole requirement.
         unsafe { run_share(weights, x, y, split, (t, w), scratch, self.scratch_bytes()) }
     }
 }
