@@ -34,7 +34,8 @@ struct OutPtr(*mut f32);
 // SAFETY: the pointer is only dereferenced by `sgemm` on disjoint column ranges, while
 // `run` holds the unique borrow of `Y`.
 unsafe impl Sync for OutPtr {}
-// SAFETY: as above.
+// SAFETY: moving the pointer to a share's thread is sound for the same reason: it is
+// dereferenced only on that share's disjoint columns while `run` holds `&mut Y`.
 unsafe impl Send for OutPtr {}
 
 impl<'w> DequantSgemm<'w> {

@@ -37,7 +37,8 @@ pub fn peak_ops(unit: Unit, iters: usize) -> Option<f64> {
     let run = |n: usize| {
         let t = Instant::now();
         for _ in 0..n {
-            // SAFETY: as above; dot products only touch tile registers.
+            // SAFETY: the token proves AMX is usable and `cfg` is loaded on this thread;
+            // dot products only read and write tile registers, touching no memory.
             unsafe {
                 match unit {
                     Unit::Int8 => {

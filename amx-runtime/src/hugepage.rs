@@ -49,7 +49,8 @@ enum Source {
 // SAFETY: the buffer owns its bytes exclusively (no aliasing pointer is kept elsewhere);
 // `&HugeBuffer` gives shared `&[u8]` access only.
 unsafe impl Send for HugeBuffer {}
-// SAFETY: as above.
+// SAFETY: `&HugeBuffer` exposes only `&[u8]` reads of bytes it owns; every write goes
+// through `&mut self`, so sharing references across threads cannot race.
 unsafe impl Sync for HugeBuffer {}
 
 impl HugeBuffer {

@@ -313,7 +313,8 @@ pub(crate) unsafe fn run(
             // SAFETY: `decode` runs on this CPU (this function's contract).
             let b0 = unsafe { b_tiles(layout, w0, tiles.clone(), decode, &mut d, buf0) };
             let b1 = match (pair, w1) {
-                // SAFETY: as above.
+                // SAFETY: `decode` runs on this CPU (this function's contract); `w1` is
+                // panel p + 1 of the checked weights.
                 (true, Some(w1)) => unsafe {
                     b_tiles(layout, w1, tiles.clone(), decode, &mut d, buf1)
                 },

@@ -41,7 +41,9 @@ pub(crate) unsafe fn run(job: &Job<'_, '_, '_, '_>, scratch: &mut [u8]) {
         // weights; the rest is the forwarded contract.
         Path::Vnni if float => unsafe { vnni::run_float(job) },
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: as above.
+        // SAFETY: a prepared VNNI job exists only where `Path::Vnni` resolved (AVX-512
+        // F/BW/VL/VNNI present); the activations' kind was checked against the weights;
+        // disjoint outputs and the scratch are this function's contract.
         Path::Vnni => unsafe { vnni::run_quantized(job) },
         #[cfg(target_arch = "x86_64")]
         Path::Amx => {

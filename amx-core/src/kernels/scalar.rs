@@ -41,7 +41,8 @@ pub(crate) unsafe fn run(job: &Job<'_, '_, '_, '_>) {
                 for m in job.rows.clone() {
                     let xs = &x.row_in(m)[k0..k0 + take];
                     let dot: f32 = xs.iter().zip(&deq[..take]).map(|(a, b)| a * b).sum();
-                    // SAFETY: as above.
+                    // SAFETY: (m, col) is inside this job's block (m in job.rows, col in
+                    // its panels), which no concurrent job writes.
                     unsafe {
                         let at = job.y.at(m, col);
                         at.write(at.read() + dot);

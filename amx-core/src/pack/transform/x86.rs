@@ -80,7 +80,9 @@ impl Isa for Avx512 {
             }
         }
         for s in (whole..len).step_by(16) {
-            // SAFETY: as above with 16-byte steps: `s + 16 <= len`.
+            // SAFETY: AVX-512F is available (the trait's contract); `s + 16 <= len`, so
+            // each row is readable for the 16 bytes at `s`, and the 4 x 64-byte chunks
+            // written from `out + 64 * (s / 4)` end at `16 * (s + 16) <= 16 * len`.
             unsafe {
                 // z[j] lane l = row 4l + j, so that after the transpose u[c] lane l dword
                 // j = row 4l + j's dword c: u[c] holds dword c of rows 0..16 in order.
