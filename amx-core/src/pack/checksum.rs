@@ -40,9 +40,7 @@
 //! them on random data).
 
 #[cfg(target_arch = "x86_64")]
-use core::arch::x86_64::{
-    __m512i, _mm512_add_epi32, _mm512_loadu_si512, _mm512_storeu_si512,
-};
+use core::arch::x86_64::{__m512i, _mm512_add_epi32, _mm512_loadu_si512, _mm512_storeu_si512};
 
 /// Lanes per 64-byte chunk.
 const LANES: usize = 16;
@@ -73,7 +71,8 @@ impl BodySum {
 
     /// The 64-bit value that the header stores (bytes 56..64).
     pub fn value(&self) -> u64 {
-        let lo = (0..LANES).fold(0u32, |h, l| h.wrapping_add((2 * l as u32 + 1).wrapping_mul(self.s1[l])));
+        let lo = (0..LANES)
+            .fold(0u32, |h, l| h.wrapping_add((2 * l as u32 + 1).wrapping_mul(self.s1[l])));
         let hi = self
             .s2
             .iter()

@@ -30,9 +30,10 @@ fn u64_at(b: &[u8; HEADER_BYTES], at: usize) -> u64 {
 
 /// FNV-1a (64-bit) over `parts` in order.
 fn fnv1a(parts: &[&[u8]]) -> u64 {
-    parts.iter().flat_map(|p| p.iter()).fold(0xcbf2_9ce4_8422_2325_u64, |h, &b| {
-        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-    })
+    parts
+        .iter()
+        .flat_map(|p| p.iter())
+        .fold(0xcbf2_9ce4_8422_2325_u64, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3))
 }
 
 /// The header checksum, stored in bytes 48..56: FNV-1a 64 of every other header byte
@@ -88,7 +89,10 @@ fn read(bytes: &[u8]) -> Result<(PackedLayout, u64), PackError> {
     let (stored, computed) = (u64_at(h, HEADER_SUM.start), header_checksum(h));
     if stored != computed {
         if version < LAYOUT_VERSION && stored == checksum_v2(h) {
-            return Err(PackError::UnsupportedVersion { found: version, supported: LAYOUT_VERSION });
+            return Err(PackError::UnsupportedVersion {
+                found: version,
+                supported: LAYOUT_VERSION,
+            });
         }
         return Err(PackError::HeaderChecksum { stored, computed });
     }

@@ -122,7 +122,11 @@ fn check_source(layout: &PackedLayout, src: &[u8]) -> Result<(), PackError> {
 /// refuse the buffer).
 ///
 /// Errors: [`PackError::DestinationTooSmall`] when `dst` is shorter than the header.
-pub fn write_header(layout: &PackedLayout, body: &BodySum, dst: &mut [u8]) -> Result<(), PackError> {
+pub fn write_header(
+    layout: &PackedLayout,
+    body: &BodySum,
+    dst: &mut [u8],
+) -> Result<(), PackError> {
     match dst.first_chunk_mut::<HEADER_BYTES>() {
         Some(h) => {
             header::write(layout, body, h);
