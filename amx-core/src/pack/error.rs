@@ -2,7 +2,7 @@
 
 use core::fmt;
 
-use crate::formats::Format;
+use crate::formats::{Format, ggml_type_name};
 
 /// What was wrong with a pack, unpack or header check. Every variant carries the numbers.
 #[non_exhaustive]
@@ -126,9 +126,17 @@ impl fmt::Display for PackError {
                 write!(f, "destination is {actual} bytes, the shape needs {needed}")
             }
             Self::Overflow => f.write_str("size computation overflowed usize"),
-            Self::UnknownFormat { ggml_type } => {
-                write!(f, "packed header names unknown ggml type {ggml_type}")
-            }
+            Self::UnknownFormat { ggml_type } => match ggml_type_name(ggml_type) {
+                Some(name) => write!(
+                    f,
+                    "packed header names {name} (ggml type {ggml_type}), which is not a packed \
+                     format"
+                ),
+                None => write!(
+                    f,
+                    "packed header names ggml type id {ggml_type}, which is not a ggml type"
+                ),
+            },
             Self::BadMagic => f.write_str("not a packed amx-rs weight buffer (bad magic)"),
             Self::UnsupportedVersion { found, supported } => {
                 write!(f, "packed layout version {found}, this build reads version {supported}")

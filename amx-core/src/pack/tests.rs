@@ -200,6 +200,13 @@ fn header_errors() {
     b[12] = 99;
     forge_checksum(&mut b);
     assert_eq!(parse(&b), Err(UnknownFormat { ggml_type: 99 }));
+    let msg = std::format!("{}", parse(&b).unwrap_err());
+    assert_eq!(msg, "packed header names ggml type id 99, which is not a ggml type");
+    let mut b = good.clone();
+    b[12] = 6;
+    forge_checksum(&mut b);
+    let msg = std::format!("{}", parse(&b).unwrap_err());
+    assert_eq!(msg, "packed header names Q5_0 (ggml type 6), which is not a packed format");
     assert_eq!(
         PackedRef::parse_expecting(&good, Format::Q4_0, n, k, 1).map(|_| ()),
         Err(FormatMismatch { expected: Format::Q4_0, found: f })
