@@ -155,6 +155,41 @@ impl Run {
         self.chunks = self.chunks.wrapping_add((bytes.len() / CHUNK) as u64);
     }
 
+    /// The run's pair in registers, for a transposer that adds the chunks it stores.
+    ///
+    /// # Safety
+    ///
+    /// The CPU and the OS must support AVX-512 F.
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    pub(crate) unsafe fn avx512_acc(&self) -> Acc512 {
+        // SAFETY: AVX-512 F is the caller's contract; `a` and `b` are 64 readable bytes
+        // each and the loads are unaligned.
+        unsafe {
+            Acc512 {
+                a: _mm512_loadu_si512(self.a.as_ptr().cast()),
+                b: _mm512_loadu_si512(self.b.as_ptr().cast()),
+            }
+        }
+    }
+
+    /// Takes back the pair from [`Run::avx512_acc`] after `chunks` more chunks were added.
+    ///
+    /// # Safety
+    ///
+    /// The CPU and the OS must support AVX-512 F.
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    pub(crate) unsafe fn set_avx512_acc(&mut self, acc: Acc512, chunks: usize) {
+        // SAFETY: AVX-512 F is the caller's contract; `a` and `b` are 64 writable bytes
+        // each and the stores are unaligned.
+        unsafe {
+            _mm512_storeu_si512(self.a.as_mut_ptr().cast(), acc.a);
+            _mm512_storeu_si512(self.b.as_mut_ptr().cast(), acc.b);
+        }
+        self.chunks = self.chunks.wrapping_add(chunks as u64);
+    }
+
     /// The run as the sum of chunks `first .. first + n` of the body.
     pub(crate) fn at(&self, first: u64) -> BodySum {
         // (first + j + 1) = (first + n + 1) - (n - j); weights are taken modulo 2^32.
@@ -162,6 +197,31 @@ impl Run {
         BodySum {
             s1: self.a,
             s2: core::array::from_fn(|l| w.wrapping_mul(self.a[l]).wrapping_sub(self.b[l])),
+        }
+    }
+}
+
+/// A [`Run`]'s Fletcher pair in two zmm registers.
+#[cfg(target_arch = "x86_64")]
+#[derive(Clone, Copy)]
+pub(crate) struct Acc512 {
+    a: __m512i,
+    b: __m512i,
+}
+
+#[cfg(target_arch = "x86_64")]
+impl Acc512 {
+    /// Adds the next chunk (16 lanes): `a += c; b += a`.
+    ///
+    /// # Safety
+    ///
+    /// The CPU and the OS must support AVX-512 F.
+    #[inline(always)]
+    pub(crate) unsafe fn add(&mut self, c: __m512i) {
+        // SAFETY: AVX-512 F is the caller's contract.
+        unsafe {
+            self.a = _mm512_add_epi32(self.a, c);
+            self.b = _mm512_add_epi32(self.b, self.a);
         }
     }
 }

@@ -162,9 +162,9 @@ pub fn pack_panels(
     let first = (panels.start * (pb / checksum::CHUNK)) as u64;
     let mut run = checksum::Run::new();
     for (panel, out) in panels.zip(dst.chunks_exact_mut(pb)) {
-        transform::pack_panel(layout, src, panel, out);
-        // Summed while the panel just written is still in L1/L2.
-        run.update(out);
+        // Summed as it is written: quads from the registers they are stored from (on
+        // AVX-512), the rest read back while the panel is still in L1/L2.
+        transform::pack_panel(layout, src, panel, out, &mut run);
     }
     Ok(run.at(first))
 }

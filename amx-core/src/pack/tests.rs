@@ -238,6 +238,7 @@ fn non_finite_scales_are_carried() {
 
 #[test]
 fn portable_and_fast_paths_agree() {
+    use super::checksum::Run;
     use super::transform::{pack_panel, portable, unpack_panel};
     for (i, format) in Format::ALL.into_iter().enumerate() {
         for n in [1, 17, 33] {
@@ -247,9 +248,16 @@ fn portable_and_fast_paths_agree() {
                 for panel in 0..l.panels() {
                     let mut fast = vec![0x11u8; l.panel_bytes()];
                     let mut slow = vec![0x22u8; l.panel_bytes()];
-                    pack_panel(&l, &src, panel, &mut fast);
-                    portable::pack_panel(&l, &src, panel, &mut slow);
+                    let (mut fast_sum, mut slow_sum) = (Run::new(), Run::new());
+                    pack_panel(&l, &src, panel, &mut fast, &mut fast_sum);
+                    portable::pack_panel(&l, &src, panel, &mut slow, &mut slow_sum);
                     assert!(fast == slow, "{format} n={n} k={k} panel {panel}: pack paths differ");
+                    // The checksum summed while packing (fused on AVX-512) is the
+                    // checksum of the bytes written, on both paths.
+                    let mut written = Run::new();
+                    written.update_portable(&slow);
+                    assert_eq!(fast_sum.at(panel as u64), written.at(panel as u64));
+                    assert_eq!(slow_sum.at(panel as u64), written.at(panel as u64));
                     let range = source_range(&l, panel..panel + 1);
                     let mut a = vec![0u8; range.len()];
                     let mut b = vec![0u8; range.len()];
