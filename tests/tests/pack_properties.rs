@@ -3,7 +3,8 @@
 //! F16/BF16; 1..=3 stacked matrices) and random block bytes:
 //! - pack then unpack is the identity, and nothing past the packed size is written;
 //! - packing split into disjoint panel ranges (in any order) plus `write_header` of the
-//!   ranges' summed body checksums equals the one-shot pack, and `unpack_panels` of each range gives back its `source_range`;
+//!   ranges' summed body checksums equals the one-shot pack, and `unpack_panels` of each
+//!   range gives back its `source_range`;
 //! - the packed bytes do not depend on what the destination held;
 //! - every bad input gives its error variant with the right numbers, never a panic;
 //! - a changed header byte fails the header checksum, a changed body byte `verify` and
@@ -212,7 +213,7 @@ fn split_packing(case: Case) -> Outcome {
         let end = if rng.below(2) == 0 { dst.len() } else { start + r.len() * pb };
         let part = pack::pack_panels(&layout, &src, r.clone(), &mut dst[start..end])
             .map_err(|e| format!("pack_panels({r:?}) of {ranges:?}: {e}"))?;
-        sum = sum.add(part);
+        sum = sum.combine(part);
     }
     expect("write_header", pack::write_header(&layout, &sum, &mut dst), Ok(()))?;
     ensure(&format!("split packing over {ranges:?} differs from pack"), dst == whole)?;

@@ -12,7 +12,7 @@
 //! A range of panels is summed with a Fletcher recurrence (`a += c; b += a` per chunk,
 //! so `b = sum (n - j) c_j` over the range's `n` chunks), then placed at its chunk index
 //! `first`: `s1 = a`, `s2 = (first + n + 1) a - b`. Because the weights are the chunks'
-//! positions in the whole body, the sums of disjoint ranges simply add ([`BodySum::add`],
+//! positions in the whole body, the sums of disjoint ranges simply add ([`BodySum::combine`],
 //! in any order): packing in pieces, in parallel or as a stack of matrices gives the same
 //! value as one pass.
 //!
@@ -62,7 +62,7 @@ impl BodySum {
 
     /// The sum of this range and another, disjoint one (order does not matter).
     #[must_use]
-    pub fn add(self, other: BodySum) -> BodySum {
+    pub fn combine(self, other: BodySum) -> BodySum {
         BodySum {
             s1: core::array::from_fn(|l| self.s1[l].wrapping_add(other.s1[l])),
             s2: core::array::from_fn(|l| self.s2[l].wrapping_add(other.s2[l])),
@@ -278,8 +278,8 @@ mod tests {
         let whole = sum(&body, 0);
         let (x, y) = (13 * CHUNK, 31 * CHUNK);
         let parts = [sum(&body[y..], 31), sum(&body[..x], 0), sum(&body[x..y], 13)];
-        assert_eq!(parts[0].add(parts[1]).add(parts[2]), whole);
-        assert_eq!(parts[2].add(parts[0]).add(parts[1]).value(), whole.value());
+        assert_eq!(parts[0].combine(parts[1]).combine(parts[2]), whole);
+        assert_eq!(parts[2].combine(parts[0]).combine(parts[1]).value(), whole.value());
     }
 
     #[test]

@@ -75,7 +75,7 @@
 //!
 //! [`pack_panels`] packs a range of panels into that range's bytes, so threads can each
 //! take a disjoint range ([`PackedLayout::panel_offset`] gives where a range starts), and
-//! returns the range's [`BodySum`]; the sums of the ranges add up ([`BodySum::add`], in any
+//! returns the range's [`BodySum`]; the sums of the ranges add up ([`BodySum::combine`], in any
 //! order) to the body's, which [`write_header`] records once all panels are packed. Where
 //! the body is cut into ranges does not change the checksum. [`pack`] does all of it on
 //! one thread, summing each panel right after writing it, while it is still in cache.

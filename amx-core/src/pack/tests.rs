@@ -97,7 +97,7 @@ fn split_packing_equals_whole_packing() {
     let mut sum = BodySum::EMPTY;
     for range in [4..6, 0..1, 1..4] {
         let at = HEADER_BYTES + range.start * l.panel_bytes();
-        sum = pack_panels(&l, &src, range, &mut parts[at..]).unwrap().add(sum);
+        sum = pack_panels(&l, &src, range, &mut parts[at..]).unwrap().combine(sum);
     }
     write_header(&l, &sum, &mut parts).unwrap();
     assert!(parts == whole);
@@ -358,8 +358,9 @@ fn every_body_bit_flip_is_an_error_of_verify_and_unpack() {
         // The header alone still reads (the GEMM's per-call check is the header only).
         let packed = PackedRef::parse(&b).unwrap();
         let err = verify(&b).map(|_| ()).unwrap_err();
+        let named = |s, c| s == stored && c != stored;
         assert!(
-            matches!(err, PackError::BodyChecksum { stored: s, computed } if s == stored && computed != stored),
+            matches!(err, PackError::BodyChecksum { stored: s, computed: c } if named(s, c)),
             "flip of body bit {bit}: {err:?}"
         );
         let mut out = vec![0x77u8; src.len()];
