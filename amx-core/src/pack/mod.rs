@@ -69,7 +69,9 @@
 //! of BF16 is one row of a `tdpbf16ps` B tile, and F16 stays exact at its own size (the
 //! kernels widen F16 with `vcvtph2ps`, or round it to BF16 for tiles as they stream a
 //! panel, as they dequantize the block formats). Non-finite scales and values are bytes
-//! like any others: they are carried as they are.
+//! like any others: they are carried as they are (a NaN scale in the source is packed and
+//! checksummed with the rest; one written into a packed buffer afterwards fails the body
+//! checksum).
 //!
 //! # Parallel packing
 //!
