@@ -1,10 +1,12 @@
 //! Starts from a valid packed buffer, lets the fuzzer overwrite header bytes and cut the
 //! buffer, and checks that the reader either refuses or returns a layout consistent with
-//! the buffer (never a panic, never a view past the end).
+//! the buffer (never a panic, never a view past the end); an edited header is refused
+//! unless it carries a matching header checksum, and `verify` accepts nothing `parse`
+//! refuses.
 #![no_main]
 
 use amx_core::formats::Format;
-use amx_core::pack::{HEADER_BYTES, PackedRef, pack, packed_size};
+use amx_core::pack::{HEADER_BYTES, PackError, PackedRef, pack, packed_size, verify};
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 
@@ -22,12 +24,28 @@ fuzz_target!(|input: Input| {
     let src = vec![0x5Au8; n * k / format.block_values() * format.block_bytes()];
     let mut buf = vec![0u8; packed_size(format, n, k, 1).expect("valid shape")];
     pack(format, n, k, 1, &src, &mut buf).expect("valid pack");
+    let original = buf.clone();
     for (at, value) in input.edits {
         let at = usize::from(at) % HEADER_BYTES;
         buf[at] = value;
     }
     let len = buf.len().saturating_sub(usize::from(input.cut));
-    if let Ok(packed) = PackedRef::parse(&buf[..len]) {
+    let parsed = PackedRef::parse(&buf[..len]);
+    if parsed.is_err() {
+        assert!(verify(&buf[..len]).is_err(), "verify accepted what parse refused");
+    }
+    if len >= HEADER_BYTES && buf[..8] == original[..8] && buf[48..56] == original[48..56] {
+        // Magic and header checksum untouched: any other edited byte fails the checksum
+        // (FNV-1a 64 differs for every single-byte change and, but for a 2^-64 chance,
+        // for more), never a field error.
+        if buf[..HEADER_BYTES] != original[..HEADER_BYTES] {
+            assert!(
+                matches!(parsed, Err(PackError::HeaderChecksum { .. })),
+                "edited header gave {parsed:?}"
+            );
+        }
+    }
+    if let Ok(packed) = parsed {
         let l = packed.layout();
         let u64_at = |at: usize| u64::from_le_bytes(buf[at..at + 8].try_into().expect("8 bytes"));
         // What parsed is what the (edited) header says.

@@ -1,9 +1,11 @@
 //! Feeds arbitrary bytes to the packed-buffer reader and to `unpack`: never a panic;
-//! whatever parses unpacks into a destination of the size its header gives, panel by panel
-//! as in one go, and packing what came out then unpacking again gives the same bytes.
+//! whatever parses unpacks panel by panel into a destination of the size its header gives
+//! (`unpack_panels` checks the header only), `unpack` agrees with it exactly when the body
+//! checksum holds (`verify`), and packing what came out then unpacking again gives the
+//! same bytes.
 #![no_main]
 
-use amx_core::pack::{PackedRef, pack, source_range, unpack, unpack_panels};
+use amx_core::pack::{PackError, PackedRef, pack, source_range, unpack, unpack_panels, verify};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -11,7 +13,16 @@ fuzz_target!(|data: &[u8]| {
     let layout = *packed.layout();
     assert!(layout.total_bytes() <= data.len());
     let mut dst = vec![0u8; layout.source_bytes()];
-    unpack(&packed, &mut dst).expect("parsed buffer must unpack");
+    unpack_panels(&packed, 0..layout.panels(), &mut dst).expect("parsed buffer must unpack");
+    let mut whole = vec![0x5Au8; layout.source_bytes()];
+    match (verify(data), unpack(&packed, &mut whole)) {
+        (Ok(_), Ok(())) => assert!(whole == dst, "unpack and unpack_panels differ"),
+        (Err(PackError::BodyChecksum { stored, computed }), Err(e)) => {
+            assert_eq!(e, PackError::BodyChecksum { stored, computed });
+            assert!(whole.iter().all(|&b| b == 0x5A), "unpack wrote before verifying");
+        }
+        (v, u) => panic!("verify {v:?} and unpack {u:?} disagree"),
+    }
 
     for p in 0..layout.panels() {
         let range = source_range(&layout, p..p + 1);
@@ -26,6 +37,7 @@ fuzz_target!(|data: &[u8]| {
     let mut again = vec![0u8; layout.total_bytes()];
     pack(f, n, k, e, &dst, &mut again).expect("unpacked bytes must pack");
     let repacked = PackedRef::parse_expecting(&again, f, n, k, e).expect("own header");
+    verify(&again).expect("own body checksum");
     let mut back = vec![0u8; dst.len()];
     unpack(&repacked, &mut back).expect("unpack of own buffer");
     assert!(back == dst, "unpack -> pack -> unpack is not stable");

@@ -2,19 +2,20 @@
 //! (N in 1..=40 with the panel edges 1, 15, 16, 17, 33 favoured; K a few blocks, any K for
 //! F16/BF16; 1..=3 stacked matrices) and random block bytes:
 //! - pack then unpack is the identity, and nothing past the packed size is written;
-//! - packing split into disjoint panel ranges (in any order) plus `write_header` equals the
-//!   one-shot pack, and `unpack_panels` of each range gives back its `source_range`;
+//! - packing split into disjoint panel ranges (in any order) plus `write_header` of the
+//!   ranges' summed body checksums equals the one-shot pack, and `unpack_panels` of each
+//!   range gives back its `source_range`;
 //! - the packed bytes do not depend on what the destination held;
-//! - every bad input gives its error variant with the right numbers, never a panic.
+//! - every bad input gives its error variant with the right numbers, never a panic;
+//! - a changed header byte fails the header checksum, a changed body byte `verify` and
+//!   `unpack`.
 //!
 //! A case is a shape plus a seed; every byte and every choice inside a property comes from
 //! that seed, so a failure's printed case reproduces it. Set `QUICKCHECK_TESTS` to run more
 //! cases per property than the default.
 
 use amx_core::formats::Format;
-use amx_core::pack::{
-    self, HEADER_BYTES, LAYOUT_VERSION, PackError, PackedLayout, PackedRef, packed_size,
-};
+use amx_core::pack::{self, HEADER_BYTES, PackError, PackedLayout, PackedRef, packed_size};
 use quickcheck::{Arbitrary, Gen, QuickCheck};
 
 /// Cases per property in a default (debug) `cargo test` run: the file stays well under
@@ -203,15 +204,18 @@ fn split_packing(case: Case) -> Outcome {
     let mut dst = rng.bytes(layout.total_bytes());
     let pb = layout.panel_bytes();
     let ranges = random_ranges(&mut rng, layout.panels());
+    // Each range's share of the body checksum, added in the ranges' (shuffled) order.
+    let mut sum = pack::BodySum::EMPTY;
     for r in &ranges {
         // The slice starts at the range's first panel; it may run to the end of the buffer
         // (pack_panels leaves bytes past the range alone) or be exactly the range.
         let start = layout.panel_offset(r.start).map_err(|e| e.to_string())?;
         let end = if rng.below(2) == 0 { dst.len() } else { start + r.len() * pb };
-        pack::pack_panels(&layout, &src, r.clone(), &mut dst[start..end])
+        let part = pack::pack_panels(&layout, &src, r.clone(), &mut dst[start..end])
             .map_err(|e| format!("pack_panels({r:?}) of {ranges:?}: {e}"))?;
+        sum = sum.combine(part);
     }
-    expect("write_header", pack::write_header(&layout, &mut dst), Ok(()))?;
+    expect("write_header", pack::write_header(&layout, &sum, &mut dst), Ok(()))?;
     ensure(&format!("split packing over {ranges:?} differs from pack"), dst == whole)?;
 
     let view = PackedRef::parse(&whole).map_err(|e| format!("parse: {e}"))?;
@@ -291,7 +295,11 @@ fn shape_and_length_errors(case: Case) -> Outcome {
     let want = Err(PackError::DestinationTooSmall { needed, actual: needed - 1 });
     expect("pack_panels short", pack::pack_panels(&layout, &src, start..end, &mut short), want)?;
     let want = Err(PackError::DestinationTooSmall { needed: HEADER_BYTES, actual: 63 });
-    expect("write_header short", pack::write_header(&layout, &mut [0; 63]), want)?;
+    expect(
+        "write_header short",
+        pack::write_header(&layout, &pack::BodySum::EMPTY, &mut [0; 63]),
+        want,
+    )?;
 
     let p = layout.panels();
     for (a, b) in [(0, p + 1), (p, p + 1), (1, 0), (p + 5, p + 9)] {
@@ -340,8 +348,8 @@ fn truncated_buffers_are_refused() {
 }
 
 /// The error that corrupting header byte `at` must give, from the header layout in the
-/// module docs: magic and version are checked first, then the checksum (bytes 48..56)
-/// covers every other field.
+/// module docs: the magic is checked first, then the header checksum (bytes 48..56, FNV-1a
+/// 64 of bytes 0..48 and 56..64) before any other field is read.
 fn corrupted_header_outcome(
     header: &[u8],
     at: usize,
@@ -349,13 +357,14 @@ fn corrupted_header_outcome(
 ) -> Result<PackedLayout, PackError> {
     let mut h = header[..HEADER_BYTES].to_vec();
     h[at] = value;
+    let computed = h[..48]
+        .iter()
+        .chain(&h[56..64])
+        .fold(0xcbf2_9ce4_8422_2325_u64, |s, &b| (s ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+    let stored = u64::from_le_bytes(h[48..56].try_into().expect("8 bytes"));
     match at {
         0..8 => Err(PackError::BadMagic),
-        8..10 => Err(PackError::UnsupportedVersion {
-            found: u16::from_le_bytes([h[8], h[9]]),
-            supported: LAYOUT_VERSION,
-        }),
-        _ => Err(PackError::BadHeader),
+        _ => Err(PackError::HeaderChecksum { stored, computed }),
     }
 }
 
@@ -363,8 +372,8 @@ fn corrupted_header(case: Case) -> Outcome {
     let (f, n, k, e) = (case.format, case.n, case.k, case.matrices);
     let packed = case.packed(&case.source());
     let mut rng = case.rng(6);
-    // Magic, version, rows per panel, format, dimensions, total size, checksum, reserved:
-    // each corruption of one byte gives the documented error.
+    // Magic, version, rows per panel, format, dimensions, total size, header checksum, body
+    // checksum: each corruption of one byte gives the documented error.
     let fields = [0..8, 8..10, 10..12, 12..16, 16..24, 24..32, 32..40, 40..48, 48..56, 56..64];
     for field in fields {
         for _ in 0..2 {
@@ -401,4 +410,41 @@ fn corrupted_header(case: Case) -> Outcome {
 #[test]
 fn corrupted_headers_are_refused() {
     check(corrupted_header);
+}
+
+/// A random body byte changed (one bit, or a whole new value, or a NaN-ish palette byte):
+/// the header still parses (the per-call check reads the header only), `verify` and
+/// `unpack` refuse it with the header's stored checksum.
+fn corrupted_body(case: Case) -> Outcome {
+    let packed = case.packed(&case.source());
+    let stored = u64::from_le_bytes(packed[56..64].try_into().expect("8 bytes"));
+    let mut rng = case.rng(7);
+    for _ in 0..4 {
+        let at = HEADER_BYTES + rng.below(packed.len() - HEADER_BYTES);
+        let mut bad = packed.clone();
+        bad[at] = match rng.below(3) {
+            0 => bad[at] ^ (1 << rng.below(8)),
+            1 => bad[at] ^ (1 + rng.below(255)) as u8,
+            _ => bad[at] ^ PALETTE[1 + rng.below(PALETTE.len() - 1)],
+        };
+        let view = PackedRef::parse(&bad).map_err(|e| format!("parse after body edit: {e}"))?;
+        let err = pack::verify(&bad).map(|_| ()).expect_err("verify accepted a changed body");
+        let what = format!("verify with body byte {at} changed");
+        ensure(
+            &format!("{what}: {err:?}"),
+            matches!(err, PackError::BodyChecksum { stored: s, .. } if s == stored),
+        )?;
+        let mut out = vec![0u8; case.layout().source_bytes()];
+        expect(
+            &format!("unpack with body byte {at} changed"),
+            pack::unpack(&view, &mut out),
+            Err(err),
+        )?;
+    }
+    Ok(())
+}
+
+#[test]
+fn corrupted_bodies_are_refused_by_verify_and_unpack() {
+    check(corrupted_body);
 }

@@ -189,11 +189,6 @@ mod doc {
         out[24..32].copy_from_slice(&(layout.k() as u64).to_le_bytes());
         out[32..40].copy_from_slice(&(layout.matrices() as u64).to_le_bytes());
         out[40..48].copy_from_slice(&(total as u64).to_le_bytes());
-        // FNV-1a 64 of bytes 0..48.
-        let sum = out[..48].iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, &b| {
-            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-        });
-        out[48..56].copy_from_slice(&sum.to_le_bytes());
 
         let (quads, per_row) = fields(layout.format());
         let quad_bytes: usize = quads.iter().map(|q| q.1).sum();
@@ -226,6 +221,37 @@ mod doc {
                 }
             }
         }
+        let body = body_checksum(&out[HEADER_BYTES..]);
+        out[56..64].copy_from_slice(&body.to_le_bytes());
+        // FNV-1a 64 of bytes 0..48 then 56..64.
+        let sum = out[..48].iter().chain(&out[56..64]).fold(0xcbf2_9ce4_8422_2325_u64, |h, &b| {
+            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+        });
+        out[48..56].copy_from_slice(&sum.to_le_bytes());
         out
+    }
+
+    /// The body checksum as `pack::BodySum` documents it, computed from its definition:
+    /// per lane of 16 little-endian u32 per 64-byte chunk i, s1 = sum c_i and
+    /// s2 = sum (i + 1) c_i; low half sum (2l + 1) s1[l], high half the top of a
+    /// splitmix64 chain over s2 then s1.
+    fn body_checksum(body: &[u8]) -> u64 {
+        let (mut s1, mut s2) = ([0u32; 16], [0u32; 16]);
+        for (i, chunk) in body.chunks_exact(64).enumerate() {
+            for l in 0..16 {
+                let w = u32::from_le_bytes(chunk[4 * l..4 * l + 4].try_into().expect("4 bytes"));
+                s1[l] = s1[l].wrapping_add(w);
+                s2[l] = s2[l].wrapping_add((i as u32 + 1).wrapping_mul(w));
+            }
+        }
+        let mix = |mut z: u64| {
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^ (z >> 31)
+        };
+        let lo = (0..16).fold(0u32, |h, l| h.wrapping_add((2 * l as u32 + 1).wrapping_mul(s1[l])));
+        let hi =
+            s2.iter().chain(&s1).fold(0x9E37_79B9_7F4A_7C15_u64, |h, &x| mix(h ^ u64::from(x)));
+        (hi & 0xFFFF_FFFF_0000_0000) | u64::from(lo)
     }
 }

@@ -253,10 +253,20 @@ impl fmt::Display for GgufError {
                 "GGUF tensor {name:?} offset {offset} is not a multiple of the alignment \
                  {alignment}"
             ),
-            Self::UnknownTensorType { name, ggml_type } => write!(
-                f,
-                "GGUF tensor {name:?} has ggml type {ggml_type}, whose size is not known here"
-            ),
+            Self::UnknownTensorType { name, ggml_type } => {
+                match amx_core::formats::ggml_type_name(*ggml_type) {
+                    Some(type_name) => write!(
+                        f,
+                        "GGUF tensor {name:?} is {type_name} (ggml type {ggml_type}), whose \
+                         size is not known here"
+                    ),
+                    None => write!(
+                        f,
+                        "GGUF tensor {name:?} has ggml type id {ggml_type}, which is not a ggml \
+                         type"
+                    ),
+                }
+            }
             Self::RowNotWholeBlocks { name, ne0, block_values } => write!(
                 f,
                 "GGUF tensor {name:?} has ne0 = {ne0}, not a multiple of its block size \
@@ -298,5 +308,24 @@ impl std::error::Error for GgufError {}
 impl From<std::io::Error> for GgufError {
     fn from(e: std::io::Error) -> Self {
         Self::Io { kind: e.kind(), message: e.to_string() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::GgufError;
+
+    #[test]
+    fn unknown_tensor_types_are_named_by_ggml() {
+        let e = GgufError::UnknownTensorType { name: "w".into(), ggml_type: 10 };
+        assert_eq!(
+            e.to_string(),
+            "GGUF tensor \"w\" is Q2_K (ggml type 10), whose size is not known here"
+        );
+        let e = GgufError::UnknownTensorType { name: "w".into(), ggml_type: 77 };
+        assert_eq!(
+            e.to_string(),
+            "GGUF tensor \"w\" has ggml type id 77, which is not a ggml type"
+        );
     }
 }

@@ -2,13 +2,14 @@
 
 use core::fmt;
 
-use super::Format;
+use super::{Format, ggml_type_name};
 
 /// What was wrong with a format id, a size or a buffer length.
 #[non_exhaustive]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FormatError {
-    /// A `GGML_TYPE_*` id that is unknown or not supported here.
+    /// A `GGML_TYPE_*` id that ggml does not define, or a ggml type this crate does not
+    /// handle; the message says which, by ggml's name ([`ggml_type_name`]).
     UnknownGgmlType {
         /// The id found.
         id: u32,
@@ -38,11 +39,14 @@ pub enum FormatError {
 impl fmt::Display for FormatError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
-            FormatError::UnknownGgmlType { id } => write!(
-                f,
-                "unknown or unsupported GGML type id {id} (supported: F16=1, Q4_0=2, Q4_1=3, \
-                 Q8_0=8, Q4_K=12, Q5_K=13, Q6_K=14, IQ4_XS=23, BF16=30)"
-            ),
+            FormatError::UnknownGgmlType { id } => match ggml_type_name(id) {
+                Some(name) => write!(
+                    f,
+                    "{name} (ggml type {id}) is not supported (supported: F16=1, Q4_0=2, \
+                     Q4_1=3, Q8_0=8, Q4_K=12, Q5_K=13, Q6_K=14, IQ4_XS=23, BF16=30)"
+                ),
+                None => write!(f, "ggml type id {id} is not a ggml type"),
+            },
             FormatError::NotBlockMultiple { format, values, block } => {
                 write!(f, "{format}: {values} values is not a multiple of the block size {block}")
             }
@@ -98,7 +102,13 @@ mod tests {
         let b = render(&e);
         assert_eq!(text(&b), "IQ4_XS: the destination needs 136 bytes of source data, got 135");
         let b = render(&FormatError::UnknownGgmlType { id: 77 });
-        assert!(text(&b).starts_with("unknown or unsupported GGML type id 77 "));
+        assert_eq!(text(&b), "ggml type id 77 is not a ggml type");
+        let b = render(&FormatError::UnknownGgmlType { id: 4 });
+        assert_eq!(text(&b), "ggml type id 4 is not a ggml type");
+        let b = render(&FormatError::UnknownGgmlType { id: 6 });
+        assert!(text(&b).starts_with("Q5_0 (ggml type 6) is not supported (supported: F16=1, "));
+        let b = render(&FormatError::UnknownGgmlType { id: 0 });
+        assert!(text(&b).starts_with("F32 (ggml type 0) is not supported "));
         let b = render(&FormatError::Overflow);
         assert!(text(&b).contains("overflow"));
     }

@@ -33,6 +33,7 @@
 mod error;
 mod float;
 mod format;
+mod ggml_type;
 pub mod half;
 mod iq4_xs;
 mod q4_0;
@@ -44,6 +45,7 @@ mod q8_0;
 
 pub use error::FormatError;
 pub use format::Format;
+pub use ggml_type::ggml_type_name;
 pub use iq4_xs::{BlockIQ4XS, KVALUES_IQ4NL};
 pub use q4_0::BlockQ4_0;
 pub use q4_1::BlockQ4_1;

@@ -2,7 +2,7 @@
 
 use core::fmt;
 
-use crate::formats::Format;
+use crate::formats::{Format, ggml_type_name};
 
 /// What was wrong with a pack, unpack or header check. Every variant carries the numbers.
 #[non_exhaustive]
@@ -56,9 +56,27 @@ pub enum PackError {
         /// Version this build reads.
         supported: u16,
     },
-    /// The header's checksum, rows-per-panel field, recorded size or reserved bytes are
-    /// wrong (a corrupt or foreign buffer).
+    /// The header's rows-per-panel field or recorded size is wrong although its checksum
+    /// holds (a buffer written by something else than this crate's `pack`).
     BadHeader,
+    /// The header checksum (bytes 48..56) does not match the other header bytes: the
+    /// header was changed after packing. Checked right after the magic, before any other
+    /// field is believed.
+    HeaderChecksum {
+        /// The checksum stored in the header.
+        stored: u64,
+        /// The checksum of the header's bytes as they are.
+        computed: u64,
+    },
+    /// The body checksum recorded in the header (bytes 56..64) does not match the panels'
+    /// bytes: the body was changed after packing (a flipped bit, a rewritten scale,
+    /// reordered or overwritten chunks).
+    BodyChecksum {
+        /// The checksum the header records.
+        stored: u64,
+        /// The checksum of the body's bytes as they are.
+        computed: u64,
+    },
     /// The buffer is shorter than its header says.
     Truncated {
         /// Bytes the header's shape needs.
@@ -108,15 +126,34 @@ impl fmt::Display for PackError {
                 write!(f, "destination is {actual} bytes, the shape needs {needed}")
             }
             Self::Overflow => f.write_str("size computation overflowed usize"),
-            Self::UnknownFormat { ggml_type } => {
-                write!(f, "packed header names unknown ggml type {ggml_type}")
-            }
+            Self::UnknownFormat { ggml_type } => match ggml_type_name(ggml_type) {
+                Some(name) => write!(
+                    f,
+                    "packed header names {name} (ggml type {ggml_type}), which is not a packed \
+                     format"
+                ),
+                None => write!(
+                    f,
+                    "packed header names ggml type id {ggml_type}, which is not a ggml type"
+                ),
+            },
             Self::BadMagic => f.write_str("not a packed amx-rs weight buffer (bad magic)"),
             Self::UnsupportedVersion { found, supported } => {
                 write!(f, "packed layout version {found}, this build reads version {supported}")
             }
             Self::BadHeader => f.write_str(
-                "packed header is corrupt (checksum, panel rows, size or reserved bytes)",
+                "packed header has a valid checksum but wrong panel rows or total size \
+                 (not written by this crate's pack)",
+            ),
+            Self::HeaderChecksum { stored, computed } => write!(
+                f,
+                "packed header checksum failed: stored {stored:#018x}, header bytes give \
+                 {computed:#018x} (the header is corrupt; none of its fields was used)"
+            ),
+            Self::BodyChecksum { stored, computed } => write!(
+                f,
+                "packed body checksum failed: the header records {stored:#018x}, the panels \
+                 give {computed:#018x} (the packed weights were changed after packing)"
             ),
             Self::Truncated { needed, actual } => {
                 write!(f, "packed buffer is {actual} bytes, its header needs {needed}")

@@ -4,6 +4,7 @@
 use crate::formats::Format;
 
 use super::PackError;
+use super::checksum::{self, BodySum};
 use super::layout::{PANEL_ROWS, PackedLayout};
 
 /// Bytes of the header; the first panel starts right after it.
@@ -13,7 +14,13 @@ pub const HEADER_BYTES: usize = 64;
 pub const MAGIC: [u8; 8] = *b"AMXPACK\0";
 
 /// The layout version this build writes and reads. Bump it whenever a byte moves.
-pub const LAYOUT_VERSION: u16 = 2;
+/// Version 3 added the body checksum (bytes 56..64) and widened the header checksum to
+/// cover it.
+pub const LAYOUT_VERSION: u16 = 3;
+
+/// Where the header checksum is stored, and where the body checksum is.
+const HEADER_SUM: core::ops::Range<usize> = 48..56;
+const BODY_SUM: core::ops::Range<usize> = 56..64;
 
 fn u64_at(b: &[u8; HEADER_BYTES], at: usize) -> u64 {
     let mut v = [0u8; 8];
@@ -21,23 +28,37 @@ fn u64_at(b: &[u8; HEADER_BYTES], at: usize) -> u64 {
     u64::from_le_bytes(v)
 }
 
-/// FNV-1a (64-bit) of the header's first 48 bytes, stored in bytes 48..56: a header
-/// whose fields were changed after packing (a flipped format id or dimension that happens
-/// to give the same size) is refused instead of being read as another weight.
-fn checksum(fields: &[u8]) -> u64 {
-    fields
+/// FNV-1a (64-bit) over `parts` in order.
+fn fnv1a(parts: &[&[u8]]) -> u64 {
+    parts
         .iter()
+        .flat_map(|p| p.iter())
         .fold(0xcbf2_9ce4_8422_2325_u64, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3))
 }
 
-/// [`checksum`], for the tests that forge headers.
-#[cfg(test)]
-pub(crate) fn checksum_for_tests(fields: &[u8]) -> u64 {
-    checksum(fields)
+/// The header checksum, stored in bytes 48..56: FNV-1a 64 of every other header byte
+/// (0..48, then the body checksum 56..64). A header whose fields were changed after
+/// packing (a flipped format id or dimension that happens to give the same size, a
+/// flipped body checksum) is refused instead of being read as another weight.
+fn header_checksum(h: &[u8; HEADER_BYTES]) -> u64 {
+    fnv1a(&[&h[..HEADER_SUM.start], &h[BODY_SUM]])
 }
 
-/// Writes the header of `layout` into the first [`HEADER_BYTES`] of `dst`.
-pub(crate) fn write(layout: &PackedLayout, dst: &mut [u8; HEADER_BYTES]) {
+/// Layout version 2's header checksum (FNV-1a 64 of bytes 0..48, at 48..56; 56..64
+/// zero): a buffer packed by an older build is then named by its version, not reported
+/// as corrupt.
+fn checksum_v2(h: &[u8; HEADER_BYTES]) -> u64 {
+    fnv1a(&[&h[..HEADER_SUM.start]])
+}
+
+/// [`header_checksum`], for the tests that forge headers.
+#[cfg(test)]
+pub(crate) fn checksum_for_tests(h: &[u8; HEADER_BYTES]) -> u64 {
+    header_checksum(h)
+}
+
+/// Writes the header of `layout`, whose panels sum to `body`, into `dst`.
+pub(crate) fn write(layout: &PackedLayout, body: &BodySum, dst: &mut [u8; HEADER_BYTES]) {
     *dst = [0; HEADER_BYTES];
     dst[0..8].copy_from_slice(&MAGIC);
     dst[8..10].copy_from_slice(&LAYOUT_VERSION.to_le_bytes());
@@ -47,13 +68,17 @@ pub(crate) fn write(layout: &PackedLayout, dst: &mut [u8; HEADER_BYTES]) {
     dst[24..32].copy_from_slice(&(layout.k() as u64).to_le_bytes());
     dst[32..40].copy_from_slice(&(layout.matrices() as u64).to_le_bytes());
     dst[40..48].copy_from_slice(&(layout.total_bytes() as u64).to_le_bytes());
-    let sum = checksum(&dst[..48]);
-    dst[48..56].copy_from_slice(&sum.to_le_bytes());
+    dst[BODY_SUM].copy_from_slice(&body.value().to_le_bytes());
+    let sum = header_checksum(dst);
+    dst[HEADER_SUM].copy_from_slice(&sum.to_le_bytes());
 }
 
-/// Reads and checks a header: magic, version, reserved bytes, format, shape, and that the
-/// recorded total size is the one the shape gives.
-fn read(bytes: &[u8]) -> Result<PackedLayout, PackError> {
+/// Reads and checks a header, in this order: length, magic, header checksum (before any
+/// other field is believed, so a flipped bit reads as a failed checksum and not as, say,
+/// another layout version), version, rows per panel, format, shape, and that the
+/// recorded total size is the one the shape gives and is present. Returns the layout and
+/// the stored body checksum.
+fn read(bytes: &[u8]) -> Result<(PackedLayout, u64), PackError> {
     let Some(h) = bytes.first_chunk::<HEADER_BYTES>() else {
         return Err(PackError::Truncated { needed: HEADER_BYTES, actual: bytes.len() });
     };
@@ -61,14 +86,21 @@ fn read(bytes: &[u8]) -> Result<PackedLayout, PackError> {
         return Err(PackError::BadMagic);
     }
     let version = u16::from_le_bytes([h[8], h[9]]);
+    let (stored, computed) = (u64_at(h, HEADER_SUM.start), header_checksum(h));
+    if stored != computed {
+        if version < LAYOUT_VERSION && stored == checksum_v2(h) {
+            return Err(PackError::UnsupportedVersion {
+                found: version,
+                supported: LAYOUT_VERSION,
+            });
+        }
+        return Err(PackError::HeaderChecksum { stored, computed });
+    }
     if version != LAYOUT_VERSION {
         return Err(PackError::UnsupportedVersion { found: version, supported: LAYOUT_VERSION });
     }
     let rows = u16::from_le_bytes([h[10], h[11]]);
-    if usize::from(rows) != PANEL_ROWS
-        || h[56..].iter().any(|&b| b != 0)
-        || u64_at(h, 48) != checksum(&h[..48])
-    {
+    if usize::from(rows) != PANEL_ROWS {
         return Err(PackError::BadHeader);
     }
     let ggml_type = u32::from_le_bytes([h[12], h[13], h[14], h[15]]);
@@ -83,7 +115,7 @@ fn read(bytes: &[u8]) -> Result<PackedLayout, PackError> {
     if bytes.len() < layout.total_bytes() {
         return Err(PackError::Truncated { needed: layout.total_bytes(), actual: bytes.len() });
     }
-    Ok(layout)
+    Ok((layout, u64_at(h, BODY_SUM.start)))
 }
 
 /// A packed buffer whose header has been checked: the only way kernels and `unpack` read
@@ -93,19 +125,41 @@ fn read(bytes: &[u8]) -> Result<PackedLayout, PackError> {
 pub struct PackedRef<'a> {
     layout: PackedLayout,
     bytes: &'a [u8],
+    /// The body of the whole buffer this view was parsed from (for a matrix of a stack,
+    /// the stack's), and the body checksum its header records.
+    body: &'a [u8],
+    body_sum: u64,
 }
 
 impl<'a> PackedRef<'a> {
-    /// Checks the header of `bytes` and returns a view of the packed buffer. Bytes past the
-    /// size recorded in the header are ignored (a caller's allocation may be rounded up).
+    /// Checks the header of `bytes` (its 64 bytes only: cheap enough for every GEMM call)
+    /// and returns a view of the packed buffer. The body is not read: see
+    /// [`PackedRef::verify_body`] and [`super::verify`]. Bytes past the size recorded in
+    /// the header are ignored (a caller's allocation may be rounded up).
     ///
-    /// Errors: [`PackError::Truncated`], [`PackError::BadMagic`],
+    /// Errors, in the order checked: [`PackError::Truncated`], [`PackError::BadMagic`],
+    /// [`PackError::HeaderChecksum`] (before any other field is read),
     /// [`PackError::UnsupportedVersion`], [`PackError::BadHeader`],
-    /// [`PackError::UnknownFormat`], and the shape errors of [`PackedLayout::new`].
+    /// [`PackError::UnknownFormat`], the shape errors of [`PackedLayout::new`], and
+    /// [`PackError::Truncated`] when the buffer is shorter than its header says.
     pub fn parse(bytes: &'a [u8]) -> Result<Self, PackError> {
-        let layout = read(bytes)?;
+        let (layout, body_sum) = read(bytes)?;
         let bytes = &bytes[..layout.total_bytes()];
-        Ok(Self { layout, bytes })
+        Ok(Self { layout, bytes, body: &bytes[HEADER_BYTES..], body_sum })
+    }
+
+    /// Checks the body checksum that the header records against the body's bytes: one
+    /// read of the whole buffer (of the whole stack for a view from
+    /// [`PackedRef::matrix`]). [`super::unpack`] and [`super::verify`] call it; the GEMM
+    /// does not (it checks the header only).
+    ///
+    /// Errors: [`PackError::BodyChecksum`] when the panels were changed after packing.
+    pub fn verify_body(&self) -> Result<(), PackError> {
+        let computed = checksum::sum(self.body, 0).value();
+        if computed != self.body_sum {
+            return Err(PackError::BodyChecksum { stored: self.body_sum, computed });
+        }
+        Ok(())
     }
 
     /// [`PackedRef::parse`], then checks that the buffer holds `matrices` weights of
@@ -168,7 +222,7 @@ impl<'a> PackedRef<'a> {
         // p is the stack's panel `e * panels_per_matrix + p`.
         let start = e * l.panels_per_matrix() * l.panel_bytes();
         let bytes = self.bytes.get(start..start + single.total_bytes())?;
-        Some(PackedRef { layout: single, bytes })
+        Some(PackedRef { layout: single, bytes, body: self.body, body_sum: self.body_sum })
     }
 
     /// The bytes of panel `panel` (global index over all matrices), or `None` past the end.

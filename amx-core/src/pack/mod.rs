@@ -1,7 +1,7 @@
 //! Weight repack: ggml rows into this crate's packed layout (`pack`) and back to the exact
 //! original bytes (`unpack`). No allocation: [`packed_size`] gives the destination size.
 //!
-//! # The packed layout, byte by byte (layout version 2)
+//! # The packed layout, byte by byte (layout version 3)
 //!
 //! A packed buffer holds `matrices` stacked weights of `n` rows by `k` values (a plain
 //! weight has `matrices = 1`; MoE experts are stacked). It is:
@@ -9,12 +9,29 @@
 //! | bytes | what |
 //! |---|---|
 //! | 0..64 | header (below) |
-//! | 64.. | `matrices * ceil(n / 16)` panels of [`PackedLayout::panel_bytes`] each |
+//! | 64.. | the body: `matrices * ceil(n / 16)` panels of [`PackedLayout::panel_bytes`] each |
 //!
 //! **Header** (all little endian): 0..8 magic `b"AMXPACK\0"`; 8..10 layout version (u16,
 //! [`LAYOUT_VERSION`]); 10..12 rows per panel (u16, 16); 12..16 ggml type id (u32);
 //! 16..24 `n`; 24..32 `k`; 32..40 `matrices` (u64 each); 40..48 total buffer bytes (u64);
-//! 48..56 FNV-1a 64 of bytes 0..48; 56..64 zero. Every reader goes through [`PackedRef::parse`], which checks all of it.
+//! 48..56 the header checksum, FNV-1a 64 of bytes 0..48 then 56..64; 56..64 the body
+//! checksum ([`BodySum::value`] of the whole body: position-weighted sums of the body's
+//! 64-byte chunks, see [`BodySum`] for its definition and exactly what it detects).
+//!
+//! # What is checked when
+//!
+//! - **Every reader, every call** (each GEMM, MoE and unpack call): [`PackedRef::parse`]
+//!   checks the 64 header bytes, in this order: length, magic, header checksum (before
+//!   any other field is believed), version, rows per panel, format, shape, recorded size,
+//!   and that the buffer holds that size. Constant time; the body is not read.
+//! - **Load, verify and unpack**: [`verify`] (the header, then the body checksum: one read
+//!   of the whole buffer) and [`unpack`] (which verifies before it writes a byte) refuse a
+//!   body changed after packing with [`PackError::BodyChecksum`]. amx-runtime's AMX
+//!   buffer type verifies weights when they are uploaded. [`unpack_panels`] and
+//!   [`read_block`] read part of a buffer and check the header only.
+//!
+//! So a flipped bit in the body of a buffer that was verified once and then changed in
+//! memory is not seen by the GEMM; verify a buffer when it is loaded or received.
 //!
 //! **Panels.** Panel `p` of matrix `e` holds rows `16p .. 16p + 16` of that matrix; in the
 //! last panel, rows past `n` are zero bytes (zero scales), which kernels never write out.
@@ -52,14 +69,20 @@
 //! of BF16 is one row of a `tdpbf16ps` B tile, and F16 stays exact at its own size (the
 //! kernels widen F16 with `vcvtph2ps`, or round it to BF16 for tiles as they stream a
 //! panel, as they dequantize the block formats). Non-finite scales and values are bytes
-//! like any others: they are carried as they are.
+//! like any others: they are carried as they are (a NaN scale in the source is packed and
+//! checksummed with the rest; one written into a packed buffer afterwards fails the body
+//! checksum).
 //!
 //! # Parallel packing
 //!
 //! [`pack_panels`] packs a range of panels into that range's bytes, so threads can each
-//! take a disjoint range ([`PackedLayout::panel_offset`] gives where a range starts);
-//! [`write_header`] writes the header once. [`pack`] does all of it on one thread.
+//! take a disjoint range ([`PackedLayout::panel_offset`] gives where a range starts), and
+//! returns the range's [`BodySum`]; the sums of the ranges add up ([`BodySum::combine`], in any
+//! order) to the body's, which [`write_header`] records once all panels are packed. Where
+//! the body is cut into ranges does not change the checksum. [`pack`] does all of it on
+//! one thread, summing each panel right after writing it, while it is still in cache.
 
+mod checksum;
 mod error;
 mod header;
 mod layout;
@@ -67,6 +90,7 @@ mod transform;
 
 use core::ops::Range;
 
+pub use checksum::BodySum;
 pub use error::PackError;
 pub use header::{HEADER_BYTES, LAYOUT_VERSION, MAGIC, PackedRef};
 pub use layout::{
@@ -94,13 +118,20 @@ fn check_source(layout: &PackedLayout, src: &[u8]) -> Result<(), PackError> {
     Ok(())
 }
 
-/// Writes the header of `layout` into the first [`HEADER_BYTES`] of `dst`.
+/// Writes the header of `layout` into the first [`HEADER_BYTES`] of `dst`, recording
+/// `body` as the body checksum: the sum of the [`BodySum`]s that [`pack_panels`] returned
+/// for ranges covering every panel once (a wrong sum makes [`verify`] and [`unpack`]
+/// refuse the buffer).
 ///
 /// Errors: [`PackError::DestinationTooSmall`] when `dst` is shorter than the header.
-pub fn write_header(layout: &PackedLayout, dst: &mut [u8]) -> Result<(), PackError> {
+pub fn write_header(
+    layout: &PackedLayout,
+    body: &BodySum,
+    dst: &mut [u8],
+) -> Result<(), PackError> {
     match dst.first_chunk_mut::<HEADER_BYTES>() {
         Some(h) => {
-            header::write(layout, h);
+            header::write(layout, body, h);
             Ok(())
         }
         None => Err(PackError::DestinationTooSmall { needed: HEADER_BYTES, actual: dst.len() }),
@@ -111,7 +142,8 @@ pub fn write_header(layout: &PackedLayout, dst: &mut [u8]) -> Result<(), PackErr
 /// `layout`. `src` is the whole ggml source (`layout.source_bytes()` bytes); `dst` holds
 /// exactly those panels: its first byte is the buffer's byte
 /// `layout.panel_offset(panels.start)` and it is at least
-/// `panels.len() * layout.panel_bytes()` long (bytes past that are left alone).
+/// `panels.len() * layout.panel_bytes()` long (bytes past that are left alone). Returns
+/// the range's share of the body checksum, for [`write_header`].
 ///
 /// Errors: [`PackError::PanelRange`], [`PackError::SourceLength`],
 /// [`PackError::DestinationTooSmall`].
@@ -120,7 +152,7 @@ pub fn pack_panels(
     src: &[u8],
     panels: Range<usize>,
     dst: &mut [u8],
-) -> Result<(), PackError> {
+) -> Result<BodySum, PackError> {
     check_panel_range(layout, &panels)?;
     check_source(layout, src)?;
     let pb = layout.panel_bytes();
@@ -128,10 +160,15 @@ pub fn pack_panels(
     if dst.len() < needed {
         return Err(PackError::DestinationTooSmall { needed, actual: dst.len() });
     }
+    // The range's first chunk in the body; no overflow: the body's size fits in usize.
+    let first = (panels.start * (pb / checksum::CHUNK)) as u64;
+    let mut run = checksum::Run::new();
     for (panel, out) in panels.zip(dst.chunks_exact_mut(pb)) {
-        transform::pack_panel(layout, src, panel, &mut out[..pb]);
+        // Summed as it is written: quads from the registers they are stored from (on
+        // AVX-512), the rest read back while the panel is still in L1/L2.
+        transform::pack_panel(layout, src, panel, out, &mut run);
     }
-    Ok(())
+    Ok(run.at(first))
 }
 
 /// Packs `matrices` stacked weights of `n` rows by `k` values in `format` from their ggml
@@ -157,9 +194,21 @@ pub fn pack(
         });
     }
     let (head, body) = dst.split_at_mut(HEADER_BYTES);
-    write_header(&layout, head)?;
-    pack_panels(&layout, src, 0..layout.panels(), body)?;
+    let sum = pack_panels(&layout, src, 0..layout.panels(), body)?;
+    write_header(&layout, &sum, head)?;
     Ok(layout)
+}
+
+/// Checks a whole packed buffer: its header as [`PackedRef::parse`] does, then its body
+/// checksum against the panels' bytes (one read of the buffer, about the cost of a copy).
+/// Call it when a packed buffer is loaded or received; the GEMM checks the header only.
+///
+/// Errors: those of [`PackedRef::parse`], and [`PackError::BodyChecksum`] when the body
+/// was changed after packing.
+pub fn verify(bytes: &[u8]) -> Result<PackedRef<'_>, PackError> {
+    let packed = PackedRef::parse(bytes)?;
+    packed.verify_body()?;
+    Ok(packed)
 }
 
 /// The byte range of the ggml source that panels `panels` cover (for [`unpack_panels`]).
@@ -174,7 +223,8 @@ pub fn source_range(layout: &PackedLayout, panels: Range<usize>) -> Range<usize>
 }
 
 /// Unpacks panels `panels` of `packed` into `dst`, the ggml bytes of the rows they cover
-/// (exactly [`source_range`]`(layout, panels).len()` bytes).
+/// (exactly [`source_range`]`(layout, panels).len()` bytes). Reads only those panels, so
+/// it does not check the body checksum ([`unpack`] and [`verify`] do).
 ///
 /// Errors: [`PackError::PanelRange`], [`PackError::SourceLength`] when `dst` has another
 /// length than the covered rows.
@@ -209,10 +259,18 @@ pub fn unpack_panels(
 
 /// Unpacks a whole packed buffer into `dst`, giving back the exact ggml bytes that were
 /// packed (a buffer's `get_tensor`). `dst` must be exactly `layout().source_bytes()` long.
+/// The body checksum is checked first ([`PackedRef::verify_body`]), so changed panels are
+/// an error and `dst` is left untouched.
 ///
-/// Errors: [`PackError::SourceLength`] when `dst` has another length.
+/// Errors: [`PackError::SourceLength`] when `dst` has another length,
+/// [`PackError::BodyChecksum`].
 pub fn unpack(packed: &PackedRef<'_>, dst: &mut [u8]) -> Result<(), PackError> {
-    unpack_panels(packed, 0..packed.layout().panels(), dst)
+    let layout = packed.layout();
+    if dst.len() != layout.source_bytes() {
+        return Err(PackError::SourceLength { expected: layout.source_bytes(), actual: dst.len() });
+    }
+    packed.verify_body()?;
+    unpack_panels(packed, 0..layout.panels(), dst)
 }
 
 /// Rebuilds the ggml bytes of group `g` of row `r` of a panel (`panel` is the panel's

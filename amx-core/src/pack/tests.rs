@@ -92,13 +92,16 @@ fn split_packing_equals_whole_packing() {
     let src = bytes(11, l.source_bytes());
     let mut whole = vec![0u8; l.total_bytes()];
     pack(f, n, k, e, &src, &mut whole).unwrap();
+    // Ranges packed in any order (as threads would finish), their sums added in any order.
     let mut parts = vec![0u8; l.total_bytes()];
-    write_header(&l, &mut parts).unwrap();
-    for range in [0..1, 1..4, 4..6] {
+    let mut sum = BodySum::EMPTY;
+    for range in [4..6, 0..1, 1..4] {
         let at = l.panel_offset(range.start).unwrap();
-        pack_panels(&l, &src, range, &mut parts[at..]).unwrap();
+        sum = pack_panels(&l, &src, range, &mut parts[at..]).unwrap().combine(sum);
     }
+    write_header(&l, &sum, &mut parts).unwrap();
     assert!(parts == whole);
+    verify(&parts).unwrap();
     // Unpacking a sub-range gives the rows it covers: panels 2..4 are matrix 0's last
     // panel (rows 32..40) and matrix 1's first (rows 40..56).
     let packed = PackedRef::parse(&whole).unwrap();
@@ -137,9 +140,16 @@ fn shape_and_length_errors() {
         Err(PanelRange { start: 2, end: 4, panels: 3 })
     );
     assert_eq!(
-        write_header(&l, &mut dst[..10]),
+        write_header(&l, &BodySum::EMPTY, &mut dst[..10]),
         Err(DestinationTooSmall { needed: 64, actual: 10 })
     );
+}
+
+/// Rewrites the header checksum of `b` to match its (edited) other header bytes.
+fn forge_checksum(b: &mut [u8]) {
+    let h: &mut [u8; HEADER_BYTES] = b.first_chunk_mut().unwrap();
+    let sum = super::header::checksum_for_tests(h);
+    h[48..56].copy_from_slice(&sum.to_le_bytes());
 }
 
 #[test]
@@ -160,25 +170,43 @@ fn header_errors() {
     let mut b = good.clone();
     b[0] = b'X';
     assert_eq!(parse(&b), Err(BadMagic));
+    // A version with a consistent checksum (as a newer writer might produce).
     let mut b = good.clone();
     b[8] = 7;
+    forge_checksum(&mut b);
     assert_eq!(parse(&b), Err(UnsupportedVersion { found: 7, supported: LAYOUT_VERSION }));
+    // A flipped byte of the body checksum is a header fault.
     let mut b = good.clone();
-    b[63] = 1;
-    assert_eq!(parse(&b), Err(BadHeader));
+    b[63] ^= 1;
+    assert!(matches!(parse(&b), Err(HeaderChecksum { .. })));
     // A changed format id is caught by the checksum, even when the other format's layout
     // has the same size (Q4_0 and Q4_K: 144 bytes per 256 values).
     let l44 = PackedLayout::new(Format::Q4_0, 3, 256, 1).unwrap();
     let mut q40 = vec![0u8; l44.total_bytes()];
     pack(Format::Q4_0, 3, 256, 1, &bytes(6, l44.source_bytes()), &mut q40).unwrap();
     q40[12] = Format::Q4K.ggml_type() as u8;
-    assert_eq!(PackedRef::parse(&q40).map(|_| ()), Err(BadHeader));
-    // An unknown id with a consistent checksum (as a newer writer might produce).
+    assert!(matches!(PackedRef::parse(&q40), Err(HeaderChecksum { .. })));
+    // Rows per panel other than 16, or a wrong total, with a consistent checksum.
+    let mut b = good.clone();
+    b[10] = 8;
+    forge_checksum(&mut b);
+    assert_eq!(parse(&b), Err(BadHeader));
+    let mut b = good.clone();
+    b[40] ^= 0x40;
+    forge_checksum(&mut b);
+    assert_eq!(parse(&b), Err(BadHeader));
+    // An unknown id with a consistent checksum.
     let mut b = good.clone();
     b[12] = 99;
-    let sum = super::header::checksum_for_tests(&b[..48]);
-    b[48..56].copy_from_slice(&sum.to_le_bytes());
+    forge_checksum(&mut b);
     assert_eq!(parse(&b), Err(UnknownFormat { ggml_type: 99 }));
+    let msg = std::format!("{}", parse(&b).unwrap_err());
+    assert_eq!(msg, "packed header names ggml type id 99, which is not a ggml type");
+    let mut b = good.clone();
+    b[12] = 6;
+    forge_checksum(&mut b);
+    let msg = std::format!("{}", parse(&b).unwrap_err());
+    assert_eq!(msg, "packed header names Q5_0 (ggml type 6), which is not a packed format");
     assert_eq!(
         PackedRef::parse_expecting(&good, Format::Q4_0, n, k, 1).map(|_| ()),
         Err(FormatMismatch { expected: Format::Q4_0, found: f })
@@ -210,6 +238,7 @@ fn non_finite_scales_are_carried() {
 
 #[test]
 fn portable_and_fast_paths_agree() {
+    use super::checksum::Run;
     use super::transform::{pack_panel, portable, unpack_panel};
     for (i, format) in Format::ALL.into_iter().enumerate() {
         for n in [1, 17, 33] {
@@ -219,9 +248,16 @@ fn portable_and_fast_paths_agree() {
                 for panel in 0..l.panels() {
                     let mut fast = vec![0x11u8; l.panel_bytes()];
                     let mut slow = vec![0x22u8; l.panel_bytes()];
-                    pack_panel(&l, &src, panel, &mut fast);
-                    portable::pack_panel(&l, &src, panel, &mut slow);
+                    let (mut fast_sum, mut slow_sum) = (Run::new(), Run::new());
+                    pack_panel(&l, &src, panel, &mut fast, &mut fast_sum);
+                    portable::pack_panel(&l, &src, panel, &mut slow, &mut slow_sum);
                     assert!(fast == slow, "{format} n={n} k={k} panel {panel}: pack paths differ");
+                    // The checksum summed while packing (fused on AVX-512) is the
+                    // checksum of the bytes written, on both paths.
+                    let mut written = Run::new();
+                    written.update_portable(&slow);
+                    assert_eq!(fast_sum.at(panel as u64), written.at(panel as u64));
+                    assert_eq!(slow_sum.at(panel as u64), written.at(panel as u64));
                     let range = source_range(&l, panel..panel + 1);
                     let mut a = vec![0u8; range.len()];
                     let mut b = vec![0u8; range.len()];
@@ -264,4 +300,103 @@ fn read_block_gives_back_each_source_block() {
         assert_eq!(read_block(&l, panel, 0, 16, &mut [0; 256]), None);
         assert_eq!(read_block(&l, &panel[1..], 0, 0, &mut [0; 256]), None);
     }
+}
+
+/// A valid packed Q4_0 buffer of 20 x 64 (two panels) and its source.
+fn q4_0_buffer() -> (Vec<u8>, Vec<u8>) {
+    let l = PackedLayout::new(Format::Q4_0, 20, 64, 1).unwrap();
+    let src = bytes(41, l.source_bytes());
+    let mut dst = vec![0u8; l.total_bytes()];
+    pack(Format::Q4_0, 20, 64, 1, &src, &mut dst).unwrap();
+    (src, dst)
+}
+
+#[test]
+fn every_header_bit_flip_fails_the_header_checksum_before_any_field_is_read() {
+    let (_, good) = q4_0_buffer();
+    // Bytes 0..8 are the magic, checked first; every other header bit is covered.
+    for bit in 8 * 8..HEADER_BYTES * 8 {
+        let mut b = good.clone();
+        b[bit / 8] ^= 1 << (bit % 8);
+        let got = PackedRef::parse(&b).map(|p| *p.layout());
+        assert!(
+            matches!(got, Err(PackError::HeaderChecksum { .. })),
+            "flip of header bit {bit} gave {got:?}"
+        );
+    }
+    // Bit 15 of the version (byte 9) used to read as "layout version 32771".
+    let mut b = good.clone();
+    b[9] ^= 0x80;
+    let msg = std::format!("{}", PackedRef::parse(&b).unwrap_err());
+    assert!(msg.contains("header checksum failed") && !msg.contains("version"), "{msg}");
+}
+
+#[test]
+fn a_buffer_of_layout_version_2_is_named_by_its_version() {
+    let (_, mut b) = q4_0_buffer();
+    // Version 2's header: no body checksum, FNV-1a 64 of bytes 0..48 at 48..56.
+    b[8..10].copy_from_slice(&2u16.to_le_bytes());
+    b[56..64].fill(0);
+    let fnv = b[..48]
+        .iter()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |h, &x| (h ^ u64::from(x)).wrapping_mul(0x100_0000_01b3));
+    b[48..56].copy_from_slice(&fnv.to_le_bytes());
+    assert_eq!(
+        PackedRef::parse(&b).map(|_| ()),
+        Err(PackError::UnsupportedVersion { found: 2, supported: LAYOUT_VERSION })
+    );
+}
+
+#[test]
+fn every_body_bit_flip_is_an_error_of_verify_and_unpack() {
+    let (src, good) = q4_0_buffer();
+    let stored = u64::from_le_bytes(good[56..64].try_into().unwrap());
+    assert_eq!(verify(&good).map(|p| *p.layout()), PackedRef::parse(&good).map(|p| *p.layout()));
+    for bit in HEADER_BYTES * 8..good.len() * 8 {
+        let mut b = good.clone();
+        b[bit / 8] ^= 1 << (bit % 8);
+        // The header alone still reads (the GEMM's per-call check is the header only).
+        let packed = PackedRef::parse(&b).unwrap();
+        let err = verify(&b).map(|_| ()).unwrap_err();
+        let named = |s, c| s == stored && c != stored;
+        assert!(
+            matches!(err, PackError::BodyChecksum { stored: s, computed: c } if named(s, c)),
+            "flip of body bit {bit}: {err:?}"
+        );
+        let mut out = vec![0x77u8; src.len()];
+        assert_eq!(unpack(&packed, &mut out), Err(err), "bit {bit}");
+        assert!(out.iter().all(|&x| x == 0x77), "unpack wrote before it verified");
+    }
+}
+
+#[test]
+fn a_nan_written_into_a_scale_is_an_error_of_verify_and_unpack() {
+    let (src, mut b) = q4_0_buffer();
+    // Row 17's scale of block 1: panel 1, per-row region after 2 groups of 16 x 16 quads.
+    let l = PackedLayout::new(Format::Q4_0, 20, 64, 1).unwrap();
+    let at = HEADER_BYTES + l.panel_bytes() + 2 * 16 * 16 + 32 + 2;
+    assert_eq!(&b[at..at + 2], &src[17 * 36 + 18..17 * 36 + 20], "not the scale");
+    b[at..at + 2].copy_from_slice(&0x7E00u16.to_le_bytes());
+    assert!(matches!(verify(&b), Err(PackError::BodyChecksum { .. })));
+    let mut out = vec![0u8; src.len()];
+    let packed = PackedRef::parse(&b).unwrap();
+    assert!(matches!(unpack(&packed, &mut out), Err(PackError::BodyChecksum { .. })));
+}
+
+#[test]
+fn a_matrix_view_verifies_its_whole_stack() {
+    let (f, n, k, e) = (Format::Q8_0, 17, 64, 3);
+    let l = PackedLayout::new(f, n, k, e).unwrap();
+    let src = bytes(43, l.source_bytes());
+    let mut b = vec![0u8; l.total_bytes()];
+    pack(f, n, k, e, &src, &mut b).unwrap();
+    let one = src.len() / e;
+    let mut out = vec![0u8; one];
+    unpack(&PackedRef::parse(&b).unwrap().matrix(1).unwrap(), &mut out).unwrap();
+    assert!(out[..] == src[one..2 * one]);
+    // A flip in matrix 2 makes matrix 1's view refuse to unpack too.
+    let last = b.len() - 1;
+    b[last] ^= 4;
+    let view = PackedRef::parse(&b).unwrap().matrix(1).unwrap();
+    assert!(matches!(unpack(&view, &mut out), Err(PackError::BodyChecksum { .. })));
 }

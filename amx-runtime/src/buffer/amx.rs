@@ -11,6 +11,11 @@
 //! MUL_MAT_ID with src0 a packable expert stack `[K, N, E]` held here, src1 F32 and the
 //! expert ids in host memory, contiguous (run by amx-core's grouped kernel,
 //! [`amx_core::moe`]). Every other op, and every other operand, is refused.
+//!
+//! Integrity: an upload ([`BufferType::set_tensor`]) packs, then verifies the packed
+//! buffer end to end (header and body checksum, [`pack::verify`]); a download
+//! ([`BufferType::get_tensor`]) unpacks, which verifies the body again; each GEMM or
+//! grouped call checks the 64-byte header only.
 
 use std::cell::RefCell;
 use std::sync::Arc;
@@ -49,6 +54,22 @@ fn layout_of(tensor: &TensorDesc) -> Option<PackedLayout> {
     let DType::Block(format) = tensor.dtype else { return None };
     let [k, n, a, b] = tensor.ne;
     PackedLayout::new(format, n, k, a.checked_mul(b)?).ok()
+}
+
+/// Checks the packed bytes of `desc` end to end, as an upload leaves them: header, body
+/// checksum (one read of the whole buffer, [`pack::verify`]), and that they hold
+/// `layout`'s format and shape. Each GEMM call then checks the header only.
+///
+/// Errors: [`BufferError::Pack`] with amx-core's [`pack::PackError`] (`BodyChecksum` for
+/// changed panels).
+fn verify_packed(
+    desc: &TensorDesc,
+    layout: &PackedLayout,
+    bytes: &[u8],
+) -> Result<(), BufferError> {
+    let pack_err = |error| BufferError::Pack { tensor: desc.name.clone(), error };
+    let packed = pack::verify(bytes).map_err(pack_err)?;
+    packed.expect(layout.format(), layout.n(), layout.k(), layout.matrices()).map_err(pack_err)
 }
 
 fn format_of(tensor: &TensorDesc) -> Result<Format, BufferError> {
@@ -188,8 +209,9 @@ impl BufferType for AmxBufferType {
         }
         let dst = buf.owned_bytes_mut(self)?;
         pack::pack(format, layout.n(), layout.k(), layout.matrices(), data, dst)
-            .map(|_| ())
-            .map_err(|error| BufferError::Pack { tensor: desc.name, error })
+            .map_err(|error| BufferError::Pack { tensor: desc.name.clone(), error })?;
+        // The weights are verified where they will be read from, once, at upload.
+        verify_packed(&desc, &layout, buf.owned_bytes(self)?)
     }
 
     fn get_tensor(&self, buf: &Buffer, out: &mut [u8]) -> Result<(), BufferError> {

@@ -9,6 +9,7 @@ mod x86;
 
 use crate::formats::Format;
 
+use super::checksum::Run;
 use super::layout::{
     self, PANEL_ROWS, PackedLayout, field_base, field_is_quads, field_len, field_offset,
     group_bytes,
@@ -20,17 +21,29 @@ const MAX_GROUP: usize = 256;
 /// Zero bytes that padding rows are packed from.
 static ZERO: [u8; MAX_GROUP] = [0; MAX_GROUP];
 
-/// The per-instruction-set piece: the 16-row transpose of a quads field.
+/// The per-instruction-set piece: the 16-row transpose of a quads field, and the body
+/// checksum of a panel.
 pub(crate) trait Isa {
+    /// Whether [`Isa::pack`] adds the chunks it stores to the checksum run itself (from
+    /// registers, in store order, which is memory order within a panel's quads region).
+    /// Otherwise the panel's quads are summed after they are written.
+    const FUSED_SUM: bool;
     /// Packs one quads field: for `c < len / 4` and `r < 16`, bytes `64c + 4r .. +4` of
-    /// `out` get bytes `4c .. 4c + 4` of `rows[r]`.
+    /// `out` get bytes `4c .. 4c + 4` of `rows[r]`. With [`Isa::FUSED_SUM`], the `16 * len
+    /// / 64` chunks written are added to `run` in address order.
     ///
     /// # Safety
     ///
     /// `len` is a multiple of 16; every `rows[r]` is valid for reads of `len` bytes; `out`
     /// is valid for writes of `16 * len` bytes and overlaps none of the rows; the CPU has
     /// the implementation's instruction set.
-    unsafe fn pack(rows: &[*const u8; PANEL_ROWS], len: usize, out: *mut u8);
+    unsafe fn pack(rows: &[*const u8; PANEL_ROWS], len: usize, out: *mut u8, run: &mut Run);
+    /// Adds the whole chunks of `bytes` to `run` ([`Run::update`] on this instruction set).
+    ///
+    /// # Safety
+    ///
+    /// The CPU has the implementation's instruction set.
+    unsafe fn sum(run: &mut Run, bytes: &[u8]);
     /// The inverse of [`Isa::pack`]: writes `len` bytes at every `rows[r]`.
     ///
     /// # Safety
@@ -141,6 +154,7 @@ const fn stride(format: Format) -> usize {
 unsafe fn pack_field<Q: Isa, const QUADS: bool, const OFF: usize, const LEN: usize>(
     group: &[*const u8; PANEL_ROWS],
     out: *mut u8,
+    run: &mut Run,
 ) {
     if LEN == 0 {
         return;
@@ -149,7 +163,7 @@ unsafe fn pack_field<Q: Isa, const QUADS: bool, const OFF: usize, const LEN: usi
     // SAFETY: the caller's contract; per-row copies stay inside `16 * LEN` bytes of `out`.
     unsafe {
         if QUADS {
-            Q::pack(&at, LEN, out);
+            Q::pack(&at, LEN, out, run);
         } else {
             for (r, a) in at.iter().enumerate() {
                 core::ptr::copy_nonoverlapping(*a, out.add(r * LEN), LEN);
@@ -189,14 +203,20 @@ unsafe fn unpack_field<Q: Isa, const QUADS: bool, const OFF: usize, const LEN: u
 trait GroupMove {
     const FORMAT: Format;
     /// Packs group pointers `group` into the group's quads region `quads` and per-row
-    /// region `per_row` of a panel.
+    /// region `per_row` of a panel (the quads fields in table order, which is their order
+    /// in the region, each through [`Isa::pack`] with `run`).
     ///
     /// # Safety
     ///
     /// Every `group[r]` is readable for the format's group bytes; the two regions are
     /// writable for the group's share of each; nothing overlaps; the CPU has `Q`'s
     /// instruction set.
-    unsafe fn pack<Q: Isa>(group: &[*const u8; PANEL_ROWS], quads: *mut u8, per_row: *mut u8);
+    unsafe fn pack<Q: Isa>(
+        group: &[*const u8; PANEL_ROWS],
+        quads: *mut u8,
+        per_row: *mut u8,
+        run: &mut Run,
+    );
     /// The inverse of [`GroupMove::pack`].
     ///
     /// # Safety
@@ -213,13 +233,20 @@ macro_rules! group_move {
         impl GroupMove for $ty {
             const FORMAT: Format = $format;
             #[inline(always)]
-            unsafe fn pack<Q: Isa>(g: &[*const u8; PANEL_ROWS], quads: *mut u8, per_row: *mut u8) {
+            unsafe fn pack<Q: Isa>(
+                g: &[*const u8; PANEL_ROWS],
+                quads: *mut u8,
+                per_row: *mut u8,
+                run: &mut Run,
+            ) {
                 const _: () = assert!($table.len() <= 5);
                 group_move!(@fields $table, |I, QUADS, OFF, LEN| {
                     let base = if QUADS { quads } else { per_row };
                     // SAFETY: the trait's contract; the field lies inside the group and
                     // its place inside the group's region (`field_base`).
-                    unsafe { pack_field::<Q, QUADS, OFF, LEN>(g, base.add(field_base($table, I))) }
+                    unsafe {
+                        pack_field::<Q, QUADS, OFF, LEN>(g, base.add(field_base($table, I)), run)
+                    }
                 });
             }
             #[inline(always)]
@@ -277,14 +304,21 @@ macro_rules! per_format {
 
 /// Packs one panel with transposer `Q`: `src` is the whole stacked ggml source
 /// (`layout.source_bytes()` bytes), `dst` exactly the panel's `layout.panel_bytes()`.
+/// Adds the panel's chunks, in address order, to `run`.
 ///
 /// # Safety
 ///
 /// The CPU has `Q`'s instruction set.
 #[inline(always)]
-unsafe fn pack_panel_with<Q: Isa>(layout: &PackedLayout, src: &[u8], panel: usize, dst: &mut [u8]) {
+unsafe fn pack_panel_with<Q: Isa>(
+    layout: &PackedLayout,
+    src: &[u8],
+    panel: usize,
+    dst: &mut [u8],
+    run: &mut Run,
+) {
     // SAFETY: forwarded contract.
-    unsafe { per_format!(pack_panel_as::<Q>(layout.format(), layout, src, panel, dst)) }
+    unsafe { per_format!(pack_panel_as::<Q>(layout.format(), layout, src, panel, dst, run)) }
 }
 
 /// [`pack_panel_with`] for the format of `M`, which is `layout.format()`.
@@ -298,6 +332,7 @@ unsafe fn pack_panel_as<Q: Isa, M: GroupMove>(
     src: &[u8],
     panel: usize,
     dst: &mut [u8],
+    run: &mut Run,
 ) {
     let format = M::FORMAT;
     let (gb, rb, stride) = (group_bytes(format), layout.source_row_bytes(), stride(format));
@@ -340,8 +375,14 @@ unsafe fn pack_panel_as<Q: Isa, M: GroupMove>(
         // follow the layout that `panel_bytes` was computed from); source and panel do
         // not overlap (one is borrowed shared, the other mutably); `Q`'s instruction set
         // is the caller's.
-        unsafe { M::pack::<Q>(&group, out.add(qo), out.add(po)) };
+        unsafe { M::pack::<Q>(&group, out.add(qo), out.add(po), run) };
     }
+    // The quads region (whole chunks: 16 rows of 4-byte quads) was summed as it was
+    // stored, or is summed now; then the per-row region and the zero tail, read back
+    // while they are still in cache.
+    let summed = if Q::FUSED_SUM { layout.per_row_offset(0) } else { 0 };
+    // SAFETY: `Q`'s instruction set is the caller's.
+    unsafe { Q::sum(run, &dst[summed..]) };
 }
 
 /// Unpacks one panel with transposer `Q`: `input` is the panel, `dst` the ggml rows it
@@ -406,16 +447,22 @@ unsafe fn unpack_panel_as<Q: Isa, M: GroupMove>(
     }
 }
 
-/// Packs one panel on the fastest path this CPU has.
-pub(crate) fn pack_panel(layout: &PackedLayout, src: &[u8], panel: usize, dst: &mut [u8]) {
+/// Packs one panel on the fastest path this CPU has, adding its chunks to `run`.
+pub(crate) fn pack_panel(
+    layout: &PackedLayout,
+    src: &[u8],
+    panel: usize,
+    dst: &mut [u8],
+    run: &mut Run,
+) {
     #[cfg(target_arch = "x86_64")]
     if crate::detect::Features::cached().avx512_usable() {
         // SAFETY: the CPU and the OS support AVX-512 F/BW/VL (checked just above).
-        unsafe { x86::pack_panel(layout, src, panel, dst) };
+        unsafe { x86::pack_panel(layout, src, panel, dst, run) };
         return;
     }
     // SAFETY: the portable transposer needs no particular instruction set.
-    unsafe { pack_panel_with::<scalar::Scalar>(layout, src, panel, dst) };
+    unsafe { pack_panel_with::<scalar::Scalar>(layout, src, panel, dst, run) };
 }
 
 /// Unpacks one panel on the fastest path this CPU has.
@@ -433,11 +480,17 @@ pub(crate) fn unpack_panel(layout: &PackedLayout, input: &[u8], panel: usize, ds
 /// The portable paths, for tests that compare them with the fast ones on this CPU.
 #[cfg(test)]
 pub(crate) mod portable {
-    use super::{PackedLayout, pack_panel_with, scalar::Scalar, unpack_panel_with};
+    use super::{PackedLayout, Run, pack_panel_with, scalar::Scalar, unpack_panel_with};
 
-    pub(crate) fn pack_panel(layout: &PackedLayout, src: &[u8], panel: usize, dst: &mut [u8]) {
+    pub(crate) fn pack_panel(
+        layout: &PackedLayout,
+        src: &[u8],
+        panel: usize,
+        dst: &mut [u8],
+        run: &mut Run,
+    ) {
         // SAFETY: the portable moves need no particular instruction set.
-        unsafe { pack_panel_with::<Scalar>(layout, src, panel, dst) };
+        unsafe { pack_panel_with::<Scalar>(layout, src, panel, dst, run) };
     }
 
     pub(crate) fn unpack_panel(layout: &PackedLayout, input: &[u8], panel: usize, dst: &mut [u8]) {

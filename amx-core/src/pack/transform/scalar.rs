@@ -1,13 +1,21 @@
 //! The portable 16-row quads transpose: 4-byte moves.
 
-use super::{Isa, PANEL_ROWS};
+use super::{Isa, PANEL_ROWS, Run};
 
 /// The portable transposer.
 pub(crate) struct Scalar;
 
 impl Isa for Scalar {
+    // Quads are stored row by row here, not chunk by chunk: summed after the panel.
+    const FUSED_SUM: bool = false;
+
     #[inline(always)]
-    unsafe fn pack(rows: &[*const u8; PANEL_ROWS], len: usize, out: *mut u8) {
+    unsafe fn sum(run: &mut Run, bytes: &[u8]) {
+        run.update_portable(bytes);
+    }
+
+    #[inline(always)]
+    unsafe fn pack(rows: &[*const u8; PANEL_ROWS], len: usize, out: *mut u8, _run: &mut Run) {
         for (r, row) in rows.iter().enumerate() {
             for c in 0..len / 4 {
                 // SAFETY: `4c + 4 <= len` bytes of the row are readable and

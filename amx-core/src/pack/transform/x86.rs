@@ -8,7 +8,7 @@ use core::arch::x86_64::{
     _mm512_unpackhi_epi64, _mm512_unpacklo_epi32, _mm512_unpacklo_epi64,
 };
 
-use super::{Isa, PANEL_ROWS, PackedLayout, pack_panel_with, unpack_panel_with};
+use super::{Isa, PANEL_ROWS, PackedLayout, Run, pack_panel_with, unpack_panel_with};
 
 /// The AVX-512 moves. Only reachable through the `target_feature` entry points below.
 pub(crate) struct Avx512;
@@ -57,6 +57,15 @@ fn transpose16(rows: [__m512i; 16]) -> [__m512i; 16] {
 }
 
 impl Isa for Avx512 {
+    // Every chunk is added from the register it is stored from: no read back.
+    const FUSED_SUM: bool = true;
+
+    #[inline(always)]
+    unsafe fn sum(run: &mut Run, bytes: &[u8]) {
+        // SAFETY: AVX-512 F is the caller's contract.
+        unsafe { run.update_avx512(bytes) };
+    }
+
     #[inline(always)]
     fn prefetch(p: *const u8) {
         // Into L2: a panel's bytes (16 rows) fit there, not in L1.
@@ -65,24 +74,29 @@ impl Isa for Avx512 {
     }
 
     #[inline(always)]
-    unsafe fn pack(rows: &[*const u8; PANEL_ROWS], len: usize, out: *mut u8) {
+    unsafe fn pack(rows: &[*const u8; PANEL_ROWS], len: usize, out: *mut u8, run: &mut Run) {
+        // SAFETY: AVX-512 F is the trait's contract.
+        let mut acc = unsafe { run.avx512_acc() };
         let whole = len / 64 * 64;
         for s in (0..whole).step_by(64) {
-            // SAFETY: the trait's contract: AVX-512F is available, every row is readable
-            // for `len >= s + 64` bytes, and `out` writable for `16 * len` bytes (chunk
-            // `s / 4 + c`, c < 16, ends at `64 * (s / 4 + 16) <= 16 * len`).
+            // SAFETY: the trait's contract: AVX-512F is available (for the loads, stores
+            // and the checksum adds), every row is readable for `len >= s + 64` bytes, and
+            // `out` writable for `16 * len` bytes (chunk `s / 4 + c`, c < 16, ends at
+            // `64 * (s / 4 + 16) <= 16 * len`).
             unsafe {
                 let r: [__m512i; 16] =
                     core::array::from_fn(|r| _mm512_loadu_si512(rows[r].add(s).cast()));
                 for (c, v) in transpose16(r).iter().enumerate() {
                     _mm512_storeu_si512(out.add(64 * (s / 4 + c)).cast(), *v);
+                    acc.add(*v);
                 }
             }
         }
         for s in (whole..len).step_by(16) {
-            // SAFETY: AVX-512F is available (the trait's contract); `s + 16 <= len`, so
-            // each row is readable for the 16 bytes at `s`, and the 4 x 64-byte chunks
-            // written from `out + 64 * (s / 4)` end at `16 * (s + 16) <= 16 * len`.
+            // SAFETY: the trait's contract: AVX-512F is available (for the loads, inserts,
+            // stores and checksum adds), every row is readable for `len >= s + 16` bytes,
+            // and `out` writable for `16 * len` bytes (chunk `s / 4 + c`, c < 4, ends at
+            // `64 * (s / 4 + 4) = 16 * (s + 16) <= 16 * len`).
             unsafe {
                 // z[j] lane l = row 4l + j, so that after the transpose u[c] lane l dword
                 // j = row 4l + j's dword c: u[c] holds dword c of rows 0..16 in order.
@@ -95,9 +109,12 @@ impl Isa for Avx512 {
                 });
                 for (c, v) in transpose4(z).iter().enumerate() {
                     _mm512_storeu_si512(out.add(64 * (s / 4 + c)).cast(), *v);
+                    acc.add(*v);
                 }
             }
         }
+        // SAFETY: AVX-512 F is the trait's contract; `len / 4` chunks were stored.
+        unsafe { run.set_avx512_acc(acc, len / 4) };
     }
 
     #[inline(always)]
@@ -140,9 +157,15 @@ impl Isa for Avx512 {
 /// The CPU and the OS must support AVX-512 F, BW and VL
 /// ([`crate::detect::Features::avx512_usable`]).
 #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-pub(crate) unsafe fn pack_panel(layout: &PackedLayout, src: &[u8], panel: usize, dst: &mut [u8]) {
+pub(crate) unsafe fn pack_panel(
+    layout: &PackedLayout,
+    src: &[u8],
+    panel: usize,
+    dst: &mut [u8],
+    run: &mut Run,
+) {
     // SAFETY: AVX-512 F/BW/VL are the caller's contract.
-    unsafe { pack_panel_with::<Avx512>(layout, src, panel, dst) };
+    unsafe { pack_panel_with::<Avx512>(layout, src, panel, dst, run) };
 }
 
 /// [`super::unpack_panel`] on AVX-512.

@@ -101,3 +101,55 @@ fn compute_forward_matches_the_reference() {
     let e = a.compute_forward(&plain, &[&w, &x], &mut y).unwrap_err();
     assert!(matches!(e, ExecError::Unsupported { .. }), "{e}");
 }
+
+/// An uploaded Q4_0 weight of 256 x 20 (8 blocks per row) and its ggml bytes.
+fn uploaded_q4_0() -> (Buft, Buffer, Vec<u8>) {
+    let a = amx();
+    let desc = t("w", DType::Block(Format::Q4_0), &[256, 20]);
+    let data = bytes(desc.nbytes().unwrap(), 77);
+    let buf = Buffer::upload(&a, desc, &data).unwrap();
+    (a, buf, data)
+}
+
+fn verify_upload(a: &Buft, buf: &Buffer) -> Result<(), BufferError> {
+    let layout = layout_of(buf.desc()).unwrap();
+    verify_packed(buf.desc(), &layout, buf.owned_bytes(&**a).unwrap())
+}
+
+#[test]
+fn upload_verification_and_download_refuse_a_flipped_body_bit() {
+    let (a, mut buf, _) = uploaded_q4_0();
+    assert_eq!(verify_upload(&a, &buf), Ok(()));
+    let last = buf.len() - 1;
+    let bytes = buf.owned_bytes_mut(&*a).unwrap();
+    bytes[1000] ^= 0x10;
+    let body_error = |e: &BufferError| {
+        matches!(e, BufferError::Pack { error: pack::PackError::BodyChecksum { .. }, .. })
+    };
+    let e = verify_upload(&a, &buf).unwrap_err();
+    assert!(body_error(&e), "{e}");
+    let e = buf.download().unwrap_err();
+    assert!(body_error(&e), "{e}");
+    // The padding at the very end is covered as well.
+    let bytes = buf.owned_bytes_mut(&*a).unwrap();
+    bytes[1000] ^= 0x10;
+    bytes[last] ^= 1;
+    assert!(body_error(&verify_upload(&a, &buf).unwrap_err()));
+}
+
+#[test]
+fn upload_verification_refuses_a_nan_written_into_a_scale() {
+    let (a, mut buf, data) = uploaded_q4_0();
+    // Row 0's first scale: panel 0 (after the 64-byte header) starts with 8 groups of
+    // 16 x 16 quad bytes, then the per-row region, row 0 first.
+    let at = 64 + 8 * 16 * 16;
+    let bytes = buf.owned_bytes_mut(&*a).unwrap();
+    assert_eq!(bytes[at..at + 2], data[0..2], "not row 0's first scale");
+    bytes[at..at + 2].copy_from_slice(&0x7E00u16.to_le_bytes());
+    let e = verify_upload(&a, &buf).unwrap_err();
+    assert!(
+        matches!(e, BufferError::Pack { error: pack::PackError::BodyChecksum { .. }, .. }),
+        "{e}"
+    );
+    assert!(e.to_string().contains("tensor w: packed body checksum failed"), "{e}");
+}
