@@ -177,7 +177,7 @@ mod tests {
     extern crate std;
     use super::*;
     use crate::detect::host;
-    use std::{format, println};
+    use std::format;
 
     #[test]
     fn display_names_the_errno() {
@@ -203,7 +203,8 @@ mod tests {
             return;
         }
         if !host::has_amx() {
-            println!("skipped: this CPU has no AMX (request answered {first:?})");
+            let why = format!("this CPU has no AMX (request answered {first:?})");
+            crate::test_util::skip(crate::test_util::Need::Amx, &why);
             return;
         }
         assert_eq!(first, Ok(()));

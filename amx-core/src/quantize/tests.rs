@@ -148,7 +148,8 @@ fn usable(bf16: bool) -> bool {
     let f = crate::detect::Features::cached();
     let ok = if bf16 { f.avx512_bf16_usable() } else { f.avx512_usable() };
     if !ok {
-        std::println!("skipped: no AVX-512{}", if bf16 { " BF16" } else { "" });
+        use crate::test_util::{Need, skip};
+        if bf16 { skip(Need::Avx512Bf16, "no AVX-512 BF16") } else { skip(Need::Avx512, "no AVX-512") }
     }
     ok
 }

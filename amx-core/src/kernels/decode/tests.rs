@@ -136,7 +136,7 @@ fn assert_same(a: &Decoded, b: &Decoded, what: &dyn core::fmt::Display) {
 fn avx512() -> bool {
     let ok = crate::detect::Features::cached().avx512_usable();
     if !ok {
-        std::println!("skipped: no AVX-512");
+        crate::test_util::skip(crate::test_util::Need::Avx512, "no AVX-512");
     }
     ok
 }
@@ -244,7 +244,8 @@ fn spans_equal_groups_one_at_a_time() {
                     }
                 }
             } else {
-                std::println!("skipped: no AVX-512 for the vector span decoder");
+                let why = "no AVX-512 for the vector span decoder";
+                crate::test_util::skip(crate::test_util::Need::Avx512, why);
             }
         }
     }
