@@ -6,6 +6,12 @@ use amx_core::formats::Format;
 use amx_core::gemm::{self, GemmError, MatMut, MatRef, Path};
 use amx_core::pack;
 
+/// The README's Rust blocks, compiled and run as doctests by `cargo test`, so that the
+/// examples it shows cannot rot.
+#[doc = include_str!("../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
+
 /// The directory holding the GGUF test vectors (copied from gguf-py generated files).
 pub fn vectors_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("vectors")
