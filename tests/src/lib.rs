@@ -17,15 +17,16 @@ pub fn vectors_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("vectors")
 }
 
-/// The concrete paths (not `Auto`) this machine can run; prints a notice for each one it
-/// cannot, so a skipped path is visible in the test output.
+/// The concrete paths (not `Auto`) this machine can run; skips each one it cannot with a
+/// notice (a failure when `AMX_RS_REQUIRE` requires it:
+/// [`amx_runtime::test_support::skip_path`]).
 pub fn available_paths() -> Vec<Path> {
     [Path::Amx, Path::Vnni, Path::Scalar]
         .into_iter()
         .filter(|p| {
             let ok = p.available();
             if !ok {
-                println!("skipped: the {} path is not available on this machine", p.name());
+                amx_runtime::test_support::skip_path(*p);
             }
             ok
         })

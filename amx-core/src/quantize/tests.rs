@@ -149,7 +149,11 @@ fn usable(bf16: bool) -> bool {
     let ok = if bf16 { f.avx512_bf16_usable() } else { f.avx512_usable() };
     if !ok {
         use crate::test_util::{Need, skip};
-        if bf16 { skip(Need::Avx512Bf16, "no AVX-512 BF16") } else { skip(Need::Avx512, "no AVX-512") }
+        if bf16 {
+            skip(Need::Avx512Bf16, "no AVX-512 BF16")
+        } else {
+            skip(Need::Avx512, "no AVX-512")
+        }
     }
     ok
 }
