@@ -231,6 +231,8 @@ fn spans_equal_groups_one_at_a_time() {
                     }
                 }
             }
+            // The vector span decoder exists on x86_64 only.
+            #[cfg(target_arch = "x86_64")]
             if crate::detect::Features::cached().avx512_usable() {
                 let mut fast = Decoded::new();
                 // SAFETY: AVX-512 is usable (checked just above).
