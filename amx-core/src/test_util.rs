@@ -9,6 +9,10 @@ use std::{format, println};
 
 use crate::formats::Format;
 
+/// The stride of exhaustive loops (every f16 pattern, ...): 1, and a prime under Miri,
+/// which runs such a loop thousands of times slower and still sees every region of it.
+pub(crate) const MIRI_STRIDE: usize = if cfg!(miri) { 251 } else { 1 };
+
 /// Pseudo-random bytes (xorshift64*), the same for the same seed.
 pub(crate) fn bytes(seed: u64, len: usize) -> Vec<u8> {
     let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;

@@ -70,8 +70,10 @@ fn bf16_tiles_put_rows_where_the_layout_says() {
 }
 
 /// xorshift64*.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // x86_64 tests' helpers
 struct Rng(u64);
 
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // x86_64 tests' helpers
 impl Rng {
     fn new(seed: u64) -> Self {
         Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
@@ -93,6 +95,7 @@ impl Rng {
 
 /// f32 patterns that need care: NaNs (quiet, signalling, negative, payloads), infinities,
 /// signed zeros, subnormals (smallest, largest, around the rounding point), the extremes.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // x86_64 tests' helpers
 const F32_SPECIALS: [u32; 16] = [
     0x7fc0_0000,
     0x7f80_0001,
@@ -115,6 +118,7 @@ const F32_SPECIALS: [u32; 16] = [
 /// One 32-value block of a kind picked by `rng`: scaled uniform values, raw bit patterns,
 /// zeros, a NaN or an infinity among normal values, subnormals only, exact ties, or
 /// values near the f32 limits.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // x86_64 tests' helpers
 fn block(rng: &mut Rng) -> [f32; 32] {
     let mut b = [0f32; 32];
     let scale = f32::from_bits(((rng.below(60) as u32 + 97) << 23) | 0x3_3333);
