@@ -69,10 +69,14 @@ fn paths() -> Vec<Path> {
 
 #[test]
 fn skewed_routing_matches_the_reference() {
-    // Smaller under Miri (thousands of times slower), still with partial panels.
-    let (experts, n, k) = (6, if cfg!(miri) { 17 } else { 40 }, 256);
+    let (experts, n, k) = (6, 40, 256);
+    // Smaller under Miri (thousands of times slower): Q4_0 only, with a partial panel.
+    let (n, k) = if cfg!(miri) { (17, 32) } else { (n, k) };
     for path in paths() {
         for format in [Format::Q4_0, Format::Q4K, Format::Q6K, Format::BF16] {
+            if cfg!(miri) && format != Format::Q4_0 {
+                continue;
+            }
             // One hot expert (every token, top_k = 1), others empty.
             let tokens = if cfg!(miri) { 5 } else { 37 };
             check(format, (experts, n, k), tokens, &vec![3; tokens], 1, path);
@@ -87,9 +91,11 @@ fn skewed_routing_matches_the_reference() {
 #[test]
 fn top_k_eight_and_every_format() {
     let (experts, n, k) = (8, 17, 256);
+    // Smaller under Miri (thousands of times slower): one token, 3 columns.
+    let n = if cfg!(miri) { 3 } else { n };
     for path in paths() {
         for format in Format::ALL {
-            let tokens = if cfg!(miri) { 2 } else { 5 };
+            let tokens = if cfg!(miri) { 1 } else { 5 };
             let ids: Vec<u32> = (0..tokens * 8).map(|i| ((i * 3 + i / 8) % 8) as u32).collect();
             check(format, (experts, n, k), tokens, &ids, 8, path);
         }
