@@ -54,8 +54,8 @@ fn prefetch_ahead(layout: &PackedLayout, panel: &[u8], g: usize) {
             // fused kernel too); near: half a KiB ahead, into L1.
             let p = base.wrapping_add(start + layout.panel_bytes() + off);
             // SAFETY: a prefetch is a hint that never faults, whatever the address; the
-            // block is needed before Rust 1.93, which made `_mm_prefetch` safe inside
-            // `#[target_feature]` functions (the MSRV is 1.89).
+            // block is needed before Rust 1.93, where `_mm_prefetch` became a safe function
+            // (the MSRV is 1.89).
             #[allow(unused_unsafe)]
             unsafe {
                 _mm_prefetch::<_MM_HINT_T1>(p.cast());

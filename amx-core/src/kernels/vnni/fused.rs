@@ -45,8 +45,8 @@ fn prefetch(at: *const u8, (far, near): (usize, usize), len: usize, s: usize, su
     while off < hi {
         // Prefetches never fault: the addresses may lie past the panel or the buffer.
         // SAFETY: a prefetch is a hint that never faults, whatever the address; the
-        // block is needed before Rust 1.93, which made `_mm_prefetch` safe inside
-        // `#[target_feature]` functions (the MSRV is 1.89).
+        // block is needed before Rust 1.93, where `_mm_prefetch` became a safe function
+        // (the MSRV is 1.89).
         #[allow(unused_unsafe)]
         unsafe {
             _mm_prefetch::<_MM_HINT_T1>(at.wrapping_add(far + off).cast());
