@@ -58,8 +58,9 @@ pub(crate) fn weights(format: Format, seed: u64, rows: usize, k: usize) -> Vec<u
 /// on machines that have them, so that a broken detection cannot pass as a skip).
 pub(crate) const REQUIRE_VAR: &str = "AMX_RS_REQUIRE";
 
-/// What a skipping test needs. The names are those of `AMX_RS_REQUIRE` (the same list in
-/// every crate of the workspace).
+/// What a skipping test needs. The names are those of `AMX_RS_REQUIRE`, the same list as
+/// `amx_runtime::test_support::Need` (so one value serves every crate: `valgrind` too,
+/// which no amx-core test needs).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Need {
     /// `amx`: AMX tiles, INT8 and BF16, with the permission.
