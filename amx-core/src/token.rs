@@ -274,7 +274,8 @@ mod tests {
     fn amx_token_agrees_with_the_host() {
         let token = Amx::try_new();
         if !host::has_amx() {
-            println!("skipped: this CPU has no AMX (try_new answered {token:?})");
+            let why = format!("this CPU has no AMX (try_new answered {token:?})");
+            crate::test_util::skip(crate::test_util::Need::Amx, &why);
             assert!(token.is_err());
             return;
         }

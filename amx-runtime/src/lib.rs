@@ -34,6 +34,8 @@ pub mod pool;
 pub mod reference;
 pub mod sched;
 pub mod tensor;
+#[doc(hidden)]
+pub mod test_support;
 #[cfg(test)]
 mod test_util;
 pub mod tile_state;

@@ -216,7 +216,8 @@ mod tests {
     #[test]
     fn config_is_loaded_once_and_released() {
         let Some(amx) = amx() else {
-            println!("skipped: AMX unavailable ({:?})", amx_status());
+            let why = format!("AMX unavailable ({:?})", amx_status());
+            crate::test_support::skip(crate::test_support::Need::Amx, &why);
             assert!(ensure_config(&config()).is_err());
             return;
         };

@@ -6,6 +6,7 @@ use amx_core::formats::Format;
 use amx_core::gemm::{self, MatMut, MatRef, Path};
 use amx_core::pack;
 use amx_runtime::pool::{Matmul, Pool, PreparedActivations};
+use amx_runtime::test_support;
 
 const SENTINEL: f32 = -7.25;
 
@@ -44,9 +45,7 @@ fn reference(
 fn paths() -> Vec<Path> {
     let all = [Path::Auto, Path::Amx, Path::Vnni, Path::Scalar];
     let (on, off): (Vec<_>, Vec<_>) = all.into_iter().partition(|p| p.available());
-    if !off.is_empty() {
-        println!("skipped paths unavailable on this machine: {off:?}");
-    }
+    off.into_iter().for_each(test_support::skip_path);
     on
 }
 
@@ -155,7 +154,8 @@ fn parts_run_on_scoped_threads_match_gemm() {
 fn part_errors_on_small_scratch_and_plan_checks_operands() {
     let (m, n, k, format) = (32, 48, 256, Format::Q4_0);
     if !Path::Amx.available() {
-        println!("skipped: the AMX path is unavailable (the only path with scratch)");
+        // The AMX path is the only one with scratch.
+        test_support::skip_path(Path::Amx);
         return;
     }
     let w = packed(format, n, k, 2);

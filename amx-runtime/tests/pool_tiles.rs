@@ -20,7 +20,8 @@ fn packed(format: Format, n: usize, k: usize) -> Vec<u8> {
 fn amx_or_skip() -> Option<amx_core::token::Amx> {
     let amx = tile_state::amx();
     if amx.is_none() || !Path::Amx.available() {
-        println!("skipped: AMX unavailable ({:?})", tile_state::amx_status());
+        let why = format!("AMX unavailable ({:?})", tile_state::amx_status());
+        amx_runtime::test_support::skip(amx_runtime::test_support::Need::Amx, &why);
         return None;
     }
     amx

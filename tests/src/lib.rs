@@ -6,20 +6,27 @@ use amx_core::formats::Format;
 use amx_core::gemm::{self, GemmError, MatMut, MatRef, Path};
 use amx_core::pack;
 
+/// The README's Rust blocks, compiled and run as doctests by `cargo test`, so that the
+/// examples it shows cannot rot.
+#[doc = include_str!("../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
+
 /// The directory holding the GGUF test vectors (copied from gguf-py generated files).
 pub fn vectors_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("vectors")
 }
 
-/// The concrete paths (not `Auto`) this machine can run; prints a notice for each one it
-/// cannot, so a skipped path is visible in the test output.
+/// The concrete paths (not `Auto`) this machine can run; skips each one it cannot with a
+/// notice (a failure when `AMX_RS_REQUIRE` requires it:
+/// [`amx_runtime::test_support::skip_path`]).
 pub fn available_paths() -> Vec<Path> {
     [Path::Amx, Path::Vnni, Path::Scalar]
         .into_iter()
         .filter(|p| {
             let ok = p.available();
             if !ok {
-                println!("skipped: the {} path is not available on this machine", p.name());
+                amx_runtime::test_support::skip_path(*p);
             }
             ok
         })

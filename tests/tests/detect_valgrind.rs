@@ -60,7 +60,8 @@ fn build_detect_example(workspace: &Path) -> PathBuf {
 #[test]
 fn detect_example_under_valgrind_reports_amx_unavailable() {
     if !on_path("valgrind") {
-        println!("skipped: valgrind is not on PATH");
+        use amx_runtime::test_support::{Need, skip};
+        skip(Need::Valgrind, "valgrind is not on PATH");
         return;
     }
     let workspace = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));

@@ -6,7 +6,8 @@
 //! needs one more step, the per-process permission in [`crate::permission`]; the
 //! [`crate::token::Amx`] token checks all three.
 //!
-//! On targets other than `x86_64` every flag reads false.
+//! On targets other than `x86_64` every flag reads false, and so under Miri, which cannot
+//! run CPUID or `xgetbv`: code behind detection then takes its portable paths.
 
 use core::fmt;
 
@@ -76,7 +77,7 @@ const fn flag_if(on: bool, flag: u16) -> u16 {
 }
 
 impl Features {
-    /// No feature at all: what every non-`x86_64` target reports.
+    /// No feature at all: what every non-`x86_64` target reports, and Miri.
     pub const NONE: Features = Features { flags: 0, xcr0: 0 };
 
     /// Decodes raw CPUID registers and XCR0. `xcr0` is ignored (stored as 0) unless
@@ -99,11 +100,11 @@ impl Features {
     /// Reads CPUID and (when OSXSAVE is set) XCR0 on the running CPU. Costs a handful of
     /// CPUID instructions (slow under a hypervisor); [`Features::cached`] does it once.
     pub fn detect() -> Features {
-        #[cfg(target_arch = "x86_64")]
+        #[cfg(all(target_arch = "x86_64", not(miri)))]
         {
             x86::detect()
         }
-        #[cfg(not(target_arch = "x86_64"))]
+        #[cfg(any(not(target_arch = "x86_64"), miri))]
         {
             Features::NONE
         }
@@ -112,11 +113,11 @@ impl Features {
     /// [`Features::detect`] run once per process and cached (CPUID and XCR0 do not change
     /// while a process runs). Threads racing on the first call all store the same value.
     pub fn cached() -> Features {
-        #[cfg(target_arch = "x86_64")]
+        #[cfg(all(target_arch = "x86_64", not(miri)))]
         {
             x86::cached()
         }
-        #[cfg(not(target_arch = "x86_64"))]
+        #[cfg(any(not(target_arch = "x86_64"), miri))]
         {
             Features::NONE
         }
@@ -246,7 +247,7 @@ impl fmt::Display for Features {
     }
 }
 
-#[cfg(target_arch = "x86_64")]
+#[cfg(all(target_arch = "x86_64", not(miri)))]
 mod x86;
 
 /// Test support: what the host's `/proc/cpuinfo` lists, an oracle independent of CPUID
@@ -256,8 +257,12 @@ pub(crate) mod host {
     extern crate std;
     use std::string::String;
 
-    /// The first `flags` line of `/proc/cpuinfo`, or `None` where there is none.
+    /// The first `flags` line of `/proc/cpuinfo`, or `None` where there is none (and
+    /// under Miri, whose isolation forbids the read and whose detection reports nothing).
     pub(crate) fn cpuinfo_flags() -> Option<String> {
+        if cfg!(miri) {
+            return None;
+        }
         let text = std::fs::read_to_string("/proc/cpuinfo").ok()?;
         let line = text.lines().find(|l| l.starts_with("flags"))?;
         Some(String::from(line.split_once(':')?.1))

@@ -146,7 +146,7 @@ fn this_machine_agrees_with_proc_cpuinfo() {
     assert_eq!(f.avx512f(), host::lists("avx512f"));
     assert_eq!(f.avx512_bf16(), host::lists("avx512_bf16"));
     if !host::lists("amx_tile") {
-        println!("skipped: this CPU has no AMX");
+        crate::test_util::skip(crate::test_util::Need::Amx, "this CPU has no AMX");
         return;
     }
     assert!(f.amx_tile_usable(), "{f}");

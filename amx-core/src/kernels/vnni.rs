@@ -53,8 +53,14 @@ fn prefetch_ahead(layout: &PackedLayout, panel: &[u8], g: usize) {
             // Far: the same bytes of the next panel, into L2 (measured best for the
             // fused kernel too); near: half a KiB ahead, into L1.
             let p = base.wrapping_add(start + layout.panel_bytes() + off);
-            _mm_prefetch::<_MM_HINT_T1>(p.cast());
-            _mm_prefetch::<_MM_HINT_T0>(base.wrapping_add(start + 512 + off).cast());
+            // SAFETY: a prefetch is a hint that never faults, whatever the address; the
+            // block is needed before Rust 1.93, where `_mm_prefetch` became a safe function
+            // (the MSRV is 1.89).
+            #[allow(unused_unsafe)]
+            unsafe {
+                _mm_prefetch::<_MM_HINT_T1>(p.cast());
+                _mm_prefetch::<_MM_HINT_T0>(base.wrapping_add(start + 512 + off).cast());
+            }
             off += 64;
         }
     }

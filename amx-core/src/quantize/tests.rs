@@ -115,8 +115,10 @@ fn bf16_tiles_put_rows_where_the_layout_says() {
 }
 
 /// xorshift64*.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // x86_64 tests' helpers
 struct Rng(u64);
 
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // x86_64 tests' helpers
 impl Rng {
     fn new(seed: u64) -> Self {
         Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
@@ -138,6 +140,7 @@ impl Rng {
 
 /// f32 patterns that need care: NaNs (quiet, signalling, negative, payloads), infinities,
 /// signed zeros, subnormals (smallest, largest, around the rounding point), the extremes.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // x86_64 tests' helpers
 const F32_SPECIALS: [u32; 16] = [
     0x7fc0_0000,
     0x7f80_0001,
@@ -160,6 +163,7 @@ const F32_SPECIALS: [u32; 16] = [
 /// One 32-value block of a kind picked by `rng`: scaled uniform values, raw bit patterns,
 /// zeros, a NaN or an infinity among normal values, subnormals only, exact ties, values
 /// near the f32 limits, or tiny values around the point where `1 / dx` overflows.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // x86_64 tests' helpers
 fn block(rng: &mut Rng) -> [f32; 32] {
     let mut b = [0f32; 32];
     let scale = f32::from_bits(((rng.below(60) as u32 + 97) << 23) | 0x3_3333);
@@ -199,7 +203,12 @@ fn usable(bf16: bool) -> bool {
     let f = crate::detect::Features::cached();
     let ok = if bf16 { f.avx512_bf16_usable() } else { f.avx512_usable() };
     if !ok {
-        std::println!("skipped: no AVX-512{}", if bf16 { " BF16" } else { "" });
+        use crate::test_util::{Need, skip};
+        if bf16 {
+            skip(Need::Avx512Bf16, "no AVX-512 BF16")
+        } else {
+            skip(Need::Avx512, "no AVX-512")
+        }
     }
     ok
 }

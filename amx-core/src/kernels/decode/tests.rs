@@ -26,7 +26,9 @@ pub(crate) fn random_blocks(format: Format, seed: u64, len: usize) -> Vec<u8> {
 fn scalar_decode_matches_reference_dequantization() {
     for (i, format) in Format::ALL.into_iter().enumerate() {
         let Some(sb) = sub_block(format) else { continue };
-        let (n, k) = (21, 2 * format.block_values());
+        // Under Miri (thousands of times slower) one partial panel of one group.
+        let (n, k) = if cfg!(miri) { (5, 1) } else { (21, 2) };
+        let k = k * format.block_values();
         let src = random_blocks(
             format,
             7 + i as u64,
@@ -61,12 +63,14 @@ fn scalar_decode_matches_reference_dequantization() {
 }
 
 /// xorshift64* bytes, nothing fixed up (so scales take every f16 pattern, NaNs included).
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // x86_64 tests' helpers
 fn raw_bytes(seed: u64, len: usize) -> Vec<u8> {
     crate::test_util::bytes(seed, len)
 }
 
 /// f16 scales that need care: NaNs (signalling, quiet, negative, payloads), infinities,
 /// subnormals, signed zeros, the largest finite.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // x86_64 tests' helpers
 const F16_SPECIALS: [u16; 12] = [
     0x7c01, 0x7e00, 0xfd55, 0x7dff, 0x7c00, 0xfc00, 0x0001, 0x83ff, 0x0000, 0x8000, 0x7bff, 0x3c00,
 ];
@@ -82,6 +86,7 @@ fn scale_offsets(format: Format) -> &'static [usize] {
 }
 
 /// The source kinds the vector decoder is checked on.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // x86_64 tests' helpers
 fn sources(format: Format, len: usize, seed: u64) -> Vec<Vec<u8>> {
     let mut special = raw_bytes(seed ^ 0x55, len);
     for (b, block) in special.chunks_exact_mut(format.block_bytes()).enumerate() {
@@ -100,6 +105,7 @@ fn sources(format: Format, len: usize, seed: u64) -> Vec<Vec<u8>> {
 }
 
 /// A `Decoded` full of a pattern that no decoder writes, so an unwritten place shows.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // x86_64 tests' helpers
 fn poisoned() -> Decoded {
     let mut d = Decoded::new();
     d.u.fill(0xa5);
@@ -110,6 +116,7 @@ fn poisoned() -> Decoded {
 }
 
 /// Whole-struct equality: `u` bytes, scale and bias bits (NaNs by their bits).
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // x86_64 tests' helpers
 fn assert_same(a: &Decoded, b: &Decoded, what: &dyn core::fmt::Display) {
     if let Some(i) = (0..a.u.len()).find(|&i| a.u[i] != b.u[i]) {
         panic!(
@@ -136,7 +143,7 @@ fn assert_same(a: &Decoded, b: &Decoded, what: &dyn core::fmt::Display) {
 fn avx512() -> bool {
     let ok = crate::detect::Features::cached().avx512_usable();
     if !ok {
-        std::println!("skipped: no AVX-512");
+        crate::test_util::skip(crate::test_util::Need::Avx512, "no AVX-512");
     }
     ok
 }
@@ -231,6 +238,8 @@ fn spans_equal_groups_one_at_a_time() {
                     }
                 }
             }
+            // The vector span decoder exists on x86_64 only.
+            #[cfg(target_arch = "x86_64")]
             if crate::detect::Features::cached().avx512_usable() {
                 let mut fast = Decoded::new();
                 // SAFETY: AVX-512 is usable (checked just above).
@@ -244,7 +253,8 @@ fn spans_equal_groups_one_at_a_time() {
                     }
                 }
             } else {
-                std::println!("skipped: no AVX-512 for the vector span decoder");
+                let why = "no AVX-512 for the vector span decoder";
+                crate::test_util::skip(crate::test_util::Need::Avx512, why);
             }
         }
     }

@@ -44,8 +44,14 @@ fn prefetch(at: *const u8, (far, near): (usize, usize), len: usize, s: usize, su
     let mut off = lo.div_ceil(64) * 64;
     while off < hi {
         // Prefetches never fault: the addresses may lie past the panel or the buffer.
-        _mm_prefetch::<_MM_HINT_T1>(at.wrapping_add(far + off).cast());
-        _mm_prefetch::<_MM_HINT_T0>(at.wrapping_add(near + off).cast());
+        // SAFETY: a prefetch is a hint that never faults, whatever the address; the
+        // block is needed before Rust 1.93, where `_mm_prefetch` became a safe function
+        // (the MSRV is 1.89).
+        #[allow(unused_unsafe)]
+        unsafe {
+            _mm_prefetch::<_MM_HINT_T1>(at.wrapping_add(far + off).cast());
+            _mm_prefetch::<_MM_HINT_T0>(at.wrapping_add(near + off).cast());
+        }
         off += 64;
     }
 }

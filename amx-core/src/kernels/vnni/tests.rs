@@ -90,7 +90,7 @@ fn model(format: Format, packed: &[u8], recs: &[u8], q8: Q8Layout, m: usize, n: 
 #[test]
 fn fused_kernel_gives_the_model_bits() {
     if !Path::Vnni.available() {
-        std::println!("skipped: no AVX-512 VNNI");
+        crate::test_util::skip(crate::test_util::Need::Vnni, "no AVX-512 VNNI");
         return;
     }
     let n = 37;

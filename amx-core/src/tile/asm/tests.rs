@@ -6,14 +6,15 @@ extern crate std;
 use super::*;
 use crate::detect::host;
 use crate::token::Amx;
-use std::{println, vec, vec::Vec};
+use std::{format, vec, vec::Vec};
 
 fn token_or_skip(test: &str) -> Option<Amx> {
     match Amx::try_new() {
         Ok(token) => Some(token),
         Err(e) => {
             assert!(!host::has_amx(), "/proc/cpuinfo lists AMX but Amx::try_new failed: {e}");
-            println!("skipped {test}: this CPU has no AMX ({e})");
+            let why = format!("{test}: this CPU has no AMX ({e})");
+            crate::test_util::skip(crate::test_util::Need::Amx, &why);
             None
         }
     }
