@@ -40,7 +40,13 @@ fn run(
 fn runs(path: Path) -> bool {
     let ok = path.available();
     if !ok {
-        std::println!("skipped: the {} path is not available on this machine", path.name());
+        let need = match path {
+            Path::Amx => crate::test_util::Need::Amx,
+            Path::Vnni => crate::test_util::Need::Vnni,
+            Path::Auto | Path::Scalar => panic!("the {} path is always available", path.name()),
+        };
+        let why = std::format!("the {} path is not available on this machine", path.name());
+        crate::test_util::skip(need, &why);
     }
     ok
 }

@@ -263,7 +263,7 @@ fn scatter_before_every_item_ran_is_refused() {
 #[test]
 fn a_failed_item_leaves_the_call_unfinished_until_split() {
     if !Path::Amx.available() {
-        std::println!("skipped: the AMX path is not available");
+        crate::test_util::skip(crate::test_util::Need::Amx, "the AMX path is not available");
         return;
     }
     let case = Case::new(2, 64, 256, 40, 1);

@@ -267,7 +267,8 @@ mod tests {
                 unsafe { fast.update_avx512(&body) };
                 assert_eq!(fast.at(0), portable.at(0), "{chunks} chunks: AVX-512 differs");
             } else {
-                std::println!("skipped: no AVX-512, the AVX-512 checksum is not compared");
+                let why = "no AVX-512, the AVX-512 checksum is not compared";
+                crate::test_util::skip(crate::test_util::Need::Avx512, why);
             }
         }
     }
