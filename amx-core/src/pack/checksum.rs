@@ -287,7 +287,9 @@ mod tests {
     fn every_single_bit_flip_and_word_change_is_detected() {
         let body = bytes(21, 6 * CHUNK);
         let good = sum(&body, 0).value();
-        for bit in 0..body.len() * 8 {
+        // Under Miri every 37th bit (37 is odd, so every bit position of a byte is hit).
+        let step = if cfg!(miri) { 37 } else { 1 };
+        for bit in (0..body.len() * 8).step_by(step) {
             let mut bad = body.clone();
             bad[bit / 8] ^= 1 << (bit % 8);
             assert_ne!(sum(&bad, 0).value(), good, "flip of bit {bit} not detected");

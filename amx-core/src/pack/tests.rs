@@ -358,7 +358,9 @@ fn every_body_bit_flip_is_an_error_of_verify_and_unpack() {
     let (src, good) = q4_0_buffer();
     let stored = u64::from_le_bytes(good[56..64].try_into().unwrap());
     assert_eq!(verify(&good).map(|p| *p.layout()), PackedRef::parse(&good).map(|p| *p.layout()));
-    for bit in HEADER_BYTES * 8..good.len() * 8 {
+    // Under Miri every 37th bit (odd, so every bit position of a byte is hit).
+    let step = if cfg!(miri) { 37 } else { 1 };
+    for bit in (HEADER_BYTES * 8..good.len() * 8).step_by(step) {
         let mut b = good.clone();
         b[bit / 8] ^= 1 << (bit % 8);
         // The header alone still reads (the GEMM's per-call check is the header only).
