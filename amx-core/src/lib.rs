@@ -26,6 +26,8 @@ pub mod moe;
 pub mod pack;
 pub mod permission;
 mod quantize;
+#[doc(hidden)]
+pub mod require;
 pub mod tile;
 pub mod token;
 

@@ -3,9 +3,8 @@
 
 extern crate std;
 
-use std::string::String;
 use std::vec::Vec;
-use std::{format, println};
+use std::println;
 
 use crate::formats::Format;
 
@@ -53,69 +52,20 @@ pub(crate) fn weights(format: Format, seed: u64, rows: usize, k: usize) -> Vec<u
     w
 }
 
-/// The environment variable naming the features whose absence fails a test instead of
-/// skipping it: a comma list of [`Need`] names, e.g. `AMX_RS_REQUIRE=amx,vnni` (CI sets it
-/// on machines that have them, so that a broken detection cannot pass as a skip).
-pub(crate) const REQUIRE_VAR: &str = "AMX_RS_REQUIRE";
-
-/// What a skipping test needs. The names are those of `AMX_RS_REQUIRE`, the same list as
-/// `amx_runtime::test_support::Need` (so one value serves every crate: `valgrind` too,
-/// which no amx-core test needs).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Need {
-    /// `amx`: AMX tiles, INT8 and BF16, with the permission.
-    Amx,
-    /// `avx512`: AVX-512 F, BW and VL.
-    Avx512,
-    /// `vnni`: AVX-512 VNNI (and so `avx512`).
-    Vnni,
-    /// `avx512bf16`: AVX-512 BF16 (and so `avx512`).
-    Avx512Bf16,
-    /// `valgrind`: the valgrind binary (tests running programs under it).
-    Valgrind,
-}
-
-impl Need {
-    const ALL: [Need; 5] = [Need::Amx, Need::Avx512, Need::Vnni, Need::Avx512Bf16, Need::Valgrind];
-
-    fn name(self) -> &'static str {
-        match self {
-            Need::Amx => "amx",
-            Need::Avx512 => "avx512",
-            Need::Vnni => "vnni",
-            Need::Avx512Bf16 => "avx512bf16",
-            Need::Valgrind => "valgrind",
-        }
-    }
-
-    /// Whether requiring `self` also requires `other` (a VNNI or BF16 machine has AVX-512).
-    fn implies(self, other: Need) -> bool {
-        self == other || (matches!(self, Need::Vnni | Need::Avx512Bf16) && other == Need::Avx512)
-    }
-}
-
-/// The needs a value of `AMX_RS_REQUIRE` lists (blanks and empty entries ignored), or an
-/// error naming an unknown entry: a typo must not quietly require nothing.
-pub(crate) fn parse_required(list: &str) -> Result<Vec<Need>, String> {
-    list.split(',')
-        .map(str::trim)
-        .filter(|name| !name.is_empty())
-        .map(|name| {
-            Need::ALL.into_iter().find(|need| need.name() == name).ok_or_else(|| {
-                let known: Vec<&str> = Need::ALL.iter().map(|n| n.name()).collect();
-                format!("{REQUIRE_VAR}: unknown feature {name:?} (known: {})", known.join(", "))
-            })
-        })
-        .collect()
-}
+pub(crate) use crate::require::{Need, REQUIRE_VAR};
 
 /// Whether `need` is required by `list` (an `AMX_RS_REQUIRE` value; `None`: unset).
 /// Panics on an unknown name.
 pub(crate) fn required_by(list: Option<&str>, need: Need) -> bool {
-    match list.map(parse_required) {
+    match list.map(|list| crate::require::requires(list, need)) {
         None => false,
-        Some(Ok(listed)) => listed.iter().any(|l| l.implies(need)),
-        Some(Err(e)) => panic!("{e}"),
+        Some(Ok(required)) => required,
+        Some(Err(name)) => {
+            panic!(
+                "{REQUIRE_VAR}: unknown feature {name:?} (known: {})",
+                crate::require::KnownNames
+            )
+        }
     }
 }
 
@@ -140,26 +90,9 @@ fn skip_under(list: Option<&str>, need: Need, why: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::vec;
 
     #[test]
-    fn require_list_parses_names_blanks_and_implications() {
-        assert_eq!(parse_required(""), Ok(vec![]));
-        assert_eq!(parse_required(" amx , vnni,,"), Ok(vec![Need::Amx, Need::Vnni]));
-        let all = "amx,avx512,vnni,avx512bf16,valgrind";
-        assert_eq!(parse_required(all), Ok(Need::ALL.to_vec()));
-        let e = parse_required("amx,vnnni").unwrap_err();
-        assert!(e.contains("unknown feature \"vnnni\"") && e.contains("known: amx,"), "{e}");
-        assert!(required_by(Some("vnni"), Need::Avx512));
-        assert!(required_by(Some("avx512bf16"), Need::Avx512));
-        assert!(!required_by(Some("avx512"), Need::Vnni));
-        assert!(!required_by(Some("vnni"), Need::Amx));
-        assert!(!required_by(None, Need::Amx));
-        assert!(!required_by(Some(""), Need::Amx));
-    }
-
-    #[test]
-    #[should_panic(expected = "unknown feature")]
+    #[should_panic(expected = "unknown feature \"vnnni\" (known: amx,")]
     fn require_list_with_a_typo_fails() {
         required_by(Some("amx,vnnni"), Need::Vnni);
     }
@@ -170,7 +103,7 @@ mod tests {
     #[cfg_attr(miri, ignore = "Miri ignores AMX_RS_REQUIRE")]
     fn require_variable_names_known_features() {
         if let Ok(list) = std::env::var(REQUIRE_VAR) {
-            assert_eq!(parse_required(&list).err(), None);
+            assert_eq!(crate::require::requires(&list, Need::Amx).err(), None);
         }
     }
 
