@@ -3,8 +3,8 @@
 
 extern crate std;
 
-use std::vec::Vec;
 use std::println;
+use std::vec::Vec;
 
 use crate::formats::Format;
 
