@@ -276,7 +276,7 @@ fn moe(args: &[String]) -> ExitCode {
             layer.experts, layer.top_k, layer.k, layer.n
         );
     }
-    for format in [Format::Q4K, Format::Q4_0] {
+    for format in [Format::Q4_K, Format::Q4_0] {
         if !json && let Ok(b) = amx_bench::moe_bench::bound_tokens_per_s(format, &layer) {
             println!(
                 "{:<6} T=1 read-bandwidth bound of its 8 experts: {b:.1} tokens/s",

@@ -13,9 +13,9 @@ pub const SHARED_FORMATS: [Format; 8] = [
     Format::Q4_0,
     Format::Q4_1,
     Format::Q8_0,
-    Format::Q4K,
-    Format::Q5K,
-    Format::Q6K,
+    Format::Q4_K,
+    Format::Q5_K,
+    Format::Q6_K,
     Format::F16,
     Format::BF16,
 ];
@@ -29,9 +29,9 @@ pub fn format_of(dtype: GgmlDType) -> Result<Format, AdapterError> {
         GgmlDType::Q4_0 => Ok(Format::Q4_0),
         GgmlDType::Q4_1 => Ok(Format::Q4_1),
         GgmlDType::Q8_0 => Ok(Format::Q8_0),
-        GgmlDType::Q4K => Ok(Format::Q4K),
-        GgmlDType::Q5K => Ok(Format::Q5K),
-        GgmlDType::Q6K => Ok(Format::Q6K),
+        GgmlDType::Q4K => Ok(Format::Q4_K),
+        GgmlDType::Q5K => Ok(Format::Q5_K),
+        GgmlDType::Q6K => Ok(Format::Q6_K),
         GgmlDType::F16 => Ok(Format::F16),
         GgmlDType::BF16 => Ok(Format::BF16),
         dtype => Err(AdapterError::UnsupportedDType { dtype }),
@@ -47,9 +47,9 @@ pub fn dtype_of(format: Format) -> Result<GgmlDType, AdapterError> {
         Format::Q4_0 => Ok(GgmlDType::Q4_0),
         Format::Q4_1 => Ok(GgmlDType::Q4_1),
         Format::Q8_0 => Ok(GgmlDType::Q8_0),
-        Format::Q4K => Ok(GgmlDType::Q4K),
-        Format::Q5K => Ok(GgmlDType::Q5K),
-        Format::Q6K => Ok(GgmlDType::Q6K),
+        Format::Q4_K => Ok(GgmlDType::Q4K),
+        Format::Q5_K => Ok(GgmlDType::Q5K),
+        Format::Q6_K => Ok(GgmlDType::Q6K),
         Format::F16 => Ok(GgmlDType::F16),
         Format::BF16 => Ok(GgmlDType::BF16),
         format => Err(AdapterError::NoCandleDType { format }),
@@ -144,8 +144,8 @@ mod tests {
         }
         assert_eq!(mapped, 8);
         assert_eq!(
-            dtype_of(Format::IQ4XS),
-            Err(AdapterError::NoCandleDType { format: Format::IQ4XS })
+            dtype_of(Format::IQ4_XS),
+            Err(AdapterError::NoCandleDType { format: Format::IQ4_XS })
         );
     }
 
@@ -164,6 +164,6 @@ mod tests {
         let short = &bytes[..bytes.len() - 1];
         let e = qtensor_from_ggml(Format::Q8_0, n, k, short).expect_err("short");
         assert!(e.to_string().contains("135 given"), "{e}");
-        assert!(qtensor_from_ggml(Format::IQ4XS, 1, 256, &[0; 136]).is_err());
+        assert!(qtensor_from_ggml(Format::IQ4_XS, 1, 256, &[0; 136]).is_err());
     }
 }

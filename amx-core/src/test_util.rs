@@ -38,8 +38,8 @@ pub(crate) fn weights(format: Format, seed: u64, rows: usize, k: usize) -> Vec<u
         }
         _ => {
             let at: &[usize] = match format {
-                Format::Q4_0 | Format::Q8_0 | Format::IQ4XS => &[0],
-                Format::Q4_1 | Format::Q4K | Format::Q5K => &[0, 2],
+                Format::Q4_0 | Format::Q8_0 | Format::IQ4_XS => &[0],
+                Format::Q4_1 | Format::Q4_K | Format::Q5_K => &[0, 2],
                 _ => &[208],
             };
             for b in w.chunks_exact_mut(format.block_bytes()) {

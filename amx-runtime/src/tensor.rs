@@ -150,7 +150,7 @@ mod tests {
         assert!(TensorDesc::new("a", DType::F32, &[]).is_none());
         assert!(TensorDesc::new("a", DType::F32, &[1, 2, 3, 4, 5]).is_none());
         assert!(TensorDesc::new("a", DType::F32, &[4, 0]).is_none());
-        assert!(TensorDesc::new("a", DType::Block(Format::Q4K), &[128, 2]).is_none());
+        assert!(TensorDesc::new("a", DType::Block(Format::Q4_K), &[128, 2]).is_none());
         assert!(TensorDesc::new("a", DType::F32, &[usize::MAX, 2]).is_none());
     }
 

@@ -63,7 +63,7 @@ fn steady_state_calls_allocate_nothing() {
 
     let pool = Pool::new(2);
     let k = 512;
-    for (format, m, n) in [(Format::Q4_0, 64, 96), (Format::Q4K, 1, 80), (Format::BF16, 20, 48)] {
+    for (format, m, n) in [(Format::Q4_0, 64, 96), (Format::Q4_K, 1, 80), (Format::BF16, 20, 48)] {
         let w = packed(format, n, k);
         let xv: Vec<f32> = (0..m * k).map(|i| (i % 23) as f32 * 0.1 - 1.0).collect();
         let x = MatRef::new(&xv, m, k, k).expect("x");

@@ -84,7 +84,7 @@ fn bit_identical_for_any_thread_count_format_and_shape() {
 fn prepared_x_is_shared_by_three_weights() {
     let (m, k) = (33, 512);
     let pool = Pool::new(2);
-    for format in [Format::Q4_0, Format::Q4K, Format::Q8_0, Format::BF16] {
+    for format in [Format::Q4_0, Format::Q4_K, Format::Q8_0, Format::BF16] {
         // Q, K and V: same K, different N (N not a multiple of 16 for V).
         let ws: Vec<(usize, Vec<u8>)> =
             [(64, 1), (32, 2), (40, 3)].map(|(n, s)| (n, packed(format, n, k, s))).into();
@@ -109,7 +109,7 @@ fn prepared_x_is_shared_by_three_weights() {
 
 #[test]
 fn parts_run_on_scoped_threads_match_gemm() {
-    let (k, format) = (256, Format::Q4K);
+    let (k, format) = (256, Format::Q4_K);
     for (m, n) in [(1, 40), (17, 100), (64, 24), (70, 200)] {
         let w = packed(format, n, k, 4);
         let xv = activations(m, k, 1);
@@ -180,7 +180,7 @@ fn part_errors_on_small_scratch_and_plan_checks_operands() {
 fn concurrent_callers_share_one_pool() {
     let pool = Pool::new(2);
     let k = 256;
-    let cases = [(Format::Q4_0, 33, 40), (Format::Q6K, 1, 100), (Format::BF16, 20, 24)];
+    let cases = [(Format::Q4_0, 33, 40), (Format::Q6_K, 1, 100), (Format::BF16, 20, 24)];
     let inputs: Vec<_> = cases
         .iter()
         .map(|&(format, m, n)| {

@@ -93,7 +93,7 @@ fn ensure_config_skips_a_loaded_config_and_jobs_end_released() {
 #[test]
 fn an_engine_thread_that_ran_amx_parts_is_released_at_exit() {
     let Some(amx) = amx_or_skip() else { return };
-    let (m, n, k, format) = (32, 48, 256, Format::Q4K);
+    let (m, n, k, format) = (32, 48, 256, Format::Q4_K);
     let w = packed(format, n, k);
     let xv = vec![0.25f32; m * k];
     let x = MatRef::new(&xv, m, k, k).expect("x");

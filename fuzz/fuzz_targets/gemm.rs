@@ -38,10 +38,10 @@ fn affine_bound(format: Format, block: &[u8]) -> f64 {
         Format::Q4_0 => 23.0 * h(0),
         Format::Q4_1 => 15.0 * h(0) + h(2),
         Format::Q8_0 => 383.0 * h(0),
-        Format::Q4K => 63.0 * (15.0 * h(0) + h(2)),
-        Format::Q5K => 63.0 * (31.0 * h(0) + h(2)),
-        Format::Q6K => 128.0 * 95.0 * h(208),
-        Format::IQ4XS => 32.0 * 383.0 * h(0),
+        Format::Q4_K => 63.0 * (15.0 * h(0) + h(2)),
+        Format::Q5_K => 63.0 * (31.0 * h(0) + h(2)),
+        Format::Q6_K => 128.0 * 95.0 * h(208),
+        Format::IQ4_XS => 32.0 * 383.0 * h(0),
         _ => 0.0,
     }
 }

@@ -53,7 +53,7 @@ fn every_path_matches_the_reference_on_awkward_shapes() {
 
 #[test]
 fn every_n_on_every_path() {
-    for format in [Format::Q4_0, Format::Q6K, Format::BF16] {
+    for format in [Format::Q4_0, Format::Q6_K, Format::BF16] {
         for &n in &NS {
             let (m, k) = (20, ks(format)[1]);
             let w = random_weights(format, n as u64, n, k);
@@ -119,7 +119,7 @@ fn splits_give_bit_identical_results() {
 #[test]
 fn row_strides_and_untouched_padding() {
     let (m, n, k) = (19, 37, 256);
-    for format in [Format::Q4K, Format::Q8_0, Format::F16] {
+    for format in [Format::Q4_K, Format::Q8_0, Format::F16] {
         let w = random_weights(format, 5, n, k);
         let x = random_activations(6, m * k);
         let want = run_gemm(format, &w, &x, m, n, k, Path::Scalar).unwrap();
@@ -152,7 +152,7 @@ fn row_strides_and_untouched_padding() {
 #[test]
 fn m_zero_is_a_no_op_and_non_finite_inputs_stay_in_their_row_and_column() {
     let (m, n, k) = (18, 40, 256);
-    for format in [Format::Q4_0, Format::IQ4XS, Format::BF16] {
+    for format in [Format::Q4_0, Format::IQ4_XS, Format::BF16] {
         for path in available_paths() {
             let y = run_gemm(format, &random_weights(format, 1, n, k), &[], 0, n, k, path).unwrap();
             assert!(y.is_empty());
@@ -264,7 +264,7 @@ fn bad_input_is_an_error_not_a_panic() {
 #[test]
 fn preparing_in_row_blocks_equals_preparing_at_once() {
     let (m, n, k) = (50, 33, 256);
-    for format in [Format::Q4_1, Format::Q6K, Format::F16] {
+    for format in [Format::Q4_1, Format::Q6_K, Format::F16] {
         let w = random_weights(format, 8, n, k);
         let mut packed = vec![0u8; pack::packed_size(format, n, k, 1).unwrap()];
         pack::pack(format, n, k, 1, &w, &mut packed).unwrap();

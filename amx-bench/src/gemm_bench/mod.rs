@@ -36,9 +36,9 @@ pub fn bench_weights(format: Format, seed: u64, n: usize, k: usize) -> Result<Ve
     let len = n * format.row_bytes(k).map_err(|_| GemmError::Overflow)?;
     let mut w = pseudo_random_bytes(seed, len);
     let scales: &[usize] = match format {
-        Format::Q4_0 | Format::Q8_0 | Format::IQ4XS => &[0],
-        Format::Q4_1 | Format::Q4K | Format::Q5K => &[0, 2],
-        Format::Q6K => &[208],
+        Format::Q4_0 | Format::Q8_0 | Format::IQ4_XS => &[0],
+        Format::Q4_1 | Format::Q4_K | Format::Q5_K => &[0, 2],
+        Format::Q6_K => &[208],
         _ => &[],
     };
     match format {
@@ -343,9 +343,9 @@ mod tests {
 
     #[test]
     fn a_prefix_is_the_first_rows_of_the_same_weights() {
-        let all = Subject::new(Format::Q6K, 40, 512, 2).expect("subject");
+        let all = Subject::new(Format::Q6_K, 40, 512, 2).expect("subject");
         let p = all.prefix(17).expect("prefix");
-        let rb = Format::Q6K.row_bytes(512).expect("row bytes");
+        let rb = Format::Q6_K.row_bytes(512).expect("row bytes");
         assert_eq!((p.n(), p.k(), p.packed.len()), (17, 512, 1));
         assert_eq!(p.ggml[0], all.ggml[0][..17 * rb]);
         assert_eq!(all.prefix(99).expect("prefix").n(), 40);
@@ -353,7 +353,7 @@ mod tests {
 
     #[test]
     fn every_available_column_measures_a_positive_rate() {
-        let subject = Subject::new(Format::Q4K, 32, 256, 2).expect("subject");
+        let subject = Subject::new(Format::Q4_K, 32, 256, 2).expect("subject");
         let pool = Pool::new(2);
         for c in Column::MAIN {
             match measure(&subject, c, 3, &pool, Duration::ZERO) {

@@ -54,7 +54,7 @@ fn padding_attacks_are_refused_with_both_sizes() {
     let e = bounded_packed_size("expert", Format::F16, [1, 1, 1], 2).unwrap_err();
     assert!(["expert", " 2 bytes", "1088 bytes"].iter().all(|s| e.contains(s)), "{e}");
     // One row of Q4_K: 144 bytes would take 64 + 16 * 144.
-    let e = bounded_packed_size("row", Format::Q4K, [256, 1, 1], 144).unwrap_err();
+    let e = bounded_packed_size("row", Format::Q4_K, [256, 1, 1], 144).unwrap_err();
     assert!(e.contains("2368 bytes"), "{e}");
 }
 

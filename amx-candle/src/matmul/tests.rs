@@ -111,12 +111,12 @@ fn matches_candle_and_the_f32_reference_in_every_format() {
 #[test]
 fn from_qtensor_equals_from_bytes_and_refuses_other_dtypes() {
     let (n, k) = (32, 256);
-    let bytes = bench_weights(Format::Q6K, 9, n, k).expect("weights");
-    let qt = qtensor_from_ggml(Format::Q6K, n, k, &bytes).expect("qtensor");
+    let bytes = bench_weights(Format::Q6_K, 9, n, k).expect("weights");
+    let qt = qtensor_from_ggml(Format::Q6_K, n, k, &bytes).expect("qtensor");
     let op = AmxMatMul::from_qtensor(&qt).expect("from qtensor");
-    let direct = AmxMatMul::from_ggml_bytes(Format::Q6K, n, k, &bytes).expect("from bytes");
+    let direct = AmxMatMul::from_ggml_bytes(Format::Q6_K, n, k, &bytes).expect("from bytes");
     assert_eq!(op.packed(), direct.packed());
-    assert_eq!((op.format(), op.n(), op.k(), op.threads()), (Format::Q6K, n, k, 1));
+    assert_eq!((op.format(), op.n(), op.k(), op.threads()), (Format::Q6_K, n, k, 1));
 
     let w = Tensor::zeros((n, k), DType::F32, &Device::Cpu).expect("zeros");
     let q5 = QTensor::quantize(&w, GgmlDType::Q5_0).expect("q5_0");
@@ -126,9 +126,9 @@ fn from_qtensor_equals_from_bytes_and_refuses_other_dtypes() {
     let q3 = QTensor::quantize(&w3, GgmlDType::Q4_0).expect("rank 3");
     let e = AmxMatMul::from_qtensor(&q3).expect_err("rank 3");
     assert!(e.to_string().contains("rank 3"), "{e}");
-    assert_eq!(dtype_of(Format::Q6K), Ok(GgmlDType::Q6K));
+    assert_eq!(dtype_of(Format::Q6_K), Ok(GgmlDType::Q6K));
     assert!(matches!(
-        AmxMatMul::from_ggml_bytes(Format::Q6K, n, k, &bytes[1..]),
+        AmxMatMul::from_ggml_bytes(Format::Q6_K, n, k, &bytes[1..]),
         Err(AdapterError::WeightBytes { .. })
     ));
 }
@@ -136,9 +136,9 @@ fn from_qtensor_equals_from_bytes_and_refuses_other_dtypes() {
 #[test]
 fn a_pool_gives_the_single_threaded_bits() {
     let (n, k) = (80, 512);
-    let bytes = bench_weights(Format::Q4K, 3, n, k).expect("weights");
-    let single = AmxMatMul::from_ggml_bytes(Format::Q4K, n, k, &bytes).expect("pack");
-    let pooled = AmxMatMul::from_ggml_bytes(Format::Q4K, n, k, &bytes)
+    let bytes = bench_weights(Format::Q4_K, 3, n, k).expect("weights");
+    let single = AmxMatMul::from_ggml_bytes(Format::Q4_K, n, k, &bytes).expect("pack");
+    let pooled = AmxMatMul::from_ggml_bytes(Format::Q4_K, n, k, &bytes)
         .and_then(|op| op.with_threads(2))
         .expect("pool");
     assert_eq!(pooled.threads(), 2);
@@ -196,14 +196,14 @@ fn bad_inputs_are_errors_not_panics() {
 #[test]
 fn iq4_xs_works_from_bytes_although_candle_cannot_hold_it() {
     let (n, k, m) = (48, 512, 20);
-    let bytes = bench_weights(Format::IQ4XS, 4, n, k).expect("weights");
-    let op = AmxMatMul::from_ggml_bytes(Format::IQ4XS, n, k, &bytes).expect("pack");
+    let bytes = bench_weights(Format::IQ4_XS, 4, n, k).expect("weights");
+    let op = AmxMatMul::from_ggml_bytes(Format::IQ4_XS, n, k, &bytes).expect("pack");
     let mut w = vec![0f32; n * k];
-    formats::dequantize(Format::IQ4XS, &bytes, &mut w).expect("dequantize");
+    formats::dequantize(Format::IQ4_XS, &bytes, &mut w).expect("dequantize");
     let w = Tensor::from_vec(w, (n, k), &Device::Cpu).expect("w");
     let xs = Tensor::from_vec(pseudo_random_values(8, m * k), (m, k), &Device::Cpu).expect("x");
     let got = values(&op.forward(&xs).expect("forward"));
     let want = values(&xs.matmul(&w.t().expect("t")).expect("reference"));
     assert!(nmse(&got, &want) <= BOUND_REFERENCE);
-    assert!(qtensor_from_ggml(Format::IQ4XS, n, k, &bytes).is_err());
+    assert!(qtensor_from_ggml(Format::IQ4_XS, n, k, &bytes).is_err());
 }

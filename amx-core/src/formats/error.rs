@@ -95,10 +95,10 @@ mod tests {
         for format in Format::ALL {
             assert_eq!(text(&render(&format)), format.name());
         }
-        let e = FormatError::NotBlockMultiple { format: Format::Q4K, values: 100, block: 256 };
+        let e = FormatError::NotBlockMultiple { format: Format::Q4_K, values: 100, block: 256 };
         let b = render(&e);
         assert_eq!(text(&b), "Q4_K: 100 values is not a multiple of the block size 256");
-        let e = FormatError::LengthMismatch { format: Format::IQ4XS, expected: 136, actual: 135 };
+        let e = FormatError::LengthMismatch { format: Format::IQ4_XS, expected: 136, actual: 135 };
         let b = render(&e);
         assert_eq!(text(&b), "IQ4_XS: the destination needs 136 bytes of source data, got 135");
         let b = render(&FormatError::UnknownGgmlType { id: 77 });

@@ -3,7 +3,7 @@
 use core::fmt;
 
 use super::{
-    BlockIQ4XS, BlockQ4_0, BlockQ4_1, BlockQ4K, BlockQ5K, BlockQ6K, BlockQ8_0, FormatError,
+    BlockIQ4_XS, BlockQ4_0, BlockQ4_1, BlockQ4_K, BlockQ5_K, BlockQ6_K, BlockQ8_0, FormatError,
 };
 
 /// A ggml weight storage format. The variant names follow gguf-py ([`Format::name`]).
@@ -18,14 +18,14 @@ pub enum Format {
     /// 32 values per 34-byte block: f16 scale `d`, 32 `i8`; `x = d * q`.
     Q8_0,
     /// 256 values per 144-byte super-block: 8 sub-blocks of 32 with 6-bit scales and mins.
-    Q4K,
+    Q4_K,
     /// 256 values per 176-byte super-block: like Q4_K plus a fifth bit per value.
-    Q5K,
+    Q5_K,
     /// 256 values per 210-byte super-block: 6-bit values, 16 `i8` scales of 16 values.
-    Q6K,
+    Q6_K,
     /// 256 values per 136-byte super-block: 4-bit indices into a non-linear table, 6-bit
     /// scales per 32 values.
-    IQ4XS,
+    IQ4_XS,
     /// IEEE binary16, one value per 2 bytes.
     F16,
     /// bfloat16, one value per 2 bytes.
@@ -39,10 +39,10 @@ impl Format {
         Format::Q4_0,
         Format::Q4_1,
         Format::Q8_0,
-        Format::Q4K,
-        Format::Q5K,
-        Format::Q6K,
-        Format::IQ4XS,
+        Format::Q4_K,
+        Format::Q5_K,
+        Format::Q6_K,
+        Format::IQ4_XS,
         Format::BF16,
     ];
 
@@ -52,10 +52,10 @@ impl Format {
             Format::Q4_0 => "Q4_0",
             Format::Q4_1 => "Q4_1",
             Format::Q8_0 => "Q8_0",
-            Format::Q4K => "Q4_K",
-            Format::Q5K => "Q5_K",
-            Format::Q6K => "Q6_K",
-            Format::IQ4XS => "IQ4_XS",
+            Format::Q4_K => "Q4_K",
+            Format::Q5_K => "Q5_K",
+            Format::Q6_K => "Q6_K",
+            Format::IQ4_XS => "IQ4_XS",
             Format::F16 => "F16",
             Format::BF16 => "BF16",
         }
@@ -73,10 +73,10 @@ impl Format {
             Format::Q4_0 => 2,
             Format::Q4_1 => 3,
             Format::Q8_0 => 8,
-            Format::Q4K => 12,
-            Format::Q5K => 13,
-            Format::Q6K => 14,
-            Format::IQ4XS => 23,
+            Format::Q4_K => 12,
+            Format::Q5_K => 13,
+            Format::Q6_K => 14,
+            Format::IQ4_XS => 23,
             Format::BF16 => 30,
         }
     }
@@ -89,10 +89,10 @@ impl Format {
             2 => Ok(Format::Q4_0),
             3 => Ok(Format::Q4_1),
             8 => Ok(Format::Q8_0),
-            12 => Ok(Format::Q4K),
-            13 => Ok(Format::Q5K),
-            14 => Ok(Format::Q6K),
-            23 => Ok(Format::IQ4XS),
+            12 => Ok(Format::Q4_K),
+            13 => Ok(Format::Q5_K),
+            14 => Ok(Format::Q6_K),
+            23 => Ok(Format::IQ4_XS),
             30 => Ok(Format::BF16),
             _ => Err(FormatError::UnknownGgmlType { id }),
         }
@@ -104,10 +104,10 @@ impl Format {
             Format::Q4_0 => BlockQ4_0::VALUES,
             Format::Q4_1 => BlockQ4_1::VALUES,
             Format::Q8_0 => BlockQ8_0::VALUES,
-            Format::Q4K => BlockQ4K::VALUES,
-            Format::Q5K => BlockQ5K::VALUES,
-            Format::Q6K => BlockQ6K::VALUES,
-            Format::IQ4XS => BlockIQ4XS::VALUES,
+            Format::Q4_K => BlockQ4_K::VALUES,
+            Format::Q5_K => BlockQ5_K::VALUES,
+            Format::Q6_K => BlockQ6_K::VALUES,
+            Format::IQ4_XS => BlockIQ4_XS::VALUES,
             Format::F16 | Format::BF16 => 1,
         }
     }
@@ -118,10 +118,10 @@ impl Format {
             Format::Q4_0 => BlockQ4_0::BYTES,
             Format::Q4_1 => BlockQ4_1::BYTES,
             Format::Q8_0 => BlockQ8_0::BYTES,
-            Format::Q4K => BlockQ4K::BYTES,
-            Format::Q5K => BlockQ5K::BYTES,
-            Format::Q6K => BlockQ6K::BYTES,
-            Format::IQ4XS => BlockIQ4XS::BYTES,
+            Format::Q4_K => BlockQ4_K::BYTES,
+            Format::Q5_K => BlockQ5_K::BYTES,
+            Format::Q6_K => BlockQ6_K::BYTES,
+            Format::IQ4_XS => BlockIQ4_XS::BYTES,
             Format::F16 | Format::BF16 => 2,
         }
     }
@@ -158,10 +158,10 @@ mod tests {
             (Format::Q4_0, 2, "Q4_0", 32, 18),
             (Format::Q4_1, 3, "Q4_1", 32, 20),
             (Format::Q8_0, 8, "Q8_0", 32, 34),
-            (Format::Q4K, 12, "Q4_K", 256, 144),
-            (Format::Q5K, 13, "Q5_K", 256, 176),
-            (Format::Q6K, 14, "Q6_K", 256, 210),
-            (Format::IQ4XS, 23, "IQ4_XS", 256, 136),
+            (Format::Q4_K, 12, "Q4_K", 256, 144),
+            (Format::Q5_K, 13, "Q5_K", 256, 176),
+            (Format::Q6_K, 14, "Q6_K", 256, 210),
+            (Format::IQ4_XS, 23, "IQ4_XS", 256, 136),
             (Format::F16, 1, "F16", 1, 2),
             (Format::BF16, 30, "BF16", 1, 2),
         ];
@@ -201,12 +201,12 @@ mod tests {
     fn row_bytes_and_its_errors() {
         assert_eq!(Format::Q4_0.row_bytes(0), Ok(0));
         assert_eq!(Format::Q4_0.row_bytes(4096), Ok(128 * 18));
-        assert_eq!(Format::Q4K.row_bytes(4096), Ok(16 * 144));
-        assert_eq!(Format::Q6K.row_bytes(512), Ok(420));
+        assert_eq!(Format::Q4_K.row_bytes(4096), Ok(16 * 144));
+        assert_eq!(Format::Q6_K.row_bytes(512), Ok(420));
         assert_eq!(Format::BF16.row_bytes(7), Ok(14));
         assert_eq!(
-            Format::Q5K.row_bytes(4000),
-            Err(FormatError::NotBlockMultiple { format: Format::Q5K, values: 4000, block: 256 })
+            Format::Q5_K.row_bytes(4000),
+            Err(FormatError::NotBlockMultiple { format: Format::Q5_K, values: 4000, block: 256 })
         );
         assert_eq!(
             Format::Q8_0.row_bytes(33),
@@ -221,6 +221,6 @@ mod tests {
         let k = usize::MAX / 34 * 32;
         assert_eq!(Format::Q8_0.row_bytes(k), Ok(usize::MAX / 34 * 34));
         let k = usize::MAX / 256 * 256;
-        assert_eq!(Format::Q6K.row_bytes(k), Ok(usize::MAX / 256 * 210));
+        assert_eq!(Format::Q6_K.row_bytes(k), Ok(usize::MAX / 256 * 210));
     }
 }

@@ -14,9 +14,10 @@ pub const KVALUES_IQ4NL: [i8; 16] =
 /// `j % 2` of `scales_l[j / 2]` (low nibble first), `hi` bits `2j, 2j + 1` of `scales_h`
 /// (a little-endian `u16`). Its values `l < 16` are the low nibbles of
 /// `qs[16j .. 16j + 16]`, values `l + 16` the high nibbles.
+#[allow(non_camel_case_types)] // ggml's name.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct BlockIQ4XS {
+pub struct BlockIQ4_XS {
     /// Super-block scale, f16 little endian.
     pub d: [u8; 2],
     /// High 2 bits of the 8 sub-block scales, `u16` little endian.
@@ -27,10 +28,10 @@ pub struct BlockIQ4XS {
     pub qs: [u8; 128],
 }
 
-const _: () = assert!(size_of::<BlockIQ4XS>() == BlockIQ4XS::BYTES);
-const _: () = assert!(align_of::<BlockIQ4XS>() == 1);
+const _: () = assert!(size_of::<BlockIQ4_XS>() == BlockIQ4_XS::BYTES);
+const _: () = assert!(align_of::<BlockIQ4_XS>() == 1);
 
-impl BlockIQ4XS {
+impl BlockIQ4_XS {
     /// Bytes per super-block.
     pub const BYTES: usize = 136;
     /// Values per super-block.
@@ -139,7 +140,7 @@ mod tests {
             for ls in 0..64u16 {
                 let mut want: [u16; 8] = core::array::from_fn(|k| (9 * k as u16 + 3) & 63);
                 want[j] = ls;
-                let mut block = BlockIQ4XS::from_bytes(&[0; 136]);
+                let mut block = BlockIQ4_XS::from_bytes(&[0; 136]);
                 let mut h = 0u16;
                 for (k, &v) in want.iter().enumerate() {
                     block.scales_l[k / 2] |= ((v & 0x0f) as u8) << (4 * (k % 2));
@@ -170,7 +171,7 @@ mod tests {
             }
         }
         bytes[2..4].copy_from_slice(&h.to_le_bytes());
-        let block = BlockIQ4XS::from_bytes(&bytes);
+        let block = BlockIQ4_XS::from_bytes(&bytes);
         assert_eq!(block.to_bytes(), bytes);
         let mut out = [0f32; 256];
         block.dequantize(&mut out);

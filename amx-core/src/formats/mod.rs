@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! #[non_exhaustive] #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-//! pub enum Format { Q4_0, Q4_1, Q8_0, Q4K, Q5K, Q6K, IQ4XS, F16, BF16 }
+//! pub enum Format { Q4_0, Q4_1, Q8_0, Q4_K, Q5_K, Q6_K, IQ4_XS, F16, BF16 }
 //! impl Format {
 //!     pub const ALL: [Format; 9];
 //!     pub const fn name(self) -> &'static str;            // "Q4_0", "Q4_K", "IQ4_XS", "F16", "BF16" (gguf-py names)
@@ -24,7 +24,7 @@
 //! (`f32_to_f16` and `f32_to_bf16` are `const fn` too.)
 //!
 //! Each block format has a block type ([`BlockQ4_0`], [`BlockQ4_1`], [`BlockQ8_0`],
-//! [`BlockQ4K`], [`BlockQ5K`], [`BlockQ6K`], [`BlockIQ4XS`]) made of byte arrays only
+//! [`BlockQ4_K`], [`BlockQ5_K`], [`BlockQ6_K`], [`BlockIQ4_XS`]) made of byte arrays only
 //! (alignment 1, size pinned to the ggml block size), parsed with `from_bytes` from exactly
 //! one block's bytes. Its `dequantize` reproduces gguf-py's `gguf.quants` dequantization
 //! bit for bit: the same f32 operations in the same order, never fused.
@@ -46,12 +46,12 @@ mod q8_0;
 pub use error::FormatError;
 pub use format::Format;
 pub use ggml_type::ggml_type_name;
-pub use iq4_xs::{BlockIQ4XS, KVALUES_IQ4NL};
+pub use iq4_xs::{BlockIQ4_XS, KVALUES_IQ4NL};
 pub use q4_0::BlockQ4_0;
 pub use q4_1::BlockQ4_1;
-pub use q4_k::{BlockQ4K, unpack_scales_mins_k4};
-pub use q5_k::BlockQ5K;
-pub use q6_k::BlockQ6K;
+pub use q4_k::{BlockQ4_K, unpack_scales_mins_k4};
+pub use q5_k::BlockQ5_K;
+pub use q6_k::BlockQ6_K;
 pub use q8_0::BlockQ8_0;
 
 /// Values per super-block of the K-quants (Q4_K, Q5_K, Q6_K) and IQ4_XS.
@@ -72,11 +72,11 @@ pub fn dequantize(format: Format, src: &[u8], dst: &mut [f32]) -> Result<(), For
         Format::Q4_0 => for_each_block(src, dst, |s, d| BlockQ4_0::from_bytes(s).dequantize(d)),
         Format::Q4_1 => for_each_block(src, dst, |s, d| BlockQ4_1::from_bytes(s).dequantize(d)),
         Format::Q8_0 => for_each_block(src, dst, |s, d| BlockQ8_0::from_bytes(s).dequantize(d)),
-        Format::Q4K => for_each_block(src, dst, |s, d| BlockQ4K::from_bytes(s).dequantize(d)),
-        Format::Q5K => for_each_block(src, dst, |s, d| BlockQ5K::from_bytes(s).dequantize(d)),
-        Format::Q6K => for_each_block(src, dst, |s, d| BlockQ6K::from_bytes(s).dequantize(d)),
-        Format::IQ4XS => {
-            for_each_block(src, dst, |s, d| BlockIQ4XS::from_bytes(s).dequantize(d));
+        Format::Q4_K => for_each_block(src, dst, |s, d| BlockQ4_K::from_bytes(s).dequantize(d)),
+        Format::Q5_K => for_each_block(src, dst, |s, d| BlockQ5_K::from_bytes(s).dequantize(d)),
+        Format::Q6_K => for_each_block(src, dst, |s, d| BlockQ6_K::from_bytes(s).dequantize(d)),
+        Format::IQ4_XS => {
+            for_each_block(src, dst, |s, d| BlockIQ4_XS::from_bytes(s).dequantize(d));
         }
         Format::F16 => float::dequantize_f16(src, dst),
         Format::BF16 => float::dequantize_bf16(src, dst),

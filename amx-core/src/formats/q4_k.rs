@@ -27,9 +27,10 @@ pub const fn unpack_scales_mins_k4(scales: &[u8; 12]) -> ([u8; 8], [u8; 8]) {
 ///
 /// Sub-block `2c` (values `64c .. 64c + 32`) is the low nibbles of `qs[32c .. 32c + 32]`,
 /// sub-block `2c + 1` the high nibbles of the same bytes.
+#[allow(non_camel_case_types)] // ggml's name.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct BlockQ4K {
+pub struct BlockQ4_K {
     /// Super-block scale for the sub-block scales, f16 little endian.
     pub d: [u8; 2],
     /// Super-block scale for the sub-block mins, f16 little endian.
@@ -40,10 +41,10 @@ pub struct BlockQ4K {
     pub qs: [u8; 128],
 }
 
-const _: () = assert!(size_of::<BlockQ4K>() == BlockQ4K::BYTES);
-const _: () = assert!(align_of::<BlockQ4K>() == 1);
+const _: () = assert!(size_of::<BlockQ4_K>() == BlockQ4_K::BYTES);
+const _: () = assert!(align_of::<BlockQ4_K>() == 1);
 
-impl BlockQ4K {
+impl BlockQ4_K {
     /// Bytes per super-block.
     pub const BYTES: usize = 144;
     /// Values per super-block.
@@ -194,13 +195,13 @@ pub(super) mod tests {
                 qs[32 * c + l] = want_q[64 * c + l] | (want_q[64 * c + 32 + l] << 4);
             }
         }
-        let block = BlockQ4K {
+        let block = BlockQ4_K {
             d: 0x3800u16.to_le_bytes(),
             dmin: 0x3400u16.to_le_bytes(),
             scales: pack_scales_mins(sc, m),
             qs,
         };
-        assert_eq!(BlockQ4K::from_bytes(&block.to_bytes()), block);
+        assert_eq!(BlockQ4_K::from_bytes(&block.to_bytes()), block);
         assert_eq!(block.quants(), want_q);
         let mut out = [0f32; 256];
         block.dequantize(&mut out);

@@ -7,9 +7,10 @@ use super::{QK_K, f16_le, put, take, unpack_scales_mins_k4};
 ///
 /// Value `i` of sub-block `j` (`i = 32j + l`): low 4 bits from `qs` as in Q4_K (low nibbles
 /// of `qs[32(j/2) + l]` for even `j`, high nibbles for odd `j`), bit 4 is bit `j` of `qh[l]`.
+#[allow(non_camel_case_types)] // ggml's name.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct BlockQ5K {
+pub struct BlockQ5_K {
     /// Super-block scale for the sub-block scales, f16 little endian.
     pub d: [u8; 2],
     /// Super-block scale for the sub-block mins, f16 little endian.
@@ -22,10 +23,10 @@ pub struct BlockQ5K {
     pub qs: [u8; 128],
 }
 
-const _: () = assert!(size_of::<BlockQ5K>() == BlockQ5K::BYTES);
-const _: () = assert!(align_of::<BlockQ5K>() == 1);
+const _: () = assert!(size_of::<BlockQ5_K>() == BlockQ5_K::BYTES);
+const _: () = assert!(align_of::<BlockQ5_K>() == 1);
 
-impl BlockQ5K {
+impl BlockQ5_K {
     /// Bytes per super-block.
     pub const BYTES: usize = 176;
     /// Values per super-block.
@@ -107,7 +108,7 @@ mod tests {
     use super::*;
 
     /// Packs 256 five-bit values into (qh, qs) following the layout described on
-    /// [`BlockQ5K`].
+    /// [`BlockQ5_K`].
     fn pack_quants(q: &[u8; 256]) -> ([u8; 32], [u8; 128]) {
         let mut qh = [0u8; 32];
         let mut qs = [0u8; 128];
@@ -125,7 +126,7 @@ mod tests {
         // A single set bit anywhere in qh or qs gives exactly one non-zero quant, and every
         // value's 5 bits are reached this way exactly once.
         let mut seen = [0u8; 256];
-        let zero = BlockQ5K::from_bytes(&[0; 176]);
+        let zero = BlockQ5_K::from_bytes(&[0; 176]);
         for byte in 0..160 {
             for bit in 0..8 {
                 let mut block = zero;
@@ -153,14 +154,14 @@ mod tests {
         let m: [u8; 8] = core::array::from_fn(|j| 2 * j as u8);
         let want_q: [u8; 256] = core::array::from_fn(|i| (i * 13 % 32) as u8);
         let (qh, qs) = pack_quants(&want_q);
-        let block = BlockQ5K {
+        let block = BlockQ5_K {
             d: 0x4000u16.to_le_bytes(),
             dmin: 0x3800u16.to_le_bytes(),
             scales: pack_scales_mins(sc, m),
             qh,
             qs,
         };
-        assert_eq!(BlockQ5K::from_bytes(&block.to_bytes()), block);
+        assert_eq!(BlockQ5_K::from_bytes(&block.to_bytes()), block);
         assert_eq!(block.quants(), want_q);
         assert_eq!(block.scales_mins(), (sc, m));
         let mut out = [0f32; 256];

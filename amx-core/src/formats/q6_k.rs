@@ -9,9 +9,10 @@ use super::{QK_K, f16_le, put, take};
 /// (`g = 0..4`); value `128h + 32g + l` has its low 4 bits in `ql[64h + l]` (g = 0: low
 /// nibble, g = 2: high nibble) or `ql[64h + 32 + l]` (g = 1: low, g = 3: high), and its top
 /// 2 bits in bits `2g, 2g + 1` of `qh[32h + l]`. Value `i` uses scale `scales[i / 16]`.
+#[allow(non_camel_case_types)] // ggml's name.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct BlockQ6K {
+pub struct BlockQ6_K {
     /// The low 4 bits of every value.
     pub ql: [u8; 128],
     /// The high 2 bits of every value.
@@ -22,10 +23,10 @@ pub struct BlockQ6K {
     pub d: [u8; 2],
 }
 
-const _: () = assert!(size_of::<BlockQ6K>() == BlockQ6K::BYTES);
-const _: () = assert!(align_of::<BlockQ6K>() == 1);
+const _: () = assert!(size_of::<BlockQ6_K>() == BlockQ6_K::BYTES);
+const _: () = assert!(align_of::<BlockQ6_K>() == 1);
 
-impl BlockQ6K {
+impl BlockQ6_K {
     /// Bytes per super-block.
     pub const BYTES: usize = 210;
     /// Values per super-block.
@@ -111,7 +112,7 @@ mod tests {
     use super::*;
 
     /// Packs 256 six-bit values into (ql, qh) following the layout described on
-    /// [`BlockQ6K`].
+    /// [`BlockQ6_K`].
     fn pack_quants(q: &[u8; 256]) -> ([u8; 128], [u8; 64]) {
         let mut ql = [0u8; 128];
         let mut qh = [0u8; 64];
@@ -128,7 +129,7 @@ mod tests {
     #[cfg_attr(miri, ignore = "minutes under Miri: safe bit arithmetic, 1280 whole-block decodes")]
     fn each_bit_lands_on_one_value() {
         let mut seen = [0u8; 256];
-        let zero = BlockQ6K::from_bytes(&[0; 210]);
+        let zero = BlockQ6_K::from_bytes(&[0; 210]);
         for byte in 0..192 {
             for bit in 0..8 {
                 let mut block = zero;
@@ -157,10 +158,10 @@ mod tests {
         let sc: [i8; 16] = core::array::from_fn(|s| 8 * s as i8 - 64);
         let raw: [u8; 256] = core::array::from_fn(|i| (i * 5 % 64) as u8);
         let (ql, qh) = pack_quants(&raw);
-        let block = BlockQ6K { ql, qh, scales: sc.map(|s| s as u8), d: 0x3000u16.to_le_bytes() };
+        let block = BlockQ6_K { ql, qh, scales: sc.map(|s| s as u8), d: 0x3000u16.to_le_bytes() };
         let bytes = block.to_bytes();
         assert_eq!(bytes[208..], 0x3000u16.to_le_bytes());
-        assert_eq!(BlockQ6K::from_bytes(&bytes), block);
+        assert_eq!(BlockQ6_K::from_bytes(&bytes), block);
         assert_eq!(block.sub_scales(), sc);
         let mut out = [0f32; 256];
         block.dequantize(&mut out);
@@ -177,7 +178,7 @@ mod tests {
         // d = 0x3555 (0.333251953125, 11 significant bits), sc = -127, q - 32 = 31 or -1:
         // the products have at most 23 significant bits, so they are exact in f32 and equal
         // the f64 products.
-        let mut block = BlockQ6K::from_bytes(&[0; 210]);
+        let mut block = BlockQ6_K::from_bytes(&[0; 210]);
         block.d = 0x3555u16.to_le_bytes();
         block.scales = [(-127i8) as u8; 16];
         block.ql = [0xff; 128];

@@ -43,9 +43,9 @@ pub const fn amx_min_rows(format: Format) -> usize {
     match format {
         Format::BF16 => 2,
         Format::F16 => 9,
-        Format::Q6K => 20,
-        Format::Q5K => 21,
-        Format::Q4K | Format::IQ4XS => 25,
+        Format::Q6_K => 20,
+        Format::Q5_K => 21,
+        Format::Q4_K | Format::IQ4_XS => 25,
         Format::Q4_0 | Format::Q4_1 => 26,
         Format::Q8_0 => 28,
     }

@@ -216,7 +216,7 @@ fn vnni_tiny_and_subnormal_rows_stay_accurate() {
         return;
     }
     let (m, n, k) = (4, 32, 256);
-    for format in [Format::Q4_0, Format::Q8_0, Format::Q4K, Format::Q6K] {
+    for format in [Format::Q4_0, Format::Q8_0, Format::Q4_K, Format::Q6_K] {
         let (raw, w) = packed(format, 5, n, k);
         for amax in [1e-37f32, f32::MIN_POSITIVE, 1e-39] {
             let x: Vec<f32> =

@@ -94,10 +94,10 @@ pub(crate) unsafe fn run_quantized(job: &Job<'_, '_, '_, '_>) {
             Format::Q4_0 => run_format::<Q40>(job),
             Format::Q4_1 => run_format::<Q41>(job),
             Format::Q8_0 => run_format::<Q80>(job),
-            Format::Q4K => run_format::<Q4K>(job),
-            Format::Q5K => run_format::<Q5K>(job),
-            Format::Q6K => run_format::<Q6K>(job),
-            Format::IQ4XS => run_format::<Iq4Xs>(job),
+            Format::Q4_K => run_format::<Q4K>(job),
+            Format::Q5_K => run_format::<Q5K>(job),
+            Format::Q6_K => run_format::<Q6K>(job),
+            Format::IQ4_XS => run_format::<Iq4Xs>(job),
             Format::F16 | Format::BF16 => {}
         }
     }

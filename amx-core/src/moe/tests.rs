@@ -73,7 +73,7 @@ fn skewed_routing_matches_the_reference() {
     // Smaller under Miri (thousands of times slower): Q4_0 only, with a partial panel.
     let (n, k) = if cfg!(miri) { (17, 32) } else { (n, k) };
     for path in paths() {
-        for format in [Format::Q4_0, Format::Q4K, Format::Q6K, Format::BF16] {
+        for format in [Format::Q4_0, Format::Q4_K, Format::Q6_K, Format::BF16] {
             if cfg!(miri) && format != Format::Q4_0 {
                 continue;
             }
@@ -313,7 +313,7 @@ fn routing_bytes_is_exact_or_overflow_at_extreme_sizes() {
 /// does not fit `usize` it is `Overflow`.
 #[test]
 fn grouped_workspace_bytes_is_never_too_small_at_extreme_sizes() {
-    for format in [Format::Q4_0, Format::Q6K, Format::BF16] {
+    for format in [Format::Q4_0, Format::Q6_K, Format::BF16] {
         for path in [Path::Auto, Path::Scalar] {
             for [experts, n, k, tokens, top_k] in extreme_shapes() {
                 let s = MoeShape { experts, n, k, tokens, top_k };

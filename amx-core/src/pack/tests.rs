@@ -81,18 +81,18 @@ fn bytes_land_where_the_docs_say() {
 
 #[test]
 fn padding_is_zeroed_whatever_the_destination_held() {
-    let l = PackedLayout::new(Format::Q6K, 5, 256, 1).unwrap();
+    let l = PackedLayout::new(Format::Q6_K, 5, 256, 1).unwrap();
     let src = bytes(3, l.source_bytes());
     let mut a = vec![0x00u8; l.total_bytes()];
     let mut b = vec![0xFFu8; l.total_bytes()];
-    pack(Format::Q6K, 5, 256, 1, &src, &mut a).unwrap();
-    pack(Format::Q6K, 5, 256, 1, &src, &mut b).unwrap();
+    pack(Format::Q6_K, 5, 256, 1, &src, &mut a).unwrap();
+    pack(Format::Q6_K, 5, 256, 1, &src, &mut b).unwrap();
     assert!(a == b);
 }
 
 #[test]
 fn split_packing_equals_whole_packing() {
-    let (f, n, k, e) = (Format::Q4K, 40, 512, 2);
+    let (f, n, k, e) = (Format::Q4_K, 40, 512, 2);
     let l = PackedLayout::new(f, n, k, e).unwrap();
     let src = bytes(11, l.source_bytes());
     let mut whole = vec![0u8; l.total_bytes()];
@@ -125,8 +125,8 @@ fn shape_and_length_errors() {
     assert_eq!(PackedLayout::new(q, 1, 0, 1), Err(EmptyShape { n: 1, k: 0, matrices: 1 }));
     assert_eq!(PackedLayout::new(q, 1, 32, 0), Err(EmptyShape { n: 1, k: 32, matrices: 0 }));
     assert_eq!(
-        PackedLayout::new(Format::Q4K, 1, 128, 1),
-        Err(NotBlockMultiple { format: Format::Q4K, k: 128, block: 256 })
+        PackedLayout::new(Format::Q4_K, 1, 128, 1),
+        Err(NotBlockMultiple { format: Format::Q4_K, k: 128, block: 256 })
     );
     assert_eq!(PackedLayout::new(q, usize::MAX / 2, 32, 4), Err(Overflow));
     assert_eq!(PackedLayout::new(Format::BF16, 1, usize::MAX, 1), Err(Overflow));
@@ -189,7 +189,7 @@ fn header_errors() {
     let l44 = PackedLayout::new(Format::Q4_0, 3, 256, 1).unwrap();
     let mut q40 = vec![0u8; l44.total_bytes()];
     pack(Format::Q4_0, 3, 256, 1, &bytes(6, l44.source_bytes()), &mut q40).unwrap();
-    q40[12] = Format::Q4K.ggml_type() as u8;
+    q40[12] = Format::Q4_K.ggml_type() as u8;
     assert!(matches!(PackedRef::parse(&q40), Err(HeaderChecksum { .. })));
     // Rows per panel other than 16, or a wrong total, with a consistent checksum.
     let mut b = good.clone();

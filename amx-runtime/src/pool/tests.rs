@@ -91,7 +91,7 @@ fn zero_k_is_an_error_not_a_panic() {
                 assert_eq!(got, Err(GemmError::ZeroK), "{what}");
                 let got = pool.prepare(Format::Q4_0, &x, path).map(|_| ());
                 assert_eq!(got, Err(GemmError::ZeroK), "{what}");
-                let got = pool.prepare_in(vec![7; 99], Format::Q4K, &x, path).map(|_| ());
+                let got = pool.prepare_in(vec![7; 99], Format::Q4_K, &x, path).map(|_| ());
                 assert_eq!(got, Err(GemmError::ZeroK), "{what}");
             }
             let mut yv = vec![0f32; m * 16];
@@ -127,7 +127,7 @@ fn wrong_width_names_the_activations() {
 fn every_path_matches_the_single_threaded_gemm() {
     let pool = Pool::new(3);
     let (m, n, k) = (33, 40, 256);
-    for format in [Format::Q4K, Format::BF16] {
+    for format in [Format::Q4_K, Format::BF16] {
         let w = packed(format, n, k);
         let xv: Vec<f32> = (0..m * k).map(|i| ((i * 7) % 19) as f32 / 9.0 - 1.0).collect();
         let x = MatRef::new(&xv, m, k, k).expect("x");

@@ -37,11 +37,11 @@ pub const VOCAB: usize = 64;
 const FORMATS: [Format; 9] = [
     Format::Q4_0,
     Format::Q8_0,
-    Format::Q4K,
-    Format::Q6K,
+    Format::Q4_K,
+    Format::Q6_K,
     Format::Q4_1,
-    Format::Q5K,
-    Format::IQ4XS,
+    Format::Q5_K,
+    Format::IQ4_XS,
     Format::F16,
     Format::BF16,
 ];
@@ -242,7 +242,7 @@ pub fn build() -> Model {
     let causal: Vec<f32> =
         (0..M * M).map(|i| if i % M <= i / M { 0.0 } else { f32::NEG_INFINITY }).collect();
     b.data.insert(mask, f32_to_bytes(&causal));
-    let embd = b.block("token_embd.weight", Format::Q4K, &[D, VOCAB]);
+    let embd = b.block("token_embd.weight", Format::Q4_K, &[D, VOCAB]);
     let mut x = b.op("inp_embd", Op::GetRows, &[embd, tokens]);
     for l in 0..LAYERS {
         let inp = b.attention(l, x, mask);
@@ -253,7 +253,7 @@ pub fn build() -> Model {
     }
     let norm = b.norm("output_norm.weight", 400);
     let h = b.rms_norm("result_norm", x, norm);
-    let head = b.block("output.weight", Format::Q6K, &[D, VOCAB]);
+    let head = b.block("output.weight", Format::Q6_K, &[D, VOCAB]);
     let output = b.op("result_output", Op::MulMat, &[head, h]);
     Model { graph: b.g, data: b.data, inputs: vec![tokens, mask], output }
 }

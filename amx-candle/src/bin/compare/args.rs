@@ -123,7 +123,7 @@ mod tests {
             args("--formats q4_0,Q4_K --m 1,512 --n=256 --k 512 --threads 2 --json --same-thread --back-to-back")
                 .expect("parses")
                 .expect("not help");
-        assert_eq!(a.formats, vec![Format::Q4_0, Format::Q4K]);
+        assert_eq!(a.formats, vec![Format::Q4_0, Format::Q4_K]);
         assert_eq!((a.ms, a.n, a.k, a.threads), (vec![1, 512], 256, 512, 2));
         assert!(a.json && a.same_thread && a.back_to_back);
         assert_eq!(args("--help"), Ok(None));

@@ -59,7 +59,7 @@ impl Decoded {
 /// the others. `None` for F16 and BF16, which are not decoded this way.
 pub(crate) const fn sub_block(format: Format) -> Option<usize> {
     match format {
-        Format::Q6K => Some(16),
+        Format::Q6_K => Some(16),
         Format::F16 | Format::BF16 => None,
         _ => Some(32),
     }

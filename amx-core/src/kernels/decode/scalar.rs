@@ -53,13 +53,13 @@ fn decode_row(format: Format, b: &[u8], r: usize, slot: usize, out: &mut Decoded
             (0..values).for_each(|k| put(k, nibble_32(qs, k)));
         }
         Format::Q8_0 => (0..values).for_each(|k| put(k, b[2 + k] ^ 0x80)),
-        Format::Q4K => (0..values).for_each(|k| put(k, nibble_k(&b[16..144], k))),
-        Format::Q5K => (0..values).for_each(|k| {
+        Format::Q4_K => (0..values).for_each(|k| put(k, nibble_k(&b[16..144], k))),
+        Format::Q5_K => (0..values).for_each(|k| {
             let high = (b[16 + k % 32] >> (k / 32)) & 1;
             put(k, nibble_k(&b[48..176], k) | (high << 4));
         }),
-        Format::Q6K => (0..values).for_each(|k| put(k, q6(&b[0..128], &b[128..192], k))),
-        Format::IQ4XS => (0..values).for_each(|k| {
+        Format::Q6_K => (0..values).for_each(|k| put(k, q6(&b[0..128], &b[128..192], k))),
+        Format::IQ4_XS => (0..values).for_each(|k| {
             let q = nibble_32(&b[8 + 16 * (k / 32)..], k % 32);
             put(k, (KVALUES_IQ4NL[usize::from(q)] as u8) ^ 0x80);
         }),
@@ -76,7 +76,7 @@ fn decode_row(format: Format, b: &[u8], r: usize, slot: usize, out: &mut Decoded
             let d = f16_at(b, 0);
             (scale[slot][r], bias[slot][r]) = (d, -128.0 * d);
         }
-        Format::Q4K | Format::Q5K => {
+        Format::Q4_K | Format::Q5_K => {
             let (d, dmin) = (f16_at(b, 0), f16_at(b, 2));
             let mut packed = [0u8; 12];
             packed.copy_from_slice(&b[4..16]);
@@ -86,14 +86,14 @@ fn decode_row(format: Format, b: &[u8], r: usize, slot: usize, out: &mut Decoded
                 bias[s][r] = -(dmin * f32::from(m[s]));
             }
         }
-        Format::Q6K => {
+        Format::Q6_K => {
             let d = f16_at(b, 208);
             for s in 0..16 {
                 let sc = d * f32::from(b[192 + s] as i8);
                 (scale[s][r], bias[s][r]) = (sc, -32.0 * sc);
             }
         }
-        Format::IQ4XS => {
+        Format::IQ4_XS => {
             let d = f16_at(b, 0);
             let high = u16::from_le_bytes([b[2], b[3]]);
             for s in 0..8 {

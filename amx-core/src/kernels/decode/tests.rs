@@ -78,9 +78,9 @@ const F16_SPECIALS: [u16; 12] = [
 /// Offsets of the f16 scale fields in a block.
 fn scale_offsets(format: Format) -> &'static [usize] {
     match format {
-        Format::Q4_0 | Format::Q8_0 | Format::IQ4XS => &[0],
-        Format::Q4_1 | Format::Q4K | Format::Q5K => &[0, 2],
-        Format::Q6K => &[208],
+        Format::Q4_0 | Format::Q8_0 | Format::IQ4_XS => &[0],
+        Format::Q4_1 | Format::Q4_K | Format::Q5_K => &[0, 2],
+        Format::Q6_K => &[208],
         _ => &[],
     }
 }
@@ -212,7 +212,7 @@ fn avx512_decode_ignores_bad_arguments() {
 /// (scalar and AVX-512 alike).
 #[test]
 fn spans_equal_groups_one_at_a_time() {
-    for format in [Format::Q4_0, Format::Q4_1, Format::Q8_0, Format::Q4K] {
+    for format in [Format::Q4_0, Format::Q4_1, Format::Q8_0, Format::Q4_K] {
         // 11 groups of 32 values (a partial last span of 3), or 2 of 256.
         let (n, k) = (19, if format.block_values() == 32 { 11 * 32 } else { 512 });
         let src = random_blocks(format, 77, n * k / format.block_values() * format.block_bytes());

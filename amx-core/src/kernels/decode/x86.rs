@@ -297,10 +297,10 @@ pub(crate) fn decode_span(
         Format::Q4_0 => decode_groups::<Q40>(layout, panel, g, count, out),
         Format::Q4_1 => decode_groups::<Q41>(layout, panel, g, count, out),
         Format::Q8_0 => decode_groups::<Q80>(layout, panel, g, count, out),
-        Format::Q4K => decode_groups::<Q4K>(layout, panel, g, count, out),
-        Format::Q5K => decode_groups::<Q5K>(layout, panel, g, count, out),
-        Format::Q6K => decode_groups::<Q6K>(layout, panel, g, count, out),
-        Format::IQ4XS => decode_groups::<Iq4Xs>(layout, panel, g, count, out),
+        Format::Q4_K => decode_groups::<Q4K>(layout, panel, g, count, out),
+        Format::Q5_K => decode_groups::<Q5K>(layout, panel, g, count, out),
+        Format::Q6_K => decode_groups::<Q6K>(layout, panel, g, count, out),
+        Format::IQ4_XS => decode_groups::<Iq4Xs>(layout, panel, g, count, out),
         _ => {}
     }
 }

@@ -14,9 +14,9 @@ use crate::test_util::bytes;
 /// Offsets of the f16 scale fields in a block.
 fn scale_offsets(format: Format) -> &'static [usize] {
     match format {
-        Format::Q4_0 | Format::Q8_0 | Format::IQ4XS => &[0],
-        Format::Q4_1 | Format::Q4K | Format::Q5K => &[0, 2],
-        Format::Q6K => &[208],
+        Format::Q4_0 | Format::Q8_0 | Format::IQ4_XS => &[0],
+        Format::Q4_1 | Format::Q4_K | Format::Q5_K => &[0, 2],
+        Format::Q6_K => &[208],
         _ => &[],
     }
 }

@@ -278,10 +278,10 @@ macro_rules! group_move {
 group_move!(MoveQ4_0, Format::Q4_0, layout::Q4_0);
 group_move!(MoveQ4_1, Format::Q4_1, layout::Q4_1);
 group_move!(MoveQ8_0, Format::Q8_0, layout::Q8_0);
-group_move!(MoveQ4K, Format::Q4K, layout::Q4_K);
-group_move!(MoveQ5K, Format::Q5K, layout::Q5_K);
-group_move!(MoveQ6K, Format::Q6K, layout::Q6_K);
-group_move!(MoveIQ4XS, Format::IQ4XS, layout::IQ4_XS);
+group_move!(MoveQ4K, Format::Q4_K, layout::Q4_K);
+group_move!(MoveQ5K, Format::Q5_K, layout::Q5_K);
+group_move!(MoveQ6K, Format::Q6_K, layout::Q6_K);
+group_move!(MoveIQ4XS, Format::IQ4_XS, layout::IQ4_XS);
 group_move!(MoveF16, Format::F16, layout::F16);
 group_move!(MoveBF16, Format::BF16, layout::BF16);
 
@@ -292,10 +292,10 @@ macro_rules! per_format {
             Format::Q4_0 => $body::<$q, MoveQ4_0>($($arg),*),
             Format::Q4_1 => $body::<$q, MoveQ4_1>($($arg),*),
             Format::Q8_0 => $body::<$q, MoveQ8_0>($($arg),*),
-            Format::Q4K => $body::<$q, MoveQ4K>($($arg),*),
-            Format::Q5K => $body::<$q, MoveQ5K>($($arg),*),
-            Format::Q6K => $body::<$q, MoveQ6K>($($arg),*),
-            Format::IQ4XS => $body::<$q, MoveIQ4XS>($($arg),*),
+            Format::Q4_K => $body::<$q, MoveQ4K>($($arg),*),
+            Format::Q5_K => $body::<$q, MoveQ5K>($($arg),*),
+            Format::Q6_K => $body::<$q, MoveQ6K>($($arg),*),
+            Format::IQ4_XS => $body::<$q, MoveIQ4XS>($($arg),*),
             Format::F16 => $body::<$q, MoveF16>($($arg),*),
             Format::BF16 => $body::<$q, MoveBF16>($($arg),*),
         }

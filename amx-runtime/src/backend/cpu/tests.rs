@@ -27,12 +27,12 @@ fn supports_op_is_the_buffer_types_answer_for_packed_sources() {
     let cpu = CpuBackend::new();
     let (amx, h) = (cpu.extra_bufts()[0].clone(), host());
     let device = GpuLikeBackend::new().device_buft();
-    let w = t("w", DType::Block(Format::Q4K), &[256, 32]);
+    let w = t("w", DType::Block(Format::Q4_K), &[256, 32]);
     let x = t("x", DType::F32, &[256, 3]);
     assert!(cpu.supports_op(&op_in(Op::MulMat, &[(&w, &amx), (&x, &h)])));
     // src1 outside host memory: AMX says no, so the CPU says no.
     assert!(!cpu.supports_op(&op_in(Op::MulMat, &[(&w, &amx), (&x, &device)])));
-    let stack = t("exps", DType::Block(Format::Q4K), &[256, 32, 4]);
+    let stack = t("exps", DType::Block(Format::Q4_K), &[256, 32, 4]);
     let xs = t("x", DType::F32, &[256, 1, 3]);
     let ids = t("ids", DType::I32, &[2, 3]);
     assert!(cpu.supports_op(&op_in(Op::MulMatId, &[(&stack, &amx), (&xs, &h), (&ids, &h)])));

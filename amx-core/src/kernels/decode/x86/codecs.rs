@@ -170,7 +170,7 @@ unsafe fn k4_affine(p: *const u8, out: &mut Affine) {
 pub(crate) struct Q4K;
 
 impl Codec for Q4K {
-    const FORMAT: Format = Format::Q4K;
+    const FORMAT: Format = Format::Q4_K;
     const QUADS: usize = 2048;
     const PER_ROW: usize = 256;
     const SUB_BLOCK: usize = 32;
@@ -200,7 +200,7 @@ impl Codec for Q4K {
 pub(crate) struct Q5K;
 
 impl Codec for Q5K {
-    const FORMAT: Format = Format::Q5K;
+    const FORMAT: Format = Format::Q5_K;
     const QUADS: usize = 2560;
     const PER_ROW: usize = 256;
     const SUB_BLOCK: usize = 32;
@@ -239,7 +239,7 @@ impl Codec for Q5K {
 pub(crate) struct Q6K;
 
 impl Codec for Q6K {
-    const FORMAT: Format = Format::Q6K;
+    const FORMAT: Format = Format::Q6_K;
     const QUADS: usize = 3072;
     const PER_ROW: usize = 288;
     const SUB_BLOCK: usize = 16;
@@ -319,7 +319,7 @@ static IQ4NL_U: [u8; 64] = {
 pub(crate) struct Iq4Xs;
 
 impl Codec for Iq4Xs {
-    const FORMAT: Format = Format::IQ4XS;
+    const FORMAT: Format = Format::IQ4_XS;
     const QUADS: usize = 2048;
     const PER_ROW: usize = 128;
     const SUB_BLOCK: usize = 32;
