@@ -8,7 +8,9 @@
 //! - [`token`]: zero-sized capability tokens; holding an [`token::Amx`] proves that
 //!   detection and the permission succeeded, so the calls that need AMX can be safe.
 //! - [`tile`]: the 64-byte palette-1 [`tile::TileConfig`] and the tile instructions.
-//! - [`formats`]: the ggml block formats, their byte layouts and reference dequantizers.
+//! - [`formats`]: the ggml block formats, one module each holding everything about it
+//!   (byte layout, reference dequantizer, packed fields, decoders, AMX threshold), and the
+//!   registry that lists them.
 //! - [`gemm`]: `Y = X * W^T` on packed weights: the API, path dispatch and work ranges.
 //! - [`moe`]: the mixture-of-experts matmul over a stack of packed experts.
 //! - [`pack`]: the weight repack into 16-row VNNI panels behind a checked header, and back.

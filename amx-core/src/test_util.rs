@@ -29,24 +29,15 @@ pub(crate) fn bytes(seed: u64, len: usize) -> Vec<u8> {
 /// formats) or values near 1 (F16/BF16), so that results compare numerically.
 pub(crate) fn weights(format: Format, seed: u64, rows: usize, k: usize) -> Vec<u8> {
     let mut w = bytes(seed, rows * format.row_bytes(k).expect("k fits the block"));
-    match format {
-        Format::F16 | Format::BF16 => {
-            for v in w.chunks_exact_mut(2) {
-                v[1] =
-                    if format == Format::F16 { 0x38 | (v[1] & 0x83) } else { 0x3f | (v[1] & 0x80) };
-            }
+    for b in w.chunks_exact_mut(format.block_bytes()) {
+        for &a in format.f16_scales() {
+            b[a + 1] = 0x30 | (b[a + 1] & 0x87);
         }
-        _ => {
-            let at: &[usize] = match format {
-                Format::Q4_0 | Format::Q8_0 | Format::IQ4_XS => &[0],
-                Format::Q4_1 | Format::Q4_K | Format::Q5_K => &[0, 2],
-                _ => &[208],
-            };
-            for b in w.chunks_exact_mut(format.block_bytes()) {
-                for &a in at {
-                    b[a + 1] = 0x30 | (b[a + 1] & 0x87);
-                }
-            }
+    }
+    if format.sub_block().is_none() {
+        // F16 or BF16 values.
+        for v in w.chunks_exact_mut(2) {
+            v[1] = if format == Format::F16 { 0x38 | (v[1] & 0x83) } else { 0x3f | (v[1] & 0x80) };
         }
     }
     w

@@ -1,4 +1,4 @@
-//! The weight repack on the 36 GGUF vectors (real ggml bytes, 9 formats x 4 shapes):
+//! The weight repack on the GGUF vectors (real ggml bytes, every format x 4 shapes):
 //! - `pack` then `unpack` gives back `w` byte for byte, as one matrix and as 3 stacked;
 //! - each stacked matrix's panels are the single matrix's panels and `unpack_panels` of its
 //!   panel range gives back that matrix;
@@ -15,7 +15,8 @@ use amx_core::pack::{
 fn load() -> Vec<Vector> {
     let dir = amx_tests::vectors_dir();
     let vs = vectors::load_dir(&dir).unwrap_or_else(|e| panic!("loading {}: {e}", dir.display()));
-    assert_eq!(vs.len(), 36, "expected 9 formats x 4 shapes in {}", dir.display());
+    let want = 4 * Format::ALL.len();
+    assert_eq!(vs.len(), want, "expected every format x 4 shapes in {}", dir.display());
     vs
 }
 
@@ -89,7 +90,8 @@ fn parse_expecting_refuses_another_format_or_shape() {
         let name = v.file_name();
         let (f, n, k) = (v.format, v.n, v.k);
         let packed = pack_into(f, n, k, 1, &v.w, 0);
-        let other = Format::ALL[(Format::ALL.iter().position(|&x| x == f).unwrap() + 1) % 9];
+        let other = Format::ALL
+            [(Format::ALL.iter().position(|&x| x == f).unwrap() + 1) % Format::ALL.len()];
         let check = |format, n2, k2, e2, want: PackError| {
             let got = PackedRef::parse_expecting(&packed, format, n2, k2, e2).map(|_| ());
             assert_eq!(got, Err(want), "{name}: expecting {format} {e2} x {n2} x {k2}");

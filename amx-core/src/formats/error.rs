@@ -40,11 +40,14 @@ impl fmt::Display for FormatError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
             FormatError::UnknownGgmlType { id } => match ggml_type_name(id) {
-                Some(name) => write!(
-                    f,
-                    "{name} (ggml type {id}) is not supported (supported: F16=1, Q4_0=2, \
-                     Q4_1=3, Q8_0=8, Q4_K=12, Q5_K=13, Q6_K=14, IQ4_XS=23, BF16=30)"
-                ),
+                Some(name) => {
+                    write!(f, "{name} (ggml type {id}) is not supported (supported: ")?;
+                    for (i, format) in Format::ALL.into_iter().enumerate() {
+                        let sep = if i == 0 { "" } else { ", " };
+                        write!(f, "{sep}{format}={}", format.ggml_type())?;
+                    }
+                    f.write_str(")")
+                }
                 None => write!(f, "ggml type id {id} is not a ggml type"),
             },
             FormatError::NotBlockMultiple { format, values, block } => {
@@ -106,7 +109,11 @@ mod tests {
         let b = render(&FormatError::UnknownGgmlType { id: 4 });
         assert_eq!(text(&b), "ggml type id 4 is not a ggml type");
         let b = render(&FormatError::UnknownGgmlType { id: 6 });
-        assert!(text(&b).starts_with("Q5_0 (ggml type 6) is not supported (supported: F16=1, "));
+        assert_eq!(
+            text(&b),
+            "Q5_0 (ggml type 6) is not supported (supported: F16=1, Q4_0=2, Q4_1=3, Q8_0=8, \
+             Q4_K=12, Q5_K=13, Q6_K=14, IQ4_XS=23, BF16=30)"
+        );
         let b = render(&FormatError::UnknownGgmlType { id: 0 });
         assert!(text(&b).starts_with("F32 (ggml type 0) is not supported "));
         let b = render(&FormatError::Overflow);

@@ -1,13 +1,44 @@
 //! ggml block formats: byte layouts exactly as in a GGUF file, row sizes, and a scalar
-//! reference dequantizer per format (the oracle the kernels are tested against).
+//! reference dequantizer per format (the oracle the kernels are tested against), each
+//! with everything else the crate knows about it.
 //!
-//! CONTRACT (shared with the other modules; keep these names and signatures):
+//! # One home per format
+//!
+//! Each format is one module, which holds everything about it: the block layout and its
+//! reference dequantization, the packed field table, the sub-block size and the scalar
+//! decoder, the AVX-512 decoder (`x86.rs` of the module) and the AMX dispatch threshold
+//! with its measurements:
+//!
+//! | module | format |
+//! |---|---|
+//! | `q4_0`, `q4_1`, `q8_0` | Q4_0, Q4_1, Q8_0 (32-value blocks) |
+//! | `q4_k`, `q5_k`, `q6_k` | the K-quants (256-value super-blocks) |
+//! | `iq4_xs` | IQ4_XS (256 values, non-linear table) |
+//! | `f16`, `bf16` | F16, BF16 (one value per 2 bytes) |
+//!
+//! They implement one internal trait, `FormatSpec` (`spec.rs`: sizes, field table,
+//! dequantization, threshold), the quantized ones also `QuantizedSpec` (sub-block, scalar
+//! decoder) and on x86_64 `Codec` (`codec.rs`: the AVX-512 decoder, and the helpers the
+//! codecs share). The field description `Field` (`field.rs`) and these traits live here,
+//! the lowest layer: `pack`, `kernels`, `gemm` and `moe` use them, and nothing in
+//! `formats` uses those modules.
+//!
+//! One registry (`registry.rs`) lists the formats. It defines [`Format`] (variants,
+//! [`Format::ALL`], names, GGML type ids) and the dispatch macros `with_format!` and
+//! `with_quantized!`, exhaustive matches that call generic code with a format's spec type;
+//! every format-dependent choice in the crate goes through them (dequantization, block,
+//! group and row sizes, field tables, the pack moves, the scalar and AVX-512 decoders,
+//! the VNNI kernels, the AMX thresholds). There is no wildcard arm over [`Format`]: a
+//! format missing anywhere does not compile. The registry also checks every spec at
+//! compile time (group sizes, field tables, sub-blocks).
+//!
+//! # Public surface
 //!
 //! ```text
 //! #[non_exhaustive] #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 //! pub enum Format { Q4_0, Q4_1, Q8_0, Q4_K, Q5_K, Q6_K, IQ4_XS, F16, BF16 }
 //! impl Format {
-//!     pub const ALL: [Format; 9];
+//!     pub const ALL: [Format; 9];                         // in GGML type id order
 //!     pub const fn name(self) -> &'static str;            // "Q4_0", "Q4_K", "IQ4_XS", "F16", "BF16" (gguf-py names)
 //!     pub fn from_name(name: &str) -> Option<Format>;     // case-insensitive, accepts "q4_k" and "Q4_K"
 //!     pub const fn ggml_type(self) -> u32;                // GGML_TYPE_* id as stored in GGUF
@@ -17,11 +48,10 @@
 //!     pub const fn row_bytes(self, k: usize) -> Result<usize, FormatError>;
 //! }
 //! pub fn dequantize(format: Format, src: &[u8], dst: &mut [f32]) -> Result<(), FormatError>;
+//! pub fn ggml_type_name(id: u32) -> Option<&'static str>; // every ggml type, by id
 //! pub mod half { pub const fn f16_to_f32(bits: u16) -> f32; pub const fn bf16_to_f32(bits: u16) -> f32;
-//!                pub fn f32_to_f16(x: f32) -> u16; pub fn f32_to_bf16(x: f32) -> u16; }
+//!                pub const fn f32_to_f16(x: f32) -> u16; pub const fn f32_to_bf16(x: f32) -> u16; }
 //! ```
-//!
-//! (`f32_to_f16` and `f32_to_bf16` are `const fn` too.)
 //!
 //! Each block format has a block type ([`BlockQ4_0`], [`BlockQ4_1`], [`BlockQ8_0`],
 //! [`BlockQ4_K`], [`BlockQ5_K`], [`BlockQ6_K`], [`BlockIQ4_XS`]) made of byte arrays only
@@ -29,19 +59,71 @@
 //! one block's bytes. Its `dequantize` reproduces gguf-py's `gguf.quants` dequantization
 //! bit for bit: the same f32 operations in the same order, never fused.
 //! F16 and BF16 are one value per 2-byte little-endian "block".
+//!
+//! # Adding a format
+//!
+//! A quantized format `X` (module `x`, ggml type id `ID`) is one new module, one registry
+//! line and its vectors:
+//!
+//! 1. `formats/x/mod.rs`: the block type `BlockX` (`#[repr(C)]`, byte arrays only, with
+//!    `BYTES`, `VALUES`, `from_bytes`, `to_bytes`, accessors and `dequantize` equal to
+//!    gguf-py's bit for bit, and unit tests of its bit layout), and for it:
+//!    - `impl FormatSpec`: `FORMAT`, `BLOCK_VALUES`, `BLOCK_BYTES`, `FIELDS` (the quads
+//!      fields, multiples of 16 bytes, in the order the decoder reads them, then the
+//!      per-row fields), `F16_SCALES`, `AMX_MIN_ROWS` (see step 5), `dequantize_blocks` (whole
+//!      blocks through `for_each_block`);
+//!    - `impl QuantizedSpec`: `SUB_BLOCK` (16 or 32) and `decode`, the scalar decoder:
+//!      unsigned values `u` and per sub-block `scale`, `bias` with `w = scale * u + bias`
+//!      equal to the dequantized value (within one f32 rounding of the multiply-add).
+//! 2. `formats/x/x86.rs` (`#[cfg(target_arch = "x86_64")] mod x86;`): `impl Codec`:
+//!    `QUADS` and `PER_ROW` (16 rows' bytes of the group's quads and per-row regions),
+//!    `sub_block` (the decoded chunks of one sub-block from the packed quads) and `affine`
+//!    (scales and biases from the packed per-row data), equal to `decode` bit for bit.
+//!    The shared AVX-512 helpers are in `codec.rs`.
+//! 3. In `formats/mod.rs`: `pub(crate) mod x;` and `pub use x::BlockX;`. In
+//!    `registry.rs`: one line `X = ID => x::BlockX,` in `quantized`, with the variant's
+//!    docs. The compiler then asks for every trait item and checks the spec's sizes; every
+//!    dispatch (dequantize, sizes, pack moves, decoders, VNNI and AMX kernels, thresholds)
+//!    picks the format up.
+//! 4. Vectors: copy the four `x_m*_n*_k*_*.gguf` files of the format from
+//!    `../shared/vectors/` into `tests/vectors/`. These tests then cover it with no
+//!    change: `tests/tests/vectors.rs` (dequantization equals `w_deq` bit for bit),
+//!    `gemm_vectors.rs` (every path within `nmse_max`), `pack_vectors.rs` (round trips;
+//!    its `packed_bytes_are_where_the_docs_say` keeps an independent field table that gets
+//!    the format's line), `pack_properties.rs`, `size_functions.rs`, `gemm_shapes.rs`; and
+//!    in amx-core every test that walks `Format::ALL`: the scalar decoder against
+//!    `dequantize`, the AVX-512 decoders against the scalar one bit for bit, the VNNI and
+//!    AMX kernels against the reference, pack/unpack, MoE. `format.rs`'s
+//!    `ggml_ids_names_and_sizes` table gets the format's line (and `unknown_ids_and_names`
+//!    loses its id).
+//! 5. The threshold: `cargo run --release -p amx-bench -- bench --formats x --paths
+//!    amx,vnni --m 16,20,22,24,26,28,32` (K = N = 4096, one thread): `AMX_MIN_ROWS` is the
+//!    first M where AMX is ahead; write the numbers next to the constant.
+//!
+//! 6. Docs: the format's row in the field table of `pack`'s module docs (the packed layout
+//!    byte by byte, public), the supported list in the README, a CHANGELOG entry.
+//!
+//! Outside amx-core, match arms over `Format` that name formats (the fuzz targets' scale
+//! bounds, amx-bench's test data, amx-candle's dtype map) get the format where it applies.
 
+pub(crate) mod bf16;
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod codec;
 mod error;
-mod float;
+pub(crate) mod f16;
+pub(crate) mod field;
 mod format;
 mod ggml_type;
 pub mod half;
-mod iq4_xs;
-mod q4_0;
-mod q4_1;
-mod q4_k;
-mod q5_k;
-mod q6_k;
-mod q8_0;
+pub(crate) mod iq4_xs;
+pub(crate) mod q4_0;
+pub(crate) mod q4_1;
+pub(crate) mod q4_k;
+pub(crate) mod q5_k;
+pub(crate) mod q6_k;
+pub(crate) mod q8_0;
+mod registry;
+pub(crate) mod spec;
 
 pub use error::FormatError;
 pub use format::Format;
@@ -53,6 +135,10 @@ pub use q4_k::{BlockQ4_K, unpack_scales_mins_k4};
 pub use q5_k::BlockQ5_K;
 pub use q6_k::BlockQ6_K;
 pub use q8_0::BlockQ8_0;
+pub(crate) use registry::{
+    define_format, format_match, quantized_match, registry, with_format, with_quantized,
+};
+pub(crate) use spec::{FormatSpec, QuantizedSpec};
 
 /// Values per super-block of the K-quants (Q4_K, Q5_K, Q6_K) and IQ4_XS.
 pub const QK_K: usize = 256;
@@ -68,19 +154,7 @@ pub fn dequantize(format: Format, src: &[u8], dst: &mut [f32]) -> Result<(), For
     if src.len() != expected {
         return Err(FormatError::LengthMismatch { format, expected, actual: src.len() });
     }
-    match format {
-        Format::Q4_0 => for_each_block(src, dst, |s, d| BlockQ4_0::from_bytes(s).dequantize(d)),
-        Format::Q4_1 => for_each_block(src, dst, |s, d| BlockQ4_1::from_bytes(s).dequantize(d)),
-        Format::Q8_0 => for_each_block(src, dst, |s, d| BlockQ8_0::from_bytes(s).dequantize(d)),
-        Format::Q4_K => for_each_block(src, dst, |s, d| BlockQ4_K::from_bytes(s).dequantize(d)),
-        Format::Q5_K => for_each_block(src, dst, |s, d| BlockQ5_K::from_bytes(s).dequantize(d)),
-        Format::Q6_K => for_each_block(src, dst, |s, d| BlockQ6_K::from_bytes(s).dequantize(d)),
-        Format::IQ4_XS => {
-            for_each_block(src, dst, |s, d| BlockIQ4_XS::from_bytes(s).dequantize(d));
-        }
-        Format::F16 => float::dequantize_f16(src, dst),
-        Format::BF16 => float::dequantize_bf16(src, dst),
-    }
+    with_format!(format, F => F::dequantize_blocks(src, dst));
     Ok(())
 }
 

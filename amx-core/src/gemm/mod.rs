@@ -111,8 +111,10 @@ impl Prepared<'_> {
     }
 }
 
+/// Whether `format`'s values are floats (F16, BF16), which the VNNI path reads as they
+/// are, not decoded.
 fn is_float(format: Format) -> bool {
-    matches!(format, Format::F16 | Format::BF16)
+    format.sub_block().is_none()
 }
 
 /// The form prepared activations take on a path.
@@ -158,7 +160,8 @@ impl Preparation {
                 });
             }
             Path::Vnni => Form::Q8(Q8Layout { k }),
-            _ => Form::Tiles(TileLayout::new(m, k)),
+            // `resolve` never gives `Auto`.
+            Path::Amx | Path::Auto => Form::Tiles(TileLayout::new(m, k)),
         };
         let p = Self { path, form, m, k };
         p.checked_bytes().ok_or(GemmError::Overflow)?;
@@ -191,7 +194,7 @@ impl Preparation {
     pub const fn row_align(&self) -> usize {
         match self.form {
             Form::Tiles(_) => 16,
-            _ => 1,
+            Form::F32 | Form::Q8(_) => 1,
         }
     }
 
@@ -285,7 +288,7 @@ impl Preparation {
     pub(crate) fn gathered_bytes(&self) -> Result<usize, GemmError> {
         match self.form {
             Form::F32 => self.m.checked_mul(self.k).and_then(|v| v.checked_mul(4)),
-            _ => self.checked_bytes(),
+            Form::Q8(_) | Form::Tiles(_) => self.checked_bytes(),
         }
         .ok_or(GemmError::Overflow)
     }
@@ -394,7 +397,7 @@ pub fn scratch_bytes(format: Format, k: usize, path: Path) -> Result<usize, Gemm
     }
     match path.resolve(format, amx_min_rows(format))? {
         Path::Amx => k.div_ceil(32).checked_mul(2 * 1024).and_then(|b| b.checked_add(ALIGN)),
-        _ => Some(0),
+        Path::Auto | Path::Vnni | Path::Scalar => Some(0),
     }
     .ok_or(GemmError::Overflow)
 }

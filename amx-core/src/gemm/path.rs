@@ -29,26 +29,12 @@ pub enum Path {
 /// machine has it). The AMX path widens every weight panel to BF16 once per call, a cost
 /// fixed in M, while the VNNI path's cost grows with M; the crossing points were measured
 /// with `amx-bench bench --paths amx,vnni --m 16,20,22,24,26,28,32` (K = N = 4096, one
-/// thread, Sapphire Rapids guest, two runs; GOPS AMX / VNNI):
-///
-/// - Q4_0: 345/366 at M = 24, 369/346 at 26: 26; Q4_1: 310/356 at 24, 353/350 at 26: 26;
-/// - Q8_0: 331/330 at 26, 334/328 and 356/339 at 28: 28;
-/// - Q4_K: 357/363 at 24, 380/347 at 26: 25; IQ4_XS: 364/366 at 24, 393/352 at 26: 25;
-/// - Q5_K: 285/286 at 20, 315/293 at 22: 21; Q6_K: 277/275 at 20 (223/279 at 16): 20;
-/// - F16 (`--m 1,2,4,6,7,8,10,12`): VNNI ahead at M = 8 (122/134), AMX at 10 (154/124): 9;
-/// - BF16: panels are B tiles as packed (no widening); from cache AMX ties at M = 1
-///   (26/26) and leads from M = 2 (52/44); streaming from memory (`--dram`, weights on
-///   huge pages) VNNI leads at M = 1 (15.1/14.6, 15.4/14.5) and AMX at M = 2 (29.5/27.8): 2.
+/// thread, Sapphire Rapids guest, two runs; GOPS AMX / VNNI). Each format's number and its
+/// measurements are in the format's module (`AMX_MIN_ROWS`): 26 for Q4_0 and Q4_1, 28 for
+/// Q8_0, 25 for Q4_K and IQ4_XS, 21 for Q5_K, 20 for Q6_K, 9 for F16, 2 for BF16 (whose
+/// panels are B tiles as packed).
 pub const fn amx_min_rows(format: Format) -> usize {
-    match format {
-        Format::BF16 => 2,
-        Format::F16 => 9,
-        Format::Q6_K => 20,
-        Format::Q5_K => 21,
-        Format::Q4_K | Format::IQ4_XS => 25,
-        Format::Q4_0 | Format::Q4_1 => 26,
-        Format::Q8_0 => 28,
-    }
+    format.amx_min_rows()
 }
 
 impl Path {

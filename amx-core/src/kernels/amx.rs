@@ -18,14 +18,14 @@ use core::arch::x86_64::{
 
 use core::ops::Range;
 
-use crate::formats::Format;
+use crate::formats::{Format, with_quantized};
 use crate::gemm::PreparedKind;
 use crate::pack::{PANEL_ROWS, PackedLayout, group_values};
 use crate::tile::{self, TileConfig};
 use crate::token::Amx;
 
 use super::Job;
-use super::decode::{DecodeFn, Decoded, span_groups, sub_block};
+use super::decode::{DecodeFn, Decoded, span_groups};
 
 /// Bytes of one tile (16 rows of 64 bytes).
 const TILE: usize = 1024;
@@ -111,7 +111,7 @@ unsafe fn widen_quantized(
     out: &mut [u8],
 ) {
     let format = layout.format();
-    let Some(sb) = sub_block(format) else { return };
+    let Some(sb) = format.sub_block() else { return };
     let gv = group_values(format);
     let per_group = gv / 32;
     let span = span_groups(format);
@@ -184,19 +184,20 @@ unsafe fn b_tiles<'a>(
     d: &mut Decoded,
     buf: &'a mut [u8],
 ) -> &'a [u8] {
-    match layout.format() {
+    with_quantized!(
+        layout.format(),
+        _F => {
+            // SAFETY: forwarded contract.
+            unsafe { widen_quantized(layout, panel, tiles, decode, d, buf) };
+            buf
+        },
         // A BF16 panel with no per-row data is its quads region: tile g at g * 1 KiB.
         Format::BF16 => &panel[tiles.start * TILE..],
         Format::F16 => {
             widen_f16(layout, panel, tiles, buf);
             buf
-        }
-        _ => {
-            // SAFETY: forwarded contract.
-            unsafe { widen_quantized(layout, panel, tiles, decode, d, buf) };
-            buf
-        }
-    }
+        },
+    )
 }
 
 /// The output block of accumulator tile `(mt, p)` inside the job: its rows, and its valid

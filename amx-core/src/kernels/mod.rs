@@ -33,7 +33,7 @@ pub(crate) struct Job<'a, 'w, 'x, 'y> {
 /// The job was checked (shapes, ranges, prepared kind against the weights); concurrent
 /// jobs on the same output write disjoint values; `scratch` holds the path's scratch.
 pub(crate) unsafe fn run(job: &Job<'_, '_, '_, '_>, scratch: &mut [u8]) {
-    let float = decode::sub_block(job.weights.layout().format()).is_none();
+    let float = job.weights.layout().format().sub_block().is_none();
     match job.x.path {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: a prepared VNNI job exists only where `Path::Vnni` resolved, i.e. the
@@ -56,7 +56,12 @@ pub(crate) unsafe fn run(job: &Job<'_, '_, '_, '_>, scratch: &mut [u8]) {
                 unsafe { amx::run(amx, job, scratch, decode::best()) }
             }
         }
+        // Auto is resolved before a job is prepared; the VNNI and AMX paths exist on
+        // x86_64 only.
+        #[cfg(not(target_arch = "x86_64"))]
         // SAFETY: forwarded contract.
-        _ => unsafe { scalar::run(job) },
+        Path::Vnni | Path::Amx => unsafe { scalar::run(job) },
+        // SAFETY: forwarded contract.
+        Path::Scalar | Path::Auto => unsafe { scalar::run(job) },
     }
 }

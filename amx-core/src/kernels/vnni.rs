@@ -19,12 +19,13 @@ use core::arch::x86_64::{
     _mm512_srli_epi32,
 };
 
-use crate::formats::Format;
+use crate::formats::codec::Codec;
+use crate::formats::{Format, with_quantized};
 use crate::gemm::PreparedKind;
 use crate::pack::{PANEL_ROWS, PackedLayout};
 
 use super::Job;
-use super::decode::x86::{Codec, Iq4Xs, Q4K, Q5K, Q6K, Q40, Q41, Q80, fits};
+use super::decode::x86::fits;
 
 mod fused;
 
@@ -84,22 +85,18 @@ unsafe fn read<T: Copy>(p: *const u8) -> T {
 /// As [`super::run`]; the CPU has AVX-512 F/BW/VL/VNNI; the job's activations are Q8
 /// records of the weights' K.
 ///
-/// The fused kernel decodes in registers with the AVX-512 decoder's own codecs
-/// ([`super::decode::x86`]).
+/// The fused kernel decodes in registers with the formats' AVX-512 codecs
+/// ([`Codec`]).
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
 pub(crate) unsafe fn run_quantized(job: &Job<'_, '_, '_, '_>) {
     // SAFETY: this function's contract.
     unsafe {
-        match job.weights.layout().format() {
-            Format::Q4_0 => run_format::<Q40>(job),
-            Format::Q4_1 => run_format::<Q41>(job),
-            Format::Q8_0 => run_format::<Q80>(job),
-            Format::Q4_K => run_format::<Q4K>(job),
-            Format::Q5_K => run_format::<Q5K>(job),
-            Format::Q6_K => run_format::<Q6K>(job),
-            Format::IQ4_XS => run_format::<Iq4Xs>(job),
+        with_quantized!(
+            job.weights.layout().format(),
+            F => run_format::<F>(job),
+            // Float weights run `run_float` (never prepared as Q8).
             Format::F16 | Format::BF16 => {}
-        }
+        )
     }
 }
 

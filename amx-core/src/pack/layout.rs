@@ -1,7 +1,9 @@
-//! Where every byte of a packed buffer goes: per-format field tables and the sizes of
-//! panels, matrices and whole buffers.
+//! Where every byte of a packed buffer goes: the field tables of the formats (each
+//! format's `FormatSpec::FIELDS`) laid out in panels, and the sizes of panels, matrices
+//! and whole buffers.
 
 use crate::formats::Format;
+use crate::formats::field::{Field, Kind, per_row};
 
 use super::PackError;
 use super::header::HEADER_BYTES;
@@ -52,83 +54,24 @@ pub(crate) const fn field_base(table: &[Field], i: usize) -> usize {
 /// 64-byte row of a BF16 tile (16 VNNI pairs).
 pub const FLOAT_GROUP_VALUES: usize = 32;
 
-/// How one field of a source block is stored for a 16-row panel.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Kind {
-    /// Quantized values: `len / 4` chunks of 64 bytes; chunk `c` holds, for row `r` at
-    /// bytes `4r..4r+4`, the source bytes `offset + 4c .. offset + 4c + 4` of row `r`.
-    /// This is the VNNI order of an AMX B tile row and of one zmm of 16 i32 lanes.
-    Quads,
-    /// Scales and other per-row data: 16 copies of `len` bytes, row after row.
-    PerRow,
-}
-
-/// One field of a source block.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Field {
-    pub offset: usize,
-    pub len: usize,
-    pub kind: Kind,
-}
-
-const fn quads(offset: usize, len: usize) -> Field {
-    Field { offset, len, kind: Kind::Quads }
-}
-
-const fn per_row(offset: usize, len: usize) -> Field {
-    Field { offset, len, kind: Kind::PerRow }
-}
-
-pub(crate) const Q4_0: &[Field] = &[quads(2, 16), per_row(0, 2)];
-pub(crate) const Q4_1: &[Field] = &[quads(4, 16), per_row(0, 2), per_row(2, 2)];
-pub(crate) const Q8_0: &[Field] = &[quads(2, 32), per_row(0, 2)];
-pub(crate) const Q4_K: &[Field] = &[quads(16, 128), per_row(0, 2), per_row(2, 2), per_row(4, 12)];
-pub(crate) const Q5_K: &[Field] =
-    &[quads(48, 128), quads(16, 32), per_row(0, 2), per_row(2, 2), per_row(4, 12)];
-pub(crate) const Q6_K: &[Field] =
-    &[quads(0, 128), quads(128, 64), per_row(192, 16), per_row(208, 2)];
-pub(crate) const IQ4_XS: &[Field] = &[quads(8, 128), per_row(0, 2), per_row(2, 2), per_row(4, 4)];
-/// BF16 groups of 32 values (64 source bytes) are stored as VNNI pairs.
-pub(crate) const BF16: &[Field] = &[quads(0, 64)];
-/// F16 groups of 32 values are stored as VNNI pairs of F16, exactly as given (kernels
-/// widen them with `vcvtph2ps`, or round them to BF16 when they stream a panel to tiles).
-pub(crate) const F16: &[Field] = &[quads(0, 64)];
-
-/// The field table of a format. Field offsets index the *group* bytes: the ggml block for
-/// the quantized formats, the 64 source bytes of 32 values for F16 and BF16.
-pub(crate) const fn fields(format: Format) -> &'static [Field] {
-    match format {
-        Format::Q4_0 => Q4_0,
-        Format::Q4_1 => Q4_1,
-        Format::Q8_0 => Q8_0,
-        Format::Q4_K => Q4_K,
-        Format::Q5_K => Q5_K,
-        Format::Q6_K => Q6_K,
-        Format::IQ4_XS => IQ4_XS,
-        Format::F16 => F16,
-        Format::BF16 => BF16,
-    }
-}
+const _: () = assert!(
+    Format::F16.group_values() == FLOAT_GROUP_VALUES
+        && Format::BF16.group_values() == FLOAT_GROUP_VALUES
+);
 
 /// Values one packed group covers (the block size; 32 for F16/BF16).
 pub const fn group_values(format: Format) -> usize {
-    match format {
-        Format::F16 | Format::BF16 => FLOAT_GROUP_VALUES,
-        _ => format.block_values(),
-    }
+    format.group_values()
 }
 
 /// Packed bytes one row contributes per group.
 pub const fn group_bytes(format: Format) -> usize {
-    match format {
-        Format::F16 | Format::BF16 => 64,
-        _ => format.block_bytes(),
-    }
+    format.group_bytes()
 }
 
 /// Total quads bytes one row contributes per group (the rest of the group is per-row data).
 pub(crate) const fn quad_bytes(format: Format) -> usize {
-    let f = fields(format);
+    let f = format.fields();
     let mut sum = 0;
     let mut i = 0;
     while i < f.len() {

@@ -49,7 +49,8 @@
 //!    contiguous bytes, ready for `vcvtph2ps`);
 //! 3. zero bytes up to a multiple of 64 bytes.
 //!
-//! The fields, as (offset in the ggml block, length):
+//! The fields, as (offset in the ggml block, length) (each format's `FIELDS`, in its
+//! module under `formats`):
 //!
 //! | format | quads fields | per-row fields |
 //! |---|---|---|
@@ -99,6 +100,7 @@ pub use layout::{
 };
 
 use crate::formats::Format;
+use crate::formats::field::Kind;
 
 fn check_panel_range(layout: &PackedLayout, panels: &Range<usize>) -> Result<(), PackError> {
     if panels.start > panels.end || panels.end > layout.panels() {
@@ -288,20 +290,20 @@ pub fn read_block(
     if g >= layout.groups() || r >= PANEL_ROWS || panel.len() != layout.panel_bytes() {
         return None;
     }
-    let table = layout::fields(layout.format());
+    let table = layout.format().fields();
     let (qo, po) = (layout.quads_offset(g), layout.per_row_offset(g));
     let (mut qb, mut pb) = (0, 0);
     for f in table {
         let field = &mut out[f.offset..f.offset + f.len];
         match f.kind {
-            layout::Kind::Quads => {
+            Kind::Quads => {
                 for (c, quad) in field.chunks_exact_mut(4).enumerate() {
                     let at = qo + qb + 64 * c + 4 * r;
                     quad.copy_from_slice(&panel[at..at + 4]);
                 }
                 qb += PANEL_ROWS * f.len;
             }
-            layout::Kind::PerRow => {
+            Kind::PerRow => {
                 let at = po + pb + r * f.len;
                 field.copy_from_slice(&panel[at..at + f.len]);
                 pb += PANEL_ROWS * f.len;

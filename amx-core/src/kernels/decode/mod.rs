@@ -8,19 +8,19 @@
 //! absorbs any offset (Q4_0's 8, Q8_0's and IQ4_XS's 128, Q6_K's 32), a dot product with
 //! int8 activations `x = dx * q` is `dx * (scale * sum(u * q) + bias * sum(q))` per
 //! sub-block. The same values, widened to f32, give the BF16 tiles of the AMX path.
+//!
+//! Each format's decoders are in its module (`formats::q4_0`, ...): the scalar one
+//! (`QuantizedSpec::decode`) and the AVX-512 one (`Codec`). This module places their
+//! output in a [`Decoded`] and picks the decoder for the layout's format.
 
 pub(crate) mod scalar;
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod x86;
 
 use crate::formats::Format;
+use crate::formats::spec::MAX_GROUP_VALUES;
+pub(crate) use crate::formats::spec::MAX_SUB_BLOCKS;
 use crate::pack::PackedLayout;
-
-/// The largest group, in values (the 256 of the K-quants and IQ4_XS).
-pub(crate) const MAX_VALUES: usize = 256;
-
-/// Sub-blocks of one group hold at most this many (Q6_K: 256 / 16).
-pub(crate) const MAX_SUB_BLOCKS: usize = 16;
 
 /// One decoded group of a 16-row panel.
 #[derive(Clone)]
@@ -29,7 +29,7 @@ pub(crate) struct Decoded {
     /// Values in VNNI quad order: chunk `j` (bytes `64j..64j + 64`) holds values
     /// `4j..4j + 4` of the group, row `r` at bytes `4r..4r + 4`. Only the first
     /// `group_values / 4` chunks are meaningful.
-    pub u: [u8; 64 * MAX_VALUES / 4],
+    pub u: [u8; 64 * MAX_GROUP_VALUES / 4],
     /// Scale of sub-block `s` for each of the 16 rows.
     pub scale: [[f32; 16]; MAX_SUB_BLOCKS],
     /// Bias of sub-block `s` for each of the 16 rows.
@@ -40,7 +40,7 @@ impl Decoded {
     /// All zeros.
     pub(crate) const fn new() -> Self {
         Self {
-            u: [0; 64 * MAX_VALUES / 4],
+            u: [0; 64 * MAX_GROUP_VALUES / 4],
             scale: [[0.0; 16]; MAX_SUB_BLOCKS],
             bias: [[0.0; 16]; MAX_SUB_BLOCKS],
         }
@@ -52,16 +52,6 @@ impl Decoded {
         let u = self.u[64 * (k / 4) + 4 * r + k % 4];
         let s = k / sub_block;
         self.scale[s][r] * f32::from(u) + self.bias[s][r]
-    }
-}
-
-/// Values per sub-block (one scale and bias) of a quantized format: 16 for Q6_K, 32 for
-/// the others. `None` for F16 and BF16, which are not decoded this way.
-pub(crate) const fn sub_block(format: Format) -> Option<usize> {
-    match format {
-        Format::Q6_K => Some(16),
-        Format::F16 | Format::BF16 => None,
-        _ => Some(32),
     }
 }
 

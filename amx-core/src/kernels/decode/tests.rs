@@ -3,8 +3,8 @@ extern crate std;
 use std::vec;
 use std::vec::Vec;
 
+use super::Decoded;
 use super::scalar::decode_group;
-use super::{Decoded, sub_block};
 use crate::formats::{Format, dequantize};
 use crate::pack::{PANEL_ROWS, PackedRef, pack, packed_size, read_block};
 
@@ -13,7 +13,7 @@ pub(crate) fn random_blocks(format: Format, seed: u64, len: usize) -> Vec<u8> {
     let mut out = crate::test_util::bytes(seed, len);
     // f16 scale fields: exponent 0x0c..0x13 (about 2^-3 .. 2^4), random mantissa.
     for block in out.chunks_exact_mut(format.block_bytes()) {
-        for &at in scale_offsets(format) {
+        for &at in format.f16_scales() {
             block[at + 1] = 0x30 + (block[at + 1] & 0x0f);
         }
     }
@@ -25,7 +25,7 @@ pub(crate) fn random_blocks(format: Format, seed: u64, len: usize) -> Vec<u8> {
 #[test]
 fn scalar_decode_matches_reference_dequantization() {
     for (i, format) in Format::ALL.into_iter().enumerate() {
-        let Some(sb) = sub_block(format) else { continue };
+        let Some(sb) = format.sub_block() else { continue };
         // Under Miri (thousands of times slower) one partial panel of one group.
         let (n, k) = if cfg!(miri) { (5, 1) } else { (21, 2) };
         let k = k * format.block_values();
@@ -75,22 +75,12 @@ const F16_SPECIALS: [u16; 12] = [
     0x7c01, 0x7e00, 0xfd55, 0x7dff, 0x7c00, 0xfc00, 0x0001, 0x83ff, 0x0000, 0x8000, 0x7bff, 0x3c00,
 ];
 
-/// Offsets of the f16 scale fields in a block.
-fn scale_offsets(format: Format) -> &'static [usize] {
-    match format {
-        Format::Q4_0 | Format::Q8_0 | Format::IQ4_XS => &[0],
-        Format::Q4_1 | Format::Q4_K | Format::Q5_K => &[0, 2],
-        Format::Q6_K => &[208],
-        _ => &[],
-    }
-}
-
 /// The source kinds the vector decoder is checked on.
 #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // x86_64 tests' helpers
 fn sources(format: Format, len: usize, seed: u64) -> Vec<Vec<u8>> {
     let mut special = raw_bytes(seed ^ 0x55, len);
     for (b, block) in special.chunks_exact_mut(format.block_bytes()).enumerate() {
-        for (i, &at) in scale_offsets(format).iter().enumerate() {
+        for (i, &at) in format.f16_scales().iter().enumerate() {
             let h = F16_SPECIALS[(b + 5 * i) % F16_SPECIALS.len()];
             block[at..at + 2].copy_from_slice(&h.to_le_bytes());
         }
@@ -158,7 +148,7 @@ fn avx512_decode_matches_scalar_bit_for_bit() {
         return;
     }
     for (i, format) in Format::ALL.into_iter().enumerate() {
-        if sub_block(format).is_none() {
+        if format.sub_block().is_none() {
             continue;
         }
         for (n, groups) in [(16, 1), (21, 3), (5, 2), (37, 2)] {
@@ -222,7 +212,7 @@ fn spans_equal_groups_one_at_a_time() {
         let panel = packed.panel(1).unwrap();
         let span = super::span_groups(format);
         let gv = format.block_values();
-        let sb = sub_block(format).unwrap();
+        let sb = format.sub_block().unwrap();
         for g in (0..layout.groups()).step_by(span) {
             let count = span.min(layout.groups() - g);
             let mut whole = Decoded::new();

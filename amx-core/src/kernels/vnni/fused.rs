@@ -18,7 +18,8 @@ use core::arch::x86_64::{
 };
 use core::sync::atomic::{Ordering, compiler_fence};
 
-use crate::kernels::decode::x86::{Affine, Codec, for_each_sub_block};
+use crate::formats::codec::{Affine, Codec};
+use crate::kernels::decode::x86::for_each_sub_block;
 use crate::pack::PackedLayout;
 use crate::quantize::Q8Layout;
 

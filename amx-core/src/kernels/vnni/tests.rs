@@ -5,21 +5,11 @@ use std::vec::Vec;
 
 use crate::formats::Format;
 use crate::gemm::{self, MatMut, MatRef, Path};
-use crate::kernels::decode::{Decoded, scalar, sub_block};
+use crate::kernels::decode::{Decoded, scalar};
 use crate::pack::{PANEL_ROWS, PackedRef, group_values, pack, packed_size};
 use crate::quantize::{Q8Layout, q8_row};
 
 use crate::test_util::bytes;
-
-/// Offsets of the f16 scale fields in a block.
-fn scale_offsets(format: Format) -> &'static [usize] {
-    match format {
-        Format::Q4_0 | Format::Q8_0 | Format::IQ4_XS => &[0],
-        Format::Q4_1 | Format::Q4_K | Format::Q5_K => &[0, 2],
-        Format::Q6_K => &[208],
-        _ => &[],
-    }
-}
 
 /// Random ggml blocks; with `finite`, every f16 scale is made finite (exponent about
 /// 2^-3 .. 2^4), otherwise they take any pattern, NaNs and infinities included.
@@ -27,7 +17,7 @@ fn weights(format: Format, seed: u64, len: usize, finite: bool) -> Vec<u8> {
     let mut out = bytes(seed, len);
     if finite {
         for block in out.chunks_exact_mut(format.block_bytes()) {
-            for &at in scale_offsets(format) {
+            for &at in format.f16_scales() {
                 block[at + 1] = 0x30 + (block[at + 1] & 0x0f);
             }
         }
@@ -41,7 +31,7 @@ fn weights(format: Format, seed: u64, len: usize, finite: bool) -> Vec<u8> {
 fn model(format: Format, packed: &[u8], recs: &[u8], q8: Q8Layout, m: usize, n: usize) -> Vec<f32> {
     let packed = PackedRef::parse(packed).unwrap();
     let layout = *packed.layout();
-    let (gv, sb) = (group_values(format), sub_block(format).unwrap());
+    let (gv, sb) = (group_values(format), format.sub_block().unwrap());
     let rb = q8.row_bytes();
     let f32_at = |rec: &[u8], at: usize| f32::from_le_bytes(rec[at..at + 4].try_into().unwrap());
     let mut y = vec![0f32; m * n];
@@ -95,7 +85,7 @@ fn fused_kernel_gives_the_model_bits() {
     }
     let n = 37;
     for (fi, format) in Format::ALL.into_iter().enumerate() {
-        if sub_block(format).is_none() {
+        if format.sub_block().is_none() {
             continue;
         }
         let bv = format.block_values();

@@ -7,16 +7,18 @@ mod scalar;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
-use crate::formats::Format;
+use core::marker::PhantomData;
+
+use crate::formats::spec::{MAX_FIELDS, MAX_GROUP_BYTES};
+use crate::formats::{FormatSpec, with_format};
 
 use super::checksum::Run;
 use super::layout::{
-    self, PANEL_ROWS, PackedLayout, field_base, field_is_quads, field_len, field_offset,
-    group_bytes,
+    PANEL_ROWS, PackedLayout, field_base, field_is_quads, field_len, field_offset,
 };
 
-/// The largest group, in bytes (Q6_K's 210-byte block); also the longest field.
-const MAX_GROUP: usize = 256;
+/// The largest group, in bytes; also the longest field.
+const MAX_GROUP: usize = MAX_GROUP_BYTES;
 
 /// Zero bytes that padding rows are packed from.
 static ZERO: [u8; MAX_GROUP] = [0; MAX_GROUP];
@@ -124,49 +126,59 @@ fn float_part(row: &[u8], g: usize) -> core::ops::Range<usize> {
     start..(start + 64).min(row.len())
 }
 
-/// Whether group `g` of a row is stored as plain bytes at `g * stride` of the ggml row
-/// (quantized formats, whole F16/BF16 groups), so it can be moved without a scratch copy.
+/// Whether group `g` of a row is stored as plain bytes at `g * F::GROUP_BYTES` of the ggml
+/// row, so it can be moved without a scratch copy: always where a group is one block (the
+/// quantized formats), for F16/BF16 every group but a partial last one.
 #[inline(always)]
-fn direct(format: Format, g: usize, rb: usize) -> bool {
-    match format {
-        Format::F16 | Format::BF16 => 64 * (g + 1) <= rb,
-        _ => true,
-    }
+fn direct<F: FormatSpec>(g: usize, rb: usize) -> bool {
+    F::GROUP_VALUES == F::BLOCK_VALUES || F::GROUP_BYTES * (g + 1) <= rb
 }
 
-/// Bytes between group starts in a ggml row.
-#[inline(always)]
-const fn stride(format: Format) -> usize {
-    match format {
-        Format::F16 | Format::BF16 => 64,
-        _ => format.block_bytes(),
-    }
+/// Field `N` of `F`'s table as constants: past the table's end an empty per-row field, so
+/// that the code for a fixed number of fields skips the missing ones at compile time.
+struct FieldAt<F, const N: usize>(PhantomData<F>);
+
+impl<F: FormatSpec, const N: usize> FieldAt<F, N> {
+    /// Whether the field is a quads field.
+    const QUADS: bool = field_is_quads(F::FIELDS, N);
+    /// Its offset in the group's source bytes.
+    const OFFSET: usize = field_offset(F::FIELDS, N);
+    /// Its length (0 past the table's end).
+    const LEN: usize = field_len(F::FIELDS, N);
+    /// Its offset inside its region (quads or per-row) of one group of a panel.
+    const BASE: usize = field_base(F::FIELDS, N);
 }
 
-/// Packs one field of one group: `LEN` bytes at `OFF` of each of the 16 rows, into the
-/// field's place `out` in the panel (quads or per-row). `LEN == 0` is nothing.
+/// Packs field `N` of `F`'s group: `LEN` bytes at `OFFSET` of each of the 16 rows, into
+/// the field's place in the group's quads region `quads` (through [`Isa::pack`] with
+/// `run`) or per-row region `per_row`. An empty field is nothing.
 ///
 /// # Safety
 ///
-/// Every `group[r]` is readable for `OFF + LEN` bytes; `out` is writable for `16 * LEN`
-/// bytes and overlaps no row; the CPU has `Q`'s instruction set.
+/// Every `group[r]` is readable for `F::GROUP_BYTES` bytes; the two regions are writable
+/// for the group's share of each and overlap no row; the CPU has `Q`'s instruction set.
 #[inline(always)]
-unsafe fn pack_field<Q: Isa, const QUADS: bool, const OFF: usize, const LEN: usize>(
+unsafe fn pack_field<Q: Isa, F: FormatSpec, const N: usize>(
     group: &[*const u8; PANEL_ROWS],
-    out: *mut u8,
+    quads: *mut u8,
+    per_row: *mut u8,
     run: &mut Run,
 ) {
-    if LEN == 0 {
+    let len = FieldAt::<F, N>::LEN;
+    if len == 0 {
         return;
     }
-    let at = group.map(|p| p.wrapping_add(OFF));
-    // SAFETY: the caller's contract; per-row copies stay inside `16 * LEN` bytes of `out`.
+    let at = group.map(|p| p.wrapping_add(FieldAt::<F, N>::OFFSET));
+    // SAFETY: the caller's contract: the field lies inside the group (`OFFSET + LEN <=
+    // GROUP_BYTES`, checked by the registry), its place of `16 * len` bytes inside the
+    // group's region (`BASE`, from the same table that sized the regions).
     unsafe {
-        if QUADS {
-            Q::pack(&at, LEN, out, run);
+        if FieldAt::<F, N>::QUADS {
+            Q::pack(&at, len, quads.add(FieldAt::<F, N>::BASE), run);
         } else {
+            let out = per_row.add(FieldAt::<F, N>::BASE);
             for (r, a) in at.iter().enumerate() {
-                core::ptr::copy_nonoverlapping(*a, out.add(r * LEN), LEN);
+                core::ptr::copy_nonoverlapping(*a, out.add(r * len), len);
             }
         }
     }
@@ -176,130 +188,80 @@ unsafe fn pack_field<Q: Isa, const QUADS: bool, const OFF: usize, const LEN: usi
 ///
 /// # Safety
 ///
-/// `input` is readable for `16 * LEN` bytes; every `group[r]` is writable for `OFF + LEN`
-/// bytes (rows may alias each other, not `input`); the CPU has `Q`'s instruction set.
+/// The two regions are readable for the group's share of each; every `group[r]` is
+/// writable for `F::GROUP_BYTES` bytes (rows may alias each other, not the regions); the
+/// CPU has `Q`'s instruction set.
 #[inline(always)]
-unsafe fn unpack_field<Q: Isa, const QUADS: bool, const OFF: usize, const LEN: usize>(
-    input: *const u8,
+unsafe fn unpack_field<Q: Isa, F: FormatSpec, const N: usize>(
+    quads: *const u8,
+    per_row: *const u8,
     group: &[*mut u8; PANEL_ROWS],
 ) {
-    if LEN == 0 {
+    let len = FieldAt::<F, N>::LEN;
+    if len == 0 {
         return;
     }
-    let at = group.map(|p| p.wrapping_add(OFF));
-    // SAFETY: the caller's contract; per-row copies read inside `16 * LEN` bytes of input.
+    let at = group.map(|p| p.wrapping_add(FieldAt::<F, N>::OFFSET));
+    // SAFETY: the caller's contract; the field and its place are where `pack_field` put
+    // them; per-row copies read inside `16 * len` bytes of the region.
     unsafe {
-        if QUADS {
-            Q::unpack(input, LEN, &at);
+        if FieldAt::<F, N>::QUADS {
+            Q::unpack(quads.add(FieldAt::<F, N>::BASE), len, &at);
         } else {
+            let input = per_row.add(FieldAt::<F, N>::BASE);
             for (r, a) in at.iter().enumerate() {
-                core::ptr::copy_nonoverlapping(input.add(r * LEN), *a, LEN);
+                core::ptr::copy_nonoverlapping(input.add(r * len), *a, len);
             }
         }
     }
 }
 
-/// One format's group moves, with its field table folded into constants.
-trait GroupMove {
-    const FORMAT: Format;
-    /// Packs group pointers `group` into the group's quads region `quads` and per-row
-    /// region `per_row` of a panel (the quads fields in table order, which is their order
-    /// in the region, each through [`Isa::pack`] with `run`).
-    ///
-    /// # Safety
-    ///
-    /// Every `group[r]` is readable for the format's group bytes; the two regions are
-    /// writable for the group's share of each; nothing overlaps; the CPU has `Q`'s
-    /// instruction set.
-    unsafe fn pack<Q: Isa>(
-        group: &[*const u8; PANEL_ROWS],
-        quads: *mut u8,
-        per_row: *mut u8,
-        run: &mut Run,
-    );
-    /// The inverse of [`GroupMove::pack`].
-    ///
-    /// # Safety
-    ///
-    /// As [`GroupMove::pack`] with reads and writes swapped (rows may alias each other).
-    unsafe fn unpack<Q: Isa>(quads: *const u8, per_row: *const u8, group: &[*mut u8; PANEL_ROWS]);
+/// Packs one group of `F` from the group pointers `group` into the group's quads region
+/// `quads` and per-row region `per_row` of a panel: every field of `F`'s table, the quads
+/// fields in table order (their order in the region), each through [`Isa::pack`] with
+/// `run`. Straight-line code with the table folded into constants.
+///
+/// # Safety
+///
+/// As [`pack_field`].
+#[inline(always)]
+unsafe fn pack_group<Q: Isa, F: FormatSpec>(
+    group: &[*const u8; PANEL_ROWS],
+    quads: *mut u8,
+    per_row: *mut u8,
+    run: &mut Run,
+) {
+    const { assert!(F::FIELDS.len() <= MAX_FIELDS) };
+    // SAFETY: the caller's contract, for each field.
+    unsafe {
+        pack_field::<Q, F, 0>(group, quads, per_row, run);
+        pack_field::<Q, F, 1>(group, quads, per_row, run);
+        pack_field::<Q, F, 2>(group, quads, per_row, run);
+        pack_field::<Q, F, 3>(group, quads, per_row, run);
+        pack_field::<Q, F, 4>(group, quads, per_row, run);
+    }
 }
 
-/// Implements [`GroupMove`] for a format from its field table in `layout.rs` (at most 5
-/// fields; missing ones have length 0 and vanish at compile time).
-macro_rules! group_move {
-    ($ty:ident, $format:expr, $table:path) => {
-        struct $ty;
-        impl GroupMove for $ty {
-            const FORMAT: Format = $format;
-            #[inline(always)]
-            unsafe fn pack<Q: Isa>(
-                g: &[*const u8; PANEL_ROWS],
-                quads: *mut u8,
-                per_row: *mut u8,
-                run: &mut Run,
-            ) {
-                const _: () = assert!($table.len() <= 5);
-                group_move!(@fields $table, |I, QUADS, OFF, LEN| {
-                    let base = if QUADS { quads } else { per_row };
-                    // SAFETY: the trait's contract; the field lies inside the group and
-                    // its place inside the group's region (`field_base`).
-                    unsafe {
-                        pack_field::<Q, QUADS, OFF, LEN>(g, base.add(field_base($table, I)), run)
-                    }
-                });
-            }
-            #[inline(always)]
-            unsafe fn unpack<Q: Isa>(quads: *const u8, per_row: *const u8, g: &[*mut u8; PANEL_ROWS]) {
-                group_move!(@fields $table, |I, QUADS, OFF, LEN| {
-                    let base = if QUADS { quads } else { per_row };
-                    // SAFETY: as in `pack`.
-                    unsafe { unpack_field::<Q, QUADS, OFF, LEN>(base.add(field_base($table, I)), g) }
-                });
-            }
-        }
-    };
-    (@fields $table:path, |$i:ident, $q:ident, $o:ident, $l:ident| $body:expr) => {
-        group_move!(@one $table, 0, |$i, $q, $o, $l| $body);
-        group_move!(@one $table, 1, |$i, $q, $o, $l| $body);
-        group_move!(@one $table, 2, |$i, $q, $o, $l| $body);
-        group_move!(@one $table, 3, |$i, $q, $o, $l| $body);
-        group_move!(@one $table, 4, |$i, $q, $o, $l| $body);
-    };
-    (@one $table:path, $n:literal, |$i:ident, $q:ident, $o:ident, $l:ident| $body:expr) => {{
-        const $i: usize = $n;
-        const $q: bool = field_is_quads($table, $n);
-        const $o: usize = field_offset($table, $n);
-        const $l: usize = field_len($table, $n);
-        $body
-    }};
-}
-
-group_move!(MoveQ4_0, Format::Q4_0, layout::Q4_0);
-group_move!(MoveQ4_1, Format::Q4_1, layout::Q4_1);
-group_move!(MoveQ8_0, Format::Q8_0, layout::Q8_0);
-group_move!(MoveQ4K, Format::Q4_K, layout::Q4_K);
-group_move!(MoveQ5K, Format::Q5_K, layout::Q5_K);
-group_move!(MoveQ6K, Format::Q6_K, layout::Q6_K);
-group_move!(MoveIQ4XS, Format::IQ4_XS, layout::IQ4_XS);
-group_move!(MoveF16, Format::F16, layout::F16);
-group_move!(MoveBF16, Format::BF16, layout::BF16);
-
-/// Calls `$body::<Q, Move*>` for the layout's format.
-macro_rules! per_format {
-    ($body:ident::<$q:ty>($format:expr, $($arg:expr),*)) => {
-        match $format {
-            Format::Q4_0 => $body::<$q, MoveQ4_0>($($arg),*),
-            Format::Q4_1 => $body::<$q, MoveQ4_1>($($arg),*),
-            Format::Q8_0 => $body::<$q, MoveQ8_0>($($arg),*),
-            Format::Q4_K => $body::<$q, MoveQ4K>($($arg),*),
-            Format::Q5_K => $body::<$q, MoveQ5K>($($arg),*),
-            Format::Q6_K => $body::<$q, MoveQ6K>($($arg),*),
-            Format::IQ4_XS => $body::<$q, MoveIQ4XS>($($arg),*),
-            Format::F16 => $body::<$q, MoveF16>($($arg),*),
-            Format::BF16 => $body::<$q, MoveBF16>($($arg),*),
-        }
-    };
+/// The inverse of [`pack_group`].
+///
+/// # Safety
+///
+/// As [`unpack_field`].
+#[inline(always)]
+unsafe fn unpack_group<Q: Isa, F: FormatSpec>(
+    quads: *const u8,
+    per_row: *const u8,
+    group: &[*mut u8; PANEL_ROWS],
+) {
+    const { assert!(F::FIELDS.len() <= MAX_FIELDS) };
+    // SAFETY: the caller's contract, for each field.
+    unsafe {
+        unpack_field::<Q, F, 0>(quads, per_row, group);
+        unpack_field::<Q, F, 1>(quads, per_row, group);
+        unpack_field::<Q, F, 2>(quads, per_row, group);
+        unpack_field::<Q, F, 3>(quads, per_row, group);
+        unpack_field::<Q, F, 4>(quads, per_row, group);
+    }
 }
 
 /// Packs one panel with transposer `Q`: `src` is the whole stacked ggml source
@@ -318,26 +280,28 @@ unsafe fn pack_panel_with<Q: Isa>(
     run: &mut Run,
 ) {
     // SAFETY: forwarded contract.
-    unsafe { per_format!(pack_panel_as::<Q>(layout.format(), layout, src, panel, dst, run)) }
+    unsafe {
+        with_format!(layout.format(), F => pack_panel_as::<Q, F>(layout, src, panel, dst, run))
+    }
 }
 
-/// [`pack_panel_with`] for the format of `M`, which is `layout.format()`.
+/// [`pack_panel_with`] for the format of `F`, which is `layout.format()`.
 ///
 /// # Safety
 ///
 /// The CPU has `Q`'s instruction set.
 #[inline(always)]
-unsafe fn pack_panel_as<Q: Isa, M: GroupMove>(
+unsafe fn pack_panel_as<Q: Isa, F: FormatSpec>(
     layout: &PackedLayout,
     src: &[u8],
     panel: usize,
     dst: &mut [u8],
     run: &mut Run,
 ) {
-    let format = M::FORMAT;
-    let (gb, rb, stride) = (group_bytes(format), layout.source_row_bytes(), stride(format));
+    const { assert!(F::GROUP_BYTES <= MAX_GROUP) };
+    let (gb, rb, stride) = (F::GROUP_BYTES, layout.source_row_bytes(), F::GROUP_BYTES);
     let (first, valid) = panel_rows(layout, panel);
-    assert!(format == layout.format());
+    assert!(F::FORMAT == layout.format());
     assert!(src.len() >= (first + valid) * rb && dst.len() == layout.panel_bytes());
     let rows: [&[u8]; PANEL_ROWS] = core::array::from_fn(|r| match r < valid {
         true => &src[(first + r) * rb..(first + r + 1) * rb],
@@ -351,7 +315,7 @@ unsafe fn pack_panel_as<Q: Isa, M: GroupMove>(
     for g in 0..layout.groups() {
         ahead.group::<Q>(g);
         let (qo, po) = (layout.quads_offset(g), layout.per_row_offset(g));
-        let group: [*const u8; PANEL_ROWS] = if direct(format, g, rb) {
+        let group: [*const u8; PANEL_ROWS] = if direct::<F>(g, rb) {
             // In bounds: g * stride + gb <= rb for a direct group; padding rows stay on
             // ZERO, which is as long as any group.
             core::array::from_fn(|r| match r < valid {
@@ -375,7 +339,7 @@ unsafe fn pack_panel_as<Q: Isa, M: GroupMove>(
         // follow the layout that `panel_bytes` was computed from); source and panel do
         // not overlap (one is borrowed shared, the other mutably); `Q`'s instruction set
         // is the caller's.
-        unsafe { M::pack::<Q>(&group, out.add(qo), out.add(po), run) };
+        unsafe { pack_group::<Q, F>(&group, out.add(qo), out.add(po), run) };
     }
     // The quads region (whole chunks: 16 rows of 4-byte quads) was summed as it was
     // stored, or is summed now; then the per-row region and the zero tail, read back
@@ -399,30 +363,32 @@ unsafe fn unpack_panel_with<Q: Isa>(
     dst: &mut [u8],
 ) {
     // SAFETY: forwarded contract.
-    unsafe { per_format!(unpack_panel_as::<Q>(layout.format(), layout, input, panel, dst)) }
+    unsafe {
+        with_format!(layout.format(), F => unpack_panel_as::<Q, F>(layout, input, panel, dst))
+    }
 }
 
-/// [`unpack_panel_with`] for the format of `M`, which is `layout.format()`.
+/// [`unpack_panel_with`] for the format of `F`, which is `layout.format()`.
 ///
 /// # Safety
 ///
 /// The CPU has `Q`'s instruction set.
 #[inline(always)]
-unsafe fn unpack_panel_as<Q: Isa, M: GroupMove>(
+unsafe fn unpack_panel_as<Q: Isa, F: FormatSpec>(
     layout: &PackedLayout,
     input: &[u8],
     panel: usize,
     dst: &mut [u8],
 ) {
-    let format = M::FORMAT;
-    let (rb, stride) = (layout.source_row_bytes(), stride(format));
+    const { assert!(F::GROUP_BYTES <= MAX_GROUP) };
+    let (rb, stride) = (layout.source_row_bytes(), F::GROUP_BYTES);
     let (_, valid) = panel_rows(layout, panel);
-    assert!(format == layout.format());
+    assert!(F::FORMAT == layout.format());
     assert!(input.len() == layout.panel_bytes() && dst.len() == valid * rb);
     let mut scratch = [[0u8; MAX_GROUP]; PANEL_ROWS];
     for g in 0..layout.groups() {
         let (qo, po) = (layout.quads_offset(g), layout.per_row_offset(g));
-        let direct = direct(format, g, rb);
+        let direct = direct::<F>(g, rb);
         let base_ptr = dst.as_mut_ptr();
         let sinks: [*mut u8; PANEL_ROWS] = core::array::from_fn(|r| scratch[r].as_mut_ptr());
         // Real rows are written in place when the group is whole ggml bytes; padding rows
@@ -435,7 +401,7 @@ unsafe fn unpack_panel_as<Q: Isa, M: GroupMove>(
         // (g * stride + gb <= rb when `direct`), scratch rows hold MAX_GROUP >= gb bytes;
         // the group's regions lie inside the panel, which does not overlap `dst`; `Q`'s
         // instruction set is the caller's.
-        unsafe { M::unpack::<Q>(input.as_ptr().add(qo), input.as_ptr().add(po), &group) };
+        unsafe { unpack_group::<Q, F>(input.as_ptr().add(qo), input.as_ptr().add(po), &group) };
         if !direct {
             // A partial last F16/BF16 group: keep the values, drop the padding.
             for (s, row) in scratch.iter().zip(dst.chunks_exact_mut(rb)).take(valid) {

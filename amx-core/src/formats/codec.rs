@@ -1,0 +1,162 @@
+//! The AVX-512 decoding interface every quantized format implements ([`Codec`], in its
+//! module's `x86.rs`), the [`Affine`] maps it produces, and the vector helpers the codecs
+//! share. The kernels (`kernels::decode::x86`, the fused VNNI kernel) call the codecs.
+//!
+//! A packed quads chunk is already 16 rows by one 4-byte quad, the shape of a decoded
+//! chunk, and the packer keeps ggml's byte order inside each quad. So every decoded chunk
+//! comes from one or two packed chunks by bit operations within each byte (no byte moves
+//! between lanes); each format's `x86.rs` says which packed chunks make which decoded
+//! ones. The per-row fields of 16 rows are contiguous: 16 f16 scales are one `vcvtph2ps`
+//! ([`f16x16`]). Scales and biases are computed with the same f32 operations, in the same
+//! order, as the scalar decoder ([`QuantizedSpec::decode`]), so they are bit-equal.
+
+use core::arch::x86_64::{
+    __m256i, __m512, __m512i, _mm256_loadu_si256, _mm512_add_epi32, _mm512_and_si512,
+    _mm512_castps_si512, _mm512_castsi512_ps, _mm512_cmpeq_epi32_mask, _mm512_cvtepu16_epi32,
+    _mm512_cvtph_ps, _mm512_loadu_si512, _mm512_mask_and_epi32, _mm512_set1_epi8,
+    _mm512_set1_epi32, _mm512_setr4_epi32, _mm512_setzero_ps, _mm512_setzero_si512,
+    _mm512_shuffle_epi8, _mm512_srai_epi32, _mm512_srli_epi16, _mm512_test_epi32_mask,
+    _mm512_xor_si512,
+};
+
+use super::spec::{MAX_SUB_BLOCKS, QuantizedSpec};
+
+/// The affine maps of one group: scale and bias of each sub-block, for the 16 rows.
+#[derive(Clone, Copy)]
+pub(crate) struct Affine {
+    /// Scale of sub-block `s` (entries past the format's sub-blocks are unused).
+    pub scale: [__m512; MAX_SUB_BLOCKS],
+    /// Bias of sub-block `s`.
+    pub bias: [__m512; MAX_SUB_BLOCKS],
+}
+
+impl Affine {
+    /// All zeros.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    pub(crate) fn zero() -> Self {
+        Self {
+            scale: [_mm512_setzero_ps(); MAX_SUB_BLOCKS],
+            bias: [_mm512_setzero_ps(); MAX_SUB_BLOCKS],
+        }
+    }
+}
+
+/// One quantized format's group, decoded from its packed bytes into registers.
+///
+/// Implementations compute exactly what the scalar decoder ([`QuantizedSpec::decode`])
+/// does: the same bytes, and scales and biases by the same f32 operations.
+pub(crate) trait Codec: QuantizedSpec {
+    /// Bytes of one group's quads in a panel (all 16 rows).
+    const QUADS: usize;
+    /// Bytes of one group's per-row data in a panel (all 16 rows).
+    const PER_ROW: usize;
+    /// Sub-blocks per group.
+    const SUB_BLOCKS: usize = Self::BLOCK_VALUES / Self::SUB_BLOCK;
+
+    /// The decoded chunks of sub-block `s`: chunk `j` (`j < SUB_BLOCK / 4`) holds values
+    /// `4j..4j + 4` of the sub-block, row `r` at bytes `4r..4r + 4` (chunk
+    /// `s * SUB_BLOCK / 4 + j` of the group's decoded chunks); the remaining entries are
+    /// zero.
+    ///
+    /// # Safety
+    ///
+    /// The CPU has AVX-512 F/BW/VL; `q` is readable for [`Self::QUADS`] bytes (one
+    /// group's quads); `s < SUB_BLOCKS`.
+    unsafe fn sub_block(q: *const u8, s: usize) -> [__m512i; 8];
+
+    /// Writes the scale and bias of each sub-block `s < SUB_BLOCKS` to `out.scale[s]`,
+    /// `out.bias[s]` (the rest of `out` is left as it is).
+    ///
+    /// # Safety
+    ///
+    /// The CPU has AVX-512 F/BW/VL; `p` is readable for [`Self::PER_ROW`] bytes (one
+    /// group's per-row data).
+    unsafe fn affine(p: *const u8, out: &mut Affine);
+}
+
+/// The 64 bytes at `p + at`.
+///
+/// # Safety
+///
+/// `p + at .. p + at + 64` is readable.
+#[inline]
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn ld(p: *const u8, at: usize) -> __m512i {
+    // SAFETY: the caller's contract; the load is unaligned.
+    unsafe { _mm512_loadu_si512(p.add(at).cast()) }
+}
+
+/// The 16 little-endian f16 at `p + at .. p + at + 32`, widened exactly as
+/// [`crate::formats::half::f16_to_f32`] does, NaN payloads included.
+///
+/// # Safety
+///
+/// Those 32 bytes are readable.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+pub(crate) unsafe fn f16x16(p: *const u8, at: usize) -> __m512 {
+    // SAFETY: the caller's contract; the load is unaligned.
+    let h: __m256i = unsafe { _mm256_loadu_si256(p.add(at).cast()) };
+    let f = _mm512_castps_si512(_mm512_cvtph_ps(h));
+    // `vcvtph2ps` sets the quiet bit of a signalling NaN; `f16_to_f32` keeps the payload
+    // as it is. Clear f32 bit 22 again where the f16 is a NaN with bit 9 clear.
+    let w = _mm512_cvtepu16_epi32(h);
+    let payload = _mm512_test_epi32_mask(w, _mm512_set1_epi32(0x01ff));
+    let quiet_clear = _mm512_and_si512(w, _mm512_set1_epi32(0x7e00));
+    let snan = payload & _mm512_cmpeq_epi32_mask(quiet_clear, _mm512_set1_epi32(0x7c00));
+    _mm512_castsi512_ps(_mm512_mask_and_epi32(f, snan, f, _mm512_set1_epi32(!0x0040_0000)))
+}
+
+/// `-x`, flipping the sign bit as the scalar `-` does (NaNs included).
+#[inline]
+#[target_feature(enable = "avx512f")]
+pub(crate) fn neg(x: __m512) -> __m512 {
+    let sign = _mm512_set1_epi32(i32::MIN);
+    _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(x), sign))
+}
+
+/// Byte `j` (0..4) of every dword, zero extended (`j` must be below 4).
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw")]
+pub(crate) fn byte_u(x: __m512i, j: i32) -> __m512i {
+    // vpshufb indexes the bytes of each 16-byte lane: byte j of dword i is byte 4i + j.
+    // Control bytes with bit 7 set give zero.
+    let ctrl = _mm512_setr4_epi32(0, 4, 8, 12);
+    _mm512_shuffle_epi8(x, _mm512_add_epi32(ctrl, _mm512_set1_epi32(0x8080_8000_u32 as i32 | j)))
+}
+
+/// Byte `j` (0..4) of every dword, sign extended.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw")]
+pub(crate) fn byte_i(x: __m512i, j: i32) -> __m512i {
+    let ctrl = _mm512_setr4_epi32(0, 4 << 24, 8 << 24, 12 << 24);
+    let top =
+        _mm512_shuffle_epi8(x, _mm512_add_epi32(ctrl, _mm512_set1_epi32((j << 24) | 0x0080_8080)));
+    _mm512_srai_epi32::<24>(top)
+}
+
+/// The low (`high == false`) or high nibble of every byte.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw")]
+pub(crate) fn nibble(v: __m512i, high: bool) -> __m512i {
+    let v = if high { _mm512_srli_epi16::<4>(v) } else { v };
+    _mm512_and_si512(v, _mm512_set1_epi8(0x0f))
+}
+
+/// The low nibbles of quads chunks `c0..c0 + 4`, then their high nibbles.
+///
+/// # Safety
+///
+/// The chunks lie in readable memory at `q`.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw")]
+pub(crate) unsafe fn nibbles_4x2(q: *const u8, c0: usize) -> [__m512i; 8] {
+    let mut w = [_mm512_setzero_si512(); 8];
+    for (j, wj) in w.iter_mut().enumerate() {
+        // SAFETY: chunk c0 + j % 4 is one of the caller's.
+        let v = unsafe { ld(q, 64 * (c0 + j % 4)) };
+        *wj = nibble(v, j >= 4);
+    }
+    w
+}
