@@ -3,10 +3,10 @@
 //! Packed in groups of 32 values (64 bytes) as VNNI pairs: a packed BF16 panel is a run of
 //! AMX B tiles, which the AMX path reads in place.
 
-use super::Format;
 use super::field::{Field, quads};
 use super::half::bf16_to_f32;
 use super::spec::FormatSpec;
+use super::{Format, for_each_block};
 
 /// The BF16 format's [`FormatSpec`] (BF16 has no block type: a block is one value).
 pub(crate) struct BF16;
@@ -28,9 +28,7 @@ impl FormatSpec for BF16 {
 
     /// Widens little-endian bf16 values; `src` holds exactly `2 * dst.len()` bytes.
     fn dequantize_blocks(src: &[u8], dst: &mut [f32]) {
-        for (s, d) in src.chunks_exact(2).zip(dst.iter_mut()) {
-            *d = bf16_to_f32(u16::from_le_bytes([s[0], s[1]]));
-        }
+        for_each_block(src, dst, |s, [d]| *d = bf16_to_f32(u16::from_le_bytes(*s)));
     }
 }
 

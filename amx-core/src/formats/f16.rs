@@ -4,10 +4,10 @@
 //! exactly as given: the kernels widen them with `vcvtph2ps` (VNNI path) or round them
 //! to BF16 when they stream a panel to tiles (AMX path).
 
-use super::Format;
 use super::field::{Field, quads};
 use super::half::f16_to_f32;
 use super::spec::FormatSpec;
+use super::{Format, for_each_block};
 
 /// The F16 format's [`FormatSpec`] (F16 has no block type: a block is one value).
 pub(crate) struct F16;
@@ -28,9 +28,7 @@ impl FormatSpec for F16 {
 
     /// Widens little-endian f16 values; `src` holds exactly `2 * dst.len()` bytes.
     fn dequantize_blocks(src: &[u8], dst: &mut [f32]) {
-        for (s, d) in src.chunks_exact(2).zip(dst.iter_mut()) {
-            *d = f16_to_f32(u16::from_le_bytes([s[0], s[1]]));
-        }
+        for_each_block(src, dst, |s, [d]| *d = f16_to_f32(u16::from_le_bytes(*s)));
     }
 }
 

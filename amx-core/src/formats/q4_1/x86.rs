@@ -1,10 +1,11 @@
 //! Q4_1's AVX-512 decoder. Packed qs chunk `c` (0..4) gives decoded chunks `c` (its low
-//! nibbles) and `4 + c` (its high nibbles), as Q4_0.
+//! nibbles) and `4 + c` (its high nibbles), as Q4_0: the values decode with Q4_0's codec.
 
 use core::arch::x86_64::__m512i;
 
 use super::BlockQ4_1;
-use crate::formats::codec::{Affine, Codec, f16x16, nibbles_4x2};
+use crate::formats::BlockQ4_0;
+use crate::formats::codec::{Affine, Codec, f16x16};
 
 /// Q4_1: `u` = the nibble, scale `d`, bias `m`.
 impl Codec for BlockQ4_1 {
@@ -13,9 +14,10 @@ impl Codec for BlockQ4_1 {
 
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-    unsafe fn sub_block(q: *const u8, _s: usize) -> [__m512i; 8] {
-        // SAFETY: chunks 0..4 are the group's 256 bytes (the caller's contract).
-        unsafe { nibbles_4x2(q, 0) }
+    unsafe fn sub_block(q: *const u8, s: usize) -> [__m512i; 8] {
+        // SAFETY: Q4_1's quads are Q4_0's (16 bytes of nibbles in the same order), so
+        // the caller's contract is Q4_0's.
+        unsafe { <BlockQ4_0 as Codec>::sub_block(q, s) }
     }
 
     #[inline]
