@@ -91,6 +91,21 @@ impl AffineBlock {
     }
 }
 
+/// How the kernels read a format's packed values ([`Format::values`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Values {
+    /// Decoded into unsigned bytes and an affine map per `sub_block` values (the formats
+    /// with a [`QuantizedSpec`]).
+    Decoded {
+        /// [`QuantizedSpec::SUB_BLOCK`].
+        sub_block: usize,
+    },
+    /// VNNI pairs of F16, widened by the kernels.
+    F16,
+    /// VNNI pairs of BF16: AMX B tiles as they are.
+    BF16,
+}
+
 /// The per-format facts the crate reads at run time, from the format's [`FormatSpec`].
 impl Format {
     /// Values one packed group covers ([`FormatSpec::GROUP_VALUES`]).
@@ -108,10 +123,23 @@ impl Format {
         with_format!(self, F => F::FIELDS)
     }
 
+    /// How the kernels read this format's packed values.
+    pub(crate) const fn values(self) -> Values {
+        with_quantized!(
+            self,
+            F => Values::Decoded { sub_block: F::SUB_BLOCK },
+            Format::F16 => Values::F16,
+            Format::BF16 => Values::BF16,
+        )
+    }
+
     /// Values per sub-block of the decoded form ([`QuantizedSpec::SUB_BLOCK`]); `None` for
     /// F16 and BF16, which the kernels read as floats.
     pub(crate) const fn sub_block(self) -> Option<usize> {
-        with_quantized!(self, F => Some(F::SUB_BLOCK), Format::F16 | Format::BF16 => None)
+        match self.values() {
+            Values::Decoded { sub_block } => Some(sub_block),
+            Values::F16 | Values::BF16 => None,
+        }
     }
 
     /// [`FormatSpec::AMX_MIN_ROWS`].

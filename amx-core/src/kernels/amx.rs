@@ -18,7 +18,7 @@ use core::arch::x86_64::{
 
 use core::ops::Range;
 
-use crate::formats::{Format, with_quantized};
+use crate::formats::spec::Values;
 use crate::gemm::PreparedKind;
 use crate::pack::{PANEL_ROWS, PackedLayout, group_values};
 use crate::tile::{self, TileConfig};
@@ -184,20 +184,19 @@ unsafe fn b_tiles<'a>(
     d: &mut Decoded,
     buf: &'a mut [u8],
 ) -> &'a [u8] {
-    with_quantized!(
-        layout.format(),
-        _F => {
+    match layout.format().values() {
+        // A BF16 panel with no per-row data is its quads region: tile g at g * 1 KiB.
+        Values::BF16 => &panel[tiles.start * TILE..],
+        Values::F16 => {
+            widen_f16(layout, panel, tiles, buf);
+            buf
+        }
+        Values::Decoded { .. } => {
             // SAFETY: forwarded contract.
             unsafe { widen_quantized(layout, panel, tiles, decode, d, buf) };
             buf
-        },
-        // A BF16 panel with no per-row data is its quads region: tile g at g * 1 KiB.
-        Format::BF16 => &panel[tiles.start * TILE..],
-        Format::F16 => {
-            widen_f16(layout, panel, tiles, buf);
-            buf
-        },
-    )
+        }
+    }
 }
 
 /// The output block of accumulator tile `(mt, p)` inside the job: its rows, and its valid
