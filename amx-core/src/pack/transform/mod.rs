@@ -9,7 +9,7 @@ mod x86;
 
 use crate::formats::Format;
 
-use super::checksum::Run;
+use super::checksum::{CHUNK, Run};
 use super::layout::{
     self, PANEL_ROWS, PackedLayout, field_base, field_is_quads, field_len, field_offset,
     group_bytes,
@@ -24,20 +24,37 @@ static ZERO: [u8; MAX_GROUP] = [0; MAX_GROUP];
 /// The per-instruction-set piece: the 16-row transpose of a quads field, and the body
 /// checksum of a panel.
 pub(crate) trait Isa {
-    /// Whether [`Isa::pack`] adds the chunks it stores to the checksum run itself (from
-    /// registers, in store order, which is memory order within a panel's quads region).
-    /// Otherwise the panel's quads are summed after they are written.
+    /// Whether [`Isa::pack`] adds the chunks it stores to the checksum accumulator itself
+    /// (from registers, in store order, which is memory order within a panel's quads
+    /// region). Otherwise the panel's quads are summed after they are written.
     const FUSED_SUM: bool;
+    /// The checksum accumulator [`Isa::pack`] adds to: registers for a whole panel, so
+    /// that it is loaded and stored once per panel, not once per field (`()` without
+    /// [`Isa::FUSED_SUM`]).
+    type Acc: Copy;
+    /// The accumulator holding `run`'s sums so far.
+    ///
+    /// # Safety
+    ///
+    /// The CPU has the implementation's instruction set.
+    unsafe fn acc_begin(run: &Run) -> Self::Acc;
+    /// Stores `acc` back into `run`, which `chunks` chunks were added to since
+    /// [`Isa::acc_begin`].
+    ///
+    /// # Safety
+    ///
+    /// The CPU has the implementation's instruction set.
+    unsafe fn acc_end(run: &mut Run, acc: Self::Acc, chunks: usize);
     /// Packs one quads field: for `c < len / 4` and `r < 16`, bytes `64c + 4r .. +4` of
     /// `out` get bytes `4c .. 4c + 4` of `rows[r]`. With [`Isa::FUSED_SUM`], the `16 * len
-    /// / 64` chunks written are added to `run` in address order.
+    /// / 64` chunks written are added to `acc` in address order.
     ///
     /// # Safety
     ///
     /// `len` is a multiple of 16; every `rows[r]` is valid for reads of `len` bytes; `out`
     /// is valid for writes of `16 * len` bytes and overlaps none of the rows; the CPU has
     /// the implementation's instruction set.
-    unsafe fn pack(rows: &[*const u8; PANEL_ROWS], len: usize, out: *mut u8, run: &mut Run);
+    unsafe fn pack(rows: &[*const u8; PANEL_ROWS], len: usize, out: *mut u8, acc: &mut Self::Acc);
     /// Adds the whole chunks of `bytes` to `run` ([`Run::update`] on this instruction set).
     ///
     /// # Safety
@@ -154,7 +171,7 @@ const fn stride(format: Format) -> usize {
 unsafe fn pack_field<Q: Isa, const QUADS: bool, const OFF: usize, const LEN: usize>(
     group: &[*const u8; PANEL_ROWS],
     out: *mut u8,
-    run: &mut Run,
+    acc: &mut Q::Acc,
 ) {
     if LEN == 0 {
         return;
@@ -163,7 +180,7 @@ unsafe fn pack_field<Q: Isa, const QUADS: bool, const OFF: usize, const LEN: usi
     // SAFETY: the caller's contract; per-row copies stay inside `16 * LEN` bytes of `out`.
     unsafe {
         if QUADS {
-            Q::pack(&at, LEN, out, run);
+            Q::pack(&at, LEN, out, acc);
         } else {
             for (r, a) in at.iter().enumerate() {
                 core::ptr::copy_nonoverlapping(*a, out.add(r * LEN), LEN);
@@ -204,7 +221,7 @@ trait GroupMove {
     const FORMAT: Format;
     /// Packs group pointers `group` into the group's quads region `quads` and per-row
     /// region `per_row` of a panel (the quads fields in table order, which is their order
-    /// in the region, each through [`Isa::pack`] with `run`).
+    /// in the region, each through [`Isa::pack`] with `acc`).
     ///
     /// # Safety
     ///
@@ -215,7 +232,7 @@ trait GroupMove {
         group: &[*const u8; PANEL_ROWS],
         quads: *mut u8,
         per_row: *mut u8,
-        run: &mut Run,
+        acc: &mut Q::Acc,
     );
     /// The inverse of [`GroupMove::pack`].
     ///
@@ -237,7 +254,7 @@ macro_rules! group_move {
                 g: &[*const u8; PANEL_ROWS],
                 quads: *mut u8,
                 per_row: *mut u8,
-                run: &mut Run,
+                acc: &mut Q::Acc,
             ) {
                 const _: () = assert!($table.len() <= 5);
                 group_move!(@fields $table, |I, QUADS, OFF, LEN| {
@@ -245,7 +262,7 @@ macro_rules! group_move {
                     // SAFETY: the trait's contract; the field lies inside the group and
                     // its place inside the group's region (`field_base`).
                     unsafe {
-                        pack_field::<Q, QUADS, OFF, LEN>(g, base.add(field_base($table, I)), run)
+                        pack_field::<Q, QUADS, OFF, LEN>(g, base.add(field_base($table, I)), acc)
                     }
                 });
             }
@@ -348,6 +365,8 @@ unsafe fn pack_panel_as<Q: Isa, M: GroupMove>(
     let ahead = Ahead::new(src, (first + valid) * rb, dst, rb, layout.groups());
     let mut scratch = [[0u8; 64]; PANEL_ROWS];
     let out = dst.as_mut_ptr();
+    // SAFETY: `Q`'s instruction set is the caller's.
+    let mut acc = unsafe { Q::acc_begin(run) };
     for g in 0..layout.groups() {
         ahead.group::<Q>(g);
         let (qo, po) = (layout.quads_offset(g), layout.per_row_offset(g));
@@ -375,12 +394,16 @@ unsafe fn pack_panel_as<Q: Isa, M: GroupMove>(
         // follow the layout that `panel_bytes` was computed from); source and panel do
         // not overlap (one is borrowed shared, the other mutably); `Q`'s instruction set
         // is the caller's.
-        unsafe { M::pack::<Q>(&group, out.add(qo), out.add(po), run) };
+        unsafe { M::pack::<Q>(&group, out.add(qo), out.add(po), &mut acc) };
     }
+    let quads = layout.per_row_offset(0);
+    // SAFETY: `Q`'s instruction set is the caller's; with `FUSED_SUM` the whole quads
+    // region, `quads / CHUNK` chunks, went through `acc` (nothing without it).
+    unsafe { Q::acc_end(run, acc, if Q::FUSED_SUM { quads / CHUNK } else { 0 }) };
     // The quads region (whole chunks: 16 rows of 4-byte quads) was summed as it was
     // stored, or is summed now; then the per-row region and the zero tail, read back
     // while they are still in cache.
-    let summed = if Q::FUSED_SUM { layout.per_row_offset(0) } else { 0 };
+    let summed = if Q::FUSED_SUM { quads } else { 0 };
     // SAFETY: `Q`'s instruction set is the caller's.
     unsafe { Q::sum(run, &dst[summed..]) };
 }
