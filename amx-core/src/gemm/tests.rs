@@ -204,7 +204,11 @@ fn huge_k_overflows_cleanly() {
         }
     }
     assert_eq!(Preparation::new(Format::Q4_0, 1, usize::MAX, Path::Vnni).err(), {
-        if Path::Vnni.available() { Some(GemmError::Overflow) } else { None }
+        if Path::Vnni.available() {
+            Some(GemmError::Overflow)
+        } else {
+            Some(GemmError::PathUnavailable { path: Path::Vnni })
+        }
     });
 }
 

@@ -12,7 +12,7 @@ use core::marker::PhantomData;
 use crate::formats::spec::{MAX_FIELDS, MAX_GROUP_BYTES};
 use crate::formats::{FormatSpec, with_format};
 
-use super::checksum::Run;
+use super::checksum::{CHUNK, Run};
 use super::layout::{
     PANEL_ROWS, PackedLayout, field_base, field_is_quads, field_len, field_offset,
 };
@@ -26,20 +26,37 @@ static ZERO: [u8; MAX_GROUP] = [0; MAX_GROUP];
 /// The per-instruction-set piece: the 16-row transpose of a quads field, and the body
 /// checksum of a panel.
 pub(crate) trait Isa {
-    /// Whether [`Isa::pack`] adds the chunks it stores to the checksum run itself (from
-    /// registers, in store order, which is memory order within a panel's quads region).
-    /// Otherwise the panel's quads are summed after they are written.
+    /// Whether [`Isa::pack`] adds the chunks it stores to the checksum accumulator itself
+    /// (from registers, in store order, which is memory order within a panel's quads
+    /// region). Otherwise the panel's quads are summed after they are written.
     const FUSED_SUM: bool;
+    /// The checksum accumulator [`Isa::pack`] adds to: registers for a whole panel, so
+    /// that it is loaded and stored once per panel, not once per field (`()` without
+    /// [`Isa::FUSED_SUM`]).
+    type Acc: Copy;
+    /// The accumulator holding `run`'s sums so far.
+    ///
+    /// # Safety
+    ///
+    /// The CPU has the implementation's instruction set.
+    unsafe fn acc_begin(run: &Run) -> Self::Acc;
+    /// Stores `acc` back into `run`, which `chunks` chunks were added to since
+    /// [`Isa::acc_begin`].
+    ///
+    /// # Safety
+    ///
+    /// The CPU has the implementation's instruction set.
+    unsafe fn acc_end(run: &mut Run, acc: Self::Acc, chunks: usize);
     /// Packs one quads field: for `c < len / 4` and `r < 16`, bytes `64c + 4r .. +4` of
     /// `out` get bytes `4c .. 4c + 4` of `rows[r]`. With [`Isa::FUSED_SUM`], the `16 * len
-    /// / 64` chunks written are added to `run` in address order.
+    /// / 64` chunks written are added to `acc` in address order.
     ///
     /// # Safety
     ///
     /// `len` is a multiple of 16; every `rows[r]` is valid for reads of `len` bytes; `out`
     /// is valid for writes of `16 * len` bytes and overlaps none of the rows; the CPU has
     /// the implementation's instruction set.
-    unsafe fn pack(rows: &[*const u8; PANEL_ROWS], len: usize, out: *mut u8, run: &mut Run);
+    unsafe fn pack(rows: &[*const u8; PANEL_ROWS], len: usize, out: *mut u8, acc: &mut Self::Acc);
     /// Adds the whole chunks of `bytes` to `run` ([`Run::update`] on this instruction set).
     ///
     /// # Safety
@@ -151,7 +168,7 @@ impl<F: FormatSpec, const N: usize> FieldAt<F, N> {
 
 /// Packs field `N` of `F`'s group: `LEN` bytes at `OFFSET` of each of the 16 rows, into
 /// the field's place in the group's quads region `quads` (through [`Isa::pack`] with
-/// `run`) or per-row region `per_row`. An empty field is nothing.
+/// `acc`) or per-row region `per_row`. An empty field is nothing.
 ///
 /// # Safety
 ///
@@ -162,7 +179,7 @@ unsafe fn pack_field<Q: Isa, F: FormatSpec, const N: usize>(
     group: &[*const u8; PANEL_ROWS],
     quads: *mut u8,
     per_row: *mut u8,
-    run: &mut Run,
+    acc: &mut Q::Acc,
 ) {
     let len = FieldAt::<F, N>::LEN;
     if len == 0 {
@@ -174,7 +191,7 @@ unsafe fn pack_field<Q: Isa, F: FormatSpec, const N: usize>(
     // group's region (`BASE`, from the same table that sized the regions).
     unsafe {
         if FieldAt::<F, N>::QUADS {
-            Q::pack(&at, len, quads.add(FieldAt::<F, N>::BASE), run);
+            Q::pack(&at, len, quads.add(FieldAt::<F, N>::BASE), acc);
         } else {
             let out = per_row.add(FieldAt::<F, N>::BASE);
             for (r, a) in at.iter().enumerate() {
@@ -219,7 +236,7 @@ unsafe fn unpack_field<Q: Isa, F: FormatSpec, const N: usize>(
 /// Packs one group of `F` from the group pointers `group` into the group's quads region
 /// `quads` and per-row region `per_row` of a panel: every field of `F`'s table, the quads
 /// fields in table order (their order in the region), each through [`Isa::pack`] with
-/// `run`. Straight-line code with the table folded into constants.
+/// `acc`. Straight-line code with the table folded into constants.
 ///
 /// # Safety
 ///
@@ -229,16 +246,16 @@ unsafe fn pack_group<Q: Isa, F: FormatSpec>(
     group: &[*const u8; PANEL_ROWS],
     quads: *mut u8,
     per_row: *mut u8,
-    run: &mut Run,
+    acc: &mut Q::Acc,
 ) {
     const { assert!(F::FIELDS.len() <= MAX_FIELDS) };
     // SAFETY: the caller's contract, for each field.
     unsafe {
-        pack_field::<Q, F, 0>(group, quads, per_row, run);
-        pack_field::<Q, F, 1>(group, quads, per_row, run);
-        pack_field::<Q, F, 2>(group, quads, per_row, run);
-        pack_field::<Q, F, 3>(group, quads, per_row, run);
-        pack_field::<Q, F, 4>(group, quads, per_row, run);
+        pack_field::<Q, F, 0>(group, quads, per_row, acc);
+        pack_field::<Q, F, 1>(group, quads, per_row, acc);
+        pack_field::<Q, F, 2>(group, quads, per_row, acc);
+        pack_field::<Q, F, 3>(group, quads, per_row, acc);
+        pack_field::<Q, F, 4>(group, quads, per_row, acc);
     }
 }
 
@@ -312,6 +329,8 @@ unsafe fn pack_panel_as<Q: Isa, F: FormatSpec>(
     let ahead = Ahead::new(src, (first + valid) * rb, dst, rb, layout.groups());
     let mut scratch = [[0u8; 64]; PANEL_ROWS];
     let out = dst.as_mut_ptr();
+    // SAFETY: `Q`'s instruction set is the caller's.
+    let mut acc = unsafe { Q::acc_begin(run) };
     for g in 0..layout.groups() {
         ahead.group::<Q>(g);
         let (qo, po) = (layout.quads_offset(g), layout.per_row_offset(g));
@@ -339,12 +358,16 @@ unsafe fn pack_panel_as<Q: Isa, F: FormatSpec>(
         // follow the layout that `panel_bytes` was computed from); source and panel do
         // not overlap (one is borrowed shared, the other mutably); `Q`'s instruction set
         // is the caller's.
-        unsafe { pack_group::<Q, F>(&group, out.add(qo), out.add(po), run) };
+        unsafe { pack_group::<Q, F>(&group, out.add(qo), out.add(po), &mut acc) };
     }
+    let quads = layout.per_row_offset(0);
+    // SAFETY: `Q`'s instruction set is the caller's; with `FUSED_SUM` the whole quads
+    // region, `quads / CHUNK` chunks, went through `acc` (nothing without it).
+    unsafe { Q::acc_end(run, acc, if Q::FUSED_SUM { quads / CHUNK } else { 0 }) };
     // The quads region (whole chunks: 16 rows of 4-byte quads) was summed as it was
     // stored, or is summed now; then the per-row region and the zero tail, read back
     // while they are still in cache.
-    let summed = if Q::FUSED_SUM { layout.per_row_offset(0) } else { 0 };
+    let summed = if Q::FUSED_SUM { quads } else { 0 };
     // SAFETY: `Q`'s instruction set is the caller's.
     unsafe { Q::sum(run, &dst[summed..]) };
 }

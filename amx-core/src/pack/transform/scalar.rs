@@ -8,6 +8,13 @@ pub(crate) struct Scalar;
 impl Isa for Scalar {
     // Quads are stored row by row here, not chunk by chunk: summed after the panel.
     const FUSED_SUM: bool = false;
+    type Acc = ();
+
+    #[inline(always)]
+    unsafe fn acc_begin(_run: &Run) {}
+
+    #[inline(always)]
+    unsafe fn acc_end(_run: &mut Run, _acc: (), _chunks: usize) {}
 
     #[inline(always)]
     unsafe fn sum(run: &mut Run, bytes: &[u8]) {
@@ -15,7 +22,7 @@ impl Isa for Scalar {
     }
 
     #[inline(always)]
-    unsafe fn pack(rows: &[*const u8; PANEL_ROWS], len: usize, out: *mut u8, _run: &mut Run) {
+    unsafe fn pack(rows: &[*const u8; PANEL_ROWS], len: usize, out: *mut u8, _acc: &mut ()) {
         for (r, row) in rows.iter().enumerate() {
             for c in 0..len / 4 {
                 // SAFETY: `4c + 4 <= len` bytes of the row are readable and
