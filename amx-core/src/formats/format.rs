@@ -51,10 +51,12 @@ mod tests {
 
     #[test]
     fn ggml_ids_names_and_sizes() {
-        let table: [(Format, u32, &str, usize, usize); 9] = [
+        let table: [(Format, u32, &str, usize, usize); 11] = [
             (Format::Q4_0, 2, "Q4_0", 32, 18),
             (Format::Q4_1, 3, "Q4_1", 32, 20),
             (Format::Q8_0, 8, "Q8_0", 32, 34),
+            (Format::Q2_K, 10, "Q2_K", 256, 84),
+            (Format::Q3_K, 11, "Q3_K", 256, 110),
             (Format::Q4_K, 12, "Q4_K", 256, 144),
             (Format::Q5_K, 13, "Q5_K", 256, 176),
             (Format::Q6_K, 14, "Q6_K", 256, 210),
@@ -86,7 +88,7 @@ mod tests {
 
     #[test]
     fn unknown_ids_and_names() {
-        for id in [0, 4, 5, 6, 7, 9, 10, 11, 15, 20, 22, 24, 29, 31, 39, u32::MAX] {
+        for id in [0, 4, 5, 6, 7, 9, 15, 20, 22, 24, 29, 31, 39, u32::MAX] {
             assert_eq!(Format::from_ggml_type(id), Err(FormatError::UnknownGgmlType { id }));
         }
         for name in ["", "Q4", "Q4K", "F32", "Q4_K_M", "IQ4_NL", "Q4_0 "] {

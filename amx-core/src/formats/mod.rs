@@ -12,7 +12,7 @@
 //! | module | format |
 //! |---|---|
 //! | `q4_0`, `q4_1`, `q8_0` | Q4_0, Q4_1, Q8_0 (32-value blocks) |
-//! | `q4_k`, `q5_k`, `q6_k` | the K-quants (256-value super-blocks) |
+//! | `q2_k`, `q3_k`, `q4_k`, `q5_k`, `q6_k` | the K-quants (256-value super-blocks) |
 //! | `iq4_xs` | IQ4_XS (256 values, non-linear table) |
 //! | `f16`, `bf16` | F16, BF16 (one value per 2 bytes) |
 //!
@@ -36,15 +36,15 @@
 //!
 //! ```text
 //! #[non_exhaustive] #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-//! pub enum Format { Q4_0, Q4_1, Q8_0, Q4_K, Q5_K, Q6_K, IQ4_XS, F16, BF16 }
+//! pub enum Format { Q4_0, Q4_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_XS, F16, BF16 }
 //! impl Format {
-//!     pub const ALL: [Format; 9];                         // in GGML type id order
+//!     pub const ALL: [Format; 11];                        // in GGML type id order
 //!     pub const fn name(self) -> &'static str;            // "Q4_0", "Q4_K", "IQ4_XS", "F16", "BF16" (gguf-py names)
 //!     pub fn from_name(name: &str) -> Option<Format>;     // case-insensitive, accepts "q4_k" and "Q4_K"
 //!     pub const fn ggml_type(self) -> u32;                // GGML_TYPE_* id as stored in GGUF
 //!     pub const fn from_ggml_type(id: u32) -> Result<Format, FormatError>;
 //!     pub const fn block_values(self) -> usize;           // 32, 256 or 1
-//!     pub const fn block_bytes(self) -> usize;            // 18, 20, 34, 144, 176, 210, 136, 2, 2
+//!     pub const fn block_bytes(self) -> usize;            // 18, 20, 34, 84, 110, 144, 176, 210, 136, 2, 2
 //!     pub const fn row_bytes(self, k: usize) -> Result<usize, FormatError>;
 //! }
 //! pub fn dequantize(format: Format, src: &[u8], dst: &mut [f32]) -> Result<(), FormatError>;
@@ -54,7 +54,7 @@
 //! ```
 //!
 //! Each block format has a block type ([`BlockQ4_0`], [`BlockQ4_1`], [`BlockQ8_0`],
-//! [`BlockQ4_K`], [`BlockQ5_K`], [`BlockQ6_K`], [`BlockIQ4_XS`]) made of byte arrays only
+//! [`BlockQ2_K`], [`BlockQ3_K`], [`BlockQ4_K`], [`BlockQ5_K`], [`BlockQ6_K`], [`BlockIQ4_XS`]) made of byte arrays only
 //! (alignment 1, size pinned to the ggml block size), parsed with `from_bytes` from exactly
 //! one block's bytes. Its `dequantize` reproduces gguf-py's `gguf.quants` dequantization
 //! bit for bit: the same f32 operations in the same order, never fused.
@@ -116,6 +116,8 @@ mod format;
 mod ggml_type;
 pub mod half;
 pub(crate) mod iq4_xs;
+pub(crate) mod q2_k;
+pub(crate) mod q3_k;
 pub(crate) mod q4_0;
 pub(crate) mod q4_1;
 pub(crate) mod q4_k;
@@ -129,6 +131,8 @@ pub use error::FormatError;
 pub use format::Format;
 pub use ggml_type::ggml_type_name;
 pub use iq4_xs::{BlockIQ4_XS, KVALUES_IQ4NL};
+pub use q2_k::BlockQ2_K;
+pub use q3_k::{BlockQ3_K, unpack_scales_k3};
 pub use q4_0::BlockQ4_0;
 pub use q4_1::BlockQ4_1;
 pub use q4_k::{BlockQ4_K, unpack_scales_mins_k4};
@@ -140,7 +144,7 @@ pub(crate) use registry::{
 };
 pub(crate) use spec::{FormatSpec, QuantizedSpec};
 
-/// Values per super-block of the K-quants (Q4_K, Q5_K, Q6_K) and IQ4_XS.
+/// Values per super-block of the K-quants (Q2_K .. Q6_K) and IQ4_XS.
 pub const QK_K: usize = 256;
 
 /// Dequantizes `src` (whole blocks of `format`, bytes as in a GGUF file) into `dst`, exactly

@@ -38,6 +38,12 @@ macro_rules! registry {
                 Q4_1 = 3 => q4_1::BlockQ4_1,
                 /// 32 values per 34-byte block: f16 scale `d`, 32 `i8`; `x = d * q`.
                 Q8_0 = 8 => q8_0::BlockQ8_0,
+                /// 256 values per 84-byte super-block: 2-bit values, 16 sub-blocks of 16
+                /// with 4-bit scales and mins.
+                Q2_K = 10 => q2_k::BlockQ2_K,
+                /// 256 values per 110-byte super-block: 3-bit values, 16 sub-blocks of 16
+                /// with 6-bit signed scales.
+                Q3_K = 11 => q3_k::BlockQ3_K,
                 /// 256 values per 144-byte super-block: 8 sub-blocks of 32 with 6-bit scales
                 /// and mins.
                 Q4_K = 12 => q4_k::BlockQ4_K,

@@ -60,7 +60,7 @@ pub(crate) trait FormatSpec {
 /// [`super::codec::Codec`], the AVX-512 decoder that matches [`QuantizedSpec::decode`]
 /// bit for bit.
 pub(crate) trait QuantizedSpec: FormatSpec {
-    /// Values per sub-block (one scale and bias): 32, or 16 for Q6_K. Divides
+    /// Values per sub-block (one scale and bias): 32, or 16 for Q2_K, Q3_K, Q6_K. Divides
     /// `BLOCK_VALUES`.
     const SUB_BLOCK: usize;
 

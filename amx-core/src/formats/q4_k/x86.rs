@@ -13,6 +13,24 @@ use core::arch::x86_64::{
 use super::BlockQ4_K;
 use crate::formats::codec::{Affine, Codec, byte_u, f16x16, ld, neg, nibble};
 
+/// The 12-byte per-row fields of 16 rows (`z`: row `r` at bytes `12r..12r + 12` of the
+/// 192) as three vectors of dwords: vector `q` holds bytes `4q..4q + 4` of row `r` at
+/// dword `r` (the 6-bit scales of Q4_K, Q5_K and Q3_K).
+#[inline]
+#[target_feature(enable = "avx512f")]
+pub(in crate::formats) fn rows12_dwords(z: [__m512i; 3]) -> [__m512i; 3] {
+    // Dword q of row r is dword 3r + q of the 48.
+    let rows3 = _mm512_setr_epi32(0, 3, 6, 9, 12, 15, 18, 21, 24, 27, 30, 33, 36, 39, 42, 45);
+    let mut w = [_mm512_setzero_si512(); 3];
+    for (q, wq) in w.iter_mut().enumerate() {
+        let idx = _mm512_add_epi32(rows3, _mm512_set1_epi32(q as i32));
+        let low = _mm512_permutex2var_epi32(z[0], idx, z[1]);
+        let from_z2 = _mm512_cmpge_epu32_mask(idx, _mm512_set1_epi32(32));
+        *wq = _mm512_mask_permutexvar_epi32(low, from_z2, idx, z[2]);
+    }
+    w
+}
+
 /// The Q4_K/Q5_K affine maps from the per-row data `p` (16 `d`, 16 `dmin`, 16 x 12 bytes
 /// of 6-bit scales and mins): scale `d * sc`, bias `-(dmin * m)` per sub-block.
 ///
@@ -25,15 +43,7 @@ pub(in crate::formats) unsafe fn k4_affine(p: *const u8, out: &mut Affine) {
     // SAFETY: all reads are inside the 256 bytes (the caller's contract).
     let (d, dmin, z) =
         unsafe { (f16x16(p, 0), f16x16(p, 32), [ld(p, 64), ld(p, 128), ld(p, 192)]) };
-    // Dword `q` (bytes 4q..4q + 4) of each row's 12 bytes: dword 3r + q of the 48.
-    let rows3 = _mm512_setr_epi32(0, 3, 6, 9, 12, 15, 18, 21, 24, 27, 30, 33, 36, 39, 42, 45);
-    let mut w = [_mm512_setzero_si512(); 3];
-    for (q, wq) in w.iter_mut().enumerate() {
-        let idx = _mm512_add_epi32(rows3, _mm512_set1_epi32(q as i32));
-        let low = _mm512_permutex2var_epi32(z[0], idx, z[1]);
-        let from_z2 = _mm512_cmpge_epu32_mask(idx, _mm512_set1_epi32(32));
-        *wq = _mm512_mask_permutexvar_epi32(low, from_z2, idx, z[2]);
-    }
+    let w = rows12_dwords(z);
     // unpack_scales_mins_k4, four sub-blocks per dword byte lane.
     let (m3f, m0f, m30) = (_mm512_set1_epi8(0x3f), _mm512_set1_epi8(0x0f), _mm512_set1_epi8(0x30));
     let sc_lo = _mm512_and_si512(w[0], m3f);

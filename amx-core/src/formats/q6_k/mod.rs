@@ -7,7 +7,7 @@ use super::{Format, for_each_block};
 use super::{QK_K, f16_le, put, take};
 
 #[cfg(target_arch = "x86_64")]
-mod x86;
+pub(super) mod x86;
 
 /// One Q6_K super-block as stored by ggml (`block_q6_K`): 210 bytes for 256 values.
 ///

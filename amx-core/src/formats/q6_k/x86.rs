@@ -19,6 +19,25 @@ use crate::formats::codec::{Affine, Codec, byte_i, f16x16, ld};
 /// `c ? a : b`, bit by bit, for `vpternlogd`.
 const C_SELECTS_A_ELSE_B: i32 = 0xe4;
 
+/// The 16-byte per-row fields of 16 rows (`z`: row `r` at bytes `16r..16r + 16` of the
+/// 256) as four vectors of dwords: vector `q` holds bytes `4q..4q + 4` of row `r` at dword
+/// `r` (Q6_K's and Q2_K's sub-block scales, four sub-blocks per dword).
+#[inline]
+#[target_feature(enable = "avx512f")]
+pub(in crate::formats) fn rows16_dwords(z: [__m512i; 4]) -> [__m512i; 4] {
+    // Dword q of row r is dword 4r + q of the 64; rows 0..8 are in z[0], z[1], rows
+    // 8..16 in z[2], z[3].
+    let rows4 = _mm512_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28, 0, 4, 8, 12, 16, 20, 24, 28);
+    let mut w = [_mm512_setzero_si512(); 4];
+    for (q, wq) in w.iter_mut().enumerate() {
+        let idx = _mm512_add_epi32(rows4, _mm512_set1_epi32(q as i32));
+        let first = _mm512_permutex2var_epi32(z[0], idx, z[1]);
+        let last = _mm512_permutex2var_epi32(z[2], idx, z[3]);
+        *wq = _mm512_mask_blend_epi32(0xff00, first, last);
+    }
+    w
+}
+
 /// Q6_K: `u` = the 6-bit value, scale `d * sc`, bias `-32 * scale` per 16 values.
 impl Codec for BlockQ6_K {
     const QUADS: usize = 3072;
@@ -64,16 +83,10 @@ impl Codec for BlockQ6_K {
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
     unsafe fn affine(p: *const u8, out: &mut Affine) {
-        // Per row 16 i8 scales (dword q holds sub-blocks 4q..4q + 4): dword 4r + q of the
-        // 64.
+        // Per row 16 i8 scales (dword q holds sub-blocks 4q..4q + 4).
         // SAFETY: all reads are inside the 288 bytes (the caller's contract).
         let (z, d) = unsafe { ([ld(p, 0), ld(p, 64), ld(p, 128), ld(p, 192)], f16x16(p, 256)) };
-        let rows4 = _mm512_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28, 0, 4, 8, 12, 16, 20, 24, 28);
-        for qd in 0..4 {
-            let idx = _mm512_add_epi32(rows4, _mm512_set1_epi32(qd as i32));
-            let first = _mm512_permutex2var_epi32(z[0], idx, z[1]);
-            let last = _mm512_permutex2var_epi32(z[2], idx, z[3]);
-            let w = _mm512_mask_blend_epi32(0xff00, first, last);
+        for (qd, w) in rows16_dwords(z).into_iter().enumerate() {
             for b in 0..4 {
                 let sc = _mm512_mul_ps(d, _mm512_cvtepi32_ps(byte_i(w, b as i32)));
                 out.scale[4 * qd + b] = sc;
