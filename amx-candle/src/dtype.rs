@@ -9,10 +9,12 @@ use candle_core::quantized::{GgmlDType, QStorage, QTensor};
 use crate::AdapterError;
 
 /// The formats both candle-core 0.11 and amx-rs hold (every amx-rs format but IQ4_XS).
-pub const SHARED_FORMATS: [Format; 8] = [
+pub const SHARED_FORMATS: [Format; 10] = [
     Format::Q4_0,
     Format::Q4_1,
     Format::Q8_0,
+    Format::Q2_K,
+    Format::Q3_K,
     Format::Q4_K,
     Format::Q5_K,
     Format::Q6_K,
@@ -23,12 +25,14 @@ pub const SHARED_FORMATS: [Format; 8] = [
 /// The amx-rs format of a candle dtype.
 ///
 /// Errors: [`AdapterError::UnsupportedDType`] for the dtypes amx-rs has no kernel for
-/// (F32, Q5_0, Q5_1, Q8_1, Q2K, Q3K, Q8K).
+/// (F32, Q5_0, Q5_1, Q8_1, Q8K).
 pub fn format_of(dtype: GgmlDType) -> Result<Format, AdapterError> {
     match dtype {
         GgmlDType::Q4_0 => Ok(Format::Q4_0),
         GgmlDType::Q4_1 => Ok(Format::Q4_1),
         GgmlDType::Q8_0 => Ok(Format::Q8_0),
+        GgmlDType::Q2K => Ok(Format::Q2_K),
+        GgmlDType::Q3K => Ok(Format::Q3_K),
         GgmlDType::Q4K => Ok(Format::Q4_K),
         GgmlDType::Q5K => Ok(Format::Q5_K),
         GgmlDType::Q6K => Ok(Format::Q6_K),
@@ -47,6 +51,8 @@ pub fn dtype_of(format: Format) -> Result<GgmlDType, AdapterError> {
         Format::Q4_0 => Ok(GgmlDType::Q4_0),
         Format::Q4_1 => Ok(GgmlDType::Q4_1),
         Format::Q8_0 => Ok(GgmlDType::Q8_0),
+        Format::Q2_K => Ok(GgmlDType::Q2K),
+        Format::Q3_K => Ok(GgmlDType::Q3K),
         Format::Q4_K => Ok(GgmlDType::Q4K),
         Format::Q5_K => Ok(GgmlDType::Q5K),
         Format::Q6_K => Ok(GgmlDType::Q6K),
@@ -142,7 +148,7 @@ mod tests {
                 Err(e) => assert_eq!(e, AdapterError::UnsupportedDType { dtype }),
             }
         }
-        assert_eq!(mapped, 8);
+        assert_eq!(mapped, 10);
         assert_eq!(
             dtype_of(Format::IQ4_XS),
             Err(AdapterError::NoCandleDType { format: Format::IQ4_XS })

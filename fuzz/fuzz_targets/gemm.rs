@@ -30,8 +30,9 @@ struct Input {
 
 /// An upper bound of `|scale| * u + |bias|` over one block's weights, the sizes of the two
 /// terms the VNNI path's affine decoding adds (see amx-core's `decode/x86/codecs.rs`: `u`
-/// unsigned, sub-block scales at most 63, Q6_K's at most 128 and IQ4_XS's at most 32 in
-/// magnitude); 0 for F16/BF16, which are not decoded that way.
+/// unsigned, sub-block scales at most 63, Q6_K's at most 128 and IQ4_XS's and Q3_K's at
+/// most 32 in magnitude; Q2_K's scales and mins at most 15 with `u` at most 3, Q3_K's `u`
+/// at most 7 with a bias of 4 scales); 0 for F16/BF16, which are not decoded that way.
 fn affine_bound(format: Format, block: &[u8]) -> f64 {
     let h = |at: usize| f64::from(f16_to_f32(u16::from_le_bytes([block[at], block[at + 1]]))).abs();
     match format {
@@ -42,6 +43,8 @@ fn affine_bound(format: Format, block: &[u8]) -> f64 {
         Format::Q5_K => 63.0 * (31.0 * h(0) + h(2)),
         Format::Q6_K => 128.0 * 95.0 * h(208),
         Format::IQ4_XS => 32.0 * 383.0 * h(0),
+        Format::Q2_K => 15.0 * (3.0 * h(80) + h(82)),
+        Format::Q3_K => 32.0 * 11.0 * h(108),
         _ => 0.0,
     }
 }

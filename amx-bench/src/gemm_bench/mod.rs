@@ -39,6 +39,8 @@ pub fn bench_weights(format: Format, seed: u64, n: usize, k: usize) -> Result<Ve
         Format::Q4_0 | Format::Q8_0 | Format::IQ4_XS => &[0],
         Format::Q4_1 | Format::Q4_K | Format::Q5_K => &[0, 2],
         Format::Q6_K => &[208],
+        Format::Q2_K => &[80, 82],
+        Format::Q3_K => &[108],
         _ => &[],
     };
     match format {

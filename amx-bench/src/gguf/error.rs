@@ -317,10 +317,10 @@ mod tests {
 
     #[test]
     fn unknown_tensor_types_are_named_by_ggml() {
-        let e = GgufError::UnknownTensorType { name: "w".into(), ggml_type: 10 };
+        let e = GgufError::UnknownTensorType { name: "w".into(), ggml_type: 15 };
         assert_eq!(
             e.to_string(),
-            "GGUF tensor \"w\" is Q2_K (ggml type 10), whose size is not known here"
+            "GGUF tensor \"w\" is Q8_K (ggml type 15), whose size is not known here"
         );
         let e = GgufError::UnknownTensorType { name: "w".into(), ggml_type: 77 };
         assert_eq!(

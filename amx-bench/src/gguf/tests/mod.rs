@@ -53,7 +53,7 @@ fn all_values() -> Vec<(&'static str, Value)> {
 
 const Q4_0: u32 = 2;
 const BF16: u32 = 30;
-const Q2_K: u32 = 10; // a real ggml type this reader cannot size
+const Q8_K: u32 = 15; // a real ggml type this reader cannot size (ggml only quantizes activations to it)
 
 /// A file with every value type and tensors of several types (the last one sized, so the
 /// file ends exactly where its data does).
@@ -65,7 +65,7 @@ fn sample() -> Writer {
     w.tensor("f32", &[3, 2], GGML_TYPE_F32, f32_bytes(&[1.0, -2.0, 3.5, 0.0, 1e-3, 7.0]))
         .tensor("q4_0", &[64, 3], Q4_0, (0..108).map(|i| i as u8).collect())
         .tensor("scalar", &[], GGML_TYPE_F32, f32_bytes(&[42.0]))
-        .tensor("unknown", &[256], Q2_K, vec![9; 84])
+        .tensor("unknown", &[256], Q8_K, vec![9; 84])
         .tensor("f64", &[2, 1, 1, 2], GGML_TYPE_F64, vec![5; 32])
         .tensor("i8", &[5], GGML_TYPE_I8, vec![1, 2, 3, 4, 5])
         .tensor("bf16", &[4, 1, 2], BF16, (0..16).collect())
@@ -93,10 +93,10 @@ fn round_trip_metadata_and_tensors() {
             assert_eq!(*d, t.dims.get(i).copied().unwrap_or(1), "{} ne{i}", t.name);
         }
         assert_eq!(info.offset % 32, 0);
-        if t.ggml_type == Q2_K {
+        if t.ggml_type == Q8_K {
             assert!(matches!(
                 f.tensor_bytes(&t.name),
-                Err(GgufError::UnknownTensorType { ggml_type: Q2_K, .. })
+                Err(GgufError::UnknownTensorType { ggml_type: Q8_K, .. })
             ));
         } else {
             assert_eq!(f.tensor_bytes(&t.name).unwrap(), &t.data[..], "{}", t.name);
@@ -165,7 +165,7 @@ fn custom_alignment() {
         assert_eq!(f.alignment(), alignment);
         assert_eq!(f.data_offset() % u64::from(alignment), 0);
         assert!(f.data_offset() - (w.build().1 as u64) < u64::from(alignment));
-        for t in w.tensors.iter().filter(|t| t.ggml_type != Q2_K) {
+        for t in w.tensors.iter().filter(|t| t.ggml_type != Q8_K) {
             assert_eq!(f.tensor_bytes(&t.name).unwrap(), &t.data[..]);
         }
     }
