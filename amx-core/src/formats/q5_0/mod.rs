@@ -132,17 +132,18 @@ mod tests {
         assert_eq!(block.to_bytes(), bytes);
         let mut out = [0f32; 32];
         block.dequantize(&mut out);
-        for i in 0..32 {
+        for (i, &x) in out.iter().enumerate() {
             let low = if i < 16 { i } else { 31 - i } as f32;
             let high = if qh >> i & 1 == 1 { 16.0 } else { 0.0 };
-            assert_eq!(out[i], low + high - 16.0, "i = {i}");
+            assert_eq!(x, low + high - 16.0, "i = {i}");
         }
     }
 
     #[test]
     fn scale_applies_at_both_ends() {
         // d = -0.5 (0xb800): q = 0 -> 8.0, q = 31 -> -7.5.
-        let block = BlockQ5_0 { d: 0xb800u16.to_le_bytes(), qh: [0, 0, 0xff, 0xff], qs: [0xf0; 16] };
+        let block =
+            BlockQ5_0 { d: 0xb800u16.to_le_bytes(), qh: [0, 0, 0xff, 0xff], qs: [0xf0; 16] };
         let mut out = [0f32; 32];
         block.dequantize(&mut out);
         assert!(out[..16].iter().all(|&x| x == 8.0));

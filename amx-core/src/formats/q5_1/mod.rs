@@ -83,8 +83,7 @@ impl FormatSpec for BlockQ5_1 {
     /// The 16 bytes of nibbles as quads; `d`, `m` and the 4 bytes of fifth bits per row
     /// (a 4-byte field cannot be quads; 16 rows' `qh` are one 64-byte vector, row `r` at
     /// dword `r`).
-    const FIELDS: &'static [Field] =
-        &[quads(8, 16), per_row(0, 2), per_row(2, 2), per_row(4, 4)];
+    const FIELDS: &'static [Field] = &[quads(8, 16), per_row(0, 2), per_row(2, 2), per_row(4, 4)];
     const F16_SCALES: &'static [usize] = &[0, 2];
     /// Provisional, pending measurement (as `gemm::amx_min_rows` says): Q4_1's 26, the
     /// format with the same block shape and the same affine map (the fifth bit adds a
@@ -127,10 +126,10 @@ mod tests {
         assert_eq!(block.to_bytes(), bytes);
         let mut out = [0f32; 32];
         block.dequantize(&mut out);
-        for i in 0..32 {
+        for (i, &x) in out.iter().enumerate() {
             let low = if i < 16 { i } else { 31 - i } as f32;
             let high = if qh >> i & 1 == 1 { 16.0 } else { 0.0 };
-            assert_eq!(out[i], 2.0 * (low + high) - 1.0, "i = {i}");
+            assert_eq!(x, 2.0 * (low + high) - 1.0, "i = {i}");
         }
     }
 
