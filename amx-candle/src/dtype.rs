@@ -8,10 +8,13 @@ use candle_core::quantized::{GgmlDType, QStorage, QTensor};
 
 use crate::AdapterError;
 
-/// The formats both candle-core 0.11 and amx-rs hold (every amx-rs format but IQ4_XS).
+/// The formats both candle-core 0.11 and amx-rs hold (every amx-rs format but IQ4_NL and
+/// IQ4_XS).
 pub const SHARED_FORMATS: [Format; 10] = [
     Format::Q4_0,
     Format::Q4_1,
+    Format::Q5_0,
+    Format::Q5_1,
     Format::Q8_0,
     Format::Q2_K,
     Format::Q3_K,
@@ -25,11 +28,13 @@ pub const SHARED_FORMATS: [Format; 10] = [
 /// The amx-rs format of a candle dtype.
 ///
 /// Errors: [`AdapterError::UnsupportedDType`] for the dtypes amx-rs has no kernel for
-/// (F32, Q5_0, Q5_1, Q8_1, Q8K).
+/// (F32, Q8_1, Q8K).
 pub fn format_of(dtype: GgmlDType) -> Result<Format, AdapterError> {
     match dtype {
         GgmlDType::Q4_0 => Ok(Format::Q4_0),
         GgmlDType::Q4_1 => Ok(Format::Q4_1),
+        GgmlDType::Q5_0 => Ok(Format::Q5_0),
+        GgmlDType::Q5_1 => Ok(Format::Q5_1),
         GgmlDType::Q8_0 => Ok(Format::Q8_0),
         GgmlDType::Q2K => Ok(Format::Q2_K),
         GgmlDType::Q3K => Ok(Format::Q3_K),
@@ -44,12 +49,14 @@ pub fn format_of(dtype: GgmlDType) -> Result<Format, AdapterError> {
 
 /// The candle dtype of an amx-rs format.
 ///
-/// Errors: [`AdapterError::NoCandleDType`] for IQ4_XS (candle-core 0.11 has no IQ
-/// formats) and any format added to amx-rs later.
+/// Errors: [`AdapterError::NoCandleDType`] for IQ4_NL and IQ4_XS (candle-core 0.11 has
+/// no IQ formats) and any format added to amx-rs later.
 pub fn dtype_of(format: Format) -> Result<GgmlDType, AdapterError> {
     match format {
         Format::Q4_0 => Ok(GgmlDType::Q4_0),
         Format::Q4_1 => Ok(GgmlDType::Q4_1),
+        Format::Q5_0 => Ok(GgmlDType::Q5_0),
+        Format::Q5_1 => Ok(GgmlDType::Q5_1),
         Format::Q8_0 => Ok(GgmlDType::Q8_0),
         Format::Q2_K => Ok(GgmlDType::Q2K),
         Format::Q3_K => Ok(GgmlDType::Q3K),
@@ -149,10 +156,9 @@ mod tests {
             }
         }
         assert_eq!(mapped, 10);
-        assert_eq!(
-            dtype_of(Format::IQ4_XS),
-            Err(AdapterError::NoCandleDType { format: Format::IQ4_XS })
-        );
+        for format in [Format::IQ4_NL, Format::IQ4_XS] {
+            assert_eq!(dtype_of(format), Err(AdapterError::NoCandleDType { format }));
+        }
     }
 
     #[test]

@@ -14,12 +14,12 @@ use candle_core::quantized::GgmlDType;
 #[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AdapterError {
-    /// A candle dtype amx-rs has no kernel for (F32, Q5_0, Q5_1, Q8_1, Q8K).
+    /// A candle dtype amx-rs has no kernel for (F32, Q8_1, Q8K).
     UnsupportedDType {
         /// The candle dtype.
         dtype: GgmlDType,
     },
-    /// An amx-rs format candle-core 0.11 cannot hold (IQ4_XS).
+    /// An amx-rs format candle-core 0.11 cannot hold (IQ4_NL, IQ4_XS).
     NoCandleDType {
         /// The amx-rs format.
         format: Format,

@@ -205,7 +205,7 @@ fn scenario_moe() {
         let mut used = o.run.f32(g.find(&format!("ffn_moe_topk-{moe}")).unwrap()).unwrap();
         used.sort_by(f32::total_cmp);
         used.dedup();
-        assert!(used.len() > TOP_K, "every token picked the same experts: {used:?}");
+        assert!(used.len() > TOP_K, "layer {moe}: every token picked the same experts: {used:?}");
     }
     // The CPU-side MoE block's output against the run without packing (the per-op
     // checks compare each op on the same inputs; this compares the whole block).

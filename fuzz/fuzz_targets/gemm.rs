@@ -29,7 +29,7 @@ struct Input {
 }
 
 /// An upper bound of `|scale| * u + |bias|` over one block's weights, the sizes of the two
-/// terms the VNNI path's affine decoding adds (see amx-core's `decode/x86/codecs.rs`: `u`
+/// terms the VNNI path's affine decoding adds (see amx-core's codecs, `formats/*/x86.rs`: `u`
 /// unsigned, sub-block scales at most 63, Q6_K's at most 128 and IQ4_XS's and Q3_K's at
 /// most 32 in magnitude; Q2_K's scales and mins at most 15 with `u` at most 3, Q3_K's `u`
 /// at most 7 with a bias of 4 scales); 0 for F16/BF16, which are not decoded that way.
@@ -38,10 +38,13 @@ fn affine_bound(format: Format, block: &[u8]) -> f64 {
     match format {
         Format::Q4_0 => 23.0 * h(0),
         Format::Q4_1 => 15.0 * h(0) + h(2),
+        Format::Q5_0 => 47.0 * h(0),
+        Format::Q5_1 => 31.0 * h(0) + h(2),
         Format::Q8_0 => 383.0 * h(0),
         Format::Q4_K => 63.0 * (15.0 * h(0) + h(2)),
         Format::Q5_K => 63.0 * (31.0 * h(0) + h(2)),
         Format::Q6_K => 128.0 * 95.0 * h(208),
+        Format::IQ4_NL => 383.0 * h(0),
         Format::IQ4_XS => 32.0 * 383.0 * h(0),
         Format::Q2_K => 15.0 * (3.0 * h(80) + h(82)),
         Format::Q3_K => 32.0 * 11.0 * h(108),

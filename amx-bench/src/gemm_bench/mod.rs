@@ -36,8 +36,8 @@ pub fn bench_weights(format: Format, seed: u64, n: usize, k: usize) -> Result<Ve
     let len = n * format.row_bytes(k).map_err(|_| GemmError::Overflow)?;
     let mut w = pseudo_random_bytes(seed, len);
     let scales: &[usize] = match format {
-        Format::Q4_0 | Format::Q8_0 | Format::IQ4_XS => &[0],
-        Format::Q4_1 | Format::Q4_K | Format::Q5_K => &[0, 2],
+        Format::Q4_0 | Format::Q5_0 | Format::Q8_0 | Format::IQ4_NL | Format::IQ4_XS => &[0],
+        Format::Q4_1 | Format::Q5_1 | Format::Q4_K | Format::Q5_K => &[0, 2],
         Format::Q6_K => &[208],
         Format::Q2_K => &[80, 82],
         Format::Q3_K => &[108],

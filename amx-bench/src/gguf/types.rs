@@ -1,4 +1,4 @@
-//! ggml tensor types whose byte size this reader knows: the nine block formats of
+//! ggml tensor types whose byte size this reader knows: the block formats of
 //! [`amx_core::formats`] plus the plain integer and float types.
 
 use amx_core::formats::Format;
@@ -67,17 +67,20 @@ mod tests {
     /// `amx_core::formats` so that a wrong entry on either side shows up here.
     #[test]
     fn layouts_match_ggml() {
-        let want: [(u32, &str, u64, u64); 17] = [
+        let want: [(u32, &str, u64, u64); 20] = [
             (0, "F32", 1, 4),
             (1, "F16", 1, 2),
             (2, "Q4_0", 32, 18),
             (3, "Q4_1", 32, 20),
+            (6, "Q5_0", 32, 22),
+            (7, "Q5_1", 32, 24),
             (8, "Q8_0", 32, 34),
             (10, "Q2_K", 256, 84),
             (11, "Q3_K", 256, 110),
             (12, "Q4_K", 256, 144),
             (13, "Q5_K", 256, 176),
             (14, "Q6_K", 256, 210),
+            (20, "IQ4_NL", 32, 18),
             (23, "IQ4_XS", 256, 136),
             (24, "I8", 1, 1),
             (25, "I16", 1, 2),
@@ -94,9 +97,9 @@ mod tests {
             );
             assert_eq!(type_name(id), Some(name), "type {id}");
         }
-        // Types that exist in ggml but are not sized here (Q5_0, IQ4_NL, IQ1_M) and ids
-        // that do not exist.
-        for id in [6, 20, 29, 31, 39, 1000, u32::MAX] {
+        // Types that exist in ggml but are not sized here (Q8_1, IQ1_M) and ids that do
+        // not exist.
+        for id in [9, 29, 31, 39, 1000, u32::MAX] {
             assert_eq!(type_layout(id), None, "type {id}");
             assert_eq!(type_name(id), None, "type {id}");
         }

@@ -13,12 +13,13 @@
 use core::arch::x86_64::{
     __m256i, __m512, __m512i, _mm256_loadu_si256, _mm512_add_epi32, _mm512_and_si512,
     _mm512_castps_si512, _mm512_castsi512_ps, _mm512_cmpeq_epi32_mask, _mm512_cvtepu16_epi32,
-    _mm512_cvtph_ps, _mm512_loadu_si512, _mm512_mask_and_epi32, _mm512_set1_epi8,
-    _mm512_set1_epi32, _mm512_setr4_epi32, _mm512_setzero_ps, _mm512_setzero_si512,
-    _mm512_shuffle_epi8, _mm512_srai_epi32, _mm512_srli_epi16, _mm512_test_epi32_mask,
-    _mm512_xor_si512,
+    _mm512_cvtph_ps, _mm512_loadu_si512, _mm512_mask_add_epi8, _mm512_mask_and_epi32,
+    _mm512_set1_epi8, _mm512_set1_epi32, _mm512_setr4_epi32, _mm512_setzero_ps,
+    _mm512_setzero_si512, _mm512_shuffle_epi8, _mm512_srai_epi32, _mm512_srli_epi16,
+    _mm512_test_epi8_mask, _mm512_test_epi32_mask, _mm512_xor_si512,
 };
 
+use super::KVALUES_IQ4NL;
 use super::spec::{MAX_SUB_BLOCKS, QuantizedSpec};
 
 /// The affine maps of one group: scale and bias of each sub-block, for the 16 rows.
@@ -59,11 +60,17 @@ pub(crate) trait Codec: QuantizedSpec {
     /// `s * SUB_BLOCK / 4 + j` of the group's decoded chunks); the remaining entries are
     /// zero.
     ///
+    /// The values come from the group's quads `q`, and for a format whose values also
+    /// take bits from a per-row field, from its per-row data `p` as well (Q5_0 and Q5_1:
+    /// the fifth bit of each value is in the 4-byte `qh`, a per-row field because quads
+    /// fields are whole 16-byte units). The other formats do not read `p`.
+    ///
     /// # Safety
     ///
     /// The CPU has AVX-512 F/BW/VL; `q` is readable for [`Self::QUADS`] bytes (one
-    /// group's quads); `s < SUB_BLOCKS`.
-    unsafe fn sub_block(q: *const u8, s: usize) -> [__m512i; 8];
+    /// group's quads) and `p` for [`Self::PER_ROW`] bytes (the same group's per-row
+    /// data); `s < SUB_BLOCKS`.
+    unsafe fn sub_block(q: *const u8, p: *const u8, s: usize) -> [__m512i; 8];
 
     /// Writes the scale and bias of each sub-block `s < SUB_BLOCKS` to `out.scale[s]`,
     /// `out.bias[s]` (the rest of `out` is left as it is).
@@ -142,6 +149,59 @@ pub(crate) fn byte_i(x: __m512i, j: i32) -> __m512i {
 pub(crate) fn nibble(v: __m512i, high: bool) -> __m512i {
     let v = if high { _mm512_srli_epi16::<4>(v) } else { v };
     _mm512_and_si512(v, _mm512_set1_epi8(0x0f))
+}
+
+/// `KVALUES_IQ4NL[q] as u8 ^ 0x80` for `q` in 0..16, in each 16-byte lane.
+static IQ4NL_U: [u8; 64] = {
+    let mut t = [0u8; 64];
+    let mut i = 0;
+    while i < 64 {
+        t[i] = (KVALUES_IQ4NL[i % 16] as u8) ^ 0x80;
+        i += 1;
+    }
+    t
+};
+
+/// Maps each byte `q` (0..16, a 4-bit index) of each vector to
+/// `KVALUES_IQ4NL[q] as u8 ^ 0x80`, the unsigned form of the IQ4_NL / IQ4_XS table value
+/// (their codecs' `u`).
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw")]
+pub(crate) fn iq4nl_u(mut w: [__m512i; 8]) -> [__m512i; 8] {
+    // SAFETY: the table is 64 bytes.
+    let table = unsafe { ld(IQ4NL_U.as_ptr(), 0) };
+    for v in &mut w {
+        // vpshufb looks up each byte's low 4 bits in its 16-byte lane; every lane holds
+        // the whole table, and the indices are below 16 (bit 7 clear: no zeroing).
+        *v = _mm512_shuffle_epi8(table, *v);
+    }
+    w
+}
+
+/// Adds the fifth bit of each value of a 32-value block (Q5_0, Q5_1) to its decoded low
+/// nibbles: `w[j]` holds values `4j..4j + 4` of the 16 rows (the low nibbles of qs chunks
+/// 0..4, then their high nibbles), `qh` the rows' 32-bit `qh`, row `r` at dword `r`; bit
+/// `i` of `qh` is bit 4 of value `i`.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw")]
+pub(crate) fn with_fifth_bits(mut w: [__m512i; 8], qh: __m512i) -> [__m512i; 8] {
+    let sixteen = _mm512_set1_epi8(0x10);
+    for (j, v) in w.iter_mut().enumerate() {
+        // Values 4j..4j + 4 take qh bits 4j..4j + 4: byte j / 2 of the row's dword, bits
+        // 4(j % 2)..4(j % 2) + 4. Copy that byte to all four bytes of its dword, then
+        // test bit b + 4(j % 2) in byte b: a set bit adds 16 to the nibble (whose bit 4
+        // is clear).
+        let byte = (j / 2) as i32 * 0x0101_0101;
+        let ctrl = _mm512_add_epi32(
+            _mm512_setr4_epi32(0, 0x0404_0404, 0x0808_0808, 0x0c0c_0c0c),
+            _mm512_set1_epi32(byte),
+        );
+        let spread = _mm512_shuffle_epi8(qh, ctrl);
+        let bits = _mm512_set1_epi32((0x0804_0201_u32 << (4 * (j % 2))) as i32);
+        let set = _mm512_test_epi8_mask(spread, bits);
+        *v = _mm512_mask_add_epi8(*v, set, *v, sixteen);
+    }
+    w
 }
 
 /// The low nibbles of quads chunks `c0..c0 + 4`, then their high nibbles.

@@ -11,7 +11,8 @@
 //!
 //! | module | format |
 //! |---|---|
-//! | `q4_0`, `q4_1`, `q8_0` | Q4_0, Q4_1, Q8_0 (32-value blocks) |
+//! | `q4_0`, `q4_1`, `q5_0`, `q5_1`, `q8_0` | Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 (32-value blocks) |
+//! | `iq4_nl` | IQ4_NL (32-value blocks, non-linear table) |
 //! | `q2_k`, `q3_k`, `q4_k`, `q5_k`, `q6_k` | the K-quants (256-value super-blocks) |
 //! | `iq4_xs` | IQ4_XS (256 values, non-linear table) |
 //! | `f16`, `bf16` | F16, BF16 (one value per 2 bytes) |
@@ -36,15 +37,15 @@
 //!
 //! ```text
 //! #[non_exhaustive] #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-//! pub enum Format { Q4_0, Q4_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_XS, F16, BF16 }
+//! pub enum Format { Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS, F16, BF16 }
 //! impl Format {
-//!     pub const ALL: [Format; 11];                        // in GGML type id order
+//!     pub const ALL: [Format; 14];                        // in GGML type id order
 //!     pub const fn name(self) -> &'static str;            // "Q4_0", "Q4_K", "IQ4_XS", "F16", "BF16" (gguf-py names)
 //!     pub fn from_name(name: &str) -> Option<Format>;     // case-insensitive, accepts "q4_k" and "Q4_K"
 //!     pub const fn ggml_type(self) -> u32;                // GGML_TYPE_* id as stored in GGUF
 //!     pub const fn from_ggml_type(id: u32) -> Result<Format, FormatError>;
 //!     pub const fn block_values(self) -> usize;           // 32, 256 or 1
-//!     pub const fn block_bytes(self) -> usize;            // 18, 20, 34, 84, 110, 144, 176, 210, 136, 2, 2
+//!     pub const fn block_bytes(self) -> usize;            // 18, 20, 22, 24, 34, 84, 110, 144, 176, 210, 18, 136, 2, 2
 //!     pub const fn row_bytes(self, k: usize) -> Result<usize, FormatError>;
 //! }
 //! pub fn dequantize(format: Format, src: &[u8], dst: &mut [f32]) -> Result<(), FormatError>;
@@ -53,8 +54,9 @@
 //!                pub const fn f32_to_f16(x: f32) -> u16; pub const fn f32_to_bf16(x: f32) -> u16; }
 //! ```
 //!
-//! Each block format has a block type ([`BlockQ4_0`], [`BlockQ4_1`], [`BlockQ8_0`],
-//! [`BlockQ2_K`], [`BlockQ3_K`], [`BlockQ4_K`], [`BlockQ5_K`], [`BlockQ6_K`], [`BlockIQ4_XS`]) made of byte arrays only
+//! Each block format has a block type ([`BlockQ4_0`], [`BlockQ4_1`], [`BlockQ5_0`],
+//! [`BlockQ5_1`], [`BlockQ8_0`], [`BlockQ2_K`], [`BlockQ3_K`], [`BlockQ4_K`], [`BlockQ5_K`],
+//! [`BlockQ6_K`], [`BlockIQ4_NL`], [`BlockIQ4_XS`]) made of byte arrays only
 //! (alignment 1, size pinned to the ggml block size), parsed with `from_bytes` from exactly
 //! one block's bytes. Its `dequantize` reproduces gguf-py's `gguf.quants` dequantization
 //! bit for bit: the same f32 operations in the same order, never fused.
@@ -77,7 +79,8 @@
 //!      equal to the dequantized value (within one f32 rounding of the multiply-add).
 //! 2. `formats/x/x86.rs` (`#[cfg(target_arch = "x86_64")] mod x86;`): `impl Codec`:
 //!    `QUADS` and `PER_ROW` (16 rows' bytes of the group's quads and per-row regions),
-//!    `sub_block` (the decoded chunks of one sub-block from the packed quads) and `affine`
+//!    `sub_block` (the decoded chunks of one sub-block from the packed quads, and from
+//!    the per-row data where values take bits from a per-row field) and `affine`
 //!    (scales and biases from the packed per-row data), equal to `decode` bit for bit.
 //!    The shared AVX-512 helpers are in `codec.rs`.
 //! 3. In `formats/mod.rs`: `pub(crate) mod x;` and `pub use x::BlockX;`. In
@@ -115,12 +118,15 @@ pub(crate) mod field;
 mod format;
 mod ggml_type;
 pub mod half;
+pub(crate) mod iq4_nl;
 pub(crate) mod iq4_xs;
 pub(crate) mod q2_k;
 pub(crate) mod q3_k;
 pub(crate) mod q4_0;
 pub(crate) mod q4_1;
 pub(crate) mod q4_k;
+pub(crate) mod q5_0;
+pub(crate) mod q5_1;
 pub(crate) mod q5_k;
 pub(crate) mod q6_k;
 pub(crate) mod q8_0;
@@ -130,12 +136,15 @@ pub(crate) mod spec;
 pub use error::FormatError;
 pub use format::Format;
 pub use ggml_type::ggml_type_name;
+pub use iq4_nl::BlockIQ4_NL;
 pub use iq4_xs::{BlockIQ4_XS, KVALUES_IQ4NL};
 pub use q2_k::BlockQ2_K;
 pub use q3_k::{BlockQ3_K, unpack_scales_k3};
 pub use q4_0::BlockQ4_0;
 pub use q4_1::BlockQ4_1;
 pub use q4_k::{BlockQ4_K, unpack_scales_mins_k4};
+pub use q5_0::BlockQ5_0;
+pub use q5_1::BlockQ5_1;
 pub use q5_k::BlockQ5_K;
 pub use q6_k::BlockQ6_K;
 pub use q8_0::BlockQ8_0;

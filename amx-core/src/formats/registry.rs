@@ -36,6 +36,12 @@ macro_rules! registry {
                 Q4_0 = 2 => q4_0::BlockQ4_0,
                 /// 32 values per 20-byte block: f16 `d` and `m`, 32 nibbles; `x = d * q + m`.
                 Q4_1 = 3 => q4_1::BlockQ4_1,
+                /// 32 values per 22-byte block: f16 scale `d`, 32 5-bit values (nibbles and
+                /// one `u32` of fifth bits); `x = d * (q - 16)`.
+                Q5_0 = 6 => q5_0::BlockQ5_0,
+                /// 32 values per 24-byte block: f16 `d` and `m`, 32 5-bit values;
+                /// `x = d * q + m`.
+                Q5_1 = 7 => q5_1::BlockQ5_1,
                 /// 32 values per 34-byte block: f16 scale `d`, 32 `i8`; `x = d * q`.
                 Q8_0 = 8 => q8_0::BlockQ8_0,
                 /// 256 values per 84-byte super-block: 2-bit values, 16 sub-blocks of 16
@@ -52,6 +58,9 @@ macro_rules! registry {
                 /// 256 values per 210-byte super-block: 6-bit values, 16 `i8` scales of 16
                 /// values.
                 Q6_K = 14 => q6_k::BlockQ6_K,
+                /// 32 values per 18-byte block: f16 scale `d`, 32 4-bit indices into a
+                /// non-linear table; `x = d * KVALUES_IQ4NL[q]`.
+                IQ4_NL = 20 => iq4_nl::BlockIQ4_NL,
                 /// 256 values per 136-byte super-block: 4-bit indices into a non-linear
                 /// table, 6-bit scales per 32 values.
                 IQ4_XS = 23 => iq4_xs::BlockIQ4_XS,

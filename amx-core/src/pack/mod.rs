@@ -56,19 +56,24 @@
 //! |---|---|---|
 //! | Q4_0 (18 B) | qs (2, 16) | d (0, 2) |
 //! | Q4_1 (20 B) | qs (4, 16) | d (0, 2), m (2, 2) |
+//! | Q5_0 (22 B) | qs (6, 16) | d (0, 2), qh (2, 4) |
+//! | Q5_1 (24 B) | qs (8, 16) | d (0, 2), m (2, 2), qh (4, 4) |
 //! | Q8_0 (34 B) | qs (2, 32) | d (0, 2) |
 //! | Q2_K (84 B) | qs (16, 64) | d (80, 2), dmin (82, 2), scales (0, 16) |
 //! | Q3_K (110 B) | qs (32, 64), hmask (0, 32) | d (108, 2), scales (96, 12) |
 //! | Q4_K (144 B) | qs (16, 128) | d (0, 2), dmin (2, 2), scales (4, 12) |
 //! | Q5_K (176 B) | qs (48, 128), qh (16, 32) | d (0, 2), dmin (2, 2), scales (4, 12) |
 //! | Q6_K (210 B) | ql (0, 128), qh (128, 64) | scales (192, 16), d (208, 2) |
+//! | IQ4_NL (18 B) | qs (2, 16) | d (0, 2) |
 //! | IQ4_XS (136 B) | qs (8, 128) | d (0, 2), scales_h (2, 2), scales_l (4, 4) |
 //! | BF16 (32 values) | values (0, 64) | none |
 //! | F16 (32 values) | values (0, 64) | none |
 //!
 //! Quantized values keep their ggml nibble and bit order inside each 4-byte quad, so a
 //! quad of Q4_0 holds values `4c..4c+4` in its low nibbles and `16+4c..16+4c+4` in its high
-//! nibbles. F16 and BF16 weights are stored as VNNI pairs of their own bits, so a chunk
+//! nibbles. A 4-byte per-row field (Q5_0's and Q5_1's `qh`, the fifth bit of each value)
+//! is 64 bytes for the 16 rows, row `r` at dword `r`: one vector whose lane `r` holds row
+//! `r`'s bits, as a quads chunk holds its bytes. F16 and BF16 weights are stored as VNNI pairs of their own bits, so a chunk
 //! of BF16 is one row of a `tdpbf16ps` B tile, and F16 stays exact at its own size (the
 //! kernels widen F16 with `vcvtph2ps`, or round it to BF16 for tiles as they stream a
 //! panel, as they dequantize the block formats). Non-finite scales and values are bytes

@@ -208,10 +208,10 @@ fn header_errors() {
     let msg = std::format!("{}", parse(&b).unwrap_err());
     assert_eq!(msg, "packed header names ggml type id 99, which is not a ggml type");
     let mut b = good.clone();
-    b[12] = 6;
+    b[12] = 9;
     forge_checksum(&mut b);
     let msg = std::format!("{}", parse(&b).unwrap_err());
-    assert_eq!(msg, "packed header names Q5_0 (ggml type 6), which is not a packed format");
+    assert_eq!(msg, "packed header names Q8_1 (ggml type 9), which is not a packed format");
     assert_eq!(
         PackedRef::parse_expecting(&good, Format::Q4_0, n, k, 1).map(|_| ()),
         Err(FormatMismatch { expected: Format::Q4_0, found: f })

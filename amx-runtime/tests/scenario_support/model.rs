@@ -34,14 +34,17 @@ pub const F: usize = 256;
 pub const VOCAB: usize = 64;
 
 /// The weight formats, rotated over the layers so that every format is packed somewhere.
-const FORMATS: [Format; 9] = [
+const FORMATS: [Format; 12] = [
     Format::Q4_0,
+    Format::Q5_0,
     Format::Q8_0,
     Format::Q4_K,
     Format::Q6_K,
     Format::Q4_1,
+    Format::Q5_1,
     Format::Q5_K,
     Format::IQ4_XS,
+    Format::IQ4_NL,
     Format::F16,
     Format::BF16,
 ];

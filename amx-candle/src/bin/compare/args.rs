@@ -10,7 +10,7 @@ usage: compare [--formats q4_0,q4_k,...] [--m 1,8,32,128,512] [--n 4096] [--k 40
 
 Times candle-core's QMatMul::forward and amx-candle's AmxMatMul::forward on the same
 weights (reused from cache) and inputs, interleaved, median per call, T threads on both.
-Formats: those both hold (default: q4_0,q4_1,q8_0,q2_k,q3_k,q4_k,q5_k,q6_k,f16,bf16).
+Formats: those both hold (default: q4_0,q4_1,q5_0,q5_1,q8_0,q2_k,q3_k,q4_k,q5_k,q6_k,f16,bf16).
 candle runs on a thread of its own; --same-thread runs it on ours, which reproduces
 candle 0.11.1's tile-state hazard (wrong Q4_K results for M >= 32, SIGILL with T > 1).
 --back-to-back times each side's calls in a block of its own instead of interleaved.";

@@ -1,27 +1,16 @@
 //! IQ4_XS's AVX-512 decoder. Packed qs chunk `c` (0..32) gives decoded chunks
 //! `8(c/4) + c%4` (its low nibbles) and `8(c/4) + 4 + c%4` (its high nibbles): sub-block
 //! `s` is the low, then the high nibbles of qs chunks `4s..4s + 4`, each nibble then
-//! mapped through a `vpshufb` table.
+//! mapped through the table (`codec::iq4nl_u`, a `vpshufb`).
 
 use core::arch::x86_64::{
     __m512i, _mm256_loadu_si256, _mm512_and_si512, _mm512_cvtepi32_ps, _mm512_cvtepu16_epi32,
     _mm512_mul_ps, _mm512_or_si512, _mm512_rolv_epi32, _mm512_set1_epi32, _mm512_set1_ps,
-    _mm512_shuffle_epi8, _mm512_srlv_epi32, _mm512_sub_epi32,
+    _mm512_srlv_epi32, _mm512_sub_epi32,
 };
 
-use super::{BlockIQ4_XS, KVALUES_IQ4NL};
-use crate::formats::codec::{Affine, Codec, f16x16, ld, nibbles_4x2};
-
-/// `KVALUES_IQ4NL[q] as u8 ^ 0x80` for `q` in 0..16, in each 16-byte lane.
-static IQ4NL_U: [u8; 64] = {
-    let mut t = [0u8; 64];
-    let mut i = 0;
-    while i < 64 {
-        t[i] = (KVALUES_IQ4NL[i % 16] as u8) ^ 0x80;
-        i += 1;
-    }
-    t
-};
+use super::BlockIQ4_XS;
+use crate::formats::codec::{Affine, Codec, f16x16, iq4nl_u, ld, nibbles_4x2};
 
 /// IQ4_XS: `u = KVALUES_IQ4NL[q] ^ 0x80`, scale `d * (ls - 32)`, bias `-128 * scale`.
 impl Codec for BlockIQ4_XS {
@@ -30,16 +19,9 @@ impl Codec for BlockIQ4_XS {
 
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-    unsafe fn sub_block(q: *const u8, s: usize) -> [__m512i; 8] {
-        // SAFETY: the table is 64 bytes.
-        let table = unsafe { ld(IQ4NL_U.as_ptr(), 0) };
+    unsafe fn sub_block(q: *const u8, _p: *const u8, s: usize) -> [__m512i; 8] {
         // SAFETY: chunks 4s..4s + 4 < 32 for s < 8 (the caller's contract).
-        let n = unsafe { nibbles_4x2(q, 4 * s) };
-        let mut w = n;
-        for v in &mut w {
-            *v = _mm512_shuffle_epi8(table, *v);
-        }
-        w
+        iq4nl_u(unsafe { nibbles_4x2(q, 4 * s) })
     }
 
     #[inline]

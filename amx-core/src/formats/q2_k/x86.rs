@@ -36,7 +36,7 @@ impl Codec for BlockQ2_K {
 
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-    unsafe fn sub_block(q: *const u8, s: usize) -> [__m512i; 8] {
+    unsafe fn sub_block(q: *const u8, _p: *const u8, s: usize) -> [__m512i; 8] {
         let (h, j, i0) = (s / 8, s % 8 / 2, 4 * (s % 2));
         let mut w = [_mm512_setzero_si512(); 8];
         for (i, wi) in w.iter_mut().take(4).enumerate() {

@@ -23,7 +23,7 @@ impl Codec for BlockQ3_K {
 
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-    unsafe fn sub_block(q: *const u8, s: usize) -> [__m512i; 8] {
+    unsafe fn sub_block(q: *const u8, _p: *const u8, s: usize) -> [__m512i; 8] {
         let (h, j, i0) = (s / 8, s % 8 / 2, 4 * (s % 2));
         // The hmask bit of this sub-block, in every byte.
         let bit = _mm512_set1_epi8((1u8 << (4 * h + j)) as i8);

@@ -14,7 +14,7 @@ impl Codec for BlockQ4_0 {
 
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-    unsafe fn sub_block(q: *const u8, _s: usize) -> [__m512i; 8] {
+    unsafe fn sub_block(q: *const u8, _p: *const u8, _s: usize) -> [__m512i; 8] {
         // SAFETY: chunks 0..4 are the group's 256 bytes (the caller's contract).
         unsafe { nibbles_4x2(q, 0) }
     }

@@ -14,10 +14,11 @@ impl Codec for BlockQ4_1 {
 
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-    unsafe fn sub_block(q: *const u8, s: usize) -> [__m512i; 8] {
-        // SAFETY: Q4_1's quads are Q4_0's (16 bytes of nibbles in the same order), so
-        // the caller's contract is Q4_0's.
-        unsafe { <BlockQ4_0 as Codec>::sub_block(q, s) }
+    unsafe fn sub_block(q: *const u8, p: *const u8, s: usize) -> [__m512i; 8] {
+        // SAFETY: Q4_1's quads are Q4_0's (16 bytes of nibbles in the same order, 256
+        // bytes in a panel), and its 64 per-row bytes cover Q4_0's 32, so the caller's
+        // contract is Q4_0's.
+        unsafe { <BlockQ4_0 as Codec>::sub_block(q, p, s) }
     }
 
     #[inline]

@@ -71,7 +71,7 @@ impl Codec for BlockQ4_K {
 
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-    unsafe fn sub_block(q: *const u8, s: usize) -> [__m512i; 8] {
+    unsafe fn sub_block(q: *const u8, _p: *const u8, s: usize) -> [__m512i; 8] {
         let mut w = [_mm512_setzero_si512(); 8];
         for (i, wi) in w.iter_mut().enumerate() {
             // SAFETY: chunk 8(s/2) + i < 32 for s < 8 (the caller's contract).

@@ -21,7 +21,7 @@ impl Codec for BlockQ5_K {
 
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-    unsafe fn sub_block(q: *const u8, s: usize) -> [__m512i; 8] {
+    unsafe fn sub_block(q: *const u8, _p: *const u8, s: usize) -> [__m512i; 8] {
         // Bit t = s of each qh byte moves to bit 4: rotate the dwords left by 4 - t
         // (mod 32); the bit stays in its byte.
         let rot = _mm512_set1_epi32((4 - s as i32) & 31);

@@ -45,7 +45,7 @@ impl Codec for BlockQ6_K {
 
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-    unsafe fn sub_block(q: *const u8, s: usize) -> [__m512i; 8] {
+    unsafe fn sub_block(q: *const u8, _p: *const u8, s: usize) -> [__m512i; 8] {
         // Sub-block s is decoded chunks 4s..4s + 4 = 32h + 8t + i (see the table): the
         // low (t < 2) or high nibbles of ql chunk 16h + 8(t%2) + i as bits 0..4, and bits
         // 2t, 2t + 1 of qh chunk 8h + i as bits 4, 5. With `lo` the qh bits 0, 1, 4, 5

@@ -16,7 +16,7 @@ impl Codec for BlockQ8_0 {
 
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-    unsafe fn sub_block(q: *const u8, _s: usize) -> [__m512i; 8] {
+    unsafe fn sub_block(q: *const u8, _p: *const u8, _s: usize) -> [__m512i; 8] {
         let flip = _mm512_set1_epi8(i8::MIN);
         let mut w = [_mm512_setzero_si512(); 8];
         for (c, wc) in w.iter_mut().enumerate() {

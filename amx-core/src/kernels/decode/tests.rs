@@ -202,7 +202,15 @@ fn avx512_decode_ignores_bad_arguments() {
 /// (scalar and AVX-512 alike).
 #[test]
 fn spans_equal_groups_one_at_a_time() {
-    for format in [Format::Q4_0, Format::Q4_1, Format::Q8_0, Format::Q4_K] {
+    for format in [
+        Format::Q4_0,
+        Format::Q4_1,
+        Format::Q5_0,
+        Format::Q5_1,
+        Format::Q8_0,
+        Format::IQ4_NL,
+        Format::Q4_K,
+    ] {
         // 11 groups of 32 values (a partial last span of 3), or 2 of 256.
         let (n, k) = (19, if format.block_values() == 32 { 11 * 32 } else { 512 });
         let src = random_blocks(format, 77, n * k / format.block_values() * format.block_bytes());

@@ -93,9 +93,9 @@ fn decode_groups<F: Codec>(
             return;
         };
         for_each_sub_block!(F::SUB_BLOCKS, |s| {
-            // SAFETY: `q` is the group's `QUADS` bytes and `s < SUB_BLOCKS`; AVX-512
-            // F/BW/VL are enabled here.
-            let w = unsafe { F::sub_block(q.as_ptr(), s) };
+            // SAFETY: `q` is the group's `QUADS` bytes, `p` its `PER_ROW` bytes and
+            // `s < SUB_BLOCKS`; AVX-512 F/BW/VL are enabled here.
+            let w = unsafe { F::sub_block(q.as_ptr(), p.as_ptr(), s) };
             for (j, v) in w.into_iter().take(chunks).enumerate() {
                 st(out, (slot * subs + s) * chunks + j, v);
             }

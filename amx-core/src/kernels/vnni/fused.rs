@@ -93,9 +93,10 @@ pub(super) unsafe fn panel_block<F: Codec, const R: usize>(
         for_each_sub_block!(F::SUB_BLOCKS, |s| {
             prefetch(q, (far, near_groups * F::QUADS), F::QUADS, s, F::SUB_BLOCKS);
             prefetch(p, (far, near_groups * F::PER_ROW), F::PER_ROW, s, F::SUB_BLOCKS);
-            // SAFETY: `fits` puts group g's quads inside the panel and s < SUB_BLOCKS, so
-            // the sub-block read stays in the group; the CPU has AVX-512 F/BW/VL.
-            let w = unsafe { F::sub_block(q, s) };
+            // SAFETY: `fits` puts group g's quads and per-row bytes inside the panel and
+            // s < SUB_BLOCKS, so the sub-block read stays in the group; the CPU has
+            // AVX-512 F/BW/VL.
+            let w = unsafe { F::sub_block(q, p, s) };
             let k0 = g * gv + s * F::SUB_BLOCK;
             let dx_at = q8.dx_offset() + 4 * (k0 / 32);
             let sum_at = if F::SUB_BLOCK == 32 {
