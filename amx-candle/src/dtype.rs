@@ -8,7 +8,8 @@ use candle_core::quantized::{GgmlDType, QStorage, QTensor};
 
 use crate::AdapterError;
 
-/// The formats both candle-core 0.11 and amx-rs hold (every amx-rs format but IQ4_XS).
+/// The formats both candle-core 0.11 and amx-rs hold (every amx-rs format but IQ4_XS and
+/// MXFP4).
 pub const SHARED_FORMATS: [Format; 8] = [
     Format::Q4_0,
     Format::Q4_1,
@@ -40,8 +41,8 @@ pub fn format_of(dtype: GgmlDType) -> Result<Format, AdapterError> {
 
 /// The candle dtype of an amx-rs format.
 ///
-/// Errors: [`AdapterError::NoCandleDType`] for IQ4_XS (candle-core 0.11 has no IQ
-/// formats) and any format added to amx-rs later.
+/// Errors: [`AdapterError::NoCandleDType`] for IQ4_XS and MXFP4 (candle-core 0.11 has
+/// neither) and any format added to amx-rs later.
 pub fn dtype_of(format: Format) -> Result<GgmlDType, AdapterError> {
     match format {
         Format::Q4_0 => Ok(GgmlDType::Q4_0),
@@ -143,10 +144,9 @@ mod tests {
             }
         }
         assert_eq!(mapped, 8);
-        assert_eq!(
-            dtype_of(Format::IQ4_XS),
-            Err(AdapterError::NoCandleDType { format: Format::IQ4_XS })
-        );
+        for format in [Format::IQ4_XS, Format::MXFP4] {
+            assert_eq!(dtype_of(format), Err(AdapterError::NoCandleDType { format }));
+        }
     }
 
     #[test]

@@ -156,6 +156,7 @@ mod doc {
             Format::Q5_K => (&[(48, 128), (16, 32)], &[(0, 2), (2, 2), (4, 12)]),
             Format::Q6_K => (&[(0, 128), (128, 64)], &[(192, 16), (208, 2)]),
             Format::IQ4_XS => (&[(8, 128)], &[(0, 2), (2, 2), (4, 4)]),
+            Format::MXFP4 => (&[(1, 16)], &[(0, 1)]),
             Format::BF16 | Format::F16 => (&[(0, 64)], &[]),
             other => panic!("no documented field table for {other}"),
         }

@@ -112,7 +112,7 @@ mod tests {
         assert_eq!(
             text(&b),
             "Q5_0 (ggml type 6) is not supported (supported: F16=1, Q4_0=2, Q4_1=3, Q8_0=8, \
-             Q4_K=12, Q5_K=13, Q6_K=14, IQ4_XS=23, BF16=30)"
+             Q4_K=12, Q5_K=13, Q6_K=14, IQ4_XS=23, BF16=30, MXFP4=39)"
         );
         let b = render(&FormatError::UnknownGgmlType { id: 0 });
         assert!(text(&b).starts_with("F32 (ggml type 0) is not supported "));

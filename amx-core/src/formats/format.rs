@@ -13,12 +13,13 @@ impl Format {
         Format::ALL.into_iter().find(|f| f.name().eq_ignore_ascii_case(name))
     }
 
-    /// Values per block: 32 (Q4_0, Q4_1, Q8_0), 256 (K-quants, IQ4_XS) or 1 (F16, BF16).
+    /// Values per block: 32 (Q4_0, Q4_1, Q8_0, MXFP4), 256 (K-quants, IQ4_XS) or 1 (F16,
+    /// BF16).
     pub const fn block_values(self) -> usize {
         with_format!(self, F => F::BLOCK_VALUES)
     }
 
-    /// Bytes per block: 18, 20, 34, 144, 176, 210, 136, 2, 2.
+    /// Bytes per block: 18, 20, 34, 144, 176, 210, 136, 17, 2, 2.
     pub const fn block_bytes(self) -> usize {
         with_format!(self, F => F::BLOCK_BYTES)
     }
@@ -51,7 +52,7 @@ mod tests {
 
     #[test]
     fn ggml_ids_names_and_sizes() {
-        let table: [(Format, u32, &str, usize, usize); 9] = [
+        let table: [(Format, u32, &str, usize, usize); 10] = [
             (Format::Q4_0, 2, "Q4_0", 32, 18),
             (Format::Q4_1, 3, "Q4_1", 32, 20),
             (Format::Q8_0, 8, "Q8_0", 32, 34),
@@ -59,6 +60,7 @@ mod tests {
             (Format::Q5_K, 13, "Q5_K", 256, 176),
             (Format::Q6_K, 14, "Q6_K", 256, 210),
             (Format::IQ4_XS, 23, "IQ4_XS", 256, 136),
+            (Format::MXFP4, 39, "MXFP4", 32, 17),
             (Format::F16, 1, "F16", 1, 2),
             (Format::BF16, 30, "BF16", 1, 2),
         ];
@@ -86,7 +88,7 @@ mod tests {
 
     #[test]
     fn unknown_ids_and_names() {
-        for id in [0, 4, 5, 6, 7, 9, 10, 11, 15, 20, 22, 24, 29, 31, 39, u32::MAX] {
+        for id in [0, 4, 5, 6, 7, 9, 10, 11, 15, 20, 22, 24, 29, 31, 40, u32::MAX] {
             assert_eq!(Format::from_ggml_type(id), Err(FormatError::UnknownGgmlType { id }));
         }
         for name in ["", "Q4", "Q4K", "F32", "Q4_K_M", "IQ4_NL", "Q4_0 "] {

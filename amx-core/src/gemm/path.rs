@@ -32,7 +32,7 @@ pub enum Path {
 /// thread, Sapphire Rapids guest, two runs; GOPS AMX / VNNI). Each format's number and its
 /// measurements are in the format's module (`AMX_MIN_ROWS`): 26 for Q4_0 and Q4_1, 28 for
 /// Q8_0, 25 for Q4_K and IQ4_XS, 21 for Q5_K, 20 for Q6_K, 9 for F16, 2 for BF16 (whose
-/// panels are B tiles as packed).
+/// panels are B tiles as packed); 26 for MXFP4 is provisional (Q4_0's, not yet measured).
 pub const fn amx_min_rows(format: Format) -> usize {
     format.amx_min_rows()
 }

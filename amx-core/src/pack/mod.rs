@@ -61,6 +61,7 @@
 //! | Q5_K (176 B) | qs (48, 128), qh (16, 32) | d (0, 2), dmin (2, 2), scales (4, 12) |
 //! | Q6_K (210 B) | ql (0, 128), qh (128, 64) | scales (192, 16), d (208, 2) |
 //! | IQ4_XS (136 B) | qs (8, 128) | d (0, 2), scales_h (2, 2), scales_l (4, 4) |
+//! | MXFP4 (17 B) | qs (1, 16) | e (0, 1) |
 //! | BF16 (32 values) | values (0, 64) | none |
 //! | F16 (32 values) | values (0, 64) | none |
 //!

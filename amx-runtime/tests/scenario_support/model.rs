@@ -34,7 +34,7 @@ pub const F: usize = 256;
 pub const VOCAB: usize = 64;
 
 /// The weight formats, rotated over the layers so that every format is packed somewhere.
-const FORMATS: [Format; 9] = [
+const FORMATS: [Format; 10] = [
     Format::Q4_0,
     Format::Q8_0,
     Format::Q4_K,
@@ -44,6 +44,7 @@ const FORMATS: [Format; 9] = [
     Format::IQ4_XS,
     Format::F16,
     Format::BF16,
+    Format::MXFP4,
 ];
 
 /// The graph, the plain bytes of every weight and input, and the ids tests look at.

@@ -32,7 +32,9 @@ fn accepts_stacked_packed_experts_with_f32_host_activations() {
     for b in [1, 2] {
         assert!(a.supports_op(&expert_op(&a, b, &h, &h)), "src1 ne[1] = {b}");
     }
-    for format in [Format::Q8_0, Format::Q4_K, Format::IQ4_XS, Format::F16, Format::BF16] {
+    let formats =
+        [Format::Q8_0, Format::Q4_K, Format::IQ4_XS, Format::MXFP4, Format::F16, Format::BF16];
+    for format in formats {
         let stack = t("exps", DType::Block(format), &[256, 32, 8]);
         let x = t("x", DType::F32, &[256, 1, 3]);
         let ids = t("ids", DType::I32, &[4, 3]);
