@@ -75,6 +75,16 @@
 //! checksummed with the rest; one written into a packed buffer afterwards fails the body
 //! checksum).
 //!
+//! # Weights in other formats: f32 rows packed as BF16
+//!
+//! A weight in a format this crate cannot pack natively (an F32 matrix, a ggml type not
+//! in [`Format`]) goes on the same paths as BF16: dequantize it to f32 once, at load, and
+//! pack the f32 rows with [`pack_f32_as_bf16`] (or [`pack_f32_as_bf16_panels`], a range
+//! of panels from just the rows it covers, [`source_rows`]: 16 rows at a time, or split
+//! over threads). Each value is rounded to BF16 (nearest, ties to even, subnormals kept,
+//! NaNs kept and made quiet) and the buffer is byte for byte the one [`pack`] gives for
+//! those BF16 bytes, header and checksum included; no allocation.
+//!
 //! # Parallel packing
 //!
 //! [`pack_panels`] packs a range of panels into that range's bytes, so threads can each
@@ -86,6 +96,7 @@
 
 mod checksum;
 mod error;
+mod from_f32;
 mod header;
 mod layout;
 mod transform;
@@ -94,6 +105,7 @@ use core::ops::Range;
 
 pub use checksum::BodySum;
 pub use error::PackError;
+pub use from_f32::{pack_f32_as_bf16, pack_f32_as_bf16_panels, source_rows};
 pub use header::{HEADER_BYTES, LAYOUT_VERSION, MAGIC, PackedRef};
 pub use layout::{
     FLOAT_GROUP_VALUES, PANEL_ALIGN, PANEL_ROWS, PackedLayout, group_bytes, group_values,
