@@ -78,6 +78,15 @@ pub struct TensorLine {
     pub repack: Option<(f64, usize)>,
 }
 
+/// A ggml type as messages name it: `"Q2_K (ggml type 10)"`, or `"ggml type id 77 (not a
+/// ggml type)"`.
+pub fn type_label(ggml_type: u32) -> String {
+    match amx_core::formats::ggml_type_name(ggml_type) {
+        Some(name) => format!("{name} (ggml type {ggml_type})"),
+        None => format!("ggml type id {ggml_type} (not a ggml type)"),
+    }
+}
+
 fn dtype(ggml_type: u32) -> Option<DType> {
     match ggml_type {
         0 => Some(DType::F32),
@@ -99,11 +108,9 @@ pub fn report(file: &GgufFile) -> Result<(String, Vec<TensorLine>), String> {
         let dims: Vec<usize> =
             t.ne[..t.n_dims.max(1) as usize].iter().map(|&d| d as usize).collect();
         let Some(dt) = dtype(t.ggml_type) else {
-            let _ = writeln!(
-                skipped,
-                "{}: ggml type {} is not handled here: host memory",
-                t.name, t.ggml_type
-            );
+            let _ = writeln!(skipped, "{}: {} is not handled here: host memory", t.name, {
+                type_label(t.ggml_type)
+            });
             continue;
         };
         let w = graph.weight(&t.name, dt, &dims).map_err(|e| e.to_string())?;

@@ -95,7 +95,13 @@ impl fmt::Display for AdapterError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
             AdapterError::UnsupportedDType { dtype } => {
-                write!(f, "amx-candle: candle dtype {dtype:?} has no amx-rs kernel")
+                let id = crate::dtype::ggml_type_of(dtype);
+                let name = amx_core::formats::ggml_type_name(id).unwrap_or("?");
+                write!(
+                    f,
+                    "amx-candle: candle dtype {dtype:?} ({name}, ggml type {id}) has no amx-rs \
+                     kernel"
+                )
             }
             AdapterError::NoCandleDType { format } => {
                 write!(f, "amx-candle: amx-rs format {format} has no candle-core 0.11 dtype")

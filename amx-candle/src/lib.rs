@@ -55,7 +55,9 @@ mod matmul;
 mod rows;
 
 pub use candle_path::candle_path;
-pub use dtype::{SHARED_FORMATS, check_ggml_bytes, dtype_of, format_of, qtensor_from_ggml};
+pub use dtype::{
+    SHARED_FORMATS, check_ggml_bytes, dtype_of, format_of, ggml_type_of, qtensor_from_ggml,
+};
 pub use error::AdapterError;
 pub use matmul::AmxMatMul;
 

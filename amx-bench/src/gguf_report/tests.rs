@@ -85,3 +85,12 @@ fn crafted_gguf_padding_is_refused_before_allocating() {
     assert_eq!(lines[0].buft, "AMX");
     assert_eq!(lines[0].repack.map(|r| r.1), Some(704));
 }
+
+#[test]
+fn unhandled_types_are_named_as_ggml_names_them() {
+    assert_eq!(type_label(10), "Q2_K (ggml type 10)");
+    assert_eq!(type_label(0), "F32 (ggml type 0)");
+    assert_eq!(type_label(40), "NVFP4 (ggml type 40)");
+    assert_eq!(type_label(4), "ggml type id 4 (not a ggml type)");
+    assert_eq!(type_label(77), "ggml type id 77 (not a ggml type)");
+}
