@@ -62,6 +62,7 @@ mod benches {
     #[bench::q6_k(Format::Q6_K)]
     #[bench::iq4_nl(Format::IQ4_NL)]
     #[bench::iq4_xs(Format::IQ4_XS)]
+    #[bench::mxfp4(Format::MXFP4)]
     #[bench::f16(Format::F16)]
     #[bench::bf16(Format::BF16)]
     fn scalar_gemm_m4_256x256(mut c: Case) -> Case {

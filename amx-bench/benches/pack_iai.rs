@@ -76,6 +76,7 @@ mod benches {
     #[bench::q6_k(Format::Q6_K)]
     #[bench::iq4_nl(Format::IQ4_NL)]
     #[bench::iq4_xs(Format::IQ4_XS)]
+    #[bench::mxfp4(Format::MXFP4)]
     #[bench::f16(Format::F16)]
     #[bench::bf16(Format::BF16)]
     fn pack_4096x4096(mut b: Buffers) -> Buffers {
@@ -95,6 +96,7 @@ mod benches {
     #[bench::q6_k(Format::Q6_K)]
     #[bench::iq4_nl(Format::IQ4_NL)]
     #[bench::iq4_xs(Format::IQ4_XS)]
+    #[bench::mxfp4(Format::MXFP4)]
     #[bench::f16(Format::F16)]
     #[bench::bf16(Format::BF16)]
     fn unpack_4096x4096(mut b: Buffers) -> Buffers {

@@ -34,9 +34,9 @@ const ROWS: usize = 32;
 /// Why 4: packing pads N to 16-row panels, K to the 32-value group (F16, BF16; the
 /// quantized formats' groups are their blocks, so K needs no padding), each panel to 64
 /// bytes, and adds a 64-byte header. Over real shapes (K a multiple of the block, N >= 16,
-/// any number of stacked matrices) the worst ratio is 2.30, Q4_0 with N = 17 and K = 32
-/// (306 bytes become 704: two panels of 320 bytes and the header); every format stays
-/// under 2 from N = 33 on. 4 also admits N >= 8 (worst 2.67, Q4_0 N = 8) and F16/BF16
+/// any number of stacked matrices) the worst ratio is 2.44, MXFP4 with N = 17 and K = 32
+/// (289 bytes become 704: two panels of 320 bytes and the header); every format stays
+/// under 2 from N = 33 on. 4 also admits N >= 8 (worst 2.82, MXFP4 N = 8) and F16/BF16
 /// rows of at least 16 values (worst 3.88, N = 17, K = 16), and leaves room for a
 /// larger header. The refused shapes are padding, not weights: an F16 row of 1 value
 /// takes 2 bytes and packs to 64, times 16 rows per panel for a single-row matrix, a
@@ -78,6 +78,15 @@ pub struct TensorLine {
     pub repack: Option<(f64, usize)>,
 }
 
+/// A ggml type as messages name it: `"Q2_K (ggml type 10)"`, or `"ggml type id 77 (not a
+/// ggml type)"`.
+pub fn type_label(ggml_type: u32) -> String {
+    match amx_core::formats::ggml_type_name(ggml_type) {
+        Some(name) => format!("{name} (ggml type {ggml_type})"),
+        None => format!("ggml type id {ggml_type} (not a ggml type)"),
+    }
+}
+
 fn dtype(ggml_type: u32) -> Option<DType> {
     match ggml_type {
         0 => Some(DType::F32),
@@ -99,11 +108,9 @@ pub fn report(file: &GgufFile) -> Result<(String, Vec<TensorLine>), String> {
         let dims: Vec<usize> =
             t.ne[..t.n_dims.max(1) as usize].iter().map(|&d| d as usize).collect();
         let Some(dt) = dtype(t.ggml_type) else {
-            let _ = writeln!(
-                skipped,
-                "{}: ggml type {} is not handled here: host memory",
-                t.name, t.ggml_type
-            );
+            let _ = writeln!(skipped, "{}: {} is not handled here: host memory", t.name, {
+                type_label(t.ggml_type)
+            });
             continue;
         };
         let w = graph.weight(&t.name, dt, &dims).map_err(|e| e.to_string())?;

@@ -149,7 +149,7 @@ fn parse_bench(args: &[String]) -> Result<BenchArgs, String> {
             "--dram" => out.dram = true,
             "--formats" => {
                 let names = "f16, q4_0, q4_1, q5_0, q5_1, q8_0, q2_k, q3_k, q4_k, q5_k, q6_k, \
-                             iq4_nl, iq4_xs, bf16";
+                             iq4_nl, iq4_xs, bf16, mxfp4";
                 out.formats = parse_list(&value("--formats")?, names, Format::from_name)?
             }
             "--paths" => {

@@ -8,8 +8,8 @@ use candle_core::quantized::{GgmlDType, QStorage, QTensor};
 
 use crate::AdapterError;
 
-/// The formats both candle-core 0.11 and amx-rs hold (every amx-rs format but IQ4_NL and
-/// IQ4_XS).
+/// The formats both candle-core 0.11 and amx-rs hold (every amx-rs format but IQ4_NL,
+/// IQ4_XS and MXFP4).
 pub const SHARED_FORMATS: [Format; 10] = [
     Format::Q4_0,
     Format::Q4_1,
@@ -47,10 +47,32 @@ pub fn format_of(dtype: GgmlDType) -> Result<Format, AdapterError> {
     }
 }
 
+/// The `GGML_TYPE_*` id of a candle dtype (candle names Q2_K `Q2K`; errors name it by
+/// ggml's name through this id, [`amx_core::formats::ggml_type_name`]).
+pub fn ggml_type_of(dtype: GgmlDType) -> u32 {
+    match dtype {
+        GgmlDType::F32 => 0,
+        GgmlDType::F16 => 1,
+        GgmlDType::Q4_0 => 2,
+        GgmlDType::Q4_1 => 3,
+        GgmlDType::Q5_0 => 6,
+        GgmlDType::Q5_1 => 7,
+        GgmlDType::Q8_0 => 8,
+        GgmlDType::Q8_1 => 9,
+        GgmlDType::Q2K => 10,
+        GgmlDType::Q3K => 11,
+        GgmlDType::Q4K => 12,
+        GgmlDType::Q5K => 13,
+        GgmlDType::Q6K => 14,
+        GgmlDType::Q8K => 15,
+        GgmlDType::BF16 => 30,
+    }
+}
+
 /// The candle dtype of an amx-rs format.
 ///
-/// Errors: [`AdapterError::NoCandleDType`] for IQ4_NL and IQ4_XS (candle-core 0.11 has
-/// no IQ formats) and any format added to amx-rs later.
+/// Errors: [`AdapterError::NoCandleDType`] for IQ4_NL, IQ4_XS and MXFP4 (candle-core 0.11
+/// has none of them) and any format added to amx-rs later.
 pub fn dtype_of(format: Format) -> Result<GgmlDType, AdapterError> {
     match format {
         Format::Q4_0 => Ok(GgmlDType::Q4_0),
@@ -154,9 +176,19 @@ mod tests {
                 }
                 Err(e) => assert_eq!(e, AdapterError::UnsupportedDType { dtype }),
             }
+            // Every dtype's ggml id names it as ggml does: Q2K is Q2_K.
+            let name = amx_core::formats::ggml_type_name(ggml_type_of(dtype)).unwrap();
+            assert_eq!(name.replace('_', ""), format!("{dtype:?}").replace('_', ""));
+            if let Ok(format) = format_of(dtype) {
+                assert_eq!(format.ggml_type(), ggml_type_of(dtype));
+            }
         }
         assert_eq!(mapped, 10);
-        for format in [Format::IQ4_NL, Format::IQ4_XS] {
+        assert_eq!(
+            AdapterError::UnsupportedDType { dtype: GgmlDType::Q8_1 }.to_string(),
+            "amx-candle: candle dtype Q8_1 (Q8_1, ggml type 9) has no amx-rs kernel"
+        );
+        for format in [Format::IQ4_NL, Format::IQ4_XS, Format::MXFP4] {
             assert_eq!(dtype_of(format), Err(AdapterError::NoCandleDType { format }));
         }
     }

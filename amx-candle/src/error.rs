@@ -19,7 +19,7 @@ pub enum AdapterError {
         /// The candle dtype.
         dtype: GgmlDType,
     },
-    /// An amx-rs format candle-core 0.11 cannot hold (IQ4_NL, IQ4_XS).
+    /// An amx-rs format candle-core 0.11 cannot hold (IQ4_NL, IQ4_XS, MXFP4).
     NoCandleDType {
         /// The amx-rs format.
         format: Format,
@@ -95,7 +95,13 @@ impl fmt::Display for AdapterError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
             AdapterError::UnsupportedDType { dtype } => {
-                write!(f, "amx-candle: candle dtype {dtype:?} has no amx-rs kernel")
+                let id = crate::dtype::ggml_type_of(dtype);
+                let name = amx_core::formats::ggml_type_name(id).unwrap_or("?");
+                write!(
+                    f,
+                    "amx-candle: candle dtype {dtype:?} ({name}, ggml type {id}) has no amx-rs \
+                     kernel"
+                )
             }
             AdapterError::NoCandleDType { format } => {
                 write!(f, "amx-candle: amx-rs format {format} has no candle-core 0.11 dtype")

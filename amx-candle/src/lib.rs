@@ -31,7 +31,7 @@
 //!
 //! - [`format_of`] / [`dtype_of`]: candle's `GgmlDType` against amx-rs's `Format` (Q4_0,
 //!   Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, F16, BF16 on both sides;
-//!   candle-core 0.11 has no IQ4_NL or IQ4_XS, amx-rs no Q8_1, Q8_K or F32 weights).
+//!   candle-core 0.11 has no IQ4_NL, IQ4_XS or MXFP4, amx-rs no Q8_1, Q8_K or F32 weights).
 //! - [`AmxMatMul`]: the packed weight and the op.
 //! - [`qtensor_from_ggml`]: candle's `QTensor` from the same ggml bytes (tests, the
 //!   comparison).
@@ -55,7 +55,9 @@ mod matmul;
 mod rows;
 
 pub use candle_path::candle_path;
-pub use dtype::{SHARED_FORMATS, check_ggml_bytes, dtype_of, format_of, qtensor_from_ggml};
+pub use dtype::{
+    SHARED_FORMATS, check_ggml_bytes, dtype_of, format_of, ggml_type_of, qtensor_from_ggml,
+};
 pub use error::AdapterError;
 pub use matmul::AmxMatMul;
 

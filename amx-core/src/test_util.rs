@@ -33,6 +33,9 @@ pub(crate) fn weights(format: Format, seed: u64, rows: usize, k: usize) -> Vec<u
         for &a in format.f16_scales() {
             b[a + 1] = 0x30 | (b[a + 1] & 0x87);
         }
+        for &a in format.e8m0_scales() {
+            b[a] = moderate_e8m0(b[a]);
+        }
     }
     if format.sub_block().is_none() {
         // F16 or BF16 values.
@@ -41,6 +44,12 @@ pub(crate) fn weights(format: Format, seed: u64, rows: usize, k: usize) -> Vec<u
         }
     }
     w
+}
+
+/// A moderate E8M0 scale from a random byte: exponent byte 120..=135, a scale of
+/// `2^-8 ..= 2^7` (the range the f16 scales of test data get).
+pub(crate) fn moderate_e8m0(b: u8) -> u8 {
+    120 + (b & 0x0f)
 }
 
 pub(crate) use crate::require::{Need, REQUIRE_VAR};

@@ -21,12 +21,22 @@ pub enum DType {
 }
 
 impl DType {
-    /// The ggml name: `"f32"`, `"i32"`, or the format's name (`"Q4_0"`, `"BF16"`, ...).
+    /// The ggml type's name ([`amx_core::formats::ggml_type_name`]: `"F32"`, `"I32"`, or
+    /// the format's, `"Q4_0"`, `"BF16"`, ...).
     pub fn name(self) -> &'static str {
         match self {
-            DType::F32 => "f32",
-            DType::I32 => "i32",
+            DType::F32 => "F32",
+            DType::I32 => "I32",
             DType::Block(f) => f.name(),
+        }
+    }
+
+    /// The `GGML_TYPE_*` id (0 for F32, 26 for I32, the format's for a block format).
+    pub fn ggml_type(self) -> u32 {
+        match self {
+            DType::F32 => 0,
+            DType::I32 => 26,
+            DType::Block(f) => f.ggml_type(),
         }
     }
 
@@ -139,6 +149,10 @@ mod tests {
         assert_eq!(w.nbytes(), Some(8 * 18 * 32));
         assert_eq!(w.dims(), &[256, 32]);
         assert_eq!(w.to_string(), "w [256, 32] Q4_0");
+        // Every dtype by its ggml name and id.
+        for d in [DType::F32, DType::I32, DType::Block(Format::Q4_K), DType::Block(Format::BF16)] {
+            assert_eq!(amx_core::formats::ggml_type_name(d.ggml_type()), Some(d.name()));
+        }
         let x = TensorDesc::new("x", DType::F32, &[7]).unwrap();
         assert_eq!((x.nbytes(), x.dims()), (Some(28), &[7][..]));
         let e = TensorDesc::new("e", DType::F32, &[1, 1, 3]).unwrap();

@@ -161,6 +161,7 @@ mod doc {
             Format::Q6_K => (&[(0, 128), (128, 64)], &[(192, 16), (208, 2)]),
             Format::IQ4_NL => (&[(2, 16)], &[(0, 2)]),
             Format::IQ4_XS => (&[(8, 128)], &[(0, 2), (2, 2), (4, 4)]),
+            Format::MXFP4 => (&[(1, 16)], &[(0, 1)]),
             Format::BF16 | Format::F16 => (&[(0, 64)], &[]),
             other => panic!("no documented field table for {other}"),
         }

@@ -30,8 +30,8 @@ pub struct Figure {
     pub seconds: f64,
 }
 
-/// Weights whose f16 scales are moderate (random bytes elsewhere), so the kernels do
-/// ordinary arithmetic rather than NaN paths.
+/// Weights whose f16 (or E8M0) scales are moderate (random bytes elsewhere), so the
+/// kernels do ordinary arithmetic rather than NaN paths.
 pub fn bench_weights(format: Format, seed: u64, n: usize, k: usize) -> Result<Vec<u8>, GemmError> {
     let len = n * format.row_bytes(k).map_err(|_| GemmError::Overflow)?;
     let mut w = pseudo_random_bytes(seed, len);
@@ -48,6 +48,12 @@ pub fn bench_weights(format: Format, seed: u64, n: usize, k: usize) -> Result<Ve
             for v in w.chunks_exact_mut(2) {
                 v[1] =
                     if format == Format::F16 { 0x38 | (v[1] & 0x83) } else { 0x3f | (v[1] & 0x80) };
+            }
+        }
+        Format::MXFP4 => {
+            // The E8M0 exponent byte: 120..=135, a scale of 2^-8 ..= 2^7.
+            for b in w.chunks_exact_mut(format.block_bytes()) {
+                b[0] = 120 + (b[0] & 0x0f);
             }
         }
         _ => {

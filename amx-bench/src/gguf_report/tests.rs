@@ -39,9 +39,10 @@ fn real_shapes_stay_within_the_bound() {
             }
         }
     }
-    assert_eq!(worst.1, Format::Q4_0, "{worst:?}");
+    assert_eq!(worst.1, Format::MXFP4, "{worst:?}");
     assert_eq!(worst.2, [32, 17, 1], "{worst:?}");
-    assert_eq!(worst.0, 704.0 / 306.0);
+    assert_eq!(worst.0, 704.0 / 289.0);
+    assert_eq!(ratio(Format::MXFP4, [32, 8, 1]), 384.0 / 136.0);
     assert!(ratio(Format::F16, [16, 17, 1]) < MAX_PACK_AMPLIFICATION as f64);
 }
 
@@ -83,4 +84,13 @@ fn crafted_gguf_padding_is_refused_before_allocating() {
     let (_, lines) = report(&GgufFile::parse(q4_0).unwrap()).unwrap();
     assert_eq!(lines[0].buft, "AMX");
     assert_eq!(lines[0].repack.map(|r| r.1), Some(704));
+}
+
+#[test]
+fn unhandled_types_are_named_as_ggml_names_them() {
+    assert_eq!(type_label(10), "Q2_K (ggml type 10)");
+    assert_eq!(type_label(0), "F32 (ggml type 0)");
+    assert_eq!(type_label(40), "NVFP4 (ggml type 40)");
+    assert_eq!(type_label(4), "ggml type id 4 (not a ggml type)");
+    assert_eq!(type_label(77), "ggml type id 77 (not a ggml type)");
 }

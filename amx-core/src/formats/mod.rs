@@ -15,6 +15,7 @@
 //! | `iq4_nl` | IQ4_NL (32-value blocks, non-linear table) |
 //! | `q2_k`, `q3_k`, `q4_k`, `q5_k`, `q6_k` | the K-quants (256-value super-blocks) |
 //! | `iq4_xs` | IQ4_XS (256 values, non-linear table) |
+//! | `mxfp4` | MXFP4 (32 values, E8M0 exponent, E2M1 table) |
 //! | `f16`, `bf16` | F16, BF16 (one value per 2 bytes) |
 //!
 //! They implement one internal trait, `FormatSpec` (`spec.rs`: sizes, field table,
@@ -37,15 +38,15 @@
 //!
 //! ```text
 //! #[non_exhaustive] #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-//! pub enum Format { Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS, F16, BF16 }
+//! pub enum Format { Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS, F16, BF16, MXFP4 }
 //! impl Format {
-//!     pub const ALL: [Format; 14];                        // in GGML type id order
+//!     pub const ALL: [Format; 15];                        // in GGML type id order
 //!     pub const fn name(self) -> &'static str;            // "Q4_0", "Q4_K", "IQ4_XS", "F16", "BF16" (gguf-py names)
 //!     pub fn from_name(name: &str) -> Option<Format>;     // case-insensitive, accepts "q4_k" and "Q4_K"
 //!     pub const fn ggml_type(self) -> u32;                // GGML_TYPE_* id as stored in GGUF
 //!     pub const fn from_ggml_type(id: u32) -> Result<Format, FormatError>;
 //!     pub const fn block_values(self) -> usize;           // 32, 256 or 1
-//!     pub const fn block_bytes(self) -> usize;            // 18, 20, 22, 24, 34, 84, 110, 144, 176, 210, 18, 136, 2, 2
+//!     pub const fn block_bytes(self) -> usize;            // 18, 20, 22, 24, 34, 84, 110, 144, 176, 210, 18, 136, 2, 2, 17
 //!     pub const fn row_bytes(self, k: usize) -> Result<usize, FormatError>;
 //! }
 //! pub fn dequantize(format: Format, src: &[u8], dst: &mut [f32]) -> Result<(), FormatError>;
@@ -56,7 +57,7 @@
 //!
 //! Each block format has a block type ([`BlockQ4_0`], [`BlockQ4_1`], [`BlockQ5_0`],
 //! [`BlockQ5_1`], [`BlockQ8_0`], [`BlockQ2_K`], [`BlockQ3_K`], [`BlockQ4_K`], [`BlockQ5_K`],
-//! [`BlockQ6_K`], [`BlockIQ4_NL`], [`BlockIQ4_XS`]) made of byte arrays only
+//! [`BlockQ6_K`], [`BlockIQ4_NL`], [`BlockIQ4_XS`], [`BlockMXFP4`]) made of byte arrays only
 //! (alignment 1, size pinned to the ggml block size), parsed with `from_bytes` from exactly
 //! one block's bytes. Its `dequantize` reproduces gguf-py's `gguf.quants` dequantization
 //! bit for bit: the same f32 operations in the same order, never fused.
@@ -72,8 +73,9 @@
 //!    gguf-py's bit for bit, and unit tests of its bit layout), and for it:
 //!    - `impl FormatSpec`: `FORMAT`, `BLOCK_VALUES`, `BLOCK_BYTES`, `FIELDS` (the quads
 //!      fields, multiples of 16 bytes, in the order the decoder reads them, then the
-//!      per-row fields), `F16_SCALES`, `AMX_MIN_ROWS` (see step 5), `dequantize_blocks` (whole
-//!      blocks through `for_each_block`);
+//!      per-row fields), `F16_SCALES` (and `E8M0_SCALES` where the scales are E8M0
+//!      bytes), `AMX_MIN_ROWS` (see step 5), `dequantize_blocks` (whole blocks through
+//!      `for_each_block`);
 //!    - `impl QuantizedSpec`: `SUB_BLOCK` (16 or 32) and `decode`, the scalar decoder:
 //!      unsigned values `u` and per sub-block `scale`, `bias` with `w = scale * u + bias`
 //!      equal to the dequantized value (within one f32 rounding of the multiply-add).
@@ -120,6 +122,7 @@ mod ggml_type;
 pub mod half;
 pub(crate) mod iq4_nl;
 pub(crate) mod iq4_xs;
+pub(crate) mod mxfp4;
 pub(crate) mod q2_k;
 pub(crate) mod q3_k;
 pub(crate) mod q4_0;
@@ -138,6 +141,7 @@ pub use format::Format;
 pub use ggml_type::ggml_type_name;
 pub use iq4_nl::BlockIQ4_NL;
 pub use iq4_xs::{BlockIQ4_XS, KVALUES_IQ4NL};
+pub use mxfp4::{BlockMXFP4, KVALUES_MXFP4, e8m0_to_f32_half};
 pub use q2_k::BlockQ2_K;
 pub use q3_k::{BlockQ3_K, unpack_scales_k3};
 pub use q4_0::BlockQ4_0;

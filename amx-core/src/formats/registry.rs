@@ -64,6 +64,9 @@ macro_rules! registry {
                 /// 256 values per 136-byte super-block: 4-bit indices into a non-linear
                 /// table, 6-bit scales per 32 values.
                 IQ4_XS = 23 => iq4_xs::BlockIQ4_XS,
+                /// 32 values per 17-byte block: an E8M0 exponent `e`, 32 4-bit indices
+                /// into the doubled E2M1 table; `x = 2^(e - 128) * KVALUES_MXFP4[q]`.
+                MXFP4 = 39 => mxfp4::BlockMXFP4,
             }
             float {
                 /// IEEE binary16, one value per 2 bytes.
@@ -257,6 +260,11 @@ pub(crate) const fn check_spec<F: FormatSpec>(format: Format) {
     let mut s = 0;
     while s < F::F16_SCALES.len() {
         assert!(F::F16_SCALES[s] + 2 <= F::BLOCK_BYTES, "an f16 scale outside the block");
+        s += 1;
+    }
+    let mut s = 0;
+    while s < F::E8M0_SCALES.len() {
+        assert!(F::E8M0_SCALES[s] < F::BLOCK_BYTES, "an E8M0 scale outside the block");
         s += 1;
     }
 }

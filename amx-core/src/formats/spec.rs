@@ -46,6 +46,10 @@ pub(crate) trait FormatSpec {
     /// Byte offsets of the f16 scales in a block (empty for F16/BF16): test data gives
     /// them moderate values so that results compare numerically.
     const F16_SCALES: &'static [usize];
+    /// Byte offsets of the E8M0 exponent scales in a block (MXFP4's `e`; none in the
+    /// others): test data gives them moderate values too (a random byte is a power of two
+    /// anywhere in `2^-128 ..= 2^127`).
+    const E8M0_SCALES: &'static [usize] = &[];
     /// From how many rows `Path::Auto` takes the AMX path (the crossing point with VNNI,
     /// measured: the notes are on each format's constant).
     const AMX_MIN_ROWS: usize;
@@ -151,5 +155,11 @@ impl Format {
     #[cfg(test)]
     pub(crate) const fn f16_scales(self) -> &'static [usize] {
         with_format!(self, F => F::F16_SCALES)
+    }
+
+    /// [`FormatSpec::E8M0_SCALES`].
+    #[cfg(test)]
+    pub(crate) const fn e8m0_scales(self) -> &'static [usize] {
+        with_format!(self, F => F::E8M0_SCALES)
     }
 }

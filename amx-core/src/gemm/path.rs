@@ -33,8 +33,8 @@ pub enum Path {
 /// measurements are in the format's module (`AMX_MIN_ROWS`): 26 for Q4_0 and Q4_1, 28 for
 /// Q8_0, 25 for Q4_K and IQ4_XS, 21 for Q5_K, 20 for Q6_K, 9 for F16, 2 for BF16 (whose
 /// panels are B tiles as packed); provisionally, until measured, 20 for Q2_K and Q3_K
-/// (Q6_K's, the other 16-value sub-blocks) and 26 for Q5_0, Q5_1 and IQ4_NL (those of Q4_0
-/// and Q4_1, the same block shapes).
+/// (Q6_K's, the other 16-value sub-blocks) and 26 for Q5_0, Q5_1, IQ4_NL and MXFP4 (those
+/// of Q4_0 and Q4_1, the same block shapes).
 pub const fn amx_min_rows(format: Format) -> usize {
     format.amx_min_rows()
 }

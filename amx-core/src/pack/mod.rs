@@ -66,6 +66,7 @@
 //! | Q6_K (210 B) | ql (0, 128), qh (128, 64) | scales (192, 16), d (208, 2) |
 //! | IQ4_NL (18 B) | qs (2, 16) | d (0, 2) |
 //! | IQ4_XS (136 B) | qs (8, 128) | d (0, 2), scales_h (2, 2), scales_l (4, 4) |
+//! | MXFP4 (17 B) | qs (1, 16) | e (0, 1) |
 //! | BF16 (32 values) | values (0, 64) | none |
 //! | F16 (32 values) | values (0, 64) | none |
 //!
@@ -81,6 +82,16 @@
 //! checksummed with the rest; one written into a packed buffer afterwards fails the body
 //! checksum).
 //!
+//! # Weights in other formats: f32 rows packed as BF16
+//!
+//! A weight in a format this crate cannot pack natively (an F32 matrix, a ggml type not
+//! in [`Format`]) goes on the same paths as BF16: dequantize it to f32 once, at load, and
+//! pack the f32 rows with [`pack_f32_as_bf16`] (or [`pack_f32_as_bf16_panels`], a range
+//! of panels from just the rows it covers, [`source_rows`]: 16 rows at a time, or split
+//! over threads). Each value is rounded to BF16 (nearest, ties to even, subnormals kept,
+//! NaNs kept and made quiet) and the buffer is byte for byte the one [`pack`] gives for
+//! those BF16 bytes, header and checksum included; no allocation.
+//!
 //! # Parallel packing
 //!
 //! [`pack_panels`] packs a range of panels into that range's bytes, so threads can each
@@ -92,6 +103,7 @@
 
 mod checksum;
 mod error;
+mod from_f32;
 mod header;
 mod layout;
 mod transform;
@@ -100,6 +112,7 @@ use core::ops::Range;
 
 pub use checksum::BodySum;
 pub use error::PackError;
+pub use from_f32::{pack_f32_as_bf16, pack_f32_as_bf16_panels, source_rows};
 pub use header::{HEADER_BYTES, LAYOUT_VERSION, MAGIC, PackedRef};
 pub use layout::{
     FLOAT_GROUP_VALUES, PANEL_ALIGN, PANEL_ROWS, PackedLayout, group_bytes, group_values,

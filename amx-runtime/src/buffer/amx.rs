@@ -12,6 +12,26 @@
 //! expert ids in host memory, contiguous (run by amx-core's grouped kernel,
 //! [`amx_core::moe`]). Every other op, and every other operand, is refused.
 //!
+//! # Weights in other formats: F32, packed as BF16
+//!
+//! An engine can put every matmul weight of a GGUF file here, whatever its type. A type
+//! amx-core packs natively ([`DType::Block`]) is packed as it is. Anything else (an F32
+//! matrix, a ggml type amx-core has no [`Format`] for) is dequantized once, at load, and
+//! packed as BF16 ([`pack::pack_f32_as_bf16_panels`]: round to nearest, ties to even):
+//!
+//! - the buffer type must be made with [`AmxBufferType::with_f32_as_bf16`]; then it
+//!   accepts [`DType::F32`] weights (MUL_MAT `[K, N]`, MUL_MAT_ID `[K, N, E]`), which
+//!   run on the BF16 paths. Without it F32 weights stay in host memory (a router kept
+//!   in F32 for its precision, as llama.cpp keeps it, is not rounded behind its back);
+//! - an F32 weight is uploaded from its f32 bytes ([`BufferType::set_tensor`]), or from
+//!   the caller's dequantization, 16 rows at a time, with
+//!   [`AmxBufferType::set_tensor_from_rows`]: a weight in a ggml type amx-core cannot
+//!   pack is declared as F32 of its shape and uploaded with the engine's own `to_float`
+//!   of its bytes (no f32 copy of the whole weight is made);
+//! - a download ([`BufferType::get_tensor`]) gives the f32 bytes of the packed BF16
+//!   values, that is the uploaded values rounded to BF16 (the one place where this type
+//!   does not give back the bytes it was given: the rounding is the point).
+//!
 //! Integrity: an upload ([`BufferType::set_tensor`]) packs, then verifies the packed
 //! buffer end to end (header and body checksum, [`pack::verify`]); a download
 //! ([`BufferType::get_tensor`]) unpacks, which verifies the body again; each GEMM or
@@ -32,6 +52,7 @@ use crate::tile_state;
 
 use super::{Buffer, BufferType, BuftId, Kernel};
 
+mod f32_weights;
 mod moe;
 
 /// The AMX buffer type. Its GEMM and its grouped expert kernel run on a [`Pool`] when
@@ -40,6 +61,8 @@ mod moe;
 pub struct AmxBufferType {
     id: BuftId,
     pool: Option<Arc<Pool>>,
+    /// Whether F32 weights are accepted, packed as BF16 (see the module docs).
+    f32_as_bf16: bool,
 }
 
 impl Default for AmxBufferType {
@@ -48,10 +71,20 @@ impl Default for AmxBufferType {
     }
 }
 
+/// The format a weight of `dtype` is packed in: its own for a block format, BF16 for F32
+/// (see the module docs), none for I32.
+fn packed_format(dtype: DType) -> Option<Format> {
+    match dtype {
+        DType::Block(format) => Some(format),
+        DType::F32 => Some(Format::BF16),
+        DType::I32 => None,
+    }
+}
+
 /// The packed layout of `tensor` (stacked matrices along `ne[2] * ne[3]`), if amx-core
-/// can pack it.
+/// can pack it (F32 as BF16; whether this type accepts F32 is [`AmxBufferType::holds`]).
 fn layout_of(tensor: &TensorDesc) -> Option<PackedLayout> {
-    let DType::Block(format) = tensor.dtype else { return None };
+    let format = packed_format(tensor.dtype)?;
     let [k, n, a, b] = tensor.ne;
     PackedLayout::new(format, n, k, a.checked_mul(b)?).ok()
 }
@@ -72,13 +105,13 @@ fn verify_packed(
     packed.expect(layout.format(), layout.n(), layout.k(), layout.matrices()).map_err(pack_err)
 }
 
+/// The format `tensor` is packed in (BF16 for F32), or [`BufferError::Unsupported`].
 fn format_of(tensor: &TensorDesc) -> Result<Format, BufferError> {
-    match tensor.dtype {
-        DType::Block(f) => Ok(f),
-        dtype => {
-            Err(BufferError::Unsupported { tensor: tensor.name.clone(), buft: "AMX".into(), dtype })
-        }
-    }
+    packed_format(tensor.dtype).ok_or_else(|| BufferError::Unsupported {
+        tensor: tensor.name.clone(),
+        buft: "AMX".into(),
+        dtype: tensor.dtype,
+    })
 }
 
 thread_local! {
@@ -91,13 +124,32 @@ impl AmxBufferType {
     /// The AMX buffer type, running its GEMM on the calling thread (which then holds
     /// tile state until it exits or calls [`tile_state::release_thread`]).
     pub fn new() -> AmxBufferType {
-        AmxBufferType { id: BuftId::fresh(), pool: None }
+        AmxBufferType { id: BuftId::fresh(), pool: None, f32_as_bf16: false }
     }
 
     /// The AMX buffer type, running its GEMM and grouped expert kernel on `pool`'s
     /// threads.
     pub fn with_pool(pool: Arc<Pool>) -> AmxBufferType {
-        AmxBufferType { id: BuftId::fresh(), pool: Some(pool) }
+        AmxBufferType { id: BuftId::fresh(), pool: Some(pool), f32_as_bf16: false }
+    }
+
+    /// This buffer type, also accepting F32 weights, which it packs as BF16 (see the
+    /// module docs): every matmul weight can then be put here, an F32 matrix as it is and
+    /// a weight in any other ggml type through [`AmxBufferType::set_tensor_from_rows`].
+    #[must_use]
+    pub fn with_f32_as_bf16(mut self) -> AmxBufferType {
+        self.f32_as_bf16 = true;
+        self
+    }
+
+    /// Whether this type holds weights of `dtype`: every block format, F32 when made
+    /// [`AmxBufferType::with_f32_as_bf16`].
+    fn holds(&self, dtype: DType) -> bool {
+        match dtype {
+            DType::Block(_) => true,
+            DType::F32 => self.f32_as_bf16,
+            DType::I32 => false,
+        }
     }
 
     /// Whether this type accepts `op` as MUL_MAT on a weight it holds: `dst` included,
@@ -111,6 +163,7 @@ impl AmxBufferType {
             && w.contiguous
             && wd.ne[2] == 1
             && wd.ne[3] == 1
+            && self.holds(wd.dtype)
             && layout_of(wd).is_some()
             && xd.dtype == DType::F32
             && x.buft.is_host()
@@ -183,6 +236,13 @@ impl BufferType for AmxBufferType {
 
     fn alloc_size(&self, tensor: &TensorDesc) -> Result<usize, BufferError> {
         format_of(tensor)?;
+        if !self.holds(tensor.dtype) {
+            return Err(BufferError::Unsupported {
+                tensor: tensor.name.clone(),
+                buft: self.name().into(),
+                dtype: tensor.dtype,
+            });
+        }
         layout_of(tensor)
             .map(|l| l.total_bytes())
             .ok_or_else(|| BufferError::BadShape { tensor: tensor.name.clone() })
@@ -191,12 +251,15 @@ impl BufferType for AmxBufferType {
     fn supports_op(&self, op: &OpDesc) -> bool {
         match op.op {
             Op::MulMat => self.accepts_mul_mat(op),
-            Op::MulMatId => moe::accepts(self.id, op),
+            Op::MulMatId => moe::accepts(self, op),
             _ => false,
         }
     }
 
     fn set_tensor(&self, buf: &mut Buffer, data: &[u8]) -> Result<(), BufferError> {
+        if buf.desc().dtype == DType::F32 {
+            return self.set_f32(buf, data);
+        }
         let desc = buf.desc().clone();
         let format = format_of(&desc)?;
         let layout = layout_of(&desc).ok_or(BufferError::BadShape { tensor: desc.name.clone() })?;
@@ -215,6 +278,9 @@ impl BufferType for AmxBufferType {
     }
 
     fn get_tensor(&self, buf: &Buffer, out: &mut [u8]) -> Result<(), BufferError> {
+        if buf.desc().dtype == DType::F32 {
+            return self.get_f32(buf, out);
+        }
         let desc = buf.desc();
         let layout = layout_of(desc).ok_or(BufferError::BadShape { tensor: desc.name.clone() })?;
         let pack_err = |error| BufferError::Pack { tensor: desc.name.clone(), error };

@@ -89,7 +89,8 @@ pub trait BufferType: fmt::Debug + Send + Sync {
     /// Errors: [`BufferError::NotOwner`], [`BufferError::Length`], [`BufferError::Pack`].
     fn set_tensor(&self, buf: &mut Buffer, data: &[u8]) -> Result<(), BufferError>;
 
-    /// Writes the tensor's plain bytes (exactly those given to `set_tensor`) into `out`.
+    /// Writes the tensor's plain bytes (exactly those given to `set_tensor`; for an F32
+    /// weight the AMX buffer type packs as BF16, the values rounded to BF16) into `out`.
     ///
     /// Errors: [`BufferError::NotOwner`], [`BufferError::Length`], [`BufferError::Pack`].
     fn get_tensor(&self, buf: &Buffer, out: &mut [u8]) -> Result<(), BufferError>;

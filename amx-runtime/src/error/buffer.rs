@@ -29,7 +29,8 @@ pub enum BufferError {
         /// The buffer type that asked.
         reader: Arc<str>,
     },
-    /// The buffer type cannot hold this tensor (for example F32 in the AMX buffer type).
+    /// The buffer type cannot hold this tensor (for example I32 in the AMX buffer type, or
+    /// F32 in one not made to pack F32 weights as BF16).
     Unsupported {
         /// The tensor.
         tensor: Arc<str>,
@@ -65,6 +66,16 @@ pub enum BufferError {
         tensor: Arc<str>,
         /// What amx-core said.
         error: PackError,
+    },
+    /// The caller's dequantization of a weight's rows failed
+    /// ([`crate::buffer::amx::AmxBufferType::set_tensor_from_rows`]).
+    Dequantize {
+        /// The tensor.
+        tensor: Arc<str>,
+        /// The rows asked for (of the stacked rows, matrix after matrix).
+        rows: std::ops::Range<usize>,
+        /// What the caller's dequantization said.
+        message: String,
     },
     /// The buffer's memory could not be allocated.
     Alloc {
@@ -104,6 +115,11 @@ impl fmt::Display for BufferError {
                  up to 64"
             ),
             BufferError::Pack { tensor, error } => write!(f, "tensor {tensor}: {error}"),
+            BufferError::Dequantize { tensor, rows, message } => write!(
+                f,
+                "tensor {tensor}: dequantizing rows {}..{} failed: {message}",
+                rows.start, rows.end
+            ),
             BufferError::Alloc { tensor, error } => write!(f, "tensor {tensor}: {error}"),
         }
     }

@@ -86,8 +86,8 @@ fn weights_of_another_graph_are_refused() {
     let e = run(&f.graph, &s, &[&cpu], &foreign, &[(f.x, &x.1[..])]).unwrap_err();
     let want = ExecError::ForeignWeights {
         id: 1,
-        graph: "norm [32] f32".into(),
-        loaded: "norm.other [32] f32".into(),
+        graph: "norm [32] F32".into(),
+        loaded: "norm.other [32] F32".into(),
     };
     assert_eq!(e, want);
     assert!(run(&f.graph, &s, &[&cpu], &w, &[(f.x, &x.1[..])]).is_ok());

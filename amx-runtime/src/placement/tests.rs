@@ -52,7 +52,7 @@ fn weights_go_where_their_consumer_is_accepted() {
     let report = p.to_string();
     assert!(report.contains("ffn_up_exps.weight [256, 64, 4] Q4_0 -> AMX: accepts MUL_MAT_ID up(ffn_up_exps.weight [256, 64, 4] Q4_0 in AMX, "));
     assert!(
-        report.contains("ffn_gate_inp.weight [256, 4] f32 -> host: AMX refuses MUL_MAT router;")
+        report.contains("ffn_gate_inp.weight [256, 4] F32 -> host: AMX refuses MUL_MAT router;")
     );
     assert!(report.contains("attn_q.weight [256, 256] Q4_0 -> AMX: accepts MUL_MAT q("));
     assert!(report.contains("unused.weight [256, 8] Q4_0 -> host: no op reads it"));

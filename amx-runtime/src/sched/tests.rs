@@ -140,8 +140,8 @@ fn weights_of_another_graph_are_refused_naming_both() {
     let e = schedule(&f.graph, &load_for(&more, &f), &[&cpu]).unwrap_err();
     let want = SchedError::ForeignWeights {
         id: 3,
-        graph: "the input x [64, 20] f32".into(),
-        loaded: "x [64, 20] f32".into(),
+        graph: "the input x [64, 20] F32".into(),
+        loaded: "x [64, 20] F32".into(),
     };
     assert_eq!(e, want);
     // Another instance of the same graph (a prefill and a decode graph of one model

@@ -5,9 +5,9 @@
 //! `w[row][k] = scale[s][row] * u[row][k] + bias[s][row]`, with `s = k / sub_block`.
 //!
 //! The unsigned values feed `vpdpbusd` directly (its unsigned operand), and since the bias
-//! absorbs any offset (Q4_0's 8, Q8_0's and IQ4_XS's 128, Q6_K's 32), a dot product with
-//! int8 activations `x = dx * q` is `dx * (scale * sum(u * q) + bias * sum(q))` per
-//! sub-block. The same values, widened to f32, give the BF16 tiles of the AMX path.
+//! absorbs any offset (Q4_0's 8, Q8_0's and IQ4_XS's 128, Q6_K's 32, MXFP4's 12), a dot
+//! product with int8 activations `x = dx * q` is `dx * (scale * sum(u * q) + bias *
+//! sum(q))` per sub-block. The same values, widened to f32, give the BF16 tiles of the AMX path.
 //!
 //! Each format's decoders are in its module (`formats::q4_0`, ...): the scalar one
 //! (`QuantizedSpec::decode`) and the AVX-512 one (`Codec`). This module places their

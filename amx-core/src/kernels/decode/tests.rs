@@ -16,6 +16,9 @@ pub(crate) fn random_blocks(format: Format, seed: u64, len: usize) -> Vec<u8> {
         for &at in format.f16_scales() {
             block[at + 1] = 0x30 + (block[at + 1] & 0x0f);
         }
+        for &at in format.e8m0_scales() {
+            block[at] = crate::test_util::moderate_e8m0(block[at]);
+        }
     }
     out
 }
@@ -75,6 +78,11 @@ const F16_SPECIALS: [u16; 12] = [
     0x7c01, 0x7e00, 0xfd55, 0x7dff, 0x7c00, 0xfc00, 0x0001, 0x83ff, 0x0000, 0x8000, 0x7bff, 0x3c00,
 ];
 
+/// E8M0 scales that need care: the subnormal results (0, 1), the smallest normal (2),
+/// 1/2 and 1 (127, 128), the largest two (254, 255: values and biases that overflow f32).
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // x86_64 tests' helpers
+const E8M0_SPECIALS: [u8; 7] = [0, 1, 2, 127, 128, 254, 255];
+
 /// The source kinds the vector decoder is checked on.
 #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // x86_64 tests' helpers
 fn sources(format: Format, len: usize, seed: u64) -> Vec<Vec<u8>> {
@@ -83,6 +91,9 @@ fn sources(format: Format, len: usize, seed: u64) -> Vec<Vec<u8>> {
         for (i, &at) in format.f16_scales().iter().enumerate() {
             let h = F16_SPECIALS[(b + 5 * i) % F16_SPECIALS.len()];
             block[at..at + 2].copy_from_slice(&h.to_le_bytes());
+        }
+        for (i, &at) in format.e8m0_scales().iter().enumerate() {
+            block[at] = E8M0_SPECIALS[(b + 3 * i) % E8M0_SPECIALS.len()];
         }
     }
     vec![
@@ -210,6 +221,7 @@ fn spans_equal_groups_one_at_a_time() {
         Format::Q8_0,
         Format::IQ4_NL,
         Format::Q4_K,
+        Format::MXFP4,
     ] {
         // 11 groups of 32 values (a partial last span of 3), or 2 of 256.
         let (n, k) = (19, if format.block_values() == 32 { 11 * 32 } else { 512 });

@@ -20,6 +20,9 @@ fn weights(format: Format, seed: u64, len: usize, finite: bool) -> Vec<u8> {
             for &at in format.f16_scales() {
                 block[at + 1] = 0x30 + (block[at + 1] & 0x0f);
             }
+            for &at in format.e8m0_scales() {
+                block[at] = crate::test_util::moderate_e8m0(block[at]);
+            }
         }
     }
     out

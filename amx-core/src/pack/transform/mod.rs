@@ -3,9 +3,12 @@
 //! The panel walk is shared; the 16-row transpose of quads fields, where the time goes, has
 //! a portable path (which valgrind can run) and an AVX-512 path chosen at run time.
 
+mod from_f32;
 mod scalar;
 #[cfg(target_arch = "x86_64")]
 mod x86;
+
+pub(crate) use from_f32::pack_f32_panel;
 
 use core::marker::PhantomData;
 
@@ -360,6 +363,21 @@ unsafe fn pack_panel_as<Q: Isa, F: FormatSpec>(
         // is the caller's.
         unsafe { pack_group::<Q, F>(&group, out.add(qo), out.add(po), &mut acc) };
     }
+    // SAFETY: `Q`'s instruction set is the caller's; every group went through
+    // `pack_group` with `acc`.
+    unsafe { finish_panel::<Q>(layout, dst, run, acc) };
+}
+
+/// Completes the checksum of a packed panel `dst` whose groups went through
+/// [`pack_group`] with `acc` (begun on `run`): stores the accumulator, then sums what was
+/// not summed as it was stored.
+///
+/// # Safety
+///
+/// The CPU has `Q`'s instruction set; with [`Isa::FUSED_SUM`], every chunk of the panel's
+/// quads region was added to `acc`, in address order.
+#[inline(always)]
+unsafe fn finish_panel<Q: Isa>(layout: &PackedLayout, dst: &[u8], run: &mut Run, acc: Q::Acc) {
     let quads = layout.per_row_offset(0);
     // SAFETY: `Q`'s instruction set is the caller's; with `FUSED_SUM` the whole quads
     // region, `quads / CHUNK` chunks, went through `acc` (nothing without it).
@@ -470,6 +488,8 @@ pub(crate) fn unpack_panel(layout: &PackedLayout, input: &[u8], panel: usize, ds
 #[cfg(test)]
 pub(crate) mod portable {
     use super::{PackedLayout, Run, pack_panel_with, scalar::Scalar, unpack_panel_with};
+
+    pub(crate) use super::from_f32::portable::pack_f32_panel;
 
     pub(crate) fn pack_panel(
         layout: &PackedLayout,

@@ -19,14 +19,14 @@ use amx_core::formats::Format;
 use amx_core::gemm::{self, GemmError, MatMut, MatRef, Path};
 use amx_core::moe::{Grouped, MoeShape, grouped_workspace_bytes};
 
-use crate::buffer::{Buffer, BuftId};
+use crate::buffer::Buffer;
 use crate::error::ExecError;
 use crate::op::{Op, OpDesc};
 use crate::pool::Pool;
 use crate::tensor::{DType, TensorDesc, f32_from_bytes, i32_from_bytes};
 use crate::tile_state;
 
-use super::{AmxBufferType, WORKSPACE, layout_of};
+use super::{AmxBufferType, WORKSPACE, layout_of, packed_format};
 
 thread_local! {
     /// Scratch of the grouped kernel on a pool thread, reused call after call.
@@ -37,7 +37,7 @@ thread_local! {
 /// by [`Op::infer`]): the stack's format and the grouped call's shape.
 fn kernel_shape(op: &OpDesc) -> Option<(Format, MoeShape)> {
     let [w, x, ids] = &op.srcs[..] else { return None };
-    let DType::Block(format) = w.desc.dtype else { return None };
+    let format = packed_format(w.desc.dtype)?;
     let [k, n, experts, _] = w.desc.ne;
     let [used, tokens, _, _] = ids.desc.ne;
     let (tokens, top_k) =
@@ -46,16 +46,17 @@ fn kernel_shape(op: &OpDesc) -> Option<(Format, MoeShape)> {
 }
 
 /// Whether buffer type `buft` runs `op` as MUL_MAT_ID on an expert stack it holds: the
-/// op's shapes follow ggml's rules with the result it gives, src0 is a packable block
-/// stack in `buft`, src1 is F32 and the ids are in host memory, both contiguous, and the
-/// grouped call's workspace has a size.
-pub(super) fn accepts(buft: BuftId, op: &OpDesc) -> bool {
+/// op's shapes follow ggml's rules with the result it gives, src0 is a packable stack in
+/// `buft` (a block format, or F32 where `buft` packs it as BF16), src1 is F32 and the ids
+/// are in host memory, both contiguous, and the grouped call's workspace has a size.
+pub(super) fn accepts(buft: &AmxBufferType, op: &OpDesc) -> bool {
     let [w, x, ids] = &op.srcs[..] else { return false };
     let descs: [&TensorDesc; 3] = [&w.desc, &x.desc, &ids.desc];
     op.op == Op::MulMatId
         && op.op.infer(op.name(), &descs).is_ok_and(|d| d == op.dst)
-        && w.buft.id() == buft
+        && w.buft.id() == buft.id
         && w.contiguous
+        && buft.holds(w.desc.dtype)
         && layout_of(&w.desc).is_some()
         && x.desc.dtype == DType::F32
         && x.buft.is_host()
