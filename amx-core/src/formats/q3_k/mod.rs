@@ -130,9 +130,9 @@ impl FormatSpec for BlockQ3_K {
     const FIELDS: &'static [Field] =
         &[quads(32, 64), quads(0, 32), per_row(108, 2), per_row(96, 12)];
     const F16_SCALES: &'static [usize] = &[108];
-    /// Provisional, pending measurement: Q6_K's crossing point (the other format with 16
-    /// sub-blocks of 16 values and one `d`, whose per-group affine work it shares).
-    const AMX_MIN_ROWS: usize = 20;
+    /// The crossing point with VNNI (`amx-bench bench --paths amx,vnni --m 12,..,32`, K = N = 4096, one thread, two runs), AMX / VNNI GOPS: 219/219 and 214/212 at M =
+    /// 17, 226/222 and 223/217 at 18.
+    const AMX_MIN_ROWS: usize = 18;
 
     fn dequantize_blocks(src: &[u8], dst: &mut [f32]) {
         for_each_block(src, dst, |s, d| Self::from_bytes(s).dequantize(d));

@@ -90,10 +90,9 @@ impl FormatSpec for BlockQ5_0 {
     /// dword `r`).
     const FIELDS: &'static [Field] = &[quads(6, 16), per_row(0, 2), per_row(2, 4)];
     const F16_SCALES: &'static [usize] = &[0];
-    /// Provisional, pending measurement (as `gemm::amx_min_rows` says): Q4_0's 26, the
-    /// format with the same block shape and the same affine map (the fifth bit adds a
-    /// little decode work on both paths).
-    const AMX_MIN_ROWS: usize = 26;
+    /// The crossing point with VNNI (`amx-bench bench --paths amx,vnni --m 12,..,32`, K = N = 4096, one thread, two runs), AMX / VNNI GOPS: 307/311 and 273/278 at M =
+    /// 24, 279/267 and 296/270 at 25.
+    const AMX_MIN_ROWS: usize = 25;
 
     fn dequantize_blocks(src: &[u8], dst: &mut [f32]) {
         for_each_block(src, dst, |s, d| Self::from_bytes(s).dequantize(d));
