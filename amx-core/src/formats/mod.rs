@@ -211,6 +211,19 @@ const fn put<const N: usize>(dst: &mut [u8], at: usize, part: &[u8; N]) {
     }
 }
 
+/// The 32 nibbles of a 32-value block's 16 bytes, in value order: value `j < 16` is the
+/// low nibble of byte `j`, value `j + 16` its high nibble (Q4_0, Q4_1, IQ4_NL, MXFP4).
+const fn nibbles32(qs: &[u8; 16]) -> [u8; 32] {
+    let mut q = [0u8; 32];
+    let mut j = 0;
+    while j < 16 {
+        q[j] = qs[j] & 0x0f;
+        q[j + 16] = qs[j] >> 4;
+        j += 1;
+    }
+    q
+}
+
 /// Reads a little-endian `f16` stored as two bytes and widens it to `f32`.
 const fn f16_le(bytes: [u8; 2]) -> f32 {
     half::f16_to_f32(u16::from_le_bytes(bytes))

@@ -3,7 +3,7 @@
 
 use super::field::{Field, per_row, quads};
 use super::spec::{AffineBlock, FormatSpec, QuantizedSpec};
-use super::{Format, KVALUES_IQ4NL, for_each_block};
+use super::{Format, KVALUES_IQ4NL, for_each_block, nibbles32};
 use super::{f16_le, put, take};
 
 #[cfg(target_arch = "x86_64")]
@@ -52,14 +52,7 @@ impl BlockIQ4_NL {
 
     /// The 32 table indices (0..=15), in value order.
     pub const fn indices(&self) -> [u8; Self::VALUES] {
-        let mut q = [0u8; Self::VALUES];
-        let mut j = 0;
-        while j < 16 {
-            q[j] = self.qs[j] & 0x0f;
-            q[j + 16] = self.qs[j] >> 4;
-            j += 1;
-        }
-        q
+        nibbles32(&self.qs)
     }
 
     /// The 32 table values `KVALUES_IQ4NL[index]`, in value order.

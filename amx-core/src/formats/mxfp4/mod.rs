@@ -10,7 +10,7 @@
 
 use super::field::{Field, per_row, quads};
 use super::spec::{AffineBlock, FormatSpec, QuantizedSpec};
-use super::{Format, for_each_block};
+use super::{Format, for_each_block, nibbles32};
 use super::{put, take};
 
 #[cfg(target_arch = "x86_64")]
@@ -78,14 +78,7 @@ impl BlockMXFP4 {
 
     /// The 32 table indices (0..=15), in value order.
     pub const fn indices(&self) -> [u8; Self::VALUES] {
-        let mut q = [0u8; Self::VALUES];
-        let mut j = 0;
-        while j < 16 {
-            q[j] = self.qs[j] & 0x0f;
-            q[j + 16] = self.qs[j] >> 4;
-            j += 1;
-        }
-        q
+        nibbles32(&self.qs)
     }
 
     /// The 32 table values `KVALUES_MXFP4[index]`, in value order.

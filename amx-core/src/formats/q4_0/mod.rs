@@ -2,7 +2,7 @@
 
 use super::field::{Field, per_row, quads};
 use super::spec::{AffineBlock, FormatSpec, QuantizedSpec};
-use super::{Format, for_each_block};
+use super::{Format, for_each_block, nibbles32};
 use super::{f16_le, put, take};
 
 #[cfg(target_arch = "x86_64")]
@@ -50,14 +50,7 @@ impl BlockQ4_0 {
 
     /// The 32 unsigned quants (0..=15), in value order.
     pub const fn quants(&self) -> [u8; Self::VALUES] {
-        let mut q = [0u8; Self::VALUES];
-        let mut j = 0;
-        while j < 16 {
-            q[j] = self.qs[j] & 0x0f;
-            q[j + 16] = self.qs[j] >> 4;
-            j += 1;
-        }
-        q
+        nibbles32(&self.qs)
     }
 
     /// Dequantizes the block: `out[i] = d * (q[i] - 8)`.
