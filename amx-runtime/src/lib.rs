@@ -10,6 +10,9 @@
 //!   [`pool::Matmul`] for engines that bring their own threads.
 //! - [`buffer`]: buffer types (`is_host`, alignment, sizes, op support, upload that packs,
 //!   download that unpacks): host memory and the AMX buffer type (`is_host = false`).
+//! - [`weight`]: owned packed weights built from a GGUF tensor's ggml type, dims and
+//!   bytes ([`weight::PackedWeight`]): matmuls, GET_ROWS from the packed bytes, and
+//!   weights concatenated along `n` for fused projections.
 //! - [`hugepage`]: zeroed buffers on transparent huge pages for packed weights (the
 //!   decode-time weight stream runs closer to the memory's bandwidth on 2 MiB pages).
 //! - [`backend`]: backends that say which buffer types and ops they accept: the CPU
@@ -39,5 +42,6 @@ pub mod test_support;
 #[cfg(test)]
 mod test_util;
 pub mod tile_state;
+pub mod weight;
 
 pub use amx_core;

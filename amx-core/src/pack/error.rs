@@ -107,6 +107,24 @@ pub enum PackError {
         /// Panels in the buffer.
         panels: usize,
     },
+    /// A row asked for ([`super::dequantize_row`]) is past the buffer's shape.
+    RowOutOfRange {
+        /// Matrix asked for.
+        matrix: usize,
+        /// Row asked for.
+        row: usize,
+        /// Matrices in the buffer.
+        matrices: usize,
+        /// Rows per matrix in the buffer.
+        n: usize,
+    },
+    /// The output of a row ([`super::dequantize_row`]) is not `k` values long.
+    RowLength {
+        /// Values per row (`k`).
+        expected: usize,
+        /// Values given.
+        actual: usize,
+    },
 }
 
 impl fmt::Display for PackError {
@@ -168,6 +186,14 @@ impl fmt::Display for PackError {
             ),
             Self::PanelRange { start, end, panels } => {
                 write!(f, "panel range {start}..{end} is outside the buffer's {panels} panels")
+            }
+            Self::RowOutOfRange { matrix, row, matrices, n } => write!(
+                f,
+                "row {row} of matrix {matrix} is outside the buffer's {matrices} matrices of \
+                 {n} rows"
+            ),
+            Self::RowLength { expected, actual } => {
+                write!(f, "row output is {actual} values, the buffer's rows are {expected} (k)")
             }
         }
     }

@@ -27,8 +27,9 @@
 //! - **Load, verify and unpack**: [`verify`] (the header, then the body checksum: one read
 //!   of the whole buffer) and [`unpack`] (which verifies before it writes a byte) refuse a
 //!   body changed after packing with [`PackError::BodyChecksum`]. amx-runtime's AMX
-//!   buffer type verifies weights when they are uploaded. [`unpack_panels`] and
-//!   [`read_block`] read part of a buffer and check the header only.
+//!   buffer type verifies weights when they are uploaded. [`unpack_panels`],
+//!   [`read_block`] and [`dequantize_row`] read part of a buffer and check the header
+//!   only.
 //!
 //! So a flipped bit in the body of a buffer that was verified once and then changed in
 //! memory is not seen by the GEMM; verify a buffer when it is loaded or received.
@@ -92,6 +93,13 @@
 //! NaNs kept and made quiet) and the buffer is byte for byte the one [`pack`] gives for
 //! those BF16 bytes, header and checksum included; no allocation.
 //!
+//! # One row back as f32 values
+//!
+//! [`dequantize_row`] serves a GET_ROWS (a token embedding's lookup) from the packed
+//! bytes: it rebuilds the row's ggml blocks from its panel one at a time and dequantizes
+//! them, bit for bit as [`crate::formats::dequantize`] does the original row, so one
+//! packed copy of a tied embedding serves both the lookup and the logits' matmul.
+//!
 //! # Parallel packing
 //!
 //! [`pack_panels`] packs a range of panels into that range's bytes, so threads can each
@@ -106,6 +114,7 @@ mod error;
 mod from_f32;
 mod header;
 mod layout;
+mod rows;
 mod transform;
 
 use core::ops::Range;
@@ -118,6 +127,7 @@ pub use layout::{
     FLOAT_GROUP_VALUES, PANEL_ALIGN, PANEL_ROWS, PackedLayout, group_bytes, group_values,
     packed_size,
 };
+pub use rows::dequantize_row;
 
 use crate::formats::Format;
 use crate::formats::field::Kind;
