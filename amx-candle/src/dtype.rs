@@ -10,7 +10,7 @@ use crate::AdapterError;
 
 /// The formats both candle-core 0.11 and amx-rs hold (every amx-rs format but IQ4_NL,
 /// IQ4_XS and MXFP4).
-pub const SHARED_FORMATS: [Format; 10] = [
+pub const SHARED_FORMATS: [Format; 12] = [
     Format::Q4_0,
     Format::Q4_1,
     Format::Q5_0,
@@ -183,7 +183,7 @@ mod tests {
                 assert_eq!(format.ggml_type(), ggml_type_of(dtype));
             }
         }
-        assert_eq!(mapped, 10);
+        assert_eq!(mapped, 12);
         assert_eq!(
             AdapterError::UnsupportedDType { dtype: GgmlDType::Q8_1 }.to_string(),
             "amx-candle: candle dtype Q8_1 (Q8_1, ggml type 9) has no amx-rs kernel"
