@@ -10,7 +10,7 @@ use crate::AdapterError;
 
 /// The formats both candle-core 0.11 and amx-rs hold (every amx-rs format but IQ4_NL,
 /// IQ4_XS and MXFP4).
-pub const SHARED_FORMATS: [Format; 10] = [
+pub const SHARED_FORMATS: [Format; 12] = [
     Format::Q4_0,
     Format::Q4_1,
     Format::Q5_0,
