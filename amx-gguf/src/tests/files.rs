@@ -66,3 +66,10 @@ fn a_mapped_file_is_checked_like_bytes() {
     assert_eq!(GgufFile::parse(bytes).unwrap_err(), e);
     assert!(matches!(e, GgufError::TensorOutOfBounds { ref name, .. } if name == "bf16"), "{e}");
 }
+
+/// Engines share one file between threads (the map is read-only).
+#[test]
+fn a_file_is_send_and_sync() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<GgufFile>();
+}
