@@ -8,10 +8,10 @@
 use std::hint::black_box;
 use std::time::Duration;
 
-use amx_bench::gemm_bench::bench_weights;
 use amx_core::formats::Format;
 use amx_core::gemm::{self, MatMut, MatRef, Path};
 use amx_core::pack::{pack, packed_size};
+use amx_testdata::weights::bench_weights;
 use criterion::{Criterion, Throughput, criterion_main};
 
 /// Output columns and values per row of the benchmarked weight.

@@ -16,11 +16,11 @@ use benches::scalar_gemm;
 mod benches {
     use std::hint::black_box;
 
-    use amx_bench::gemm_bench::bench_weights;
     use amx_core::detect::Features;
     use amx_core::formats::Format;
     use amx_core::gemm::{self, MatMut, MatRef, Path};
     use amx_core::pack::{pack, packed_size};
+    use amx_testdata::weights::bench_weights;
     use iai_callgrind::{library_benchmark, library_benchmark_group};
 
     const M: usize = 4;

@@ -8,9 +8,9 @@
 use std::hint::black_box;
 use std::time::Duration;
 
-use amx_bench::pack_bench::pseudo_random_bytes;
 use amx_core::formats::Format;
 use amx_core::pack::{PackedLayout, PackedRef, pack, unpack};
+use amx_testdata::random::pseudo_random_bytes;
 use criterion::{Criterion, Throughput, criterion_main};
 
 /// Rows of the benchmarked weight.

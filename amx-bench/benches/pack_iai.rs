@@ -18,10 +18,10 @@ use benches::repack;
 mod benches {
     use std::hint::black_box;
 
-    use amx_bench::pack_bench::pseudo_random_bytes;
     use amx_core::detect::Features;
     use amx_core::formats::Format;
     use amx_core::pack::{PackedLayout, PackedRef, pack, unpack};
+    use amx_testdata::random::pseudo_random_bytes;
     use iai_callgrind::{library_benchmark, library_benchmark_group};
 
     /// Rows of the benchmarked weight.

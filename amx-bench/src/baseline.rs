@@ -139,7 +139,7 @@ impl<'w> DequantSgemm<'w> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gemm_bench::bench_weights;
+    use amx_testdata::weights::bench_weights;
 
     #[test]
     fn matches_a_plain_f32_product_on_every_thread_count() {

@@ -23,7 +23,7 @@ use amx_runtime::graph::Graph;
 use amx_runtime::placement::place;
 use amx_runtime::tensor::DType;
 
-use crate::gguf::GgufFile;
+use amx_gguf::GgufFile;
 
 /// Rows of activations the probe ops use.
 const ROWS: usize = 32;

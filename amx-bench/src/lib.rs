@@ -1,11 +1,9 @@
 //! # amx-bench (library part)
 //!
-//! What the `amx-bench` main job and the workspace tests share:
+//! What the `amx-bench` main job and subcommands are made of (GGUF files are read with
+//! the `amx-gguf` crate; the test vectors and test weights come from `amx-testdata`,
+//! shared with the other crates' tests, which never depend on this one):
 //!
-//! - [`gguf`]: a small, bounds-checked GGUF (v2/v3) reader: metadata, tensor infos and
-//!   tensor bytes.
-//! - [`vectors`]: the GGUF test vectors (weights, reference dequantization, activations,
-//!   float64 reference outputs) loaded and shape-checked, and the [`vectors::nmse`] metric.
 //! - [`gemm_bench`]: what a throughput figure measures ([`gemm_bench::Column`]: our
 //!   dispatched path, a forced path, or the [`baseline`]) and how ([`gemm_bench::measure`],
 //!   on an amx-runtime pool); [`throughput`] builds the main job's tables from it, with a
@@ -15,7 +13,6 @@
 
 pub mod baseline;
 pub mod gemm_bench;
-pub mod gguf;
 pub mod gguf_report;
 pub mod moe_bench;
 pub mod pack_bench;
@@ -23,8 +20,5 @@ pub mod peak;
 pub mod progress;
 pub mod report;
 pub mod summary;
-#[cfg(test)]
-mod test_dir;
 pub mod throughput;
-pub mod vectors;
 pub mod verify;

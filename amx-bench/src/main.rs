@@ -232,10 +232,10 @@ fn bench(args: &BenchArgs) -> ExitCode {
 }
 
 fn gguf(file: &Path) -> ExitCode {
-    let parsed = match amx_bench::gguf::GgufFile::open(file) {
+    let parsed = match amx_gguf::GgufFile::open(file) {
         Ok(f) => f,
         // This error names the path itself.
-        Err(e @ amx_bench::gguf::GgufError::NotARegularFile { .. }) => {
+        Err(e @ amx_gguf::GgufError::NotARegularFile { .. }) => {
             eprintln!("amx-bench gguf: {e}");
             return ExitCode::FAILURE;
         }

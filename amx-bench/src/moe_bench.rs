@@ -11,8 +11,8 @@ use amx_core::gemm::{self, GemmError, MatMut, MatRef, Path};
 use amx_core::moe::{Grouped, MoeShape, grouped_workspace_bytes};
 use amx_core::pack::{self, PackedRef};
 
-use crate::gemm_bench::bench_weights;
-use crate::pack_bench::pseudo_random_bytes;
+use amx_testdata::random::pseudo_random_bytes;
+use amx_testdata::weights::bench_weights;
 
 /// The MoE layer of the benchmark.
 #[derive(Clone, Copy, Debug)]

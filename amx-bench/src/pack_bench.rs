@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use amx_core::formats::Format;
 use amx_core::pack::{PackError, PackedRef, pack, packed_size, unpack};
+use amx_testdata::random::pseudo_random_bytes;
 
 /// One format's figures, in GB/s of ggml source bytes.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -34,21 +35,6 @@ impl PackFigures {
             self.source_bytes
         )
     }
-}
-
-/// Deterministic pseudo-random bytes (xorshift64*), so every run packs the same weight.
-pub fn pseudo_random_bytes(seed: u64, len: usize) -> Vec<u8> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut out = Vec::with_capacity(len);
-    while out.len() < len {
-        s ^= s >> 12;
-        s ^= s << 25;
-        s ^= s >> 27;
-        let word = s.wrapping_mul(0x2545_F491_4F6C_DD1D).to_le_bytes();
-        let take = (len - out.len()).min(8);
-        out.extend_from_slice(&word[..take]);
-    }
-    out
 }
 
 /// A weight's ggml bytes for the benchmarks: random bytes for the block formats (packing

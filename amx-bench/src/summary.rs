@@ -5,8 +5,8 @@ use std::path::Path;
 
 use amx_core::formats::Format;
 
-use crate::vectors::{Vector, VectorError, vector_paths};
 use crate::verify::{check_vector, load_failure};
+use amx_testdata::vectors::{Vector, VectorError, vector_paths};
 
 /// One line per format: pass/fail over every check of its vectors, and the worst NMSE
 /// of each kernel path, then one `FAIL` line per file that does not load (the others
@@ -58,7 +58,7 @@ pub fn vector_lines(dir: &Path) -> Result<(Vec<String>, bool), VectorError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_dir::{TestDir, mixed_vectors};
+    use amx_testdata::test_dir::{TestDir, mixed_vectors};
 
     /// The main job's vector lines: a file that does not load is a FAIL line and the
     /// others are still checked (it used to abort the vector section), and a folder

@@ -11,8 +11,8 @@ use std::path::Path;
 use amx_core::formats::dequantize;
 use amx_core::pack::{PackedRef, pack, packed_size, unpack};
 
-use crate::vectors::{NMSE_MAX_CAP, Vector, VectorError, nmse, vector_paths};
 use amx_core::gemm::{self, GemmError, MatMut, MatRef, Path as KernelPath};
+use amx_testdata::vectors::{NMSE_MAX_CAP, Vector, VectorError, nmse, vector_paths};
 
 /// One check of one vector file.
 #[derive(Clone, Debug, PartialEq)]

@@ -108,7 +108,7 @@ fn main() {
         "format  m     1 thr ms  2 thr ms  GOPS(2)  ratio  per-round: all  clean (n)  min..max"
     );
     for format in [Format::Q4_0, Format::Q4_K, Format::BF16] {
-        let raw = amx_bench::gemm_bench::bench_weights(format, 7, n, k).expect("weights");
+        let raw = amx_testdata::weights::bench_weights(format, 7, n, k).expect("weights");
         // Where the runtime's buffers keep packed weights: on huge pages.
         let mut w = HugeBuffer::zeroed(pack::packed_size(format, n, k, 1).expect("size"));
         pack::pack(format, n, k, 1, &raw, &mut w).expect("pack");

@@ -38,7 +38,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     data.push((norm_w, f32_to_bytes(&vec![1.0; D])));
     let mut w = |g: &mut Graph, name: &str, k: usize, n: usize| -> Result<_, Box<dyn Error>> {
         let id = g.weight(name, DType::Block(FMT), &[k, n])?;
-        data.push((id, amx_bench::gemm_bench::bench_weights(FMT, id.0 as u64, n, k)?));
+        data.push((id, amx_testdata::weights::bench_weights(FMT, id.0 as u64, n, k)?));
         Ok(id)
     };
     let (wq, wk, wv) = (w(&mut g, "wq", D, D)?, w(&mut g, "wk", D, D)?, w(&mut g, "wv", D, D)?);

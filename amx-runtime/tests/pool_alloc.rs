@@ -50,7 +50,7 @@ fn allocations(f: impl FnOnce()) -> usize {
 }
 
 fn packed(format: Format, n: usize, k: usize) -> Vec<u8> {
-    let raw = amx_bench::gemm_bench::bench_weights(format, 1, n, k).expect("weights");
+    let raw = amx_testdata::weights::bench_weights(format, 1, n, k).expect("weights");
     let mut out = vec![0u8; pack::packed_size(format, n, k, 1).expect("size")];
     pack::pack(format, n, k, 1, &raw, &mut out).expect("pack");
     out

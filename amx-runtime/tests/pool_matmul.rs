@@ -11,7 +11,7 @@ use amx_runtime::test_support;
 const SENTINEL: f32 = -7.25;
 
 fn packed(format: Format, n: usize, k: usize, seed: u64) -> Vec<u8> {
-    let raw = amx_bench::gemm_bench::bench_weights(format, seed, n, k).expect("weights");
+    let raw = amx_testdata::weights::bench_weights(format, seed, n, k).expect("weights");
     let mut out = vec![0u8; pack::packed_size(format, n, k, 1).expect("size")];
     pack::pack(format, n, k, 1, &raw, &mut out).expect("pack");
     out

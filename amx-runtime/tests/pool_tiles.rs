@@ -11,7 +11,7 @@ use amx_runtime::pool::{Matmul, Pool, PreparedActivations};
 use amx_runtime::tile_state::{self, ThreadStats};
 
 fn packed(format: Format, n: usize, k: usize) -> Vec<u8> {
-    let raw = amx_bench::gemm_bench::bench_weights(format, 2, n, k).expect("weights");
+    let raw = amx_testdata::weights::bench_weights(format, 2, n, k).expect("weights");
     let mut out = vec![0u8; pack::packed_size(format, n, k, 1).expect("size")];
     pack::pack(format, n, k, 1, &raw, &mut out).expect("pack");
     out

@@ -56,13 +56,13 @@ pub fn run_gemm(
 
 /// Deterministic pseudo-random bytes (xorshift64*).
 pub fn random_bytes(seed: u64, len: usize) -> Vec<u8> {
-    amx_bench::pack_bench::pseudo_random_bytes(seed, len)
+    amx_testdata::random::pseudo_random_bytes(seed, len)
 }
 
 /// Random weights of `rows` rows of `k` values in `format` whose scales are finite and
 /// moderate (random bytes elsewhere), so results can be compared numerically.
 pub fn random_weights(format: Format, seed: u64, rows: usize, k: usize) -> Vec<u8> {
-    amx_bench::gemm_bench::bench_weights(format, seed, rows, k).expect("k fits the block")
+    amx_testdata::weights::bench_weights(format, seed, rows, k).expect("k fits the block")
 }
 
 /// Random activations in [-1, 1).

@@ -2,10 +2,10 @@
 //! tile and block edges), on splits of the work range, and at the edges of the contract
 //! (M = 0, row strides, NaN and infinity, bad input).
 
-use amx_bench::vectors::nmse;
 use amx_core::formats::{Format, dequantize};
 use amx_core::gemm::{self, GemmError, MatMut, MatRef, Path};
 use amx_core::pack::{self, PackedRef};
+use amx_testdata::vectors::nmse;
 use amx_tests::{available_paths, random_activations, random_weights, run_gemm};
 
 const MS: [usize; 36] = [

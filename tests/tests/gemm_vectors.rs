@@ -1,9 +1,9 @@
 //! Every available kernel path on every GGUF vector: NMSE against the float64 reference
 //! `y` at most the vector's `amx.test.nmse_max`.
 
-use amx_bench::vectors::{load_dir, nmse};
 use amx_core::formats::Format;
 use amx_core::gemm::Path;
+use amx_testdata::vectors::{load_dir, nmse};
 use amx_tests::{available_paths, run_gemm, vectors_dir};
 
 #[test]

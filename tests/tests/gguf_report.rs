@@ -2,8 +2,8 @@
 //! (because AMX accepts its consuming MUL_MAT), F32 tensors stay in host memory, and the
 //! AMX ones are repacked.
 
-use amx_bench::gguf::GgufFile;
 use amx_bench::gguf_report::report;
+use amx_gguf::GgufFile;
 use amx_tests::vectors_dir;
 
 #[test]

@@ -6,11 +6,11 @@
 //!   written from those docs, below), on all rows and on `n - 1` rows (a partial panel);
 //! - `PackedRef::parse_expecting` refuses another format or shape with the right error.
 
-use amx_bench::vectors::{self, Vector};
 use amx_core::formats::Format;
 use amx_core::pack::{
     self, HEADER_BYTES, LAYOUT_VERSION, MAGIC, PackError, PackedLayout, PackedRef, packed_size,
 };
+use amx_testdata::vectors::{self, Vector};
 
 fn load() -> Vec<Vector> {
     let dir = amx_tests::vectors_dir();

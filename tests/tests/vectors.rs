@@ -5,8 +5,8 @@
 
 use std::collections::BTreeMap;
 
-use amx_bench::vectors::{self, Vector, nmse};
 use amx_core::formats::{Format, dequantize};
+use amx_testdata::vectors::{self, Vector, nmse};
 
 fn load() -> Vec<Vector> {
     let dir = amx_tests::vectors_dir();

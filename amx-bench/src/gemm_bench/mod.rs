@@ -15,8 +15,10 @@ use amx_core::pack;
 use amx_runtime::hugepage::HugeBuffer;
 use amx_runtime::pool::Pool;
 
+use amx_testdata::random::pseudo_random_bytes;
+use amx_testdata::weights::bench_weights;
+
 use crate::baseline::{self, DequantSgemm};
-use crate::pack_bench::pseudo_random_bytes;
 
 pub use bandwidth::{ReadLoop, read_bandwidth};
 pub use row::{Peak, Row};
@@ -28,43 +30,6 @@ pub struct Figure {
     pub gops: f64,
     /// Median seconds per call.
     pub seconds: f64,
-}
-
-/// Weights whose f16 (or E8M0) scales are moderate (random bytes elsewhere), so the
-/// kernels do ordinary arithmetic rather than NaN paths.
-pub fn bench_weights(format: Format, seed: u64, n: usize, k: usize) -> Result<Vec<u8>, GemmError> {
-    let len = n * format.row_bytes(k).map_err(|_| GemmError::Overflow)?;
-    let mut w = pseudo_random_bytes(seed, len);
-    let scales: &[usize] = match format {
-        Format::Q4_0 | Format::Q5_0 | Format::Q8_0 | Format::IQ4_NL | Format::IQ4_XS => &[0],
-        Format::Q4_1 | Format::Q5_1 | Format::Q4_K | Format::Q5_K => &[0, 2],
-        Format::Q6_K => &[208],
-        Format::Q2_K => &[80, 82],
-        Format::Q3_K => &[108],
-        _ => &[],
-    };
-    match format {
-        Format::F16 | Format::BF16 => {
-            for v in w.chunks_exact_mut(2) {
-                v[1] =
-                    if format == Format::F16 { 0x38 | (v[1] & 0x83) } else { 0x3f | (v[1] & 0x80) };
-            }
-        }
-        Format::MXFP4 => {
-            // The E8M0 exponent byte: 120..=135, a scale of 2^-8 ..= 2^7.
-            for b in w.chunks_exact_mut(format.block_bytes()) {
-                b[0] = 120 + (b[0] & 0x0f);
-            }
-        }
-        _ => {
-            for b in w.chunks_exact_mut(format.block_bytes()) {
-                for &at in scales {
-                    b[at + 1] = 0x30 | (b[at + 1] & 0x87);
-                }
-            }
-        }
-    }
-    Ok(w)
 }
 
 /// What a figure measures: our dispatched path, one of our paths forced, or a baseline.
@@ -224,20 +189,6 @@ type Call<'a> = dyn FnMut(usize, &mut [f32]) -> Result<(), BenchError> + 'a;
 /// Pseudo-random activations in [-1, 1), `m` rows of `k`.
 pub fn bench_activations(m: usize, k: usize) -> Vec<f32> {
     pseudo_random_bytes(11, m * k).iter().map(|&b| f32::from(b) / 128.0 - 1.0).collect()
-}
-
-/// `len` deterministic values in [-1, 1) (xorshift64, 24 bits each), for tests and
-/// examples that want activations or weights of their own seed.
-pub fn pseudo_random_values(seed: u64, len: usize) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            (s >> 40) as f32 / (1u64 << 23) as f32 - 1.0
-        })
-        .collect()
 }
 
 /// Measures `column` on `subject` with `m` activation rows on `pool`: one warm-up call,

@@ -1,7 +1,7 @@
 //! The repack bound: real shapes pass, padded ones are refused before allocating.
 
 use super::*;
-use crate::gguf::writer::Writer;
+use amx_gguf::writer::Writer;
 
 const F16: u32 = 1;
 const Q4_0: u32 = 2;

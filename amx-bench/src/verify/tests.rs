@@ -2,9 +2,9 @@
 //! a loose bound.
 
 use super::*;
-use crate::gguf::writer::Writer;
-use crate::gguf::{GGML_TYPE_F32, GgufFile, Value};
-use crate::test_dir::{TestDir, mixed_vectors, repo_vector};
+use amx_gguf::writer::Writer;
+use amx_gguf::{GGML_TYPE_F32, GgufFile, Value};
+use amx_testdata::test_dir::{TestDir, mixed_vectors, repo_vector};
 
 #[test]
 fn missing_and_empty_folders_are_errors() {

@@ -1,9 +1,10 @@
 //! The adapter against candle-core's own `QMatMul` and an f32 reference, on the same
 //! ggml bytes.
 
-use amx_bench::gemm_bench::{bench_weights, pseudo_random_values};
-use amx_bench::vectors::nmse;
 use amx_core::formats::{self, Format};
+use amx_testdata::random::pseudo_random_values;
+use amx_testdata::vectors::nmse;
+use amx_testdata::weights::bench_weights;
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{DType, Device, Module, Tensor};
 

@@ -109,7 +109,7 @@
 //!    byte by byte, public), the supported list in the README, a CHANGELOG entry.
 //!
 //! Outside amx-core, match arms over `Format` that name formats (the fuzz targets' scale
-//! bounds, amx-bench's test data, amx-candle's dtype map) get the format where it applies.
+//! bounds, amx-testdata's test weights, amx-candle's dtype map) get the format where it applies.
 
 pub(crate) mod bf16;
 #[cfg(target_arch = "x86_64")]

@@ -232,7 +232,7 @@ mod tests {
         let format = Format::Q8_0;
         let xv: Vec<f32> = (0..m * k).map(|i| (i % 13) as f32 * 0.25 - 1.5).collect();
         let x = MatRef::new(&xv, m, k, k).expect("x");
-        let raw = amx_bench::gemm_bench::bench_weights(format, 5, n, k).expect("weights");
+        let raw = amx_testdata::weights::bench_weights(format, 5, n, k).expect("weights");
         let mut w = vec![0u8; amx_core::pack::packed_size(format, n, k, 1).expect("size")];
         amx_core::pack::pack(format, n, k, 1, &raw, &mut w).expect("pack");
         let weights = amx_core::pack::PackedRef::parse(&w).expect("parse");

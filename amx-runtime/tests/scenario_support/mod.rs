@@ -379,7 +379,7 @@ pub fn expert_rows(g: &Graph, node: &Node, run: &Run) -> Result<Vec<usize>, Exec
 
 /// Normalised mean squared error (NaN when either side has a NaN).
 pub fn nmse(got: &[f32], want: &[f32]) -> f64 {
-    amx_bench::vectors::nmse(got, want)
+    amx_testdata::vectors::nmse(got, want)
 }
 
 /// Every node's output against the reference op on the same inputs, with the weights'

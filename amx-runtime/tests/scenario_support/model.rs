@@ -10,11 +10,11 @@
 
 use std::collections::HashMap;
 
-use amx_bench::gemm_bench::pseudo_random_values;
 use amx_core::formats::{Format, dequantize};
 use amx_runtime::graph::Graph;
 use amx_runtime::op::Op;
 use amx_runtime::tensor::{DType, TensorId, f32_to_bytes, i32_to_bytes};
+use amx_testdata::random::pseudo_random_values;
 
 /// Model width (values per token).
 pub const D: usize = 256;
@@ -72,7 +72,7 @@ impl Rows {
     fn load() -> Rows {
         let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/vectors");
         let mut rows: HashMap<Format, Vec<Vec<u8>>> = HashMap::new();
-        for v in amx_bench::vectors::load_dir(dir).expect("test vectors") {
+        for v in amx_testdata::vectors::load_dir(dir).expect("test vectors") {
             if v.flavour != "plain" {
                 continue;
             }

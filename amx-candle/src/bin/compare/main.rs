@@ -14,10 +14,11 @@ use std::hint::black_box;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use amx_bench::gemm_bench::{bench_weights, pseudo_random_values};
-use amx_bench::vectors::nmse;
 use amx_candle::{AmxMatMul, candle_path, dtype_of, qtensor_from_ggml};
 use amx_core::formats::Format;
+use amx_testdata::random::pseudo_random_values;
+use amx_testdata::vectors::nmse;
+use amx_testdata::weights::bench_weights;
 use candle_core::quantized::QMatMul;
 use candle_core::{Device, Tensor};
 

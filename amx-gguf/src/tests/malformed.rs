@@ -217,36 +217,58 @@ fn absurd_offsets_name_the_tensor_the_offset_and_the_data_size() {
     );
 }
 
-/// Only regular files are read: a directory is refused by kind, naming the path.
+/// A way of opening a file from disk.
+type Opener = fn(&str) -> Result<GgufFile, GgufError>;
+
+/// Both ways of opening a file from disk: a memory map and a copy.
+const OPENERS: [(&str, Opener); 2] =
+    [("open", |p| GgufFile::open(p)), ("read", |p| GgufFile::read(p))];
+
+/// Only regular files are mapped or read: a directory is refused by kind, naming the path.
 #[test]
 fn directories_are_not_read() {
     let dir = std::env::temp_dir();
-    let e = GgufFile::open(&dir).unwrap_err();
-    assert_eq!(e, GgufError::NotARegularFile { path: dir.clone(), kind: "a directory" });
-    let msg = e.to_string();
-    assert!(msg.contains(&*dir.to_string_lossy()) && msg.contains("a directory"), "{msg}");
+    for (how, open) in OPENERS {
+        let e = open(dir.to_str().expect("a UTF-8 temp dir")).unwrap_err();
+        assert_eq!(
+            e,
+            GgufError::NotARegularFile { path: dir.clone(), kind: "a directory" },
+            "{how}"
+        );
+        let msg = e.to_string();
+        assert!(msg.contains(&*dir.to_string_lossy()) && msg.contains("a directory"), "{msg}");
+    }
 }
 
-/// `/dev/zero` used to be read until memory ran out.
+/// `/dev/zero` used to be read until memory ran out (and could be mapped without end).
 #[cfg(target_os = "linux")]
 #[test]
 fn dev_zero_is_refused_before_reading() {
-    let e = GgufFile::open("/dev/zero").unwrap_err();
-    assert_eq!(
-        e,
-        GgufError::NotARegularFile { path: "/dev/zero".into(), kind: "a character device" }
-    );
-    assert_eq!(e.to_string(), "/dev/zero is a character device, not a regular file");
+    for (how, open) in OPENERS {
+        let e = open("/dev/zero").unwrap_err();
+        assert_eq!(
+            e,
+            GgufError::NotARegularFile { path: "/dev/zero".into(), kind: "a character device" },
+            "{how}"
+        );
+        assert_eq!(e.to_string(), "/dev/zero is a character device, not a regular file");
+    }
 }
 
-/// Reads stop at the size the file had when opened: `/proc/self/status` is a regular
-/// file of size 0 that yields text, and is read as an empty file (the old reader read
-/// its text and reported a bad magic).
+/// Reads and maps stop at the size the file had when opened: `/proc/self/status` is a
+/// regular file of size 0 that yields text, and is read as an empty file (the old reader
+/// read its text and reported a bad magic).
 #[cfg(target_os = "linux")]
 #[test]
 fn reads_are_bounded_by_the_file_size() {
-    let e = GgufFile::open("/proc/self/status").unwrap_err();
-    assert_eq!(e, GgufError::Truncated { what: "magic", offset: 0, needed: 4, file_len: 0 });
+    for (how, open) in OPENERS {
+        let e = open("/proc/self/status").unwrap_err();
+        assert_eq!(
+            e,
+            GgufError::Truncated { what: "magic", offset: 0, needed: 4, file_len: 0 },
+            "{how}"
+        );
+    }
 }
 
 #[test]
@@ -265,6 +287,11 @@ fn errors_display_their_numbers() {
         GgufError::TensorOutOfBounds { name: "w".into(), start: 512, size: 1024, file_len: 600 };
     let msg = e.to_string();
     assert!(["\"w\"", "512", "1024", "600"].iter().all(|s| msg.contains(s)), "{msg}");
-    let e = GgufFile::open("/nonexistent/amx-rs/file.gguf").unwrap_err();
-    assert!(matches!(e, GgufError::Io { kind: std::io::ErrorKind::NotFound, .. }), "{e}");
+    for (how, open) in OPENERS {
+        let e = open("/nonexistent/amx-rs/file.gguf").unwrap_err();
+        assert!(
+            matches!(e, GgufError::Io { kind: std::io::ErrorKind::NotFound, .. }),
+            "{how}: {e}"
+        );
+    }
 }

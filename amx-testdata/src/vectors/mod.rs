@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 
 use amx_core::formats::Format;
 
-use crate::gguf::{GGML_TYPE_F32, GgufError, GgufFile};
+use amx_gguf::{GGML_TYPE_F32, GgufError, GgufFile};
 
 mod error;
 #[cfg(test)]

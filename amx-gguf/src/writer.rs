@@ -1,17 +1,40 @@
-//! A tiny GGUF writer for the tests: builds byte images to parse back. It shares no code
-//! with the reader (only the `Value`/`Array` types it serialises).
+//! A tiny GGUF writer for tests (feature `writer`): builds byte images to parse back. It
+//! shares no code with the reader (only the [`Value`]/[`Array`] types it serialises), so a
+//! mistake in one does not hide the same mistake in the other.
+//!
+//! It checks nothing and writes malformed files on request (wrong offsets through
+//! [`Writer::offsets`], any dims, any type id, a file cut short by the caller): that is
+//! what the reader's tests need, and why it is not offered to engines as a general
+//! writer. It builds the test files of amx-gguf, amx-testdata and amx-bench.
+//!
+//! ```
+//! use amx_gguf::writer::Writer;
+//! use amx_gguf::{GGML_TYPE_F32, GgufFile, Value};
+//!
+//! let data: Vec<u8> = [1.0f32, 2.0, 3.0].iter().flat_map(|x| x.to_le_bytes()).collect();
+//! let (bytes, _) = Writer::new()
+//!     .kv("general.name", Value::String("tiny".into()))
+//!     .tensor("t", &[3], GGML_TYPE_F32, data)
+//!     .build();
+//! let file = GgufFile::parse(bytes).unwrap();
+//! assert_eq!(file.get_str("general.name"), Ok("tiny"));
+//! assert_eq!(file.tensor_f32("t").unwrap(), [1.0, 2.0, 3.0]);
+//! ```
 
-use super::{Array, Value};
+use crate::{Array, Value};
 
-pub(crate) fn put_u32(out: &mut Vec<u8>, v: u32) {
+/// Appends `v`, little-endian.
+pub fn put_u32(out: &mut Vec<u8>, v: u32) {
     out.extend_from_slice(&v.to_le_bytes());
 }
 
-pub(crate) fn put_u64(out: &mut Vec<u8>, v: u64) {
+/// Appends `v`, little-endian.
+pub fn put_u64(out: &mut Vec<u8>, v: u64) {
     out.extend_from_slice(&v.to_le_bytes());
 }
 
-pub(crate) fn put_str(out: &mut Vec<u8>, s: &[u8]) {
+/// Appends a GGUF string: u64 length, then the bytes (not checked to be UTF-8).
+pub fn put_str(out: &mut Vec<u8>, s: &[u8]) {
     put_u64(out, s.len() as u64);
     out.extend_from_slice(s);
 }
@@ -53,8 +76,8 @@ fn array_type_id(a: &Array) -> u32 {
     }
 }
 
-/// A value's payload (without its type id).
-pub(crate) fn put_value(out: &mut Vec<u8>, v: &Value) {
+/// Appends a value's payload (without its type id).
+pub fn put_value(out: &mut Vec<u8>, v: &Value) {
     match v {
         Value::U8(x) => out.push(*x),
         Value::I8(x) => out.extend_from_slice(&x.to_le_bytes()),
@@ -100,42 +123,52 @@ fn put_array(out: &mut Vec<u8>, a: &Array) {
 }
 
 /// One tensor to write.
-pub(crate) struct TestTensor {
+pub struct TestTensor {
+    /// The name.
     pub name: String,
+    /// The dims, `ne0` first (any number of them, written as given).
     pub dims: Vec<u64>,
+    /// The ggml type id (written as given).
     pub ggml_type: u32,
+    /// The bytes (not checked against the dims and type).
     pub data: Vec<u8>,
 }
 
 /// A GGUF image under construction.
-pub(crate) struct Writer {
+pub struct Writer {
+    /// The version field (3 unless changed).
     pub version: u32,
     /// The alignment used to lay out the data section (add a `general.alignment` key
     /// yourself when it is not 32).
     pub alignment: u64,
+    /// The metadata key-value pairs, in file order.
     pub kvs: Vec<(String, Value)>,
+    /// The tensors, in file order.
     pub tensors: Vec<TestTensor>,
     /// When set, these offsets are written in the tensor infos instead of the real ones.
     pub offsets: Option<Vec<u64>>,
 }
 
+impl Default for Writer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Writer {
-    pub(crate) fn new() -> Self {
+    /// An empty version-3 image, alignment 32.
+    pub fn new() -> Self {
         Self { version: 3, alignment: 32, kvs: Vec::new(), tensors: Vec::new(), offsets: None }
     }
 
-    pub(crate) fn kv(mut self, key: &str, value: Value) -> Self {
+    /// Adds a metadata key-value pair.
+    pub fn kv(mut self, key: &str, value: Value) -> Self {
         self.kvs.push((key.to_owned(), value));
         self
     }
 
-    pub(crate) fn tensor(
-        mut self,
-        name: &str,
-        dims: &[u64],
-        ggml_type: u32,
-        data: Vec<u8>,
-    ) -> Self {
+    /// Adds a tensor.
+    pub fn tensor(mut self, name: &str, dims: &[u64], ggml_type: u32, data: Vec<u8>) -> Self {
         self.tensors.push(TestTensor {
             name: name.to_owned(),
             dims: dims.to_vec(),
@@ -147,7 +180,7 @@ impl Writer {
 
     /// The file bytes and the offset where the header ends (before its padding).
     /// Tensor data is padded to the alignment between tensors, not after the last one.
-    pub(crate) fn build(&self) -> (Vec<u8>, usize) {
+    pub fn build(&self) -> (Vec<u8>, usize) {
         let mut out = Vec::new();
         out.extend_from_slice(b"GGUF");
         put_u32(&mut out, self.version);

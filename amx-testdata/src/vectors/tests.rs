@@ -19,8 +19,8 @@ fn nmse_values() {
     assert!((nmse(&[0.0], &[f32::MAX]) - 1.0).abs() < 1e-15);
 }
 
-use crate::gguf::Value;
-use crate::gguf::writer::Writer;
+use amx_gguf::Value;
+use amx_gguf::writer::Writer;
 
 const Q8_0: u32 = 8;
 const F16: u32 = 1;

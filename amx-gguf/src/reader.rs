@@ -3,35 +3,36 @@
 //! the bytes left before anything is allocated for it, and what is reserved for it up
 //! front never exceeds the bytes left ([`reserve`]).
 
-use super::error::GgufError;
-use super::value::{Array, Value, ValueType};
-use super::{MAX_ARRAY_DEPTH, TensorInfo};
+use crate::MAX_ARRAY_DEPTH;
+use crate::error::GgufError;
+use crate::tensor::TensorInfo;
+use crate::value::{Array, Value, ValueType};
 
 /// The most items [`reserve`] sets aside for a count whose items take more memory than
 /// their smallest encoding (key-value pairs, tensor infos, strings, arrays): a 13-byte
 /// key-value pair is 56 bytes in memory, so reserving a whole checked count would still
 /// be 4 times the bytes left. Past this many items a vector grows with the items actually
 /// parsed, so memory stays proportional to the bytes read, not to what a count claims.
-pub(super) const MAX_RESERVED_ITEMS: usize = 1024;
+pub(crate) const MAX_RESERVED_ITEMS: usize = 1024;
 
 /// A vector with room for `count` items, at most [`MAX_RESERVED_ITEMS`] of them.
-pub(super) fn reserve<T>(count: usize) -> Vec<T> {
+pub(crate) fn reserve<T>(count: usize) -> Vec<T> {
     Vec::with_capacity(count.min(MAX_RESERVED_ITEMS))
 }
 
 /// A read position in the file's bytes.
-pub(super) struct Cursor<'a> {
+pub(crate) struct Cursor<'a> {
     bytes: &'a [u8],
     pos: usize,
 }
 
 impl<'a> Cursor<'a> {
-    pub(super) fn new(bytes: &'a [u8]) -> Self {
+    pub(crate) fn new(bytes: &'a [u8]) -> Self {
         Self { bytes, pos: 0 }
     }
 
     /// The current offset from the start of the file.
-    pub(super) fn pos(&self) -> usize {
+    pub(crate) fn pos(&self) -> usize {
         self.pos
     }
 
@@ -59,17 +60,17 @@ impl<'a> Cursor<'a> {
         Ok(out)
     }
 
-    pub(super) fn u32(&mut self, what: &'static str) -> Result<u32, GgufError> {
+    pub(crate) fn u32(&mut self, what: &'static str) -> Result<u32, GgufError> {
         self.array(what).map(u32::from_le_bytes)
     }
 
-    pub(super) fn u64(&mut self, what: &'static str) -> Result<u64, GgufError> {
+    pub(crate) fn u64(&mut self, what: &'static str) -> Result<u64, GgufError> {
         self.array(what).map(u64::from_le_bytes)
     }
 
     /// A u64 length or count of items taking at least `min_size` bytes each, checked to
     /// fit in the rest of the file.
-    pub(super) fn count(
+    pub(crate) fn count(
         &mut self,
         what: &'static str,
         min_size: usize,
@@ -83,7 +84,7 @@ impl<'a> Cursor<'a> {
         }
     }
 
-    pub(super) fn string(&mut self, what: &'static str) -> Result<String, GgufError> {
+    pub(crate) fn string(&mut self, what: &'static str) -> Result<String, GgufError> {
         let len = self.count(what, 1)?;
         let offset = self.pos as u64;
         let bytes = self.take(len, what)?;
@@ -183,7 +184,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// Magic and version; returns the version.
-    pub(super) fn header(&mut self) -> Result<u32, GgufError> {
+    pub(crate) fn header(&mut self) -> Result<u32, GgufError> {
         let found = self.array::<4>("magic")?;
         if &found != b"GGUF" {
             return Err(GgufError::BadMagic { found });
@@ -197,7 +198,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// One metadata key-value pair.
-    pub(super) fn key_value(&mut self) -> Result<(String, Value), GgufError> {
+    pub(crate) fn key_value(&mut self) -> Result<(String, Value), GgufError> {
         let key = self.string("metadata key")?;
         let ty = self.value_type()?;
         let value = self.value(ty, 0)?;
@@ -205,7 +206,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// One tensor info (name, dims, type, offset); dims beyond `n_dims` are 1.
-    pub(super) fn tensor_info(&mut self) -> Result<TensorInfo, GgufError> {
+    pub(crate) fn tensor_info(&mut self) -> Result<TensorInfo, GgufError> {
         let name = self.string("tensor name")?;
         let n_dims = self.u32("tensor n_dims")?;
         if n_dims > 4 {
@@ -222,6 +223,6 @@ impl<'a> Cursor<'a> {
 }
 
 /// The smallest encoded size of one key-value pair: key length, value type, one byte.
-pub(super) const MIN_KV_SIZE: usize = 8 + 4 + 1;
+pub(crate) const MIN_KV_SIZE: usize = 8 + 4 + 1;
 /// The smallest encoded size of one tensor info: name length, n_dims, type, offset.
-pub(super) const MIN_TENSOR_INFO_SIZE: usize = 8 + 4 + 4 + 8;
+pub(crate) const MIN_TENSOR_INFO_SIZE: usize = 8 + 4 + 4 + 8;

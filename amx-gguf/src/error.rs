@@ -3,7 +3,7 @@
 use core::fmt;
 use std::path::PathBuf;
 
-use super::value::ValueType;
+use crate::value::ValueType;
 
 /// Everything that can go wrong while reading a GGUF file or looking something up in it.
 ///
@@ -86,7 +86,7 @@ pub enum GgufError {
         /// The byte as read.
         value: u8,
     },
-    /// Arrays nested deeper than [`MAX_ARRAY_DEPTH`](super::MAX_ARRAY_DEPTH).
+    /// Arrays nested deeper than [`MAX_ARRAY_DEPTH`](crate::MAX_ARRAY_DEPTH).
     NestingTooDeep {
         /// Where the too-deep array's element type field starts.
         offset: u64,
@@ -184,6 +184,15 @@ pub enum GgufError {
         /// The type found.
         found: ValueType,
     },
+    /// The metadata value is an array of other elements than the ones asked for.
+    WrongArrayType {
+        /// The key.
+        key: String,
+        /// The element type asked for.
+        expected: ValueType,
+        /// The element type found.
+        found: ValueType,
+    },
     /// No tensor of that name.
     MissingTensor {
         /// The name asked for.
@@ -238,7 +247,7 @@ impl fmt::Display for GgufError {
             Self::NestingTooDeep { offset } => write!(
                 f,
                 "GGUF arrays nested deeper than {} at offset {offset}",
-                super::MAX_ARRAY_DEPTH
+                crate::MAX_ARRAY_DEPTH
             ),
             Self::DuplicateKey { key } => write!(f, "GGUF metadata key {key:?} appears twice"),
             Self::DuplicateTensor { name } => write!(f, "GGUF tensor {name:?} appears twice"),
@@ -276,7 +285,7 @@ impl fmt::Display for GgufError {
                 f,
                 "GGUF tensor {name:?} ({}, ggml type {ggml_type}) with dims {ne:?} has more \
                  than 2^64 bytes",
-                super::types::type_name(*ggml_type).unwrap_or("?")
+                crate::types::type_name(*ggml_type).unwrap_or("?")
             ),
             Self::TensorOffsetOutOfBounds { name, offset, data_offset, data_len } => write!(
                 f,
@@ -292,6 +301,12 @@ impl fmt::Display for GgufError {
             Self::WrongValueType { key, expected, found } => write!(
                 f,
                 "GGUF metadata key {key:?} is {}, expected {}",
+                found.name(),
+                expected.name()
+            ),
+            Self::WrongArrayType { key, expected, found } => write!(
+                f,
+                "GGUF metadata key {key:?} is an array of {}, expected an array of {}",
                 found.name(),
                 expected.name()
             ),

@@ -1,8 +1,8 @@
 //! Reader tests on byte images built by the test writer: well-formed files here,
 //! malformed ones in [`malformed`].
 
-use super::writer::{Writer, put_str, put_u32, put_u64};
-use super::*;
+use crate::writer::{Writer, put_str, put_u32, put_u64};
+use crate::*;
 
 fn f32_bytes(v: &[f32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
@@ -126,6 +126,44 @@ fn typed_getters() {
     assert_eq!(f.get_f64("t.f64"), Ok(1e300));
     assert_eq!(f.get_array("a.u32"), Ok(&Array::U32(vec![1, u32::MAX])));
     assert_eq!(f.get_array("a.nested").map(Array::len), Ok(3));
+    assert_eq!(f.get_u8_array("a.u8"), Ok(&[1u8, 2, 3][..]));
+    assert_eq!(f.get_i8_array("a.i8"), Ok(&[-1i8, 127][..]));
+    assert_eq!(f.get_u16_array("a.u16"), Ok(&[7u16][..]));
+    assert_eq!(f.get_i16_array("a.i16"), Ok(&[-7i16, 8][..]));
+    assert_eq!(f.get_u32_array("a.u32"), Ok(&[1, u32::MAX][..]));
+    assert_eq!(f.get_i32_array("a.i32"), Ok(&[-5][..]));
+    assert_eq!(f.get_u64_array("a.u64"), Ok(&[u64::MAX, 0][..]));
+    assert_eq!(f.get_i64_array("a.i64"), Ok(&[i64::MAX][..]));
+    assert_eq!(f.get_f32_array("a.f32"), Ok(&[0.25, -0.0, f32::INFINITY][..]));
+    assert_eq!(f.get_f32_array("a.empty"), Ok(&[][..]));
+    assert_eq!(f.get_f64_array("a.f64"), Ok(&[-2.5][..]));
+    assert_eq!(f.get_bool_array("a.bool"), Ok(&[true, false, true][..]));
+    let strs = f.get_str_array("a.str").unwrap();
+    assert_eq!(strs, ["a", "", "\u{3b1}"]);
+    // The wrong element type names the key and both element types.
+    let e = f.get_str_array("a.f32").unwrap_err();
+    assert_eq!(
+        e,
+        GgufError::WrongArrayType {
+            key: "a.f32".into(),
+            expected: ValueType::String,
+            found: ValueType::F32
+        }
+    );
+    assert_eq!(
+        e.to_string(),
+        "GGUF metadata key \"a.f32\" is an array of float32, expected an array of string"
+    );
+    // Not an array at all, or no such key.
+    assert_eq!(
+        f.get_u32_array("t.u32"),
+        Err(GgufError::WrongValueType {
+            key: "t.u32".into(),
+            expected: ValueType::Array,
+            found: ValueType::U32
+        })
+    );
+    assert_eq!(f.get_i32_array("nope"), Err(GgufError::MissingKey { key: "nope".into() }));
     assert_eq!(
         f.get_u32("t.u64"),
         Err(GgufError::WrongValueType {
@@ -135,6 +173,10 @@ fn typed_getters() {
         })
     );
     assert_eq!(f.get_str("nope"), Err(GgufError::MissingKey { key: "nope".into() }));
+    assert_eq!(
+        f.get_f32("t.str").unwrap_err().to_string(),
+        "GGUF metadata key \"t.str\" is string, expected float32"
+    );
     assert!(f.get("nope").is_none());
     assert_eq!(f.tensor_bytes("nope"), Err(GgufError::MissingTensor { name: "nope".into() }));
     assert_eq!(
@@ -235,4 +277,5 @@ fn random_corruption_never_panics() {
     assert!(ok > 100, "only {ok} mutants parsed");
 }
 
+mod files;
 mod malformed;

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::path::PathBuf;
 
-use crate::gguf::GgufError;
+use amx_gguf::GgufError;
 
 /// Why a vector file could not be loaded.
 #[non_exhaustive]

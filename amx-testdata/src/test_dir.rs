@@ -1,17 +1,21 @@
-//! A scratch directory for the tests, removed when dropped.
+//! Scratch directories for the tests (removed when dropped) and the repository's vector
+//! files.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// A fresh, empty directory under the system temp directory, unique per process and
 /// call.
-pub(crate) struct TestDir(PathBuf);
+pub struct TestDir(PathBuf);
 
 impl TestDir {
-    pub(crate) fn new(tag: &str) -> TestDir {
+    /// A new directory named after `tag`, the process id and a per-process counter
+    /// (panics if it cannot be created: this is test support).
+    pub fn new(tag: &str) -> TestDir {
         static NEXT: AtomicUsize = AtomicUsize::new(0);
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let path = std::env::temp_dir().join(format!("amx-bench-{tag}-{}-{n}", std::process::id()));
+        let path =
+            std::env::temp_dir().join(format!("amx-testdata-{tag}-{}-{n}", std::process::id()));
         // A leftover of an earlier process with the same id would make the test see
         // stale files.
         let _ = std::fs::remove_dir_all(&path);
@@ -19,7 +23,8 @@ impl TestDir {
         TestDir(path)
     }
 
-    pub(crate) fn path(&self) -> &Path {
+    /// The directory.
+    pub fn path(&self) -> &Path {
         &self.0
     }
 }
@@ -31,14 +36,14 @@ impl Drop for TestDir {
 }
 
 /// The repository's test vector `name` (in `tests/vectors/`).
-pub(crate) fn repo_vector(name: &str) -> PathBuf {
+pub fn repo_vector(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/vectors").join(name)
 }
 
 /// A folder with one good vector (`good.gguf`, a copy of the repository's smallest
 /// Q8_0 vector) and two that do not load: `broken.gguf` (a header cut short) and
 /// `empty.gguf` (0 bytes).
-pub(crate) fn mixed_vectors(tag: &str) -> TestDir {
+pub fn mixed_vectors(tag: &str) -> TestDir {
     let dir = TestDir::new(tag);
     std::fs::copy(repo_vector("q8_0_m1_n64_k256_plain.gguf"), dir.path().join("good.gguf"))
         .expect("copy a vector");

@@ -6,7 +6,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use amx_bench::gguf::GgufFile;
+use amx_gguf::GgufFile;
 
 /// The system allocator, recording the largest single request.
 struct Largest;
