@@ -10,7 +10,7 @@ use crate::error::AllocError;
 /// What was wrong with a [`super::PackedWeight`] call. Every variant carries the
 /// caller's numbers.
 #[non_exhaustive]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum WeightError {
     /// The ggml type has no packed format in amx-core (dequantize it and use
     /// [`super::PackedWeight::from_f32_as_bf16`]).
@@ -30,6 +30,9 @@ pub enum WeightError {
     Pack(PackError),
     /// The memory for the packed buffer could not be had.
     Alloc(AllocError),
+    /// [`super::PackedWeight::from_gguf`]: the tensor is not in the file, or its
+    /// description or bytes are malformed (the GGUF reader's error, naming the tensor).
+    Gguf(amx_gguf::GgufError),
     /// [`super::PackedWeight::concat_rows`] was given no weights.
     NoParts,
     /// A weight to concatenate holds another format than the first one.
@@ -78,6 +81,7 @@ impl fmt::Display for WeightError {
                  {count} given"
             ),
             Self::Pack(e) => e.fmt(f),
+            Self::Gguf(ref e) => e.fmt(f),
             Self::Alloc(e) => e.fmt(f),
             Self::NoParts => f.write_str("no weights to concatenate"),
             Self::PartFormat { part, expected, found } => write!(
@@ -103,6 +107,7 @@ impl core::error::Error for WeightError {
     fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
         match self {
             Self::Pack(e) => Some(e),
+            Self::Gguf(e) => Some(e),
             Self::Alloc(e) => Some(e),
             _ => None,
         }
@@ -112,6 +117,12 @@ impl core::error::Error for WeightError {
 impl From<PackError> for WeightError {
     fn from(e: PackError) -> Self {
         Self::Pack(e)
+    }
+}
+
+impl From<amx_gguf::GgufError> for WeightError {
+    fn from(e: amx_gguf::GgufError) -> Self {
+        Self::Gguf(e)
     }
 }
 

@@ -107,6 +107,18 @@ impl PackedWeight {
         Ok(Self { layout, buf })
     }
 
+    /// Packs the tensor `name` of a GGUF file: [`PackedWeight::from_ggml`] with the
+    /// tensor's ggml type, its dims as the file records them and its bytes (zero-copy from
+    /// the file's map when it was opened with [`amx_gguf::GgufFile::open`]).
+    ///
+    /// Errors: [`WeightError::Gguf`] when the file has no such tensor or its bytes lie
+    /// outside the file; then as [`PackedWeight::from_ggml`].
+    pub fn from_gguf(file: &amx_gguf::GgufFile, name: &str) -> Result<Self, WeightError> {
+        let info = file.tensor(name)?;
+        let dims = &info.ne[..(info.n_dims as usize).min(info.ne.len())];
+        Self::from_ggml(info.ggml_type, dims, file.tensor_bytes(name)?)
+    }
+
     /// Packs `matrices` weights of `n` rows by `k` f32 values (`rows`, row after row,
     /// matrix after matrix) as [`Format::BF16`] (each value rounded to nearest, ties to
     /// even: [`pack::pack_f32_as_bf16`]). For F32 weights, and weights of a ggml type

@@ -262,3 +262,42 @@ fn a_fused_weight_computes_its_parts_outputs() {
         }
     }
 }
+
+#[test]
+fn from_gguf_packs_a_files_tensor_and_its_rows_are_the_files_dequantization() {
+    // Every test vector of the repository: its `w` packed from the file, each row read
+    // back equal bit for bit to the file's own `w_deq` (gguf-py's dequantization).
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/vectors");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "gguf") {
+            continue;
+        }
+        let file = amx_gguf::GgufFile::open(&path).unwrap();
+        let w = PackedWeight::from_gguf(&file, "w").unwrap();
+        let info = file.tensor("w").unwrap();
+        assert_eq!((w.k() as u64, w.n() as u64), (info.ne0(), info.ne1()), "{path:?}");
+        let want = file.tensor_f32("w_deq").unwrap();
+        let mut row = vec![0f32; w.k()];
+        for r in 0..w.n() {
+            w.dequantize_row(0, r, &mut row).unwrap();
+            let expect = &want[r * w.k()..(r + 1) * w.k()];
+            assert!(
+                row.iter().zip(expect).all(|(a, b)| a.to_bits() == b.to_bits()),
+                "{path:?} row {r}"
+            );
+        }
+        // An F32 tensor has no packed format: the error names it.
+        let e = PackedWeight::from_gguf(&file, "w_deq").unwrap_err();
+        assert!(e.to_string().contains("F32"), "{e}");
+        // A tensor the file does not hold: the GGUF reader's error, naming it.
+        let e = PackedWeight::from_gguf(&file, "no_such_tensor").unwrap_err();
+        assert!(
+            matches!(e, WeightError::Gguf(_)) && e.to_string().contains("no_such_tensor"),
+            "{e}"
+        );
+        seen += 1;
+    }
+    assert!(seen >= 4 * Format::ALL.len(), "only {seen} vector files in {dir:?}");
+}
