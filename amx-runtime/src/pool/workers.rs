@@ -7,6 +7,11 @@
 //! while back-to-back matmuls arrive well within the spin window. Each thread spins on its
 //! own core only while it would otherwise be idle, and for a bounded time.
 //!
+//! A job may run on fewer shares than there are threads ([`Workers::run_shares`]): only
+//! the workers it needs are told about it (each worker waits on a condition variable of
+//! its own), and a job of one share runs on the calling thread without publishing
+//! anything, so no worker wakes up for it.
+//!
 //! No allocation per job: the job is a borrowed closure published through a mutex; the
 //! scratch vectors (one per thread) grow only when a job needs more than they hold.
 
@@ -121,14 +126,30 @@ struct State {
 struct Shared {
     /// Bumped (under `state`'s lock) to publish a job; a worker runs each value once.
     generation: AtomicU64,
+    /// Shares of the current job (set under `state`'s lock before `generation` is
+    /// bumped): workers `1..shares` run it, the others sit it out.
+    shares: AtomicUsize,
     /// Workers that have not finished the current job yet.
     remaining: AtomicUsize,
     shutdown: AtomicBool,
     state: Mutex<State>,
-    /// Workers block here for a job.
-    work: Condvar,
+    /// Worker `i` blocks on `work[i - 1]` for a job, so that a job of `s` shares wakes
+    /// workers `1..s` only.
+    work: Box<[Condvar]>,
     /// The caller blocks here for the workers.
     done: Condvar,
+    counters: Arc<Counters>,
+}
+
+/// What a set of workers did, since it started (read by `Pool::counters`).
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    /// Jobs run ([`Workers::run_shares`] calls).
+    pub(crate) jobs: AtomicU64,
+    /// Jobs published to the workers (jobs of more than one share).
+    pub(crate) published: AtomicU64,
+    /// Shares run by workers, over all jobs.
+    pub(crate) worker_shares: AtomicU64,
 }
 
 /// Nothing panics while holding the lock (jobs run outside it), so a poisoned lock still
@@ -150,15 +171,23 @@ pub(crate) struct Workers {
 impl Workers {
     /// A pool of `threads` shares (at least one): the caller and `threads - 1` workers.
     pub(crate) fn start(threads: usize) -> io::Result<Self> {
+        let threads = threads.max(1);
+        let mut work = Vec::new();
+        work.try_reserve_exact(threads - 1).map_err(|e| {
+            let what = format!("no memory for the state of {} worker threads: {e}", threads - 1);
+            io::Error::new(io::ErrorKind::OutOfMemory, what)
+        })?;
+        work.resize_with(threads - 1, Condvar::new);
         let shared = Arc::new(Shared {
             generation: AtomicU64::new(0),
+            shares: AtomicUsize::new(0),
             remaining: AtomicUsize::new(0),
             shutdown: AtomicBool::new(false),
             state: Mutex::new(State { job: None, panic: None }),
-            work: Condvar::new(),
+            work: work.into_boxed_slice(),
             done: Condvar::new(),
+            counters: Arc::new(Counters::default()),
         });
-        let threads = threads.max(1);
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
         let mut handles = Vec::new();
         handles.try_reserve_exact(threads - 1).map_err(|e| {
@@ -187,11 +216,25 @@ impl Workers {
         self.handles.len() + 1
     }
 
+    /// The counters of these workers, to read without holding them.
+    pub(crate) fn counters(&self) -> Arc<Counters> {
+        Arc::clone(&self.shared.counters)
+    }
+
     /// Runs `job` once per share (index `0..len`, 0 on this thread) and returns when all
     /// are done. A panic in the job is resumed here once every share has finished.
     pub(crate) fn run(&mut self, job: &JobFn<'_>) {
+        self.run_shares(self.len(), job);
+    }
+
+    /// Runs `job` once per share `0..shares` (`shares` clamped to `1..=len`; 0 on this
+    /// thread, the others on workers `1..shares`) and returns when all are done. Workers
+    /// `shares..` are not woken; with one share nothing is published at all. A panic in
+    /// the job is resumed here once every share has finished.
+    pub(crate) fn run_shares(&mut self, shares: usize, job: &JobFn<'_>) {
         let shared = &*self.shared;
-        let spawned = self.handles.len();
+        let spawned = shares.clamp(1, self.len()) - 1;
+        shared.counters.jobs.fetch_add(1, Ordering::Relaxed);
         if spawned > 0 {
             let ptr: *const JobFn<'_> = job;
             // SAFETY: only the lifetime bound of the trait object changes (same layout).
@@ -203,9 +246,13 @@ impl Workers {
                 unsafe { std::mem::transmute::<*const JobFn<'_>, *const JobFn<'static>>(ptr) };
             let mut st = lock(&shared.state);
             st.job = Some(JobPtr(ptr));
+            shared.shares.store(spawned + 1, Ordering::Relaxed);
             shared.remaining.store(spawned, Ordering::Relaxed);
             shared.generation.fetch_add(1, Ordering::Release);
-            shared.work.notify_all();
+            shared.counters.published.fetch_add(1, Ordering::Relaxed);
+            for cv in &shared.work[..spawned] {
+                cv.notify_one();
+            }
         }
         let mine = panic::catch_unwind(AssertUnwindSafe(|| job(0, &mut self.scratch)));
         tile_state::release_thread();
@@ -237,7 +284,9 @@ impl Drop for Workers {
         {
             let _st = lock(&self.shared.state);
             self.shared.shutdown.store(true, Ordering::Release);
-            self.shared.work.notify_all();
+            for cv in &self.shared.work {
+                cv.notify_one();
+            }
         }
         for handle in self.handles.drain(..) {
             // A worker never panics outside `catch_unwind`; nothing to report.
@@ -250,22 +299,40 @@ fn worker_main(pool: u64, index: usize, shared: &Shared) {
     WORKER_OF.with(|w| w.set(pool));
     let mut scratch = Vec::new();
     let mut seen = 0u64;
+    let work = &shared.work[index - 1];
     loop {
+        // A hint only (the two loads may see different jobs); the answer is re-read
+        // under the lock below.
         let ready = || {
             shared.shutdown.load(Ordering::Acquire)
-                || shared.generation.load(Ordering::Acquire) != seen
+                || (shared.generation.load(Ordering::Acquire) != seen
+                    && index < shared.shares.load(Ordering::Acquire))
         };
         if !spin_until(ready) {
             let mut st = lock(&shared.state);
             while !ready() {
-                st = shared.work.wait(st).unwrap_or_else(PoisonError::into_inner);
+                st = work.wait(st).unwrap_or_else(PoisonError::into_inner);
             }
         }
         if shared.shutdown.load(Ordering::Acquire) {
             return;
         }
-        seen = shared.generation.load(Ordering::Acquire);
-        let job = lock(&shared.state).job;
+        // Generation, shares and job are written together under the lock, so this is
+        // one job's view. A job that counts this worker cannot finish (nor be replaced)
+        // before this worker runs it, so a job seen here that counts it is not run yet.
+        let (generation, shares, job) = {
+            let st = lock(&shared.state);
+            let g = shared.generation.load(Ordering::Acquire);
+            (g, shared.shares.load(Ordering::Acquire), st.job)
+        };
+        if generation == seen || index >= shares {
+            // Not this worker's job: skip it (a later job that counts it has a later
+            // generation).
+            seen = generation;
+            continue;
+        }
+        seen = generation;
+        shared.counters.worker_shares.fetch_add(1, Ordering::Relaxed);
         let result = panic::catch_unwind(AssertUnwindSafe(|| {
             if let Some(job) = job {
                 // SAFETY: `job` was published for generation `seen`, which `Workers::run`
@@ -373,6 +440,28 @@ mod tests {
             });
             assert_eq!(sums.map(|s| s.into_inner()), [6, 6, 6], "round {round}");
         }
+    }
+
+    #[test]
+    fn a_job_of_fewer_shares_wakes_only_its_workers() {
+        let mut w = Workers::start(4).expect("threads");
+        let c = w.counters();
+        for round in 0..200 {
+            let shares = round % 5; // 0 and 1: the caller alone
+            let hits: [AtomicUsize; 4] = Default::default();
+            w.run_shares(shares, &|i, _| {
+                hits[i].fetch_add(1, Ordering::Relaxed);
+            });
+            let want: Vec<usize> = (0..4).map(|i| usize::from(i < shares.max(1))).collect();
+            assert_eq!(hits.map(|h| h.into_inner()).to_vec(), want, "round {round}");
+            if round % 50 == 0 {
+                std::thread::sleep(SPIN * 5);
+            }
+        }
+        // Per 5 rounds: shares 0, 1 run alone; 2, 3, 4 publish and run 1 + 2 + 3 shares.
+        assert_eq!(c.jobs.load(Ordering::Relaxed), 200);
+        assert_eq!(c.published.load(Ordering::Relaxed), 120);
+        assert_eq!(c.worker_shares.load(Ordering::Relaxed), 40 * 6);
     }
 
     #[test]
