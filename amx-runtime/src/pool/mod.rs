@@ -3,8 +3,9 @@
 //!
 //! # Threads
 //!
-//! `Pool::new(t)` runs each job in `t` shares: share 0 on the calling thread (which
-//! would otherwise sit blocked), shares `1..t` on `t - 1` persistent worker threads.
+//! `Pool::new(t)` runs each job in up to `t` shares (fewer for small jobs, see below):
+//! share 0 on the calling thread (which would otherwise sit blocked), shares `1..` on
+//! `t - 1` persistent worker threads.
 //! Waiting threads spin for up to 100 us before blocking: waking a blocked thread took
 //! about 75 us per round trip on the development VM, several percent of a 2 ms matmul,
 //! while back-to-back matmuls arrive within the spin window.
