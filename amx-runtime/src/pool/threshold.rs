@@ -10,19 +10,20 @@
 
 use std::io;
 
-/// The default minimum work per share, in multiply-accumulates ([`shares`]).
+/// The default minimum work per share, in multiply-accumulates: a job of `w` MACs on `t`
+/// threads runs on `clamp(w / min, 1, t)` shares ([`crate::pool::Pool::min_share_macs`]).
 ///
-/// Chosen so that a decode-sized matmul of about 10 us on one thread stays on one thread:
-/// SmolLM2-135M's 192 x 576 projection at M = 1 is 110,592 MACs (one share), 576 x 576 is
-/// 331,776 (two shares), 1536 x 576 and 576 x 1536 are 884,736 (up to six). 2^17 MACs is
-/// about 12 us of VNNI decode work at the ~10 us measured for 192 x 576 in issue 13, far
-/// above the cost of handing a share to a spinning worker (a few hundred ns) while a
-/// blocked worker (about 75 us to wake, see [`super::workers`]) is only woken for jobs
-/// that are split anyway.
+/// Chosen from the shapes, not yet from a measurement: SmolLM2-135M's 192 x 576
+/// projection at M = 1 (110,592 MACs; about 10 us on the development VM under load, as
+/// issue 13 reports) must stay on one thread, so the threshold is the next power of two;
+/// 576 x 576 (331,776 MACs) then splits in two, 1536 x 576 and 576 x 1536 (884,736) in up
+/// to six. Handing a share to a spinning worker costs well under a microsecond; waking a
+/// blocked one about 75 us (see the pool's module docs), and a worker descheduled by
+/// another process a scheduler time slice.
 ///
-/// Measurement: not yet tuned on a quiet machine; the lead's run of
-/// `amx-bench bench --decode` (1 and 2 threads side by side, SmolLM2-135M shapes, Q4_1,
-/// M = 1) goes here, with the value it gives.
+/// Measurement: to be set by the lead from `amx-bench bench --decode` on a quiet machine
+/// (1 and 2 threads side by side, SmolLM2-135M shapes, Q4_1, M = 1, with
+/// `--min-share-macs` swept); record the runs and the value they give here.
 pub const DEFAULT_MIN_SHARE_MACS: u64 = 1 << 17;
 
 /// The environment variable that sets the threshold of every pool made afterwards
