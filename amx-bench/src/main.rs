@@ -221,7 +221,7 @@ fn bench_decode(args: &BenchArgs) -> ExitCode {
     }
     if !args.json {
         println!(
-            "decode: SmolLM2-135M matmuls (n x k), median per pass, 1 thread vs {threads}              (min_share_macs = {})",
+            "decode: SmolLM2-135M matmuls (n x k), median per pass, 1 thread vs {threads} (min_share_macs = {})",
             many.min_share_macs()
         );
         println!(

@@ -1,18 +1,18 @@
-//! The pool's matmul job (prepare `X` once, each share a block of rows; meet at a barrier;
-//! compute every output's blocks) and the one-line calls built on it: [`Pool::linear`]
+//! The pool's matmul job (prepare `X` once, a block of rows at a time; once all are
+//! prepared, compute every output's blocks; each block claimed by one thread) and the one-line calls built on it: [`Pool::linear`]
 //! and [`Pool::linear_many`], which take M from the lengths of flat slices and the
 //! format from the packed header.
 
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
-use amx_core::gemm::{self, GemmError, MatMut, MatRef, Path, Preparation, Prepared, SharedOut};
+use amx_core::gemm::{self, GemmError, MatMut, MatRef, Path, Preparation, SharedOut};
 use amx_core::pack::PackedRef;
 
 use super::plan::{Split, run_block};
 use super::prepared::{SharedBytes, prepare_share};
 use super::threshold::macs;
-use super::workers::SpinBarrier;
+use super::workers::wait_for;
 use super::{Inner, Outcome, Pool};
 use crate::tile_state;
 
@@ -41,45 +41,43 @@ impl<'a> Output<'a> {
     }
 }
 
-/// Share `w` of `t` of `outs`: the blocks numbered `w, w + t, ...` when the blocks of
-/// every output's split (cut for `shares`) are numbered one after the other.
-///
-/// # Safety
-///
-/// Concurrent calls on the same `outs` use the same `shares` and `t`, distinct `w`; the
-/// outputs of `outs` are pairwise disjoint.
-unsafe fn run_outputs(
-    outs: &[Option<Output<'_>>],
-    x: &Prepared<'_>,
-    (shares, t, w): (usize, usize, usize),
-    scratch: &mut Vec<u8>,
-    scratch_len: usize,
-) -> Result<(), GemmError> {
-    if scratch.len() < scratch_len {
-        scratch.resize(scratch_len, 0);
-    }
-    let mut number = 0;
+/// The block numbered `number` when the blocks of every output's split (cut for
+/// `shares`) are numbered one after the other: its output and its index in that split.
+fn numbered<'o, 'a>(
+    outs: &'o [Option<Output<'a>>],
+    path: Path,
+    rows: usize,
+    shares: usize,
+    mut number: usize,
+) -> Option<(&'o Output<'a>, Split, usize)> {
     for out in outs.iter().flatten() {
-        let split = out.split(x.path(), x.rows(), shares);
-        for b in 0..split.len() {
-            if number % t == w {
-                // SAFETY: block `b` of this output's split is numbered once and run by
-                // the share its number gives (distinct `w`, the caller's contract);
-                // distinct outputs do not overlap.
-                unsafe { run_block(&out.weights, x, &out.y, &split, b, scratch)? };
-            }
-            number += 1;
+        let split = out.split(path, rows, shares);
+        if number < split.len() {
+            return Some((out, split, number));
         }
+        number -= split.len();
     }
-    Ok(())
+    None
+}
+
+/// What the threads of one job share: counters that hand out each preparation block and
+/// each output block once ([`Outcome::claim`]), and the first error.
+#[derive(Default)]
+struct Claims {
+    prep_next: AtomicUsize,
+    prep_done: AtomicUsize,
+    block_next: AtomicUsize,
+    outcome: Outcome,
 }
 
 impl Inner {
-    /// One job on `x`'s activations prepared by `prep` (for `format` weights): prepares
-    /// them into the workspace first when `prepare` (else they are there from the
-    /// previous job), then computes every output of `outs` (weights checked against `x`,
-    /// `prep` and their outputs). Each share prepares a block of rows and computes its
-    /// blocks; shares as [`Pool::min_share_macs`] allows.
+    /// One job on `x`'s activations prepared by `prep`: prepares them into the workspace
+    /// first when `prepare` (else they are there from the previous job), then computes
+    /// every output of `outs` (weights checked against `x`, `prep` and their outputs).
+    /// Every thread of the job claims preparation blocks (rows) until none is left, waits
+    /// until all are prepared, then claims output blocks until none is left; up to as many
+    /// threads as [`Pool::min_share_macs`] allows, and the calling thread does whatever
+    /// the workers do not claim.
     pub(super) fn job(
         &mut self,
         pool: &Pool,
@@ -99,8 +97,10 @@ impl Inner {
         for out in outs.iter().flatten() {
             blocks += out.split(path, m, shares).len();
         }
-        // At least one share, to prepare even when there is no block to compute.
+        // Preparation blocks: the rows of `t` shares (at least one, to prepare even when
+        // there is no block to compute).
         let t = shares.min(blocks).max(1);
+        let prep_blocks = if prepare { t } else { 0 };
         let Inner { workers, workspace } = self;
         let need = prep.bytes().checked_add(64).ok_or(GemmError::Overflow)?;
         if workspace.len() < need {
@@ -111,38 +111,57 @@ impl Inner {
             workspace.resize(need, 0);
         }
         let body = SharedBytes::new(prep.body(workspace)?);
-        let barrier = SpinBarrier::new(t);
-        let outcome = Outcome::default();
-        workers.run_shares(t, &|w, scratch| {
-            if prepare {
+        let claims = Claims::default();
+        workers.run_helped(t, &|_, scratch| {
+            while let Some(b) = claims.outcome.claim(&claims.prep_next, prep_blocks) {
                 let prepared = panic::catch_unwind(AssertUnwindSafe(|| {
-                    // SAFETY: each share has its own `w`, hence its own rows and bytes;
-                    // nothing reads the body before the barrier.
-                    unsafe { prepare_share(prep, x, &body, t, w) }
+                    // SAFETY: block `b` is claimed once (its rows, hence its bytes, are
+                    // nobody else's); nothing reads the body until every block is done.
+                    unsafe { prepare_share(prep, x, &body, prep_blocks, b) }
                 }));
-                match &prepared {
-                    Ok(r) => outcome.record(*r),
-                    Err(_) => outcome.abort.store(true, Ordering::SeqCst),
+                match prepared {
+                    Ok(r) => claims.outcome.record(r),
+                    Err(payload) => {
+                        claims.outcome.abort.store(true, Ordering::SeqCst);
+                        // Counted, so that no thread waits for this block forever.
+                        claims.prep_done.fetch_add(1, Ordering::Release);
+                        panic::resume_unwind(payload);
+                    }
                 }
-                // Every share reaches the barrier, even after an error or a panic.
-                barrier.wait();
-                if let Err(payload) = prepared {
-                    panic::resume_unwind(payload);
-                }
-                if outcome.abort.load(Ordering::SeqCst) {
-                    return;
-                }
+                claims.prep_done.fetch_add(1, Ordering::Release);
             }
-            // SAFETY: past the barrier (or in a job that prepares nothing) no share
-            // writes the body.
+            // Every block is claimed; the threads that claimed them are running them. An
+            // error stops the claiming, so the blocks done may stay short of all of them.
+            wait_for(|| {
+                claims.outcome.abort.load(Ordering::SeqCst)
+                    || claims.prep_done.load(Ordering::Acquire) >= prep_blocks
+            });
+            if claims.outcome.abort.load(Ordering::SeqCst) {
+                return;
+            }
+            // SAFETY: every preparation block is done (the Acquire load above sees the
+            // writes), so no thread writes the body any more.
             let body = unsafe { body.all() };
-            outcome.record(prep.finish(x, body).and_then(|x| {
-                // SAFETY: every share uses the same `outs`, `shares` and `t`, with its own
-                // `w`; the outputs are distinct `&mut` borrows, hence disjoint.
-                unsafe { run_outputs(outs, &x, (shares, t, w), scratch, scratch_len) }
-            }));
+            let x = match prep.finish(x, body) {
+                Ok(x) => x,
+                Err(e) => return claims.outcome.record(Err(e)),
+            };
+            if scratch.len() < scratch_len {
+                scratch.resize(scratch_len, 0);
+            }
+            while let Some(number) = claims.outcome.claim(&claims.block_next, blocks) {
+                let Some((out, split, b)) = numbered(outs, path, m, shares, number) else {
+                    break;
+                };
+                // SAFETY: block `number` is claimed once, so this is its only writer;
+                // blocks of one split are disjoint and distinct outputs are distinct
+                // `&mut` borrows.
+                claims
+                    .outcome
+                    .record(unsafe { run_block(&out.weights, &x, &out.y, &split, b, scratch) });
+            }
         });
-        outcome.result()
+        claims.outcome.result()
     }
 }
 

@@ -12,15 +12,20 @@
 //!
 //! # One matmul on the pool
 //!
-//! [`Pool::matmul`] checks the packed weights and shapes, then runs one job: each share
-//! prepares (quantizes or converts) its block of activation rows into the pool's
-//! workspace (row blocks aligned to [`Preparation::row_align`]), all meet at a barrier,
-//! then each computes its blocks of output with [`gemm::gemm_range_shared`]. The cut
-//! gives panels first (pairs on AMX, where the kernel runs two panels at a time) and rows
-//! only when there are fewer panel units than shares, because every share that computes
-//! a panel decodes it. Blocks are pairwise disjoint, so the shared writes are sound;
-//! amx-core computes each value the same way whatever the cut, so the output is
-//! bit-identical for any number of threads.
+//! [`Pool::matmul`] checks the packed weights and shapes, then runs one job, cut into one
+//! block of activation rows (aligned to [`Preparation::row_align`]) and one block of
+//! output per share: every thread of the job claims row blocks and prepares (quantizes
+//! or converts) them into the pool's workspace, waits until all are prepared, then claims
+//! output blocks and computes them with [`gemm::gemm_range_shared`]. Each block is
+//! claimed once (an atomic counter), and the calling thread computes whatever the workers
+//! have not claimed, so a worker that is slow to start (its core busy with another
+//! process) delays nothing: the caller withdraws the job and waits only for workers that
+//! started it. The cut gives panels first (pairs on AMX, where the kernel runs two panels
+//! at a time) and rows only when there are fewer panel units than shares, because every
+//! share that computes a panel decodes it. Blocks are pairwise disjoint, so the shared
+//! writes are sound; amx-core computes each value the same way whatever the cut and
+//! whichever thread computes it, so the output is bit-identical for any number of
+//! threads.
 //!
 //! # Sharing X
 //!
@@ -48,7 +53,7 @@
 //!
 //! # No allocation per call in steady state
 //!
-//! The job is a borrowed closure (no box); the barrier and error slot live on the
+//! The job is a borrowed closure (no box); its counters and error slot live on the
 //! caller's stack; the workspace for prepared activations is one `Vec<u8>` per pool,
 //! grown when a call needs more and reused as is; each thread keeps its own scratch
 //! `Vec<u8>`, grown the same way. A plain vector rather than a bumpalo arena: a call
@@ -98,7 +103,7 @@ mod workers;
 
 use std::io;
 use std::ops::{Deref, DerefMut};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use amx_core::formats::Format;
@@ -193,6 +198,16 @@ impl Outcome {
             self.abort.store(true, Ordering::SeqCst);
             self.first.lock().unwrap_or_else(PoisonError::into_inner).get_or_insert(e);
         }
+    }
+
+    /// The next unclaimed index below `len` from `next`, or `None` (also after an error):
+    /// each index is handed out once.
+    fn claim(&self, next: &AtomicUsize, len: usize) -> Option<usize> {
+        if self.abort.load(Ordering::SeqCst) {
+            return None;
+        }
+        let i = next.fetch_add(1, Ordering::Relaxed);
+        (i < len).then_some(i)
     }
 
     fn result(self) -> Result<(), GemmError> {
@@ -438,10 +453,13 @@ impl Pool {
         }
         let body = SharedBytes::new(body);
         let outcome = Outcome::default();
-        self.lock()?.workers.run_shares(t, &|w, _| {
-            // SAFETY: each share has its own `w`, hence its own rows and bytes; nothing
-            // reads the body until `run` returns.
-            outcome.record(unsafe { prepare_share(&prep, x, &body, t, w) });
+        let next = AtomicUsize::new(0);
+        self.lock()?.workers.run_helped(t, &|_, _| {
+            while let Some(w) = outcome.claim(&next, t) {
+                // SAFETY: block `w` is claimed once, so its rows and bytes are this
+                // thread's; nothing reads the body until `run_helped` returns.
+                outcome.record(unsafe { prepare_share(&prep, x, &body, t, w) });
+            }
         });
         outcome.result()?;
         Ok(acts)
@@ -471,9 +489,13 @@ impl Pool {
         }
         let t = plan.len();
         let outcome = Outcome::default();
-        self.lock()?.workers.run_shares(t, &|w, scratch| {
-            // SAFETY: every share uses the same plan and `t`, with its own `w`.
-            outcome.record(unsafe { plan.run_share((t, w), scratch) });
+        let next = AtomicUsize::new(0);
+        self.lock()?.workers.run_helped(t, &|_, scratch| {
+            while let Some(w) = outcome.claim(&next, t) {
+                // SAFETY: every call uses the same plan and `t`; `w` is claimed once, so
+                // no two calls run with the same `w`.
+                outcome.record(unsafe { plan.run_share((t, w), scratch) });
+            }
         });
         outcome.result()?;
         Ok(path)

@@ -97,15 +97,16 @@ impl Pool {
         call.split(per)?;
         let first = OnceLock::new();
         let call_ref = &call;
-        inner.workers.run_shares(shares, &|_, scratch| {
+        inner.workers.run_helped(shares, &|_, scratch| {
             if taken == Path::Amx {
                 tile_state::mark_used();
             }
             if scratch.len() < scratch_len {
                 scratch.resize(scratch_len, 0);
             }
-            // Items are claimed one at a time by whichever share is free: each item is
-            // computed the same way whoever claims it.
+            // Items are claimed one at a time by whichever thread is free (the calling
+            // thread runs those no worker claims): each is computed the same way whoever
+            // claims it.
             if let Err(error) = call_ref.run_all(scratch) {
                 let _ = first.set(error);
             }
