@@ -17,9 +17,10 @@ use std::io;
 /// projection at M = 1 (110,592 MACs; about 10 us on the development VM under load, as
 /// issue 13 reports) must stay on one thread, so the threshold is the next power of two;
 /// 576 x 576 (331,776 MACs) then splits in two, 1536 x 576 and 576 x 1536 (884,736) in up
-/// to six. Handing a share to a spinning worker costs well under a microsecond; waking a
-/// blocked one about 75 us (see the pool's module docs), and a worker descheduled by
-/// another process a scheduler time slice.
+/// to six. A job of more than one share costs its caller the publication (a lock and a
+/// wake-up call per worker) whether or not a worker joins in time: a spinning worker
+/// joins within a microsecond, a blocked one takes about 75 us to wake (the pool's module
+/// docs), by which time a small job is done and withdrawn.
 ///
 /// Measurement: to be set by the lead from `amx-bench bench --decode` on a quiet machine
 /// (1 and 2 threads side by side, SmolLM2-135M shapes, Q4_1, M = 1, with
