@@ -8,10 +8,13 @@
 //!   dispatched path, a forced path, or the [`baseline`]) and how ([`gemm_bench::measure`],
 //!   on an amx-runtime pool); [`throughput`] builds the main job's tables from it, with a
 //!   [`progress`] bar; [`peak`] times the tile unit's peak in the same run.
+//! - [`decode_bench`]: decode-shaped matmuls (SmolLM2-135M at M = 1) on one thread and
+//!   on a pool side by side (`bench --decode`).
 //! - [`pack_bench`], [`moe_bench`], [`verify`], [`summary`], [`report`], [`gguf_report`]:
 //!   the other subcommands' measurements and reports.
 
 pub mod baseline;
+pub mod decode_bench;
 pub mod gemm_bench;
 pub mod gguf_report;
 pub mod moe_bench;

@@ -9,6 +9,9 @@
 //!   check; the others still run) or DIR does not exist or holds no vector;
 //! - `pack [--json] [--n N] [--k K]`: pack, unpack and plain-copy GB/s per format;
 //! - `bench ...`: one line (or JSON object) per format, column and M;
+//! - `bench --decode ...`: SmolLM2-135M's matmuls at M = 1 (four shapes, then a whole
+//!   layer one call per matmul and with Q/K/V and gate/up sharing X), on one thread and
+//!   on `--threads` (default 2) side by side: median microseconds and the speedup;
 //! - `moe`: the grouped expert matmul against a loop over experts;
 //! - `gguf FILE`: where the runtime would place each tensor of a model file, and why.
 
@@ -24,7 +27,8 @@ use amx_core::formats::Format;
 use amx_runtime::pool::Pool;
 
 const USAGE: &str = "usage: amx-bench [--quick | --full | detect | verify DIR | pack [--json] [--n N] [--k K] | \
-bench [--formats F,..] [--paths P,..] [--m M,..] [--n N] [--k K] [--threads T] [--dram] [--json] | \
+bench [--formats F,..] [--paths P,..] [--m M,..] [--n N] [--k K] [--threads T] [--min-share-macs W] [--dram] [--json] | \
+bench --decode [--formats F,..] [--m M,..] [--threads T] [--min-share-macs W] [--json] | \
 moe [--threads T] [--json] | gguf FILE]";
 
 fn all_threads() -> usize {
@@ -123,6 +127,15 @@ struct BenchArgs {
     threads: usize,
     dram: bool,
     json: bool,
+    /// `--decode`: the decode cases instead of the throughput table.
+    decode: bool,
+    /// Whether `--formats`, `--m` or `--threads` were given (the decode cases have their
+    /// own defaults: Q4_1, M = 1, 2 threads).
+    formats_given: bool,
+    ms_given: bool,
+    threads_given: bool,
+    /// `--min-share-macs`: the pool's threshold (else the default or the environment's).
+    min_share_macs: Option<u64>,
 }
 
 /// A comma-separated list; `known` says what the values may be, for the error.
@@ -140,6 +153,11 @@ fn parse_bench(args: &[String]) -> Result<BenchArgs, String> {
         threads: 1,
         dram: false,
         json: false,
+        decode: false,
+        formats_given: false,
+        ms_given: false,
+        threads_given: false,
+        min_share_macs: None,
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -147,10 +165,18 @@ fn parse_bench(args: &[String]) -> Result<BenchArgs, String> {
         match a.as_str() {
             "--json" => out.json = true,
             "--dram" => out.dram = true,
+            "--decode" => out.decode = true,
+            "--min-share-macs" => {
+                let v = value("--min-share-macs")?;
+                out.min_share_macs = Some(
+                    v.parse().map_err(|_| format!("--min-share-macs: {v:?} is not a number"))?,
+                )
+            }
             "--formats" => {
                 let names = "f16, q4_0, q4_1, q5_0, q5_1, q8_0, q2_k, q3_k, q4_k, q5_k, q6_k, \
                              iq4_nl, iq4_xs, bf16, mxfp4";
-                out.formats = parse_list(&value("--formats")?, names, Format::from_name)?
+                out.formats = parse_list(&value("--formats")?, names, Format::from_name)?;
+                out.formats_given = true;
             }
             "--paths" => {
                 let names = "dispatch, amx, vnni, scalar, deq-sgemm";
@@ -159,12 +185,14 @@ fn parse_bench(args: &[String]) -> Result<BenchArgs, String> {
             "--m" => {
                 out.ms = parse_list(&value("--m")?, "row counts", |s| {
                     s.parse().ok().filter(|&m: &usize| m > 0)
-                })?
+                })?;
+                out.ms_given = true;
             }
             "--n" => out.n = value("--n")?.parse().map_err(|_| "--n: not a number")?,
             "--k" => out.k = value("--k")?.parse().map_err(|_| "--k: not a number")?,
             "--threads" => {
-                out.threads = value("--threads")?.parse().map_err(|_| "--threads: not a number")?
+                out.threads = value("--threads")?.parse().map_err(|_| "--threads: not a number")?;
+                out.threads_given = true;
             }
             other => return Err(format!("unknown option {other}")),
         }
@@ -172,7 +200,61 @@ fn parse_bench(args: &[String]) -> Result<BenchArgs, String> {
     Ok(out)
 }
 
+/// `bench --decode`: each decode case on a one-thread pool and a `--threads` pool (default
+/// 2), side by side.
+fn bench_decode(args: &BenchArgs) -> ExitCode {
+    use amx_bench::decode_bench::{Case, measure};
+    let formats = if args.formats_given { args.formats.clone() } else { vec![Format::Q4_1] };
+    let ms = if args.ms_given { args.ms.clone() } else { vec![1] };
+    let threads = if args.threads_given { args.threads.max(1) } else { 2 };
+    let pools = Pool::try_new(1).and_then(|one| Ok((one, Pool::try_new(threads)?)));
+    let (one, many) = match pools {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("amx-bench bench --decode: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Some(w) = args.min_share_macs {
+        one.set_min_share_macs(w);
+        many.set_min_share_macs(w);
+    }
+    if !args.json {
+        println!(
+            "decode: SmolLM2-135M matmuls (n x k), median per pass, 1 thread vs {threads} (min_share_macs = {})",
+            many.min_share_macs()
+        );
+        println!(
+            "{:<6} {:<12} {:<5} {:>13} {:>13}  speedup",
+            "format",
+            "case",
+            "m",
+            "1 thread",
+            format!("{threads} threads")
+        );
+    }
+    let mut failed = false;
+    for &format in &formats {
+        for &m in &ms {
+            for case in Case::ALL {
+                match measure(format, case, m, (&one, &many), Duration::from_millis(300)) {
+                    Ok(line) if args.json => println!("{}", line.to_json()),
+                    Ok(line) => println!("{}", line.to_text()),
+                    Err(e) => {
+                        eprintln!("{:<6} {:<12} m={m:<3} error: {e}", format.name(), case.name());
+                        failed = true;
+                    }
+                }
+            }
+        }
+    }
+    if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS }
+}
+
 fn bench(args: &BenchArgs) -> ExitCode {
+    if args.decode {
+        return bench_decode(args);
+    }
     let threads = args.threads.max(1);
     let peak = Peak::measure(threads);
     if !args.json {
@@ -182,6 +264,9 @@ fn bench(args: &BenchArgs) -> ExitCode {
         );
     }
     let pool = Pool::new(threads);
+    if let Some(w) = args.min_share_macs {
+        pool.set_min_share_macs(w);
+    }
     for &format in &args.formats {
         let bytes = format.row_bytes(args.k).unwrap_or(0) * args.n;
         // Enough distinct copies to be four times a 105 MiB L3.

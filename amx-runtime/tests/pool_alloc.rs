@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use amx_core::formats::Format;
 use amx_core::gemm::{MatMut, MatRef, Path};
-use amx_core::pack;
+use amx_core::pack::{self, PackedRef};
 use amx_runtime::pool::{Matmul, Pool};
 
 struct Counting;
@@ -56,6 +56,13 @@ fn packed(format: Format, n: usize, k: usize) -> Vec<u8> {
     out
 }
 
+fn stacked(format: Format, n: usize, k: usize, matrices: usize) -> Vec<u8> {
+    let raw = amx_testdata::weights::bench_weights(format, 2, n * matrices, k).expect("weights");
+    let mut out = vec![0u8; pack::packed_size(format, n, k, matrices).expect("size")];
+    pack::pack(format, n, k, matrices, &raw, &mut out).expect("pack");
+    out
+}
+
 #[test]
 fn steady_state_calls_allocate_nothing() {
     // The counter itself works (so a zero below means something).
@@ -69,6 +76,14 @@ fn steady_state_calls_allocate_nothing() {
         let x = MatRef::new(&xv, m, k, k).expect("x");
         let mut yv = vec![0f32; m * n];
         let mut buf = Vec::new();
+        // The one-line calls: `linear`, `linear_many` (three outputs, one job) and `moe`
+        // on a stack of three experts, each token routed to two.
+        let wr = PackedRef::parse(&w).expect("parse");
+        let (mut y2, mut y3) = (vec![0f32; m * n], vec![0f32; 2 * m * n]);
+        let stack = stacked(format, n, k, 3);
+        let sr = PackedRef::parse(&stack).expect("stack");
+        let ids: Vec<u32> = (0..2 * m as u32).map(|i| i % 3).collect();
+        let mut ym = vec![0f32; 2 * m * n];
         let mut round = |buf: &mut Vec<u8>| {
             let mut y = MatMut::new(&mut yv, m, n, n).expect("y");
             pool.matmul(&w, format, &x, &mut y).expect("matmul");
@@ -82,6 +97,10 @@ fn steady_state_calls_allocate_nothing() {
                 part.run_local().expect("part");
             }
             *buf = acts.into_buffer();
+            pool.linear(&wr, &xv, &mut y2).expect("linear");
+            let (a, b) = y3.split_at_mut(m * n);
+            pool.linear_many(&xv, &mut [(&wr, &mut y2), (&wr, a), (&wr, b)]).expect("many");
+            pool.moe(&sr, &xv, &ids, 2, &mut ym).expect("moe");
         };
         round(&mut buf); // warm-up: workspaces, scratch, thread-locals grow once
         let count = allocations(|| {
@@ -90,6 +109,6 @@ fn steady_state_calls_allocate_nothing() {
             }
         });
         assert_eq!(count, 0, "{format} m={m}: allocations in 20 steady-state rounds");
-        println!("{format} m={m} n={n}: 0 allocations in 20 rounds of 5 matmuls");
+        println!("{format} m={m} n={n}: 0 allocations in 20 rounds of 8 calls");
     }
 }

@@ -218,3 +218,43 @@ fn empty_output_has_no_parts() {
     assert!(plan.is_empty());
     assert_eq!(plan.parts().count(), 0);
 }
+
+/// `Pool::linear` and `Pool::linear_many` on every format: the bits of `gemm::gemm` on the
+/// path they report, on 1, 2 and 3 threads splitting every job, and on 2 threads with the
+/// default threshold (which keeps the small cases on the calling thread).
+#[test]
+fn linear_calls_are_bit_identical_for_any_thread_count_and_format() {
+    let mut pools: Vec<Pool> = (1..=3).map(|t| Pool::new(t).with_min_share_macs(0)).collect();
+    pools.push(Pool::new(2));
+    let k = 256;
+    for format in Format::ALL {
+        let (n1, n2) = (40, 24);
+        let (w1, w2) = (packed(format, n1, k, 4), packed(format, n2, k, 5));
+        let r1 = pack::PackedRef::parse(&w1).expect("w1");
+        let r2 = pack::PackedRef::parse(&w2).expect("w2");
+        for m in [1, 17, 40] {
+            let xv = activations(m, k, m);
+            let x = MatRef::new(&xv, m, k, k).expect("x");
+            for pool in &pools {
+                let t = pool.threads();
+                let mut y = vec![SENTINEL; m * n1];
+                let path = pool.linear(&r1, &xv, &mut y).expect("linear");
+                let want1 = reference(&w1, format, &x, n1, n1, path);
+                assert_eq!(bits(&y), bits(&want1), "{format} m={m} t={t} linear");
+                let (mut a, mut b) = (vec![SENTINEL; m * n1], vec![SENTINEL; m * n2]);
+                let path =
+                    pool.linear_many(&xv, &mut [(&r1, &mut a), (&r2, &mut b)]).expect("many");
+                assert_eq!(
+                    bits(&a),
+                    bits(&reference(&w1, format, &x, n1, n1, path)),
+                    "{format} m={m} t={t}"
+                );
+                assert_eq!(
+                    bits(&b),
+                    bits(&reference(&w2, format, &x, n2, n2, path)),
+                    "{format} m={m} t={t}"
+                );
+            }
+        }
+    }
+}

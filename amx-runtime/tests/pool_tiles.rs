@@ -54,11 +54,19 @@ fn workers_release_tiles_after_each_amx_job_only() {
         let path = pool.matmul(&w, format, &x, &mut y).expect("matmul");
         assert_eq!(path == Path::Amx, amx_path, "m={m} took {path:?}");
         let after = worker_states(&pool);
+        let mut released = Vec::new();
         for (w, ((b, _), (a, loaded))) in before.iter().zip(&after).enumerate() {
             assert!(!a.holds_tiles && !loaded, "worker {w} idles with tile state after m={m}");
-            // Four panels over two workers: both ran an AMX block, or none did.
-            let released = a.releases - b.releases;
-            assert_eq!(released, u64::from(amx_path), "worker {w}, m={m}");
+            released.push(a.releases - b.releases);
+        }
+        // Two blocks of four panels, each claimed by one thread: a thread that ran an AMX
+        // block released once, the others not at all (a worker that started late, its
+        // core busy, left both blocks to the calling thread).
+        if amx_path {
+            assert!(released.iter().all(|&r| r <= 1), "m={m}: {released:?}");
+            assert!(released.iter().sum::<u64>() >= 1, "m={m}: {released:?}");
+        } else {
+            assert_eq!(released, [0, 0], "m={m}");
         }
     }
 }

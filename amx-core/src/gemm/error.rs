@@ -129,6 +129,42 @@ pub enum GemmError {
         /// Threads of the pool.
         threads: usize,
     },
+    /// A call that takes M from the lengths of flat slices (amx-runtime's `Pool::linear`,
+    /// `Pool::linear_many`, `Pool::moe`) was given lengths that fit no M: `x_len` must be
+    /// M x `k` and output `index`'s `y_len` M x `y_row` for one M.
+    Lengths {
+        /// Which output (0 for a call with one).
+        index: usize,
+        /// Values in `x`.
+        x_len: usize,
+        /// Values per activation row (the weights' K).
+        k: usize,
+        /// Values in the output.
+        y_len: usize,
+        /// Values per output row for one activation row (N; `top_k x N` for MoE).
+        y_row: usize,
+    },
+    /// Weight `index` of a call that prepares one `x` for several weights (amx-runtime's
+    /// `Pool::linear_many`) cannot use the activations prepared for weight 0: every
+    /// weight must be one matrix with weight 0's K, in a format that takes the same
+    /// prepared activations on the call's path (on the VNNI path quantized formats and
+    /// F16/BF16 do not mix).
+    SharedActivations {
+        /// Which weight.
+        index: usize,
+        /// Its format.
+        format: Format,
+        /// Its values per row.
+        k: usize,
+        /// Matrices in its packed buffer.
+        matrices: usize,
+        /// Weight 0's format.
+        first_format: Format,
+        /// Weight 0's values per row.
+        first_k: usize,
+        /// The path the activations were prepared for.
+        path: Path,
+    },
 }
 
 impl From<PackError> for GemmError {
@@ -192,6 +228,20 @@ impl fmt::Display for GemmError {
                 "the {threads}-thread pool was called from inside one of its own jobs; it runs \
                  one job at a time, so the call would wait for itself forever"
             ),
+            Self::Lengths { index, x_len, k, y_len, y_row } => write!(
+                f,
+                "x has {x_len} values and output {index} has {y_len}: they must be M x {k} and \
+                 M x {y_row} for one M"
+            ),
+            Self::SharedActivations { index, format, k, matrices, first_format, first_k, path } => {
+                write!(
+                    f,
+                    "weight {index} ({matrices} matrix(es) of {format}, k = {k}) cannot share \
+                     the activations prepared for weight 0 ({first_format}, k = {first_k}) on \
+                     the {path:?} path: each weight must be one matrix with k = {first_k} in a \
+                     format those activations fit"
+                )
+            }
         }
     }
 }

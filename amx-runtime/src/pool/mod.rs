@@ -3,34 +3,57 @@
 //!
 //! # Threads
 //!
-//! `Pool::new(t)` runs each job in `t` shares: share 0 on the calling thread (which
-//! would otherwise sit blocked), shares `1..t` on `t - 1` persistent worker threads.
+//! `Pool::new(t)` runs each job in up to `t` shares (fewer for small jobs, see below):
+//! share 0 on the calling thread (which would otherwise sit blocked), shares `1..` on
+//! `t - 1` persistent worker threads.
 //! Waiting threads spin for up to 100 us before blocking: waking a blocked thread took
 //! about 75 us per round trip on the development VM, several percent of a 2 ms matmul,
 //! while back-to-back matmuls arrive within the spin window.
 //!
 //! # One matmul on the pool
 //!
-//! [`Pool::matmul`] checks the packed weights and shapes, then runs one job: each share
-//! prepares (quantizes or converts) its block of activation rows into the pool's
-//! workspace (row blocks aligned to [`Preparation::row_align`]), all meet at a barrier,
-//! then each computes its blocks of output with [`gemm::gemm_range_shared`]. The cut
-//! gives panels first (pairs on AMX, where the kernel runs two panels at a time) and rows
-//! only when there are fewer panel units than shares, because every share that computes
-//! a panel decodes it. Blocks are pairwise disjoint, so the shared writes are sound;
-//! amx-core computes each value the same way whatever the cut, so the output is
-//! bit-identical for any number of threads.
+//! [`Pool::matmul`] checks the packed weights and shapes, then runs one job, cut into one
+//! block of activation rows (aligned to [`Preparation::row_align`]) and one block of
+//! output per share: every thread of the job claims row blocks and prepares (quantizes
+//! or converts) them into the pool's workspace, waits until all are prepared, then claims
+//! output blocks and computes them with [`gemm::gemm_range_shared`]. Each block is
+//! claimed once (an atomic counter), and the calling thread computes whatever the workers
+//! have not claimed, so a worker that is slow to start (its core busy with another
+//! process) delays nothing: the caller withdraws the job and waits only for workers that
+//! started it. The cut gives panels first (pairs on AMX, where the kernel runs two panels
+//! at a time) and rows only when there are fewer panel units than shares, because every
+//! share that computes a panel decodes it. Blocks are pairwise disjoint, so the shared
+//! writes are sound; amx-core computes each value the same way whatever the cut and
+//! whichever thread computes it, so the output is bit-identical for any number of
+//! threads.
 //!
 //! # Sharing X
 //!
-//! [`Pool::prepare`] prepares `X` once (all shares) into a [`PreparedActivations`] that
-//! owns its buffer; [`Pool::matmul_prepared`] then runs any number of weights with the
-//! same K and format family against it (Q, K, V). [`PreparedActivations::into_buffer`]
-//! and [`Pool::prepare_in`] recycle the buffer.
+//! [`Pool::linear_many`] prepares `X` once and computes every weight's output in one job
+//! (Q, K and V; gate and up). [`Pool::prepare`] prepares `X` once (all shares) into a
+//! [`PreparedActivations`] that owns its buffer; [`Pool::matmul_prepared`] then runs any
+//! number of weights with the same K and format family against it.
+//! [`PreparedActivations::into_buffer`] and [`Pool::prepare_in`] recycle the buffer.
+//!
+//! # One-line calls
+//!
+//! [`Pool::linear`] (`y = x * W^T`), [`Pool::linear_many`] and [`Pool::moe`] (the grouped
+//! expert matmul of a mixture-of-experts layer) take flat `f32` slices and a parsed
+//! [`PackedRef`]: M comes from the lengths, the format from the packed header.
+//!
+//! # Small jobs stay on the calling thread
+//!
+//! A job is cut into at most one share per [`Pool::min_share_macs`] multiply-accumulates
+//! of work (default [`DEFAULT_MIN_SHARE_MACS`], environment variable
+//! [`MIN_SHARE_MACS_VAR`], [`Pool::set_min_share_macs`]): handing a share to a worker
+//! costs time, which a decode-sized matmul (M = 1, N x K = 192 x 576, about 10 us) does
+//! not win back. Only the workers a job uses are woken; a job of one share runs on the
+//! calling thread and wakes none ([`Pool::counters`] shows it). The cut never changes the
+//! values: outputs are bit-identical whatever the threshold and the thread count.
 //!
 //! # No allocation per call in steady state
 //!
-//! The job is a borrowed closure (no box); the barrier and error slot live on the
+//! The job is a borrowed closure (no box); its counters and error slot live on the
 //! caller's stack; the workspace for prepared activations is one `Vec<u8>` per pool,
 //! grown when a call needs more and reused as is; each thread keeps its own scratch
 //! `Vec<u8>`, grown the same way. A plain vector rather than a bumpalo arena: a call
@@ -71,25 +94,31 @@
 //! [`Preparation`] (`byte_range`, `prepare_rows`, `finish`: already safe to split over
 //! threads, each taking a disjoint `&mut` part of the body).
 
+mod linear;
+mod moe;
 mod plan;
 mod prepared;
+mod threshold;
 mod workers;
 
 use std::io;
 use std::ops::{Deref, DerefMut};
-use std::panic::{self, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use amx_core::formats::Format;
 use amx_core::gemm::{self, GemmError, MatMut, MatRef, Path, Preparation};
+use amx_core::pack::PackedRef;
 
+pub use linear::LINEAR_MANY_PER_JOB;
 pub use plan::{Matmul, Part, Parts};
 pub use prepared::PreparedActivations;
+pub use threshold::{DEFAULT_MIN_SHARE_MACS, MIN_SHARE_MACS_VAR};
 
+use linear::Output;
 use plan::{Split, check_operands, run_block};
 use prepared::{SharedBytes, prepare_share, worker_rows};
-use workers::{SpinBarrier, Workers};
+use workers::{Counters, Workers};
 
 use crate::tile_state;
 
@@ -103,6 +132,24 @@ pub struct Pool {
     /// [`workers::thread_tag`] of the thread holding `inner` (0: none), so that a call
     /// from the thread that holds the pool is refused rather than waiting for itself.
     holder: AtomicU64,
+    /// Minimum multiply-accumulates per share ([`Pool::min_share_macs`]).
+    min_share_macs: AtomicU64,
+    /// The workers' counters, readable while a job runs.
+    counters: Arc<Counters>,
+}
+
+/// What a pool did since it was made ([`Pool::counters`]): to check that small jobs stay
+/// on the calling thread.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PoolCounters {
+    /// Jobs run (each matmul, preparation, grouped call, broadcast: one job; a
+    /// [`Pool::linear_many`] of more than [`LINEAR_MANY_PER_JOB`] outputs: more).
+    pub jobs: u64,
+    /// Jobs that woke workers (the others ran on the calling thread alone).
+    pub jobs_on_workers: u64,
+    /// Shares run by worker threads, over all jobs.
+    pub worker_shares: u64,
 }
 
 /// The pool's state, held by one thread; the holder is recorded while it lives.
@@ -151,6 +198,16 @@ impl Outcome {
             self.abort.store(true, Ordering::SeqCst);
             self.first.lock().unwrap_or_else(PoisonError::into_inner).get_or_insert(e);
         }
+    }
+
+    /// The next unclaimed index below `len` from `next`, or `None` (also after an error):
+    /// each index is handed out once.
+    fn claim(&self, next: &AtomicUsize, len: usize) -> Option<usize> {
+        if self.abort.load(Ordering::SeqCst) {
+            return None;
+        }
+        let i = next.fetch_add(1, Ordering::Relaxed);
+        (i < len).then_some(i)
     }
 
     fn result(self) -> Result<(), GemmError> {
@@ -210,8 +267,12 @@ impl Pool {
 
     /// [`Pool::new`], returning an error instead of panicking.
     ///
+    /// The minimum work per share is [`DEFAULT_MIN_SHARE_MACS`], or the value of the
+    /// environment variable [`MIN_SHARE_MACS_VAR`] when it is set.
+    ///
     /// Errors: [`io::ErrorKind::InvalidInput`] when `threads` is over
-    /// [`Pool::MAX_THREADS`] (checked before anything is allocated or started);
+    /// [`Pool::MAX_THREADS`] or [`MIN_SHARE_MACS_VAR`] is set to something else than a
+    /// number (both checked before anything is allocated or started);
     /// [`io::ErrorKind::OutOfMemory`] when the per-thread state cannot be allocated; the
     /// OS error when a thread cannot be started (the threads already started are
     /// stopped).
@@ -223,15 +284,54 @@ impl Pool {
             );
             return Err(io::Error::new(io::ErrorKind::InvalidInput, what));
         }
+        let min_share_macs = AtomicU64::new(threshold::from_env()?);
         let workers = Workers::start(threads)?;
-        let (threads, id) = (workers.len(), workers.id());
+        let (threads, id, counters) = (workers.len(), workers.id(), workers.counters());
         let inner = Mutex::new(Inner { workers, workspace: Vec::new() });
-        Ok(Pool { inner, threads, id, holder: AtomicU64::new(0) })
+        Ok(Pool { inner, threads, id, holder: AtomicU64::new(0), min_share_macs, counters })
     }
 
     /// Number of threads a job runs on (the calling thread included).
     pub fn threads(&self) -> usize {
         self.threads
+    }
+
+    /// The minimum work of a share, in multiply-accumulates: a job of `w` MACs runs on
+    /// `clamp(w / min, 1, threads)` shares, so a job below it runs on the calling thread
+    /// alone and wakes no worker. `M x N x K` for a matmul; the sum over the weights of a
+    /// [`Pool::linear_many`]; `T x top_k x N x K` for [`Pool::moe`]; `M x K` for a
+    /// preparation alone ([`Pool::prepare`]). [`Pool::broadcast`] always uses every thread.
+    pub fn min_share_macs(&self) -> u64 {
+        self.min_share_macs.load(Ordering::Relaxed)
+    }
+
+    /// Sets [`Pool::min_share_macs`] for the jobs that start afterwards; 0 uses every
+    /// thread for every job. Outputs do not depend on it (bit-identical for any cut).
+    pub fn set_min_share_macs(&self, macs: u64) {
+        self.min_share_macs.store(macs, Ordering::Relaxed);
+    }
+
+    /// [`Pool::set_min_share_macs`] on a pool being built: `Pool::new(2).with_min_share_macs(0)`.
+    pub fn with_min_share_macs(self, macs: u64) -> Pool {
+        self.set_min_share_macs(macs);
+        self
+    }
+
+    /// Shares for a job of `macs` multiply-accumulates.
+    fn shares_for(&self, macs: u64) -> usize {
+        threshold::shares(macs, self.min_share_macs(), self.threads)
+    }
+
+    /// What the pool did since it was made: jobs, jobs that woke workers, shares run by
+    /// workers. Safe to call at any time, from any thread (a job's counts are complete
+    /// once its call has returned).
+    pub fn counters(&self) -> PoolCounters {
+        let c = &*self.counters;
+        PoolCounters {
+            jobs: c.jobs.load(Ordering::Relaxed),
+            jobs_on_workers: c.published.load(Ordering::Relaxed),
+            worker_shares: c.worker_shares.load(Ordering::Relaxed),
+        }
     }
 
     /// The pool's state for one job, or [`GemmError::NestedPoolCall`] when the calling
@@ -312,45 +412,8 @@ impl Pool {
             return Ok(path);
         }
         let prep = Preparation::new(format, m, k, path)?;
-        let need = gemm::prepared_bytes(format, m, k, path)?;
-        let scratch_len = gemm::scratch_bytes(format, k, path)?;
-        let mut inner = self.lock()?;
-        let Inner { workers, workspace } = &mut *inner;
-        if workspace.len() < need {
-            workspace.resize(need, 0);
-        }
-        let body = SharedBytes::new(prep.body(workspace)?);
-        let t = workers.len();
-        let split = Split::new(path, weights.layout().panels(), m, t);
-        let y = y.share();
-        let barrier = SpinBarrier::new(t);
-        let outcome = Outcome::default();
-        workers.run(&|w, scratch| {
-            let prepared = panic::catch_unwind(AssertUnwindSafe(|| {
-                // SAFETY: each share has its own `w`, hence its own rows and bytes;
-                // nothing reads the body before the barrier.
-                unsafe { prepare_share(&prep, x, &body, t, w) }
-            }));
-            match &prepared {
-                Ok(r) => outcome.record(*r),
-                Err(_) => outcome.abort.store(true, Ordering::SeqCst),
-            }
-            // Every share reaches the barrier, even after an error or a panic.
-            barrier.wait();
-            if let Err(payload) = prepared {
-                panic::resume_unwind(payload);
-            }
-            if outcome.abort.load(Ordering::SeqCst) {
-                return;
-            }
-            // SAFETY: past the barrier no share writes the body any more.
-            let body = unsafe { body.all() };
-            outcome.record(prep.finish(x, body).and_then(|x| {
-                // SAFETY: every share uses the same split and `t`, with its own `w`.
-                unsafe { run_share(&weights, &x, &y, &split, (t, w), scratch, scratch_len) }
-            }));
-        });
-        outcome.result()?;
+        let out = Output::new(weights, y.share());
+        self.lock()?.job(self, &prep, x, &[Some(out)], true)?;
         Ok(path)
     }
 
@@ -382,7 +445,7 @@ impl Pool {
         let mut acts = PreparedActivations::layout(buffer, format, x, path)?;
         let prep = *acts.preparation();
         let body = acts.body_mut();
-        let t = self.threads;
+        let t = self.shares_for(threshold::macs(x.rows(), x.cols(), 1));
         if worker_rows(&prep, x.rows(), t, 1).is_empty() {
             // One block of rows: no need to wake the workers.
             prep.prepare_rows(x, 0..x.rows(), body)?;
@@ -390,10 +453,13 @@ impl Pool {
         }
         let body = SharedBytes::new(body);
         let outcome = Outcome::default();
-        self.lock()?.workers.run(&|w, _| {
-            // SAFETY: each share has its own `w`, hence its own rows and bytes; nothing
-            // reads the body until `run` returns.
-            outcome.record(unsafe { prepare_share(&prep, x, &body, t, w) });
+        let next = AtomicUsize::new(0);
+        self.lock()?.workers.run_helped(t, &|_, _| {
+            while let Some(w) = outcome.claim(&next, t) {
+                // SAFETY: block `w` is claimed once, so its rows and bytes are this
+                // thread's; nothing reads the body until `run_helped` returns.
+                outcome.record(unsafe { prepare_share(&prep, x, &body, t, w) });
+            }
         });
         outcome.result()?;
         Ok(acts)
@@ -414,14 +480,22 @@ impl Pool {
         y: &mut MatMut<'_>,
     ) -> Result<Path, GemmError> {
         let path = x.path();
-        let plan = Matmul::new(packed, format, x.prepared()?, y, self.threads)?;
+        // The header is checked again (and any error reported) by `Matmul::new`.
+        let n = PackedRef::parse(packed).map_or(0, |w| w.layout().n());
+        let shares = self.shares_for(threshold::macs(x.rows(), n, x.cols()));
+        let plan = Matmul::new(packed, format, x.prepared()?, y, shares)?;
         if plan.is_empty() {
             return Ok(path);
         }
+        let t = plan.len();
         let outcome = Outcome::default();
-        self.lock()?.workers.run(&|w, scratch| {
-            // SAFETY: every share uses the same plan and `t`, with its own `w`.
-            outcome.record(unsafe { plan.run_share((self.threads, w), scratch) });
+        let next = AtomicUsize::new(0);
+        self.lock()?.workers.run_helped(t, &|_, scratch| {
+            while let Some(w) = outcome.claim(&next, t) {
+                // SAFETY: every call uses the same plan and `t`; `w` is claimed once, so
+                // no two calls run with the same `w`.
+                outcome.record(unsafe { plan.run_share((t, w), scratch) });
+            }
         });
         outcome.result()?;
         Ok(path)
