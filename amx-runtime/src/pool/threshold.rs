@@ -13,19 +13,26 @@ use std::io;
 /// The default minimum work per share, in multiply-accumulates: a job of `w` MACs on `t`
 /// threads runs on `clamp(w / min, 1, t)` shares ([`crate::pool::Pool::min_share_macs`]).
 ///
-/// Chosen from the shapes, not yet from a measurement: SmolLM2-135M's 192 x 576
-/// projection at M = 1 (110,592 MACs; about 10 us on the development VM under load, as
-/// issue 13 reports) must stay on one thread, so the threshold is the next power of two;
-/// 576 x 576 (331,776 MACs) then splits in two, 1536 x 576 and 576 x 1536 (884,736) in up
-/// to six. A job of more than one share costs its caller the publication (a lock and a
-/// wake-up call per worker) whether or not a worker joins in time: a spinning worker
-/// joins within a microsecond, a blocked one takes about 75 us to wake (the pool's module
-/// docs), by which time a small job is done and withdrawn.
+/// Measured with `amx-bench bench --decode --min-share-macs W` (SmolLM2-135M's
+/// matmuls at M = 1 in Q4_1, one thread against a pool of two side by side, Sapphire
+/// Rapids guest, machine otherwise idle; speedup of two threads, three alternating runs
+/// for the last two values):
 ///
-/// Measurement: to be set by the lead from `amx-bench bench --decode` on a quiet machine
-/// (1 and 2 threads side by side, SmolLM2-135M shapes, Q4_1, M = 1, with
-/// `--min-share-macs` swept); record the runs and the value they give here.
-pub const DEFAULT_MIN_SHARE_MACS: u64 = 1 << 17;
+/// | W | 576x576 | 192x576 | 1536x576 | 576x1536 | layer | layer, fused |
+/// |---|---|---|---|---|---|---|
+/// | 2^14 | 1.04-1.09 | 0.64-0.70 | 1.38-1.45 | 1.34-1.39 | 1.17-1.21 | 1.30-1.31 |
+/// | 2^15 | 1.07-1.11 | 0.69-0.72 | 1.46-1.49 | 1.39-1.41 | 1.13-1.17 | 1.29-1.32 |
+/// | 2^16 | 1.09-1.13 | 1.00 | 1.45-1.50 | 1.38-1.41 | 1.14-1.30 | 1.35-1.47 |
+/// | 2^17 | 1.10-1.12 | 1.00 | 1.45-1.49 | 1.38-1.40 | 1.11-1.25 | 1.24-1.30 |
+/// | 2^18 | 1.00 | 1.00 | 1.43-1.47 | 1.37-1.40 | 0.79-1.04 | 1.24-1.33 |
+///
+/// Below 2^16 the 192 x 576 projection (110,592 MACs, about 2 us) is split and loses to
+/// one thread; from 2^18 the 576 x 576 ones stop splitting. 2^16 keeps every shape at
+/// 1.0x or more and gave the best whole layers. A job of more than one share costs its
+/// caller the publication (a lock and a wake-up call per worker) whether or not a worker
+/// joins in time: a spinning worker joins within a microsecond, a blocked one takes about
+/// 75 us to wake (the pool's module docs), by which time a small job is done and withdrawn.
+pub const DEFAULT_MIN_SHARE_MACS: u64 = 1 << 16;
 
 /// The environment variable that sets the threshold of every pool made afterwards
 /// (a decimal number of MACs; `0`: always use every thread). Read by `Pool::try_new`.
@@ -83,7 +90,7 @@ mod tests {
         for (n, k, want) in [(192, 576, 1), (576, 576, 2), (1536, 576, 2), (576, 1536, 2)] {
             assert_eq!(shares(macs(1, n, k), min, 2), want, "{n} x {k}");
         }
-        assert_eq!(shares(macs(1, 1536, 576), min, 16), 6);
+        assert_eq!(shares(macs(1, 1536, 576), min, 16), 13);
     }
 
     #[test]
