@@ -39,7 +39,9 @@ pub trait Backend: fmt::Debug + Send + Sync {
     /// Where this backend's results live.
     fn compute_buft(&self) -> Buft;
 
-    /// Runs `op` on `srcs` (the source buffers, in order, described by `op.srcs`).
+    /// Runs `op` on `srcs` (the source buffers, in order, described by `op.srcs`). On the
+    /// CPU backend, an op reading packed weights may request the AMX permission (once per
+    /// process, [`crate::tile_state`]) when it takes the AMX path.
     ///
     /// Errors: [`ExecError::Op`] when the op breaks its rules ([`OpDesc::check`]: a
     /// `dst` that is not what the sources give), [`ExecError::BufferNotAccepted`], [`ExecError::Unsupported`], refused

@@ -98,7 +98,9 @@ pub trait BufferType: fmt::Debug + Send + Sync {
     /// Runs `op`, whose sources include tensors of this type, writing its F32 result into
     /// `dst`: the kernels of a buffer type whose layout only it can read (ggml's "extra
     /// buffer types"). The CPU backend calls it for ops with a source in a non-host
-    /// buffer type it accepts. The default has no kernels.
+    /// buffer type it accepts. The default has no kernels; the AMX buffer type's may
+    /// request the AMX permission (once per process, [`crate::tile_state`]) when they take
+    /// the AMX path.
     ///
     /// Errors: [`ExecError::Unsupported`] for an op this type does not run, and whatever
     /// the kernel reports.

@@ -226,6 +226,8 @@ impl Pool {
     /// [`Pool::linear_many`] on a given path (`Auto`, or forced).
     ///
     /// Errors: those of [`Pool::linear_many`], and [`GemmError::PathUnavailable`].
+    ///
+    /// May request the AMX permission (once per process, [`crate::tile_state`]) when it takes the AMX path.
     pub fn linear_many_on(
         &self,
         x: &[f32],

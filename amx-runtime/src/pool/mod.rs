@@ -46,10 +46,11 @@
 //! A job is cut into at most one share per [`Pool::min_share_macs`] multiply-accumulates
 //! of work (default [`DEFAULT_MIN_SHARE_MACS`], environment variable
 //! [`MIN_SHARE_MACS_VAR`], [`Pool::set_min_share_macs`]): handing a share to a worker
-//! costs time, which a decode-sized matmul (M = 1, N x K = 192 x 576, about 2 us here) does
-//! not win back (the measurements are on [`DEFAULT_MIN_SHARE_MACS`]). Only the workers a job uses are woken; a job of one share runs on the
-//! calling thread and wakes none ([`Pool::counters`] shows it). The cut never changes the
-//! values: outputs are bit-identical whatever the threshold and the thread count.
+//! costs time, which a decode-sized matmul (M = 1, N x K = 192 x 576, about 2 us here)
+//! does not win back (the measurements are on [`DEFAULT_MIN_SHARE_MACS`]). Only the
+//! workers a job uses are woken; a job of one share runs on the calling thread and wakes
+//! none ([`Pool::counters`] shows it). The cut never changes the values: outputs are
+//! bit-identical whatever the threshold and the thread count.
 //!
 //! # No allocation per call in steady state
 //!
@@ -384,6 +385,8 @@ impl Pool {
     /// [`GemmError::ShapeMismatch`] (`y` is not `M x N`, or K is not a multiple of 32 on
     /// the int8 path), [`GemmError::Overflow`], [`GemmError::NestedPoolCall`] (called
     /// from inside a job of this pool, see [`Pool::broadcast`]).
+    ///
+    /// May request the AMX permission (once per process, [`crate::tile_state`]) when it takes the AMX path.
     pub fn matmul(
         &self,
         packed: &[u8],
@@ -397,6 +400,8 @@ impl Pool {
     /// [`Pool::matmul`] on a given path (`Auto`, or forced).
     ///
     /// Errors: those of [`Pool::matmul`], and [`GemmError::PathUnavailable`].
+    ///
+    /// May request the AMX permission (once per process, [`crate::tile_state`]) when it takes the AMX path.
     pub fn matmul_on(
         &self,
         packed: &[u8],
@@ -422,6 +427,8 @@ impl Pool {
     /// weight that shares `x`.
     ///
     /// Errors: those of [`Preparation::new`].
+    ///
+    /// May request the AMX permission (once per process, [`crate::tile_state`]) when it takes the AMX path.
     pub fn prepare<'x>(
         &self,
         format: Format,
@@ -435,6 +442,8 @@ impl Pool {
     /// too small), so that steady-state preparation allocates nothing.
     ///
     /// Errors: those of [`Preparation::new`].
+    ///
+    /// May request the AMX permission (once per process, [`crate::tile_state`]) when it takes the AMX path.
     pub fn prepare_in<'x>(
         &self,
         buffer: Vec<u8>,
@@ -472,6 +481,8 @@ impl Pool {
     /// [`GemmError::ActivationWidth`] (`x` is not K wide),
     /// [`GemmError::ShapeMismatch`] (`y` is not `M x N`), [`GemmError::PreparedMismatch`]
     /// (prepared for another path or format family), [`GemmError::NestedPoolCall`].
+    ///
+    /// May request the AMX permission (once per process, [`crate::tile_state`]) when it takes the AMX path.
     pub fn matmul_prepared(
         &self,
         x: &PreparedActivations<'_>,

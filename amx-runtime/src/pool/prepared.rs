@@ -30,6 +30,8 @@ impl<'x> PreparedActivations<'x> {
     /// in a new buffer. [`crate::pool::Pool::prepare`] does it with every worker.
     ///
     /// Errors: those of [`Preparation::new`].
+    ///
+    /// May request the AMX permission (once per process, [`crate::tile_state`]) when it takes the AMX path.
     pub fn prepare(format: Format, x: &MatRef<'x>, path: Path) -> Result<Self, GemmError> {
         Self::prepare_in(Vec::new(), format, x, path)
     }
@@ -37,6 +39,8 @@ impl<'x> PreparedActivations<'x> {
     /// [`PreparedActivations::prepare`] in `buffer` (grown if too small, never shrunk).
     ///
     /// Errors: those of [`Preparation::new`].
+    ///
+    /// May request the AMX permission (once per process, [`crate::tile_state`]) when it takes the AMX path.
     pub fn prepare_in(
         buffer: Vec<u8>,
         format: Format,
