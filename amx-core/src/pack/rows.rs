@@ -118,7 +118,11 @@ mod tests {
     fn rows_equal_the_dequantized_source_rows_in_every_format() {
         for (i, format) in Format::ALL.into_iter().enumerate() {
             let b = format.block_values();
-            let ks = if b == 1 { vec![1, 31, 32, 33, 96] } else { vec![b, 3 * b] };
+            let mut ks = if b == 1 { vec![1, 31, 32, 33, 96] } else { vec![b, 3 * b] };
+            if cfg!(miri) {
+                // Minutes otherwise: one partial-group k for F16/BF16, one block elsewhere.
+                ks = if b == 1 { vec![33] } else { vec![b] };
+            }
             for k in ks {
                 for (n, matrices) in [(1, 1), (17, 2), (32, 1)] {
                     if cfg!(miri) && (n, matrices) != (17, 2) {
@@ -134,12 +138,21 @@ mod tests {
                     let (mut got, mut want) = (vec![0f32; k], vec![0f32; k]);
                     for e in 0..matrices {
                         for r in 0..n {
+                            // Miri: the first and last row of each panel.
+                            if cfg!(miri) && ![0, 15, 16].contains(&r) {
+                                continue;
+                            }
                             let at = (e * n + r) * rb;
                             dequantize(format, &src[at..at + rb], &mut want).unwrap();
                             got.fill(1.5);
                             dequantize_row(&packed, e, r, &mut got).unwrap();
-                            let same =
-                                got.iter().zip(&want).all(|(g, w)| g.to_bits() == w.to_bits());
+                            // Miri picks the payload of a NaN that arithmetic produces
+                            // at random (Rust leaves it unspecified): there, a NaN only
+                            // has to be a NaN.
+                            let same = got.iter().zip(&want).all(|(g, w)| {
+                                g.to_bits() == w.to_bits()
+                                    || (cfg!(miri) && g.is_nan() && w.is_nan())
+                            });
                             assert!(same, "{format} n={n} k={k} e={e} r={r}");
                         }
                     }

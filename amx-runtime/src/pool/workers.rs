@@ -95,6 +95,13 @@ struct State {
     job: Option<JobPtr>,
     /// The first panic payload of the current job's workers.
     panic: Option<Box<dyn Any + Send>>,
+    /// Worker `i` is blocked on `work[i - 1]` (set and cleared by the worker under the
+    /// lock): only those are notified, since a notification is a system call whether or
+    /// not anyone waits, and a spinning worker sees the job without one.
+    blocked: Box<[bool]>,
+    /// The caller is blocked on `done` (set and cleared by it under the lock): only then
+    /// does a finishing worker notify it.
+    caller_blocked: bool,
 }
 
 struct Shared {
@@ -161,7 +168,12 @@ impl Workers {
             entered: AtomicUsize::new(0),
             left: AtomicUsize::new(0),
             shutdown: AtomicBool::new(false),
-            state: Mutex::new(State { job: None, panic: None }),
+            state: Mutex::new(State {
+                job: None,
+                panic: None,
+                blocked: vec![false; threads - 1].into_boxed_slice(),
+                caller_blocked: false,
+            }),
             work: work.into_boxed_slice(),
             done: Condvar::new(),
             counters: Arc::new(Counters::default()),
@@ -249,8 +261,10 @@ impl Workers {
             shared.left.store(0, Ordering::Relaxed);
             shared.generation.fetch_add(1, Ordering::Release);
             shared.counters.published.fetch_add(1, Ordering::Relaxed);
-            for cv in &shared.work[..spawned] {
-                cv.notify_one();
+            for (cv, blocked) in shared.work[..spawned].iter().zip(&st.blocked[..spawned]) {
+                if *blocked {
+                    cv.notify_one();
+                }
             }
         }
         let mine = panic::catch_unwind(AssertUnwindSafe(|| job(0, &mut self.scratch)));
@@ -284,8 +298,10 @@ impl Workers {
         if !spin_until(&finished) {
             let mut st = lock(&shared.state);
             while !finished() {
+                st.caller_blocked = true;
                 st = shared.done.wait(st).unwrap_or_else(PoisonError::into_inner);
             }
+            st.caller_blocked = false;
         }
     }
 }
@@ -331,8 +347,10 @@ fn worker_main(pool: u64, index: usize, shared: &Shared) {
         if !spin_until(ready) {
             let mut st = lock(&shared.state);
             while !ready() {
+                st.blocked[index - 1] = true;
                 st = work.wait(st).unwrap_or_else(PoisonError::into_inner);
             }
+            st.blocked[index - 1] = false;
         }
         if shared.shutdown.load(Ordering::Acquire) {
             return;
@@ -371,7 +389,9 @@ fn worker_main(pool: u64, index: usize, shared: &Shared) {
             st.panic.get_or_insert(payload);
         }
         shared.left.fetch_add(1, Ordering::Release);
-        shared.done.notify_all();
+        if st.caller_blocked {
+            shared.done.notify_all();
+        }
     }
 }
 
