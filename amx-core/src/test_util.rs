@@ -12,6 +12,24 @@ use crate::formats::Format;
 /// which runs such a loop thousands of times slower and still sees every region of it.
 pub(crate) const MIRI_STRIDE: usize = if cfg!(miri) { 251 } else { 1 };
 
+/// The formats a test that walks every format takes: all of them, or under Miri (about a
+/// minute per format there for the heavy tests) one of each decoding shape: nibbles with
+/// one f16 scale (Q4_0), a fifth bit from a per-row field (Q5_1), 2-bit values in 16-value
+/// sub-blocks (Q2_K), 6-bit K-quant scales (Q4_K), a non-linear table (IQ4_NL), an E8M0
+/// scale (MXFP4) and a float format (BF16). Natively every format runs every test.
+pub(crate) fn test_formats() -> impl Iterator<Item = Format> {
+    const MIRI: [Format; 7] = [
+        Format::Q4_0,
+        Format::Q5_1,
+        Format::Q2_K,
+        Format::Q4_K,
+        Format::IQ4_NL,
+        Format::MXFP4,
+        Format::BF16,
+    ];
+    Format::ALL.into_iter().filter(|f| !cfg!(miri) || MIRI.contains(f))
+}
+
 /// Pseudo-random bytes (xorshift64*), the same for the same seed.
 pub(crate) fn bytes(seed: u64, len: usize) -> Vec<u8> {
     let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;

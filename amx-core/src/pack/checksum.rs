@@ -256,6 +256,9 @@ mod tests {
     #[test]
     fn portable_avx512_and_definition_agree_on_random_data() {
         for (seed, chunks) in [(1, 0), (2, 1), (3, 7), (4, 64), (5, 1000)] {
+            if cfg!(miri) && chunks > 64 {
+                continue; // half a minute there; Miri has no AVX-512 path to compare anyway
+            }
             let body = bytes(seed, chunks * CHUNK);
             let mut portable = Run::new();
             portable.update_portable(&body);

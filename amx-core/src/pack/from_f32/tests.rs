@@ -118,7 +118,7 @@ fn panel_ranges_from_their_rows_add_up_to_the_whole() {
     // Packed in pieces (each from only the rows it covers) into a poisoned buffer, the
     // pieces' sums combined: the same bytes as one call.
     let shapes: &[(usize, usize, usize)] =
-        if cfg!(miri) { &[(17, 33, 3)] } else { &[(37, 100, 2), (17, 33, 3), (16, 64, 1)] };
+        if cfg!(miri) { &[(17, 33, 2)] } else { &[(37, 100, 2), (17, 33, 3), (16, 64, 1)] };
     for &(n, k, e) in shapes {
         let v = values(n as u64 * 31 + k as u64, n * k * e);
         let size = packed_size(Format::BF16, n, k, e).unwrap();
