@@ -224,6 +224,10 @@ fn spans_equal_groups_one_at_a_time() {
         Format::Q4_K,
         Format::MXFP4,
     ] {
+        // Under Miri (a minute and a half for all eight) the formats of `test_formats`.
+        if !test_formats().any(|f| f == format) {
+            continue;
+        }
         // 11 groups of 32 values (a partial last span of 3), or 2 of 256.
         let (n, k) = (19, if format.block_values() == 32 { 11 * 32 } else { 512 });
         let src = random_blocks(format, 77, n * k / format.block_values() * format.block_bytes());
