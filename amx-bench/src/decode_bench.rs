@@ -14,7 +14,7 @@ use amx_core::pack::{self, PackedRef};
 use amx_runtime::hugepage::HugeBuffer;
 use amx_runtime::pool::Pool;
 
-use crate::gemm_bench::{BenchError, bench_activations};
+use crate::gemm_bench::{BenchError, bench_activations, median};
 use amx_testdata::weights::bench_weights;
 
 /// One SmolLM2-135M layer's matmuls in order: q, k, v, o, gate, up, down (`n x k`;
@@ -236,11 +236,6 @@ pub fn measure(
         one: median(&mut t1),
         many: median(&mut tn),
     })
-}
-
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
 }
 
 #[cfg(test)]

@@ -282,7 +282,8 @@ fn timed(
     Ok((figure, reads.map(|_| median(&mut passes))))
 }
 
-fn median(v: &mut [f64]) -> f64 {
+/// The middle value of `v` (sorted in place; the upper one of an even count).
+pub(crate) fn median(v: &mut [f64]) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
 }
