@@ -229,10 +229,23 @@ impl<'w> Grouped<'w> {
     /// [`Grouped::scatter`] refuses; [`Grouped::split`] makes the call runnable again.
     pub fn run_next(&self, scratch: &mut [u8]) -> Result<bool, GemmError> {
         let total = self.total;
-        let claimed = self
-            .next
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |i| (i < total).then_some(i + 1));
-        let Ok(item) = claimed else { return Ok(false) };
+        // Claim one item: a bounded increment (`fetch_update`, deprecated for `try_update`
+        // on newer toolchains than the MSRV; spelled out so both build without warnings).
+        let mut item = self.next.load(Ordering::Relaxed);
+        loop {
+            if item >= total {
+                return Ok(false);
+            }
+            match self.next.compare_exchange_weak(
+                item,
+                item + 1,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => break,
+                Err(now) => item = now,
+            }
+        }
         match self.run_item(item, scratch) {
             Ok(()) => {
                 self.done.fetch_add(1, Ordering::Release);
