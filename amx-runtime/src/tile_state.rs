@@ -75,6 +75,15 @@ pub fn resolve_path(format: Format, m: usize, path: Path) -> Result<Path, GemmEr
     }
 }
 
+/// The path given to amx-core's grouped (MoE) kernel: `Auto` (each expert by its own
+/// rows) when this process may use AMX, else the best other path, from the cached answer
+/// of [`amx`] so that a refused permission is not requested again.
+///
+/// Errors: as [`resolve_path`].
+pub(crate) fn grouped_path(format: Format) -> Result<Path, GemmError> {
+    if amx().is_some() { Ok(Path::Auto) } else { resolve_path(format, 0, Path::Auto) }
+}
+
 /// What this thread did with its tile state (counters since the thread started).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ThreadStats {

@@ -5,7 +5,6 @@
 
 use std::sync::OnceLock;
 
-use amx_core::formats::Format;
 use amx_core::gemm::{self, GemmError, MatMut, MatRef, Path};
 use amx_core::moe::{Grouped, MoeShape, grouped_workspace_bytes};
 use amx_core::pack::PackedRef;
@@ -13,17 +12,6 @@ use amx_core::pack::PackedRef;
 use super::Pool;
 use super::threshold::macs;
 use crate::tile_state;
-
-/// The path given to the grouped kernel: `Auto` (each expert by its own rows) when this
-/// process may use AMX, else the best other path, from the cached answer of
-/// [`tile_state::amx`] so that a refused permission is not requested again.
-fn grouped_path(format: Format) -> Result<Path, GemmError> {
-    if tile_state::amx().is_some() {
-        Ok(Path::Auto)
-    } else {
-        tile_state::resolve_path(format, 0, Path::Auto)
-    }
-}
 
 impl Pool {
     /// The grouped expert matmul: token `t` times each of its `top_k` experts.
@@ -72,7 +60,7 @@ impl Pool {
         if rows.checked_mul(n) != Some(y.len()) {
             return Err(lengths);
         }
-        let path = grouped_path(format)?;
+        let path = tile_state::grouped_path(format)?;
         if rows == 0 {
             return tile_state::resolve_path(format, 0, path);
         }

@@ -83,8 +83,8 @@ impl FormatSpec for BlockIQ4_NL {
     /// The 16 bytes of indices as quads, the scale per row (Q4_0's table).
     const FIELDS: &'static [Field] = &[quads(2, 16), per_row(0, 2)];
     const F16_SCALES: &'static [usize] = &[0];
-    /// The crossing point with VNNI (`amx-bench bench --paths amx,vnni --m 12,..,32`, K = N = 4096, one thread, two runs), AMX / VNNI GOPS: 324/314 and 325/337 at M =
-    /// 26, 342/323 and 315/293 at 27.
+    /// The crossing point with VNNI (measured as `gemm::amx_min_rows` says, two runs),
+    /// AMX / VNNI GOPS: 324/314 and 325/337 at M = 26, 342/323 and 315/293 at 27.
     const AMX_MIN_ROWS: usize = 27;
 
     fn dequantize_blocks(src: &[u8], dst: &mut [f32]) {

@@ -112,8 +112,8 @@ impl FormatSpec for BlockMXFP4 {
     const FIELDS: &'static [Field] = &[quads(1, 16), per_row(0, 1)];
     const F16_SCALES: &'static [usize] = &[];
     const E8M0_SCALES: &'static [usize] = &[0];
-    /// The crossing point with VNNI (`amx-bench bench --paths amx,vnni --m 12,..,32`, K = N = 4096, one thread, two runs), AMX / VNNI GOPS: 310/325 and 307/304 at M =
-    /// 25, 332/328 and 325/316 at 26.
+    /// The crossing point with VNNI (measured as `gemm::amx_min_rows` says, two runs),
+    /// AMX / VNNI GOPS: 310/325 and 307/304 at M = 25, 332/328 and 325/316 at 26.
     const AMX_MIN_ROWS: usize = 26;
 
     fn dequantize_blocks(src: &[u8], dst: &mut [f32]) {

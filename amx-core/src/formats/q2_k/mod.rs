@@ -122,8 +122,8 @@ impl FormatSpec for BlockQ2_K {
     const FIELDS: &'static [Field] =
         &[quads(16, 64), per_row(80, 2), per_row(82, 2), per_row(0, 16)];
     const F16_SCALES: &'static [usize] = &[80, 82];
-    /// The crossing point with VNNI (`amx-bench bench --paths amx,vnni --m 12,..,32`, K = N = 4096, one thread, two runs), AMX / VNNI GOPS: 239/256 and 232/226 at M =
-    /// 18, 259/258 and 243/233 at 19.
+    /// The crossing point with VNNI (measured as `gemm::amx_min_rows` says, two runs),
+    /// AMX / VNNI GOPS: 239/256 and 232/226 at M = 18, 259/258 and 243/233 at 19.
     const AMX_MIN_ROWS: usize = 19;
 
     fn dequantize_blocks(src: &[u8], dst: &mut [f32]) {

@@ -130,8 +130,8 @@ impl FormatSpec for BlockQ3_K {
     const FIELDS: &'static [Field] =
         &[quads(32, 64), quads(0, 32), per_row(108, 2), per_row(96, 12)];
     const F16_SCALES: &'static [usize] = &[108];
-    /// The crossing point with VNNI (`amx-bench bench --paths amx,vnni --m 12,..,32`, K = N = 4096, one thread, two runs), AMX / VNNI GOPS: 219/219 and 214/212 at M =
-    /// 17, 226/222 and 223/217 at 18.
+    /// The crossing point with VNNI (measured as `gemm::amx_min_rows` says, two runs),
+    /// AMX / VNNI GOPS: 219/219 and 214/212 at M = 17, 226/222 and 223/217 at 18.
     const AMX_MIN_ROWS: usize = 18;
 
     fn dequantize_blocks(src: &[u8], dst: &mut [f32]) {

@@ -90,8 +90,8 @@ impl FormatSpec for BlockQ5_0 {
     /// dword `r`).
     const FIELDS: &'static [Field] = &[quads(6, 16), per_row(0, 2), per_row(2, 4)];
     const F16_SCALES: &'static [usize] = &[0];
-    /// The crossing point with VNNI (`amx-bench bench --paths amx,vnni --m 12,..,32`, K = N = 4096, one thread, two runs), AMX / VNNI GOPS: 307/311 and 273/278 at M =
-    /// 24, 279/267 and 296/270 at 25.
+    /// The crossing point with VNNI (measured as `gemm::amx_min_rows` says, two runs),
+    /// AMX / VNNI GOPS: 307/311 and 273/278 at M = 24, 279/267 and 296/270 at 25.
     const AMX_MIN_ROWS: usize = 25;
 
     fn dequantize_blocks(src: &[u8], dst: &mut [f32]) {

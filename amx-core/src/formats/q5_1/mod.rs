@@ -85,8 +85,8 @@ impl FormatSpec for BlockQ5_1 {
     /// dword `r`).
     const FIELDS: &'static [Field] = &[quads(8, 16), per_row(0, 2), per_row(2, 2), per_row(4, 4)];
     const F16_SCALES: &'static [usize] = &[0, 2];
-    /// The crossing point with VNNI (`amx-bench bench --paths amx,vnni --m 12,..,32`, K = N = 4096, one thread, two runs), AMX / VNNI GOPS: 300/272 and 286/288 at M =
-    /// 24, 291/255 and 300/259 at 25.
+    /// The crossing point with VNNI (measured as `gemm::amx_min_rows` says, two runs),
+    /// AMX / VNNI GOPS: 300/272 and 286/288 at M = 24, 291/255 and 300/259 at 25.
     const AMX_MIN_ROWS: usize = 25;
 
     fn dequantize_blocks(src: &[u8], dst: &mut [f32]) {

@@ -79,17 +79,6 @@ fn expert_id(op: &OpDesc, ids: &TensorDesc, id: i32, experts: usize) -> Result<u
     }
 }
 
-/// The path given to the grouped kernel: `Auto` (each expert by its rows) when this
-/// process may use AMX, else the best other path, decided from the cached answer of
-/// [`tile_state::amx`] so that a refused permission is not requested again.
-fn grouped_path(format: Format) -> Result<Path, GemmError> {
-    if tile_state::amx().is_some() {
-        Ok(Path::Auto)
-    } else {
-        tile_state::resolve_path(format, 0, Path::Auto)
-    }
-}
-
 /// Runs MUL_MAT_ID `op` (accepted by [`accepts`]) on `srcs` (`[w, x, ids]`, checked
 /// against the op by the caller) into `dst` (`[N, U, T]` values) and returns the busiest
 /// expert's path.
@@ -117,7 +106,7 @@ pub(super) fn run(
     let rows = shape.tokens.checked_mul(shape.top_k).ok_or(gemm_err(GemmError::Overflow))?;
     let xm = MatRef::new(&xv, shape.tokens, shape.k, shape.k).map_err(gemm_err)?;
     let mut y = MatMut::new(dst, rows, shape.n, shape.n).map_err(gemm_err)?;
-    let path = grouped_path(format).map_err(gemm_err)?;
+    let path = tile_state::grouped_path(format).map_err(gemm_err)?;
     let need = grouped_workspace_bytes(format, &shape, path).map_err(gemm_err)?;
     WORKSPACE
         .with_borrow_mut(|ws| {
