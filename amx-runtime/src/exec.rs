@@ -83,7 +83,8 @@ impl Run {
 /// [`ExecError::Op`] for an op whose sources (as loaded) and result break its rules
 /// ([`OpDesc::check`]); and the first error of a backend, which stops the run.
 ///
-/// May request the AMX permission (once per process, [`crate::tile_state`]) when it takes the AMX path.
+/// May request the AMX permission (once per process, [`crate::tile_state`]) when it
+/// takes the AMX path.
 pub fn run(
     graph: &Graph,
     schedule: &Schedule,

@@ -227,7 +227,8 @@ impl Pool {
     ///
     /// Errors: those of [`Pool::linear_many`], and [`GemmError::PathUnavailable`].
     ///
-    /// May request the AMX permission (once per process, [`crate::tile_state`]) when it takes the AMX path.
+    /// May request the AMX permission (once per process, [`crate::tile_state`]) when it
+    /// takes the AMX path.
     pub fn linear_many_on(
         &self,
         x: &[f32],

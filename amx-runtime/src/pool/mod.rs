@@ -386,7 +386,8 @@ impl Pool {
     /// the int8 path), [`GemmError::Overflow`], [`GemmError::NestedPoolCall`] (called
     /// from inside a job of this pool, see [`Pool::broadcast`]).
     ///
-    /// May request the AMX permission (once per process, [`crate::tile_state`]) when it takes the AMX path.
+    /// May request the AMX permission (once per process, [`crate::tile_state`]) when it
+    /// takes the AMX path.
     pub fn matmul(
         &self,
         packed: &[u8],
@@ -401,7 +402,8 @@ impl Pool {
     ///
     /// Errors: those of [`Pool::matmul`], and [`GemmError::PathUnavailable`].
     ///
-    /// May request the AMX permission (once per process, [`crate::tile_state`]) when it takes the AMX path.
+    /// May request the AMX permission (once per process, [`crate::tile_state`]) when it
+    /// takes the AMX path.
     pub fn matmul_on(
         &self,
         packed: &[u8],
@@ -428,7 +430,8 @@ impl Pool {
     ///
     /// Errors: those of [`Preparation::new`].
     ///
-    /// May request the AMX permission (once per process, [`crate::tile_state`]) when it takes the AMX path.
+    /// May request the AMX permission (once per process, [`crate::tile_state`]) when it
+    /// takes the AMX path.
     pub fn prepare<'x>(
         &self,
         format: Format,
@@ -443,7 +446,8 @@ impl Pool {
     ///
     /// Errors: those of [`Preparation::new`].
     ///
-    /// May request the AMX permission (once per process, [`crate::tile_state`]) when it takes the AMX path.
+    /// May request the AMX permission (once per process, [`crate::tile_state`]) when it
+    /// takes the AMX path.
     pub fn prepare_in<'x>(
         &self,
         buffer: Vec<u8>,
@@ -482,7 +486,8 @@ impl Pool {
     /// [`GemmError::ShapeMismatch`] (`y` is not `M x N`), [`GemmError::PreparedMismatch`]
     /// (prepared for another path or format family), [`GemmError::NestedPoolCall`].
     ///
-    /// May request the AMX permission (once per process, [`crate::tile_state`]) when it takes the AMX path.
+    /// May request the AMX permission (once per process, [`crate::tile_state`]) when it
+    /// takes the AMX path.
     pub fn matmul_prepared(
         &self,
         x: &PreparedActivations<'_>,

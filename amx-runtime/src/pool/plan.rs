@@ -279,7 +279,8 @@ impl Part<'_> {
     ///
     /// Errors: [`GemmError::WorkspaceTooSmall`].
     ///
-    /// May request the AMX permission (once per process, [`crate::tile_state`]) when it takes the AMX path.
+    /// May request the AMX permission (once per process, [`crate::tile_state`]) when it
+    /// takes the AMX path.
     pub fn run(self, scratch: &mut [u8]) -> Result<(), GemmError> {
         if self.x.path() == Path::Amx {
             tile_state::mark_used();

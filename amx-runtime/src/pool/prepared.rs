@@ -31,7 +31,8 @@ impl<'x> PreparedActivations<'x> {
     ///
     /// Errors: those of [`Preparation::new`].
     ///
-    /// May request the AMX permission (once per process, [`crate::tile_state`]) when it takes the AMX path.
+    /// May request the AMX permission (once per process, [`crate::tile_state`]) when it
+    /// takes the AMX path.
     pub fn prepare(format: Format, x: &MatRef<'x>, path: Path) -> Result<Self, GemmError> {
         Self::prepare_in(Vec::new(), format, x, path)
     }
@@ -40,7 +41,8 @@ impl<'x> PreparedActivations<'x> {
     ///
     /// Errors: those of [`Preparation::new`].
     ///
-    /// May request the AMX permission (once per process, [`crate::tile_state`]) when it takes the AMX path.
+    /// May request the AMX permission (once per process, [`crate::tile_state`]) when it
+    /// takes the AMX path.
     pub fn prepare_in(
         buffer: Vec<u8>,
         format: Format,
