@@ -1,0 +1,1 @@
+//! The model: hyper-parameters from GGUF metadata, weights placed by the runtime, the forward pass.

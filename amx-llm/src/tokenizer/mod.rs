@@ -1,0 +1,1 @@
+//! Tokenizers from GGUF metadata, with ids identical to llama.cpp's.
