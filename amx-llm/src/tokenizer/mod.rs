@@ -14,6 +14,8 @@ mod pretokenize;
 mod special;
 mod split;
 mod spm;
+#[cfg(test)]
+mod tests;
 mod unicode;
 mod unicode_data;
 mod vocab;

@@ -48,6 +48,22 @@ const QWEN35: &str = r"(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])
 const DEFAULT_PUNCT: &str = r"[\p{P}\$\+<=>\^~\|]+";
 const CONTRACTIONS: &str = r"(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])";
 
+/// The `tokenizer.ggml.pre` values implemented here (each is llama.cpp's list of regexes).
+#[rustfmt::skip]
+pub(super) const SUPPORTED_PRE: &[&str] = &[
+    "default", "llama3", "llama-v3", "llama-bpe", "falcon3", "falcon-h1", "pixtral", "midm-2.0",
+    "lfm2", "jina-v5-nano", "dbrx", "smaug-bpe", "tekken", "gpt-4o", "llama4", "kanana2",
+    "talkie", "minimax-m2", "deepseek-coder", "deepseek-v3", "hunyuan-dense", "joyai-llm",
+    "hy_v4", "falcon", "starcoder", "refact", "command-r", "smollm", "codeshell", "exaone",
+    "minerva-7b", "mellum2", "gpt-2", "gpt2", "phi-2", "jina-es", "jina-de", "gigachat",
+    "jina-v2-es", "jina-v2-de", "a.x-4.0", "mellum", "modern-bert", "jina-v1-en",
+    "jina-v2-code", "roberta-bpe", "mpt", "olmo", "jais", "trillion", "granite-docling",
+    "exaone4", "qwen2", "deepseek-r1-qwen", "kormo", "f2llmv2", "stablelm2", "hunyuan",
+    "megrez", "solar-open", "grok-2", "qwen35", "chatglm-bpe", "glm4", "glm5", "poro-chat",
+    "bloom", "gpt3-finnish", "viking", "seed-coder", "bailingmoe", "bailingmoe2", "llada-moe",
+    "ufakzeka", "minicpm5",
+];
+
 /// The regexes and options of a `tokenizer.ggml.pre` value, as llama.cpp's
 /// `llm_tokenizer_bpe` lists them; `None` for a value this crate does not know.
 fn regexes_of(pre: &str) -> Option<(Vec<String>, PreOptions)> {
@@ -83,9 +99,12 @@ fn regexes_of(pre: &str) -> Option<(Vec<String>, PreOptions)> {
         "falcon" => s(&[r"[\p{P}\$\+<=>\^~\|`]+", GPT2, "[0-9][0-9][0-9]"]),
         "starcoder" | "refact" | "command-r" | "smollm" | "codeshell" | "exaone" | "minerva-7b"
         | "mellum2" => s(&[r"\p{N}", GPT2]),
-        "gpt-2" | "phi-2" | "jina-es" | "jina-de" | "gigachat" | "jina-v2-es" | "jina-v2-de"
-        | "a.x-4.0" | "mellum" | "modern-bert" | "jina-v1-en" | "jina-v2-code" | "roberta-bpe"
-        | "mpt" | "olmo" | "jais" | "trillion" | "granite-docling" | "exaone4" => s(&[GPT2]),
+        // llama.cpp spells GPT-2's "gpt-2" (and rejects "gpt2"): "gpt2" is an alias here.
+        "gpt-2" | "gpt2" | "phi-2" | "jina-es" | "jina-de" | "gigachat" | "jina-v2-es"
+        | "jina-v2-de" | "a.x-4.0" | "mellum" | "modern-bert" | "jina-v1-en" | "jina-v2-code"
+        | "roberta-bpe" | "mpt" | "olmo" | "jais" | "trillion" | "granite-docling" | "exaone4" => {
+            s(&[GPT2])
+        }
         "qwen2" | "deepseek-r1-qwen" | "kormo" | "f2llmv2" | "stablelm2" | "hunyuan" | "megrez"
         | "solar-open" | "grok-2" => s(&[QWEN2]),
         "qwen35" => s(&[QWEN35]),
@@ -131,6 +150,9 @@ impl PreTokenizer {
     pub(super) fn for_pre(pre: Option<&str>) -> Result<(PreTokenizer, PreOptions), TokenizerError> {
         let name = pre.unwrap_or("default");
         let unsupported = || TokenizerError::UnsupportedPre { pre: name.to_owned() };
+        if !SUPPORTED_PRE.contains(&name) {
+            return Err(unsupported());
+        }
         let (regexes, opts) = regexes_of(name).ok_or_else(unsupported)?;
         let splitters = regexes
             .iter()
@@ -338,4 +360,38 @@ fn regex_split(
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tokenizer::unicode::char_to_byte;
+
+    /// The pieces of `text` under `pre`, byte mapping undone.
+    fn pieces(pre: &str, text: &str) -> Vec<String> {
+        let (p, _) = PreTokenizer::for_pre(Some(pre)).unwrap();
+        p.split(text)
+            .iter()
+            .map(|w| String::from_utf8(w.chars().filter_map(char_to_byte).collect()).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn regex_passes_cut_pieces_of_pieces() {
+        // default: punctuation runs, then GPT-2, then digit runs, then digit triples.
+        assert_eq!(
+            pieces("default", "Hello, world! 12345 $5"),
+            ["Hello", ",", " world", "!", " ", "123", "45", " ", "$", "5"]
+        );
+        // smollm: every digit alone (non-ASCII digits too, through the collapsed text).
+        assert_eq!(pieces("smollm", "x١٢ 34"), ["x", "١", "٢", " ", "3", "4"]);
+        assert_eq!(pieces("deepseek-coder", "ab\ncd"), ["ab", "\n", "cd"]);
+    }
+
+    #[test]
+    fn collapsed_regex_translation() {
+        assert_eq!(translate(r"\p{N}", true), r"[\x{E0D1}0-9]");
+        assert_eq!(translate(r"[^\s\p{L}]\d", true), r"[^\s\x{E0D2}A-Za-z][0-9]");
+        assert_eq!(translate(r"\p{Han}+", false), r"\p{Han}+");
+    }
 }

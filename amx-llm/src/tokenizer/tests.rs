@@ -1,0 +1,170 @@
+//! The whole tokenizer on tiny vocabularies written as GGUF metadata (no model file).
+
+use amx_gguf::writer::Writer;
+use amx_gguf::{Array, GgufFile, Value};
+
+use super::{Tokenizer, TokenizerError};
+
+fn strings(v: &[&str]) -> Value {
+    Value::Array(Array::String(v.iter().map(|s| (*s).to_owned()).collect()))
+}
+
+fn build(kvs: Vec<(&str, Value)>) -> Result<Tokenizer, TokenizerError> {
+    let mut w = Writer::new();
+    for (k, v) in kvs {
+        w = w.kv(k, v);
+    }
+    let (bytes, _) = w.build();
+    Tokenizer::from_gguf(&GgufFile::parse(bytes).expect("test GGUF parses"))
+}
+
+/// A byte-level BPE vocabulary: 0 `<|end|>` (control), 1 `<x>` (user-defined), then
+/// normal tokens.
+fn bpe(pre: &str) -> Result<Tokenizer, TokenizerError> {
+    let tokens =
+        ["<|end|>", "<x>", "h", "e", "l", "o", "Ġ", "w", "he", "ll", "hell", "hello", "Ġw", "!"];
+    let mut types = vec![1i32; tokens.len()];
+    types[0] = 3;
+    types[1] = 4;
+    build(vec![
+        ("tokenizer.ggml.model", Value::String("gpt2".into())),
+        ("tokenizer.ggml.pre", Value::String(pre.into())),
+        ("tokenizer.ggml.tokens", strings(&tokens)),
+        ("tokenizer.ggml.token_type", Value::Array(Array::I32(types))),
+        ("tokenizer.ggml.merges", strings(&["h e", "l l", "he ll", "hell o", "Ġ w"])),
+        ("tokenizer.ggml.eos_token_id", Value::U32(0)),
+    ])
+}
+
+#[test]
+fn bpe_encodes_and_decodes() {
+    let t = bpe("gpt2").unwrap();
+    // "hello" merges fully; " w" is "Ġw"; "o" stays; "!" is a token.
+    assert_eq!(t.encode("hello wo!", false, false), [11, 12, 5, 13]);
+    assert_eq!(t.decode(&[11, 12, 5, 13]), b"hello wo!");
+    assert_eq!(t.token_bytes(6), b" ");
+    assert_eq!(t.token_bytes(0), b"<|end|>");
+    assert_eq!(t.token_bytes(99), b"");
+    assert!(t.is_eog(0));
+    assert_eq!(t.eos(), Some(0));
+    // llama.cpp's BPE default BOS (11) exists here, but gpt2 adds none.
+    assert!(!t.add_bos());
+    assert_eq!(t.vocab_size(), 14);
+}
+
+#[test]
+fn bpe_special_tokens() {
+    let t = bpe("gpt2").unwrap();
+    assert_eq!(t.encode("he<|end|>he", false, true), [8, 0, 8]);
+    // Without parse_special the control token is text; "<", "|", ... have no tokens.
+    assert_eq!(t.encode("he<|end|>he", false, false), [8, 3, 8]);
+    // A user-defined token is split out either way.
+    assert_eq!(t.encode("he<x>he", false, false), [8, 1, 8]);
+}
+
+#[test]
+fn empty_text() {
+    let t = bpe("llama-bpe").unwrap();
+    assert!(t.encode("", false, true).is_empty());
+    // llama-bpe adds BOS by default: llama.cpp's default id 11 ("hello").
+    assert_eq!(t.encode("", true, true), [11]);
+    let s = spm(None).unwrap();
+    assert!(s.encode("", false, false).is_empty());
+    assert_eq!(s.encode("", true, false), [1]);
+}
+
+/// A SentencePiece vocabulary: `<unk>`, `<s>`, `</s>`, 256 byte tokens, then pieces.
+fn spm(add_space_prefix: Option<bool>) -> Result<Tokenizer, TokenizerError> {
+    let mut tokens: Vec<String> = vec!["<unk>".into(), "<s>".into(), "</s>".into()];
+    let mut types = vec![2, 3, 3];
+    for b in 0..=255u8 {
+        tokens.push(format!("<0x{b:02X}>"));
+        types.push(6);
+    }
+    let pieces = [("▁", -1.0), ("a", -2.0), ("b", -2.0), ("▁a", -1.5), ("ab", -0.5), ("▁ab", -3.0)];
+    let mut scores = vec![0.0f32; tokens.len()];
+    for (p, s) in pieces {
+        tokens.push(p.into());
+        types.push(1);
+        scores.push(s);
+    }
+    let mut kvs = vec![
+        ("tokenizer.ggml.model", Value::String("llama".into())),
+        ("tokenizer.ggml.tokens", Value::Array(Array::String(tokens))),
+        ("tokenizer.ggml.token_type", Value::Array(Array::I32(types))),
+        ("tokenizer.ggml.scores", Value::Array(Array::F32(scores))),
+    ];
+    if let Some(p) = add_space_prefix {
+        kvs.push(("tokenizer.ggml.add_space_prefix", Value::Bool(p)));
+    }
+    build(kvs)
+}
+
+#[test]
+fn spm_merges_by_score_with_byte_fallback() {
+    let t = spm(None).unwrap();
+    let (sp, a, b, sp_a, ab, sp_ab) = (259, 260, 261, 262, 263, 264);
+    // "▁ab": "ab" (-0.5) merges before "▁a" (-1.5); then "▁" + "ab" = "▁ab".
+    assert_eq!(t.encode("ab", false, false), [sp_ab]);
+    assert_eq!(t.encode("ab", true, false), [1, sp_ab]);
+    // "é" has no piece: its two UTF-8 bytes.
+    assert_eq!(t.encode("a é", false, false), [sp_a, sp, 3 + 0xC3, 3 + 0xA9]);
+    // The space llama.cpp puts before the text stays in the pieces.
+    assert_eq!(t.decode(&t.encode("a é b", false, false)), " a é b".as_bytes());
+    let _ = (a, b, ab);
+    let t = spm(Some(false)).unwrap();
+    assert_eq!(t.encode("ab", false, false), [ab]);
+    assert_eq!(t.token_bytes(sp_a), b" a");
+    assert_eq!(t.token_bytes(3 + 0x41), b"A");
+    assert_eq!(t.token_bytes(1), b"<s>");
+    assert!(t.is_eog(2) && !t.is_eog(1));
+}
+
+#[test]
+fn errors_name_what_is_wrong() {
+    let e = bpe("no-such-pre").unwrap_err();
+    assert_eq!(e, TokenizerError::UnsupportedPre { pre: "no-such-pre".into() });
+    assert!(e.to_string().contains("no-such-pre"));
+    let e = build(vec![
+        ("tokenizer.ggml.model", Value::String("bert".into())),
+        ("tokenizer.ggml.tokens", strings(&["a"])),
+    ])
+    .unwrap_err();
+    assert!(matches!(&e, TokenizerError::UnsupportedModel { model } if model == "bert"), "{e}");
+    let e = build(vec![("tokenizer.ggml.model", Value::String("llama".into()))]).unwrap_err();
+    assert!(e.to_string().contains("tokenizer.ggml.tokens"), "{e}");
+    let e = build(vec![
+        ("tokenizer.ggml.model", Value::String("llama".into())),
+        ("tokenizer.ggml.tokens", strings(&["a", "b", "a"])),
+    ])
+    .unwrap_err();
+    assert!(matches!(e, TokenizerError::Malformed { .. }), "{e}");
+    assert!(e.to_string().contains("repeats token 0"), "{e}");
+    let e = build(vec![
+        ("tokenizer.ggml.model", Value::String("llama".into())),
+        ("tokenizer.ggml.tokens", strings(&["a", "b"])),
+        ("tokenizer.ggml.scores", Value::Array(Array::F32(vec![0.0]))),
+    ])
+    .unwrap_err();
+    assert!(e.to_string().contains("1 scores for 2 tokens"), "{e}");
+    let e = build(vec![
+        ("tokenizer.ggml.model", Value::String("gpt2".into())),
+        ("tokenizer.ggml.tokens", strings(&["a"])),
+    ])
+    .unwrap_err();
+    assert!(e.to_string().contains("tokenizer.ggml.merges"), "{e}");
+    let e = build(vec![
+        ("tokenizer.ggml.model", Value::String("llama".into())),
+        ("tokenizer.ggml.tokens", strings(&["a"])),
+        ("tokenizer.ggml.add_bos_token", Value::U32(1)),
+    ])
+    .unwrap_err();
+    assert!(e.to_string().contains("add_bos_token"), "{e}");
+}
+
+#[test]
+fn every_listed_pre_tokenizer_builds() {
+    for pre in super::pretokenize::SUPPORTED_PRE {
+        bpe(pre).unwrap_or_else(|e| panic!("{pre}: {e}"));
+    }
+}
