@@ -100,7 +100,7 @@ impl Tokenizer {
         // A metadata id past the vocabulary keeps the default, as in llama.cpp.
         let read = |key: &str, id: &mut Option<u32>| -> Result<(), TokenizerError> {
             let key = format!("tokenizer.ggml.{key}_token_id");
-            if let Some(v) = in_range(vocab::opt_id(file, &key)?.flatten()) {
+            if let Some(v) = in_range(vocab::opt_id(file, &key)?) {
                 *id = Some(v);
             }
             Ok(())

@@ -143,12 +143,13 @@ fn regexes_of(pre: &str) -> Option<(Vec<String>, PreOptions)> {
 }
 
 impl PreTokenizer {
-    /// The pre-tokenizer llama.cpp uses for `tokenizer.ggml.pre = pre` (`None` when the
-    /// key is absent: llama.cpp's `default`).
+    /// The pre-tokenizer llama.cpp uses for `tokenizer.ggml.pre = pre` (`None` or empty
+    /// when the key is absent: llama.cpp's `default`).
     ///
     /// Errors: [`TokenizerError::UnsupportedPre`] for a value not implemented here.
     pub(super) fn for_pre(pre: Option<&str>) -> Result<(PreTokenizer, PreOptions), TokenizerError> {
-        let name = pre.unwrap_or("default");
+        // llama.cpp reads an empty value as absent.
+        let name = pre.filter(|p| !p.is_empty()).unwrap_or("default");
         let unsupported = || TokenizerError::UnsupportedPre { pre: name.to_owned() };
         if !SUPPORTED_PRE.contains(&name) {
             return Err(unsupported());

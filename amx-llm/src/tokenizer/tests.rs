@@ -163,6 +163,13 @@ fn errors_name_what_is_wrong() {
 }
 
 #[test]
+fn tokenizer_is_send_and_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<Tokenizer>();
+    check::<TokenizerError>();
+}
+
+#[test]
 fn every_listed_pre_tokenizer_builds() {
     for pre in super::pretokenize::SUPPORTED_PRE {
         bpe(pre).unwrap_or_else(|e| panic!("{pre}: {e}"));

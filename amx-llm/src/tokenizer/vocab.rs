@@ -131,13 +131,12 @@ pub(super) fn opt_bool(file: &GgufFile, key: &str) -> Result<Option<bool>, Token
     }
 }
 
-/// The value of integer key `key` as a token id, if present. Any integer type is read; a
-/// negative value or one past `u32` is `None` (llama.cpp then keeps its default).
-pub(super) fn opt_id(file: &GgufFile, key: &str) -> Result<Option<Option<u32>>, TokenizerError> {
-    let v = match file.get(key) {
-        None => return Ok(None),
-        Some(v) => v,
-    };
+/// The value of integer key `key` as a token id: `None` when absent, negative or past
+/// `u32` (llama.cpp then keeps its default). Any integer type is read.
+///
+/// Errors: [`TokenizerError::Metadata`] for a value that is not an integer.
+pub(super) fn opt_id(file: &GgufFile, key: &str) -> Result<Option<u32>, TokenizerError> {
+    let Some(v) = file.get(key) else { return Ok(None) };
     let n: i128 = match *v {
         Value::U8(x) => x.into(),
         Value::I8(x) => x.into(),
@@ -147,9 +146,9 @@ pub(super) fn opt_id(file: &GgufFile, key: &str) -> Result<Option<Option<u32>>, 
         Value::I32(x) => x.into(),
         Value::U64(x) => x.into(),
         Value::I64(x) => x.into(),
-        _ => return file.get_u32(key).map(|x| Some(Some(x))).map_err(wrap(key)),
+        _ => return file.get_u32(key).map(Some).map_err(wrap(key)),
     };
-    Ok(Some(u32::try_from(n).ok()))
+    Ok(u32::try_from(n).ok())
 }
 
 /// The string array `key`.
