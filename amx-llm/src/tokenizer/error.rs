@@ -25,8 +25,8 @@ pub enum TokenizerError {
         /// The value of `tokenizer.ggml.pre`.
         pre: String,
     },
-    /// The vocabulary is malformed (e.g. a token string listed twice, fewer scores than
-    /// tokens, a special-token id past the vocabulary).
+    /// The vocabulary is malformed (a token string listed twice, fewer scores or token
+    /// types than tokens, more tokens than `u32` ids).
     Malformed {
         /// The metadata key whose value is wrong.
         key: String,

@@ -77,70 +77,42 @@ impl Tokenizer {
         let mut vocab = Vocab::new(tokens, scores.as_deref(), types)?;
 
         // llama.cpp's defaults per model, before the metadata overrides them.
-        let (model, mut bos, mut eos, mut unk, mut add_bos) = match model_name {
+        let mut ids = SpecialIds::default();
+        let (model, mut add_bos) = match model_name {
             "gpt2" => {
                 let (pre, opts) = PreTokenizer::for_pre(pre_name)?;
                 let merges = Merges::new(vocab::str_array(file, vocab::MERGES)?);
-                let bos = if opts.no_default_bos { None } else { Some(11) };
-                let model = Model::Bpe { pre, merges, ignore_merges: opts.ignore_merges };
-                (model, bos, Some(11), None, opts.add_bos)
+                ids.bos = if opts.no_default_bos { None } else { Some(11) };
+                ids.eos = Some(11);
+                (Model::Bpe { pre, merges, ignore_merges: opts.ignore_merges }, opts.add_bos)
             }
             "llama" => {
                 let add_space_prefix =
                     vocab::opt_bool(file, "tokenizer.ggml.add_space_prefix")?.unwrap_or(true);
-                (Model::Spm { add_space_prefix }, Some(1), Some(2), Some(0), true)
+                (ids.bos, ids.eos, ids.unk) = (Some(1), Some(2), Some(0));
+                (Model::Spm { add_space_prefix }, true)
             }
             other => return Err(TokenizerError::UnsupportedModel { model: other.to_owned() }),
         };
-        let mut add_eos = false;
-        let n = vocab.len();
-        let in_range = |id: Option<u32>| id.filter(|&id| (id as usize) < n);
-        (bos, eos, unk) = (in_range(bos), in_range(eos), in_range(unk));
-        let mut ids = SpecialIds::default();
-        // A metadata id past the vocabulary keeps the default, as in llama.cpp.
-        let read = |key: &str, id: &mut Option<u32>| -> Result<(), TokenizerError> {
-            let key = format!("tokenizer.ggml.{key}_token_id");
-            if let Some(v) = in_range(vocab::opt_id(file, &key)?) {
-                *id = Some(v);
-            }
-            Ok(())
-        };
-        read("bos", &mut bos)?;
-        read("eos", &mut eos)?;
-        read("unknown", &mut unk)?;
-        read("eot", &mut ids.eot)?;
-        read("eom", &mut ids.eom)?;
-        read("fim_pre", &mut ids.fim_pre)?;
-        read("fim_suf", &mut ids.fim_suf)?;
-        read("fim_mid", &mut ids.fim_mid)?;
-        read("fim_pad", &mut ids.fim_pad)?;
-        read("fim_rep", &mut ids.fim_rep)?;
-        read("fim_sep", &mut ids.fim_sep)?;
-        read("prefix", &mut ids.fim_pre)?;
-        read("suffix", &mut ids.fim_suf)?;
-        read("middle", &mut ids.fim_mid)?;
-        if let Some(b) = vocab::opt_bool(file, "tokenizer.ggml.add_bos_token")? {
-            add_bos = b;
-        }
-        if let Some(b) = vocab::opt_bool(file, "tokenizer.ggml.add_eos_token")? {
-            add_eos = b;
-        }
-        ids.eos = eos;
+        ids.read(file, vocab.len())?;
+        add_bos = vocab::opt_bool(file, "tokenizer.ggml.add_bos_token")?.unwrap_or(add_bos);
+        let add_eos = vocab::opt_bool(file, "tokenizer.ggml.add_eos_token")?.unwrap_or(false);
         let eog = special::detect(&mut vocab, &mut ids);
         let specials = special::special_candidates(&vocab);
         let mut tokenizer = Tokenizer {
             vocab,
             model,
-            bos,
-            eos,
-            unk,
+            bos: ids.bos,
+            eos: ids.eos,
+            unk: ids.unk,
             add_bos,
             add_eos,
             eog,
             specials,
             pieces: Vec::new(),
         };
-        tokenizer.pieces = (0..n as u32).map(|id| tokenizer.piece(id)).collect();
+        tokenizer.pieces =
+            (0..tokenizer.vocab.len() as u32).map(|id| tokenizer.piece(id)).collect();
         let name = vocab::opt_str(file, "general.name")?.unwrap_or("");
         let arch = vocab::opt_str(file, "general.architecture")?.unwrap_or("");
         special::strip_attributes(

@@ -3,7 +3,10 @@
 
 use std::collections::BTreeSet;
 
-use super::vocab::{Vocab, attr};
+use amx_gguf::GgufFile;
+
+use super::error::TokenizerError;
+use super::vocab::{self, Vocab, attr};
 
 /// A piece of the text to tokenize: raw text (a byte range of the input) or a special token.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -170,11 +173,13 @@ const FIM_REP_NAMES: &[&str] =
     &["<|fim_repo|>", "<|repo_name|>", "<fim-repo>", "<REPO>", "<reponame>"];
 const FIM_SEP_NAMES: &[&str] = &["<|file_sep|>"];
 
-/// The special ids that decide end-of-generation (others, like FIM prefix, only get the
-/// control attribute as in llama.cpp).
+/// The special ids: BOS, EOS, unknown, and those that decide end-of-generation or get the
+/// control attribute as in llama.cpp.
 #[derive(Debug, Default, Clone, Copy)]
 pub(super) struct SpecialIds {
+    pub(super) bos: Option<u32>,
     pub(super) eos: Option<u32>,
+    pub(super) unk: Option<u32>,
     pub(super) eot: Option<u32>,
     pub(super) eom: Option<u32>,
     pub(super) fim_pre: Option<u32>,
@@ -183,6 +188,53 @@ pub(super) struct SpecialIds {
     pub(super) fim_pad: Option<u32>,
     pub(super) fim_rep: Option<u32>,
     pub(super) fim_sep: Option<u32>,
+}
+
+impl SpecialIds {
+    /// Replaces the defaults (dropping those past the `n` tokens) by the metadata's
+    /// `tokenizer.ggml.*_token_id` values; a value past the vocabulary keeps the default,
+    /// as in llama.cpp.
+    ///
+    /// Errors: [`TokenizerError::Metadata`] for a value that is not an integer.
+    pub(super) fn read(&mut self, file: &GgufFile, n: usize) -> Result<(), TokenizerError> {
+        let in_range = |id: Option<u32>| id.filter(|&id| (id as usize) < n);
+        for id in [&mut self.bos, &mut self.eos, &mut self.unk] {
+            *id = in_range(*id);
+        }
+        let slots = [
+            ("bos", &mut self.bos),
+            ("eos", &mut self.eos),
+            ("unknown", &mut self.unk),
+            ("eot", &mut self.eot),
+            ("eom", &mut self.eom),
+            ("fim_pre", &mut self.fim_pre),
+            ("fim_suf", &mut self.fim_suf),
+            ("fim_mid", &mut self.fim_mid),
+            ("fim_pad", &mut self.fim_pad),
+            ("fim_rep", &mut self.fim_rep),
+            ("fim_sep", &mut self.fim_sep),
+        ];
+        for (name, id) in slots {
+            if let Some(v) =
+                in_range(vocab::opt_id(file, &format!("tokenizer.ggml.{name}_token_id"))?)
+            {
+                *id = Some(v);
+            }
+        }
+        // The deprecated keys, read after the new ones as llama.cpp does.
+        for (name, id) in [
+            ("prefix", &mut self.fim_pre),
+            ("suffix", &mut self.fim_suf),
+            ("middle", &mut self.fim_mid),
+        ] {
+            if let Some(v) =
+                in_range(vocab::opt_id(file, &format!("tokenizer.ggml.{name}_token_id"))?)
+            {
+                *id = Some(v);
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Fills the ids the metadata left unset from token strings (llama.cpp's auto-detection;
