@@ -76,7 +76,7 @@ pub(super) const BYTE_CHARS: [char; 256] = {
     table
 };
 
-/// The byte GPT-2's map sends to `c`, if any (the inverse of [`byte_to_char_table`]).
+/// The byte GPT-2's map sends to `c`, if any (the inverse of [`BYTE_CHARS`]).
 pub(super) fn char_to_byte(c: char) -> Option<u8> {
     let cp = c as u32;
     match cp {
