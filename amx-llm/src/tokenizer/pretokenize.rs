@@ -395,4 +395,50 @@ mod tests {
         assert_eq!(translate(r"[^\s\p{L}]\d", true), r"[^\s\x{E0D2}A-Za-z][0-9]");
         assert_eq!(translate(r"\p{Han}+", false), r"\p{Han}+");
     }
+
+    /// The pieces of `text` under one regex, through the regex engine (collapsed text).
+    fn engine_pieces(regex: &str, text: &str) -> Vec<usize> {
+        let re = Regex::new(&translate(regex, true)).unwrap();
+        let cpts: Vec<char> = text.chars().collect();
+        let flags: Vec<Flags> = cpts.iter().map(|&c| Flags::of(c)).collect();
+        regex_split(&re, true, &cpts, &flags, &[cpts.len()])
+    }
+
+    #[test]
+    fn hand_written_splitters_agree_with_their_regexes() {
+        let texts = [
+            "Hello world's  12 ok!!\n\n  x ",
+            "I'M 12345 a.b\n\n  x\r\n\ty  ",
+            "  leading spaces and\ttabs\nnewlines",
+            "Émile a mangé 3 crêpes à 12h30 — délicieux!",
+            "code: fn main() { println!(\"{}\", x?); } // don't won't",
+            "日本語のテキスト 中文 한국어 😀👍🏽 ١٢٣ ½ e\u{301}",
+            "a\u{a0}b\u{3000}c \u{2028} d\n \n\t \r",
+            "'s 'S 'll 'LL 've x'd 'q",
+            " ",
+            "   ",
+            "!",
+        ];
+        for text in texts {
+            let cpts: Vec<char> = text.chars().collect();
+            let flags: Vec<Flags> = cpts.iter().map(|&c| Flags::of(c)).collect();
+            let n = [cpts.len()];
+            assert_eq!(split::gpt2(&cpts, &flags, &n), engine_pieces(GPT2, text), "gpt2 {text:?}");
+            assert_eq!(
+                split::llama3(&cpts, &flags, &n, 3, false),
+                engine_pieces(LLAMA3, text),
+                "llama3 {text:?}"
+            );
+            assert_eq!(
+                split::llama3(&cpts, &flags, &n, 1, false),
+                engine_pieces(QWEN2, text),
+                "qwen2 {text:?}"
+            );
+            assert_eq!(
+                split::llama3(&cpts, &flags, &n, 1, true),
+                engine_pieces(QWEN35, text),
+                "qwen35 {text:?}"
+            );
+        }
+    }
 }
