@@ -7,6 +7,22 @@
 //!
 //! [`Tokenizer::encode`] is llama.cpp's `llama_tokenize(text, add_special, parse_special)`:
 //! special-token strings are split out first, then each stretch of text is tokenized.
+//!
+//! ```no_run
+//! use amx_gguf::GgufFile;
+//! use amx_llm::tokenizer::Tokenizer;
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let file = GgufFile::open("SmolLM2-135M-Instruct.Q4_1.gguf")?;
+//! let tok = Tokenizer::from_gguf(&file)?;
+//! // llama.cpp's ids for this prompt (SmolLM2 adds no BOS).
+//! let ids = tok.encode("The capital of France is", true, true);
+//! assert_eq!(ids, [504, 3575, 282, 4649, 314]);
+//! assert_eq!(String::from_utf8_lossy(&tok.decode(&ids)), "The capital of France is");
+//! let stop = |id: u32| tok.is_eog(id); // <|im_end|>, <|endoftext|>, ...
+//! # let _ = stop;
+//! # Ok(())
+//! # }
+//! ```
 
 mod bpe;
 mod error;
