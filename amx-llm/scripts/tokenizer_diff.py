@@ -1,0 +1,541 @@
+#!/usr/bin/env python3
+"""amx-llm's tokenizer against llama.cpp's, text by text: ids in the four modes
+(add_special x parse_special) and every token's piece, on random and real texts.
+
+    python3 amx-llm/scripts/tokenizer_diff.py LLAMA_BIN_DIR MODEL [MODEL ...]
+        [--amx PATH] [--count 3000] [--seed 1] [--cli-check 100] [--pieces]
+        [--files] [--long N] [--report FILE] [--max-shrink 20]
+
+LLAMA_BIN_DIR holds llama-tokenize and libllama.so (llama.cpp's build/bin). The bulk of
+the texts goes through libllama.so's own `llama_tokenize` and `llama_token_to_piece`
+(ctypes: llama-tokenize is those calls behind a command line, and loading a 262k vocabulary
+per text would take hours); `--cli-check N` runs llama-tokenize itself on N texts per mode
+and checks the library path gives the same ids. amx-llm's side is the example
+`tokenize_ids` (cargo build --release -p amx-llm --example tokenize_ids), kept running.
+
+Each mismatch is shrunk to a minimal text (code points dropped while the mismatch stays)
+and printed with both id lists. Exit status 1 when anything mismatched.
+"""
+import argparse
+import ctypes
+import glob
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+
+MODES = [(True, True), (True, False), (False, True), (False, False)]
+MODE_NAMES = ["add+parse", "add", "parse", "plain"]
+
+
+# ---------------------------------------------------------------- llama.cpp via ctypes
+
+class ModelParams(ctypes.Structure):
+    """llama.h's `struct llama_model_params` (80 bytes, vocab_only at 72)."""
+    _fields_ = [
+        ("devices", ctypes.c_void_p),
+        ("tensor_buft_overrides", ctypes.c_void_p),
+        ("n_gpu_layers", ctypes.c_int32),
+        ("split_mode", ctypes.c_int32),
+        ("load_mode", ctypes.c_int32),
+        ("lazy_mode", ctypes.c_int32),
+        ("main_gpu", ctypes.c_int32),
+        ("tensor_split", ctypes.c_void_p),
+        ("progress_callback", ctypes.c_void_p),
+        ("progress_callback_user_data", ctypes.c_void_p),
+        ("kv_overrides", ctypes.c_void_p),
+        ("vocab_only", ctypes.c_bool),
+        ("check_tensors", ctypes.c_bool),
+        ("use_extra_bufts", ctypes.c_bool),
+        ("no_host", ctypes.c_bool),
+        ("no_alloc", ctypes.c_bool),
+        ("load_mtp", ctypes.c_bool),
+    ]
+
+
+LOG_CB = ctypes.CFUNCTYPE(None, ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p)
+
+
+class Llama:
+    """One model's vocabulary in libllama.so."""
+    lib = None
+    _quiet = None
+
+    @classmethod
+    def load_lib(cls, bin_dir):
+        if cls.lib is not None:
+            return
+        for dep in ["libggml-base.so", "libggml-cpu.so", "libggml.so"]:
+            path = os.path.join(bin_dir, dep)
+            if os.path.exists(path):
+                ctypes.CDLL(path, mode=ctypes.RTLD_GLOBAL)
+        lib = ctypes.CDLL(os.path.join(bin_dir, "libllama.so"))
+        lib.llama_model_default_params.restype = ModelParams
+        lib.llama_model_load_from_file.argtypes = [ctypes.c_char_p, ModelParams]
+        lib.llama_model_load_from_file.restype = ctypes.c_void_p
+        lib.llama_model_get_vocab.argtypes = [ctypes.c_void_p]
+        lib.llama_model_get_vocab.restype = ctypes.c_void_p
+        lib.llama_vocab_n_tokens.argtypes = [ctypes.c_void_p]
+        lib.llama_vocab_n_tokens.restype = ctypes.c_int32
+        lib.llama_tokenize.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int32,
+                                       ctypes.POINTER(ctypes.c_int32), ctypes.c_int32,
+                                       ctypes.c_bool, ctypes.c_bool]
+        lib.llama_tokenize.restype = ctypes.c_int32
+        lib.llama_token_to_piece.argtypes = [ctypes.c_void_p, ctypes.c_int32, ctypes.c_char_p,
+                                             ctypes.c_int32, ctypes.c_int32, ctypes.c_bool]
+        lib.llama_token_to_piece.restype = ctypes.c_int32
+        lib.llama_vocab_get_attr.argtypes = [ctypes.c_void_p, ctypes.c_int32]
+        lib.llama_vocab_get_attr.restype = ctypes.c_int32
+        lib.llama_log_set.argtypes = [LOG_CB, ctypes.c_void_p]
+        cls._quiet = LOG_CB(lambda level, text, data: None)
+        lib.llama_log_set(cls._quiet, None)
+        lib.llama_backend_init()
+        cls.lib = lib
+
+    def __init__(self, bin_dir, model):
+        Llama.load_lib(bin_dir)
+        params = self.lib.llama_model_default_params()
+        params.vocab_only = True
+        self.model = self.lib.llama_model_load_from_file(model.encode(), params)
+        if not self.model:
+            raise SystemExit(f"libllama could not load {model}")
+        self.vocab = self.lib.llama_model_get_vocab(self.model)
+        self.n_tokens = self.lib.llama_vocab_n_tokens(self.vocab)
+
+    def tokenize(self, text, add_special, parse_special):
+        data = text.encode("utf-8")
+        n = len(data) + 8
+        while True:
+            buf = (ctypes.c_int32 * n)()
+            got = self.lib.llama_tokenize(self.vocab, data, len(data), buf, n, add_special,
+                                          parse_special)
+            if got >= 0:
+                return list(buf[:got])
+            n = -got
+
+    def specials(self):
+        """The strings of control, user-defined and unknown tokens."""
+        return [self.piece(t).decode("utf-8", "replace") for t in range(self.n_tokens)
+                if self.lib.llama_vocab_get_attr(self.vocab, t) & (1 | 8 | 16)]
+
+    def piece(self, token):
+        n = 64
+        while True:
+            buf = ctypes.create_string_buffer(n)
+            got = self.lib.llama_token_to_piece(self.vocab, token, buf, n, 0, True)
+            if got >= 0:
+                return buf.raw[:got]
+            n = -got
+
+
+def llama_tokenize_cli(bin_dir, model, text, add_bos, parse_special):
+    """llama-tokenize's ids for `text` (through a file, escapes off)."""
+    with tempfile.NamedTemporaryFile("wb", suffix=".txt", delete=False) as f:
+        f.write(text.encode("utf-8"))
+        path = f.name
+    try:
+        cmd = [os.path.join(bin_dir, "llama-tokenize"), "-m", model, "-f", path, "--ids",
+               "--no-escape", "--log-disable"]
+        if not add_bos:
+            cmd.append("--no-bos")
+        if not parse_special:
+            cmd.append("--no-parse-special")
+        env = dict(os.environ, LD_LIBRARY_PATH=bin_dir)
+        out = subprocess.run(cmd, capture_output=True, check=True, env=env).stdout
+    finally:
+        os.unlink(path)
+    line = [ln for ln in out.decode().splitlines() if ln.startswith("[")][-1]
+    return json.loads(line)
+
+
+# ---------------------------------------------------------------- amx-llm's side
+
+class Amx:
+    """amx-llm's `tokenize_ids MODEL --jsonl`, kept running."""
+
+    def __init__(self, exe, model):
+        self.exe, self.model = exe, model
+        self.proc = subprocess.Popen([exe, model, "--jsonl"], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, text=True, encoding="utf-8")
+
+    def tokenize_all(self, text):
+        self.proc.stdin.write(json.dumps(text) + "\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        if not line:
+            self.proc.wait()
+            raise RuntimeError(f"tokenize_ids died (status {self.proc.returncode}) on "
+                               f"{text!r}")
+        return json.loads(line)
+
+    def pieces(self):
+        out = subprocess.run([self.exe, self.model, "--pieces"], capture_output=True,
+                             check=True, text=True).stdout
+        return [bytes.fromhex(h) for h in out.splitlines()]
+
+    def close(self):
+        self.proc.stdin.close()
+        self.proc.wait()
+
+
+# ---------------------------------------------------------------- texts
+
+LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+PUNCT = "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~"
+WHITESPACE = [" ", "  ", "   ", "\t", "\n", "\r\n", "\n\n", "\n\n\n", "\r", " \n", "\t\t",
+              " \t ", "\u00a0", "\u3000", "\u2028", "\x0b", "\x0c", "\u2003", "    ", "\n "]
+CONTRACTIONS = ["'s", "'t", "'re", "'ve", "'m", "'ll", "'d", "'S", "'T", "'RE", "'Re", "'VE",
+                "'M", "'LL", "'Ll", "'D", "'", "''", "'x", "’s"]
+ACCENTED = ["é", "e\u0301", "ñ", "n\u0303", "ü", "Å", "a\u030a\u0301", "\u0301", "\u0308x",
+            "crème brûlée", "naïve", "Ångström", "façade", "Zoë", "ǅ", "ﬁ", "ß", "ẞ", "İ", "ı",
+            "\u0345", "o\u0338", "Z\u0351\u0352\u0353\u0354"]
+SCRIPTS = ["日本語のテキスト", "中文字符", "한국어 텍스트", "Привет, мир", "Ёжик", "مرحبا بالعالم",
+           "नमस्ते दुनिया", "क्षत्रिय", "Γειά σου", "שלום", "สวัสดี", "ሰላም", "ᚠᚢᚦ", "𝕳𝖊𝖑𝖑𝖔",
+           "ｆｕｌｌｗｉｄｔｈ", "ﾊﾝｶｸ", "〇一二三", "٠١٢٣٤٥", "०१२३", "²³¹", "½¾", "Ⅻ", "①②",
+           "𠀀𠀁", "ㄱㄴ", "ㅏ", "\u1100\u1161\u11a8"]
+EMOJI = ["😀", "👍🏽", "👨‍👩‍👧‍👦", "🏳️‍🌈", "🇫🇷", "1️⃣", "❤️", "🤷🏻‍♀️", "👩🏿‍💻", "🧑‍🤝‍🧑",
+         "☃", "✓", "⚡️", "🫠", "\u200d", "\ufe0f", "🏻"]
+ODD = ["\ufffd", "\ufeff", "\u200b", "\u200c", "\u200e", "\u2060", "\uffff", "\ufdd0",
+       "\ue000", "\ue0d0", "\ue0d1", "\ue0d2", "\ue0d3", "\ue0d4", "\ue0d5", "\U0010ffff",
+       "\U000e0001", "\u00ad", "\x00", "\x01", "\x1b[0m", "\x7f", "\x80", "\x85", "\x9f",
+       "\u0378", "\u2581", "\u2581\u2581", "Ġ", "Ċ", "ĉ", "Ā", "▁▁x", "\\n", "\\u00e9",
+       "%s%d", "{{}}", "\u202e", "\U0001f3fb\U0001f3fb", "\u0600", "\ud7ff"]
+SPECIALS = ["<|im_start|>", "<|im_end|>", "<|endoftext|>", "<start_of_turn>", "<end_of_turn>",
+            "<eos>", "<bos>", "<pad>", "<unk>", "<s>", "</s>", "<mask>", "<|im_start",
+            "im_start|>", "<<|im_start|>|>", "<start_of_image>", "<end_of_image>",
+            "<unused0>", "<unused99>", "<table>", "</table>", "<h1>", "<div>", "<br>", "<0x41>",
+            "<0x0A>", "[multimodal]", "<|im_end|><|im_end|>", "<start_of_turn>user\n",
+            "<|im_start|>system\nYou are", "<|endoftext|> ", " <eos> ", "<|file_sep|>",
+            "<repo_name>", "<filename>", "<gh_stars>", "<issue_start>", "<jupyter_code>",
+            "<fim_prefix>", "<fim_middle>", "<fim_suffix>", "<fim_pad>", "<empty_output>",
+            "<start_function_call>", "<image_soft_token>", "<mask><mask>", "<|>", "<>"]
+CODE = [
+    "fn main() {\n    println!(\"Hello, {}!\", name);\n}\n",
+    "def f(x):\n\treturn x ** 2  # square\n",
+    "for (int i = 0; i < n; ++i) { a[i] += b[i]; }",
+    "{\"key\": [1, 2.5, -3e10, null, true], \"s\": \"\\u00e9\"}",
+    "<html><body><p class=\"x\">Hi &amp; bye</p></body></html>",
+    "SELECT * FROM t WHERE a >= 10 AND b <> 'x';",
+    "x := y << 2 | z >> 3 ^ ~w && !v || u != t",
+    "#include <stdio.h>\nint main(void){return 0;}\n",
+    "let v: Vec<Option<&'static str>> = vec![];",
+    "    if x:\n        pass\n    else:\n        raise ValueError('bad')\n",
+    "$ ls -la /usr/bin | grep -E '^d' > out.txt 2>&1",
+    "a=1;b=2;c=a+b;print(c)//comment",
+    "https://example.com/path?q=1&r=%20#frag",
+    "user@example.org, +1 (555) 123-4567, 2024-01-01T12:00:00Z",
+]
+
+
+def digits(rng):
+    return "".join(rng.choice("0123456789") for _ in range(rng.randint(1, 12)))
+
+
+def word(rng):
+    n = rng.choice([1, 2, 3, 4, 5, 6, 8, 10, 14])
+    w = "".join(rng.choice(LETTERS) for _ in range(n))
+    return rng.choice([w, w.lower(), w.capitalize(), w.upper()])
+
+
+def long_run(rng):
+    n = rng.choice([50, 100, 200, 300, 700])
+    kind = rng.randrange(6)
+    if kind == 0:
+        return "".join(rng.choice(LETTERS) for _ in range(n))
+    if kind == 1:
+        return rng.choice(["a", "x", "ab", "é", "語", "😀", "-", "=", "\u2581"]) * n
+    if kind == 2:
+        return "".join(rng.choice("0123456789") for _ in range(n))
+    if kind == 3:
+        return rng.choice([" ", "\n", "\t", "\r\n", " \n"]) * (n // 10)
+    if kind == 4:
+        return "".join(rng.choice(PUNCT) for _ in range(n // 5))
+    return "".join(chr(rng.randint(0x4E00, 0x9FFF)) for _ in range(n // 5))
+
+
+def random_cpt(rng):
+    while True:
+        block = rng.choice([(0x20, 0x7F), (0x80, 0x250), (0x250, 0x800), (0x800, 0x1000),
+                            (0x1000, 0x3000), (0x3000, 0xA000), (0xA000, 0xD800),
+                            (0xE000, 0x10000), (0x10000, 0x20000), (0x20000, 0x110000),
+                            (0, 0x20)])
+        cp = rng.randrange(*block)
+        if not 0xD800 <= cp < 0xE000:
+            return chr(cp)
+
+
+def fragment(rng):
+    kind = rng.randrange(16)
+    if kind <= 2:
+        return word(rng)
+    if kind == 3:
+        return rng.choice(PUNCT) * rng.randint(1, 3)
+    if kind == 4:
+        return digits(rng)
+    if kind == 5:
+        return rng.choice(WHITESPACE)
+    if kind == 6:
+        return rng.choice(CONTRACTIONS)
+    if kind == 7:
+        return rng.choice(ACCENTED)
+    if kind == 8:
+        return rng.choice(SCRIPTS)
+    if kind == 9:
+        return rng.choice(EMOJI)
+    if kind == 10:
+        return rng.choice(ODD)
+    if kind == 11:
+        return rng.choice(SPECIALS)
+    if kind == 12:
+        return rng.choice(CODE)
+    if kind == 13:
+        return long_run(rng) if rng.random() < 0.3 else word(rng) + rng.choice(CONTRACTIONS)
+    if kind == 14:
+        return "".join(random_cpt(rng) for _ in range(rng.randint(1, 6)))
+    return " " + word(rng)
+
+
+def random_text(rng):
+    parts = []
+    if rng.random() < 0.25:
+        parts.append(rng.choice(WHITESPACE))
+    for _ in range(rng.randint(1, 12)):
+        parts.append(fragment(rng))
+        r = rng.random()
+        if r < 0.4:
+            parts.append(" ")
+        elif r < 0.5:
+            parts.append(rng.choice(WHITESPACE))
+    if rng.random() < 0.25:
+        parts.append(rng.choice(WHITESPACE))
+    return "".join(parts)
+
+
+def special_soup(rng, specials):
+    """Special-token strings of the model, whole and cut, glued to text and to each other."""
+    parts = []
+    for _ in range(rng.randint(1, 8)):
+        s = rng.choice(specials)
+        r = rng.random()
+        if r < 0.2 and len(s) > 1:
+            k = rng.randrange(1, len(s))
+            s = s[:k] if rng.random() < 0.5 else s[k:]
+        elif r < 0.3:
+            s = s * rng.randint(2, 3)
+        parts.append(s)
+        if rng.random() < 0.5:
+            parts.append(fragment(rng))
+    return "".join(parts)
+
+
+def vocab_soup(rng, llama):
+    """Random tokens' pieces glued together: text that is all merges."""
+    out = []
+    for _ in range(rng.randint(1, 10)):
+        out.append(llama.piece(rng.randrange(llama.n_tokens)).decode("utf-8", "ignore"))
+        if rng.random() < 0.2:
+            out.append(rng.choice([" ", "\n", ""]))
+    return "".join(out)
+
+
+def cpt_soup(rng):
+    """Code points from anywhere, in runs and mixed with ASCII."""
+    out = []
+    for _ in range(rng.randint(1, 20)):
+        c = random_cpt(rng) if rng.random() < 0.6 else rng.choice(LETTERS + PUNCT + " \n\t0")
+        out.append(c * (rng.randint(2, 5) if rng.random() < 0.1 else 1))
+    return "".join(out)
+
+
+def model_texts(rng, llama, n):
+    """`n` texts made from the model's own vocabulary, a third of each kind."""
+    specials = [s for s in llama.specials() if s] or SPECIALS
+    out = []
+    for i in range(n):
+        k = i % 3
+        if k == 0:
+            out.append(special_soup(rng, specials))
+        elif k == 1:
+            out.append(vocab_soup(rng, llama))
+        else:
+            out.append(cpt_soup(rng))
+    return out
+
+
+def file_texts():
+    """Lines (and whole paragraphs) of real text files every Debian machine has."""
+    paths = sorted(glob.glob("/usr/share/common-licenses/*"))
+    paths += sorted(glob.glob("/usr/share/doc/*/copyright"))[:40]
+    texts = []
+    for p in paths:
+        if not os.path.isfile(p):
+            continue
+        try:
+            data = open(p, "rb").read().decode("utf-8")
+        except (OSError, UnicodeDecodeError):
+            continue
+        lines = data.splitlines(keepends=True)
+        texts.extend(ln for ln in lines if ln.strip())
+        texts.extend(data.split("\n\n"))
+        texts.append(data[:20000])
+    seen, out = set(), []
+    for t in texts:
+        if t and t not in seen:
+            seen.add(t)
+            out.append(t)
+    return out
+
+
+# ---------------------------------------------------------------- comparing
+
+def shrink(text, differs, budget=3000):
+    """A minimal text (by code points) for which `differs` still holds: chunks dropped,
+    then single code points, then runs of a repeated code point shortened."""
+    cpts = list(text)
+    calls = 0
+    n = 2
+    while len(cpts) >= 2 and calls < budget:
+        chunk = max(1, len(cpts) // n)
+        removed = False
+        for start in range(0, len(cpts), chunk):
+            cand = cpts[:start] + cpts[start + chunk:]
+            calls += 1
+            if cand and differs("".join(cand)):
+                cpts = cand
+                n = max(n - 1, 2)
+                removed = True
+                break
+        if not removed:
+            if chunk == 1:
+                break
+            n = min(len(cpts), n * 2)
+    return "".join(cpts)
+
+
+def compare_ids(models, args):
+    rng = random.Random(args.seed)
+    common = [random_text(rng) for _ in range(args.count)]
+    if args.files:
+        common += file_texts()
+    failures = []
+    for name, llama, amx in models:
+        texts = common + model_texts(random.Random(args.seed), llama, args.count)
+        if args.long:
+            texts += [" ".join(random_text(rng) for _ in range(400)) for _ in range(args.long)]
+        counts = [0] * 4
+        bad = [0] * 4
+        shrunk = {}
+        for text in texts:
+            ours = amx.tokenize_all(text)
+            for m, (add, parse) in enumerate(MODES):
+                theirs = llama.tokenize(text, add, parse)
+                counts[m] += 1
+                if ours[m] == theirs:
+                    continue
+                bad[m] += 1
+                if len(shrunk) >= args.max_shrink:
+                    continue
+
+                def differs(t, m=m, add=add, parse=parse):
+                    return amx.tokenize_all(t)[m] != llama.tokenize(t, add, parse)
+
+                small = shrink(text, differs)
+                if small not in shrunk:
+                    shrunk[small] = (m, amx.tokenize_all(small)[m],
+                                     llama.tokenize(small, add, parse))
+        print(f"{name}: " + ", ".join(f"{MODE_NAMES[m]} {bad[m]}/{counts[m]} mismatched"
+                                      for m in range(4)))
+        for small, (m, ours, theirs) in shrunk.items():
+            print(f"  {MODE_NAMES[m]} {small!r}\n    amx-llm   {ours}\n    llama.cpp {theirs}")
+            failures.append({"model": name, "mode": MODE_NAMES[m], "text": small,
+                             "amx": ours, "llama": theirs})
+    return failures
+
+
+def compare_cli(models, args):
+    """llama-tokenize itself against the library path, on the first texts."""
+    rng = random.Random(args.seed + 1)
+    texts = [t for t in (random_text(rng) for _ in range(args.cli_check * 2)) if "\x00" not in t]
+    texts = texts[:args.cli_check]
+    failures = []
+    for name, llama, amx in models:
+        bad = total = 0
+        for text in texts:
+            for add, parse in [(True, True), (True, False), (False, True), (False, False)]:
+                cli = llama_tokenize_cli(args.bin_dir, llama.path, text, add, parse)
+                # llama-tokenize adds BOS only when the model does: add_special = add.
+                lib = llama.tokenize(text, add, parse)
+                total += 1
+                if cli != lib:
+                    bad += 1
+                    failures.append({"model": name, "cli": cli, "lib": lib, "text": text})
+        print(f"{name}: llama-tokenize vs libllama {bad}/{total} differ")
+    return failures
+
+
+def compare_pieces(models):
+    failures = []
+    for name, llama, amx in models:
+        ours = amx.pieces()
+        n = llama.n_tokens
+        bad = []
+        if len(ours) != n:
+            print(f"{name}: amx-llm has {len(ours)} pieces, llama.cpp {n}")
+        for t in range(min(n, len(ours))):
+            theirs = llama.piece(t)
+            if ours[t] != theirs:
+                bad.append((t, ours[t], theirs))
+        print(f"{name}: pieces {len(bad)}/{n} differ")
+        for t, o, th in bad[:20]:
+            print(f"  {t}: amx-llm {o!r} llama.cpp {th!r}")
+        failures += [{"model": name, "id": t, "amx": o.hex(), "llama": th.hex()}
+                     for t, o, th in bad]
+    return failures
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("bin_dir")
+    ap.add_argument("models", nargs="+")
+    here = os.path.dirname(os.path.abspath(__file__))
+    default_exe = os.path.join(os.environ.get("CARGO_TARGET_DIR",
+                                              os.path.join(here, "..", "..", "target")),
+                               "release", "examples", "tokenize_ids")
+    ap.add_argument("--amx", default=default_exe, help="the tokenize_ids example")
+    ap.add_argument("--count", type=int, default=3000,
+                    help="random texts, and as many from each model's vocabulary")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--files", action="store_true", help="add lines of real files")
+    ap.add_argument("--long", type=int, default=0, help="long texts (~30k chars) to add")
+    ap.add_argument("--cli-check", type=int, default=0,
+                    help="texts run through llama-tokenize itself too")
+    ap.add_argument("--pieces", action="store_true", help="compare every token's piece")
+    ap.add_argument("--max-shrink", type=int, default=20,
+                    help="mismatches shrunk per model")
+    ap.add_argument("--report", help="write the failures as JSON here")
+    args = ap.parse_args()
+
+    models = []
+    for path in args.models:
+        llama = Llama(args.bin_dir, path)
+        llama.path = path
+        models.append((os.path.basename(path), llama, Amx(args.amx, path)))
+    failures = {}
+    if args.count or args.files:
+        failures["ids"] = compare_ids(models, args)
+    if args.cli_check:
+        failures["cli"] = compare_cli(models, args)
+    if args.pieces:
+        failures["pieces"] = compare_pieces(models)
+    for _, _, amx in models:
+        amx.close()
+    if args.report:
+        with open(args.report, "w") as f:
+            json.dump(failures, f, indent=1, ensure_ascii=False)
+    return 1 if any(failures.values()) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
