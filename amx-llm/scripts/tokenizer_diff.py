@@ -86,6 +86,8 @@ class Llama:
         lib.llama_token_to_piece.argtypes = [ctypes.c_void_p, ctypes.c_int32, ctypes.c_char_p,
                                              ctypes.c_int32, ctypes.c_int32, ctypes.c_bool]
         lib.llama_token_to_piece.restype = ctypes.c_int32
+        lib.llama_vocab_get_add_bos.argtypes = [ctypes.c_void_p]
+        lib.llama_vocab_get_add_bos.restype = ctypes.c_bool
         lib.llama_vocab_get_attr.argtypes = [ctypes.c_void_p, ctypes.c_int32]
         lib.llama_vocab_get_attr.restype = ctypes.c_int32
         lib.llama_log_set.argtypes = [LOG_CB, ctypes.c_void_p]
@@ -103,6 +105,7 @@ class Llama:
             raise SystemExit(f"libllama could not load {model}")
         self.vocab = self.lib.llama_model_get_vocab(self.model)
         self.n_tokens = self.lib.llama_vocab_n_tokens(self.vocab)
+        self.add_bos = bool(self.lib.llama_vocab_get_add_bos(self.vocab))
 
     def tokenize(self, text, add_special, parse_special):
         data = text.encode("utf-8")
@@ -349,19 +352,20 @@ def cpt_soup(rng):
     return "".join(out)
 
 
+def bytes_soup(rng):
+    """Random bytes read as UTF-8, invalid sequences replaced (as a caller would)."""
+    data = bytes(rng.choice([rng.randrange(256), rng.randrange(0x20, 0x7F)])
+                 for _ in range(rng.randint(1, 40)))
+    return data.decode("utf-8", "replace")
+
+
 def model_texts(rng, llama, n):
-    """`n` texts made from the model's own vocabulary, a third of each kind."""
+    """`n` texts: special-token soup and vocabulary soup made from the model's own
+    vocabulary, code-point soup and lossily decoded random bytes, a quarter of each."""
     specials = [s for s in llama.specials() if s] or SPECIALS
-    out = []
-    for i in range(n):
-        k = i % 3
-        if k == 0:
-            out.append(special_soup(rng, specials))
-        elif k == 1:
-            out.append(vocab_soup(rng, llama))
-        else:
-            out.append(cpt_soup(rng))
-    return out
+    kinds = [lambda: special_soup(rng, specials), lambda: vocab_soup(rng, llama),
+             lambda: cpt_soup(rng), lambda: bytes_soup(rng)]
+    return [kinds[i % 4]() for i in range(n)]
 
 
 def file_texts():
@@ -465,8 +469,8 @@ def compare_cli(models, args):
         for text in texts:
             for add, parse in [(True, True), (True, False), (False, True), (False, False)]:
                 cli = llama_tokenize_cli(args.bin_dir, llama.path, text, add, parse)
-                # llama-tokenize adds BOS only when the model does: add_special = add.
-                lib = llama.tokenize(text, add, parse)
+                # llama-tokenize's add_special is "the model adds BOS and no --no-bos".
+                lib = llama.tokenize(text, add and llama.add_bos, parse)
                 total += 1
                 if cli != lib:
                     bad += 1

@@ -175,3 +175,73 @@ fn every_listed_pre_tokenizer_builds() {
         bpe(pre).unwrap_or_else(|e| panic!("{pre}: {e}"));
     }
 }
+
+/// Random bytes read as UTF-8 lossily (invalid sequences become U+FFFD), biased toward
+/// the characters the splitters and special-token search branch on.
+fn random_texts(count: usize) -> Vec<String> {
+    // xorshift64*: reproducible without a dependency.
+    let mut state = 0x2545_F491_4F6C_DD1Du64;
+    let mut next = move || {
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        state.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    };
+    let pool: &[&[u8]] = &[
+        b" ",
+        b"\n",
+        b"\r\n",
+        b"\t",
+        b"'",
+        b"'s",
+        b"'LL",
+        b"7",
+        b"h",
+        b"he",
+        b"<|end|>",
+        b"<x>",
+        b"<|end",
+        b"\xe2\x96\x81",
+        b"\xc3\xa9",
+        b"\xcc\x81",
+        b"\xf0\x9f\x98\x80",
+        b"\xe2\x80\x8d",
+        b"\xc2\xa0",
+        b"\x00",
+        b"\xff",
+        b"\xe0\x80",
+        b"\xed\xa0\x80",
+    ];
+    (0..count)
+        .map(|_| {
+            let mut bytes = Vec::new();
+            for _ in 0..next() % 24 {
+                let r = next();
+                if r % 3 == 0 {
+                    bytes.push((r >> 8) as u8);
+                } else {
+                    bytes.extend_from_slice(pool[(r >> 8) as usize % pool.len()]);
+                }
+            }
+            String::from_utf8_lossy(&bytes).into_owned()
+        })
+        .collect()
+}
+
+#[test]
+fn random_bytes_never_panic() {
+    let texts = random_texts(300);
+    let mut tokenizers: Vec<Tokenizer> =
+        super::pretokenize::SUPPORTED_PRE.iter().map(|pre| bpe(pre).unwrap()).collect();
+    tokenizers.push(spm(None).unwrap());
+    tokenizers.push(spm(Some(false)).unwrap());
+    for tok in &tokenizers {
+        for text in &texts {
+            for (add, parse) in [(true, true), (true, false), (false, true), (false, false)] {
+                let ids = tok.encode(text, add, parse);
+                assert!(ids.iter().all(|&id| (id as usize) < tok.vocab_size()), "{text:?}");
+                let _ = tok.decode(&ids);
+            }
+        }
+    }
+}
