@@ -16,6 +16,10 @@ struct Symbol {
 }
 
 /// A candidate merge; the heap's greatest is the highest score, then the leftmost.
+///
+/// Scores compare as llama.cpp's `llm_bigram_spm::comparator` compares them, with `<`:
+/// `-0.0` and `0.0` are the same score (the leftmost merges first), which `f32::total_cmp`
+/// would tell apart (Gemma 3's `▁t` scores `-0.0`, its byte tokens `0.0`).
 struct Bigram {
     score: f32,
     left: usize,
@@ -25,7 +29,10 @@ struct Bigram {
 
 impl Ord for Bigram {
     fn cmp(&self, other: &Self) -> Ordering {
-        self.score.total_cmp(&other.score).then(other.left.cmp(&self.left))
+        // `partial_cmp` is `None` only for a NaN score, which llama.cpp's `<` also takes
+        // for a tie.
+        let by_score = self.score.partial_cmp(&other.score).unwrap_or(Ordering::Equal);
+        by_score.then(other.left.cmp(&self.left))
     }
 }
 

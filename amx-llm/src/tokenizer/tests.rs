@@ -245,3 +245,41 @@ fn random_bytes_never_panic() {
         }
     }
 }
+
+/// A SentencePiece vocabulary laid out as the GGUF files given to `llama-tokenize`: `<unk>`,
+/// `<s>`, `</s>`, the 256 byte tokens (score -1000), then `pieces` (ids from 259), no
+/// space prefix.
+fn spm_pieces(pieces: &[(&str, f32)]) -> Tokenizer {
+    let mut tokens: Vec<String> = vec!["<unk>".into(), "<s>".into(), "</s>".into()];
+    let mut types = vec![2, 3, 3];
+    let mut scores = vec![-1000.0f32; 3];
+    for b in 0..=255u8 {
+        tokens.push(format!("<0x{b:02X}>"));
+        types.push(6);
+        scores.push(-1000.0);
+    }
+    for &(p, s) in pieces {
+        tokens.push(p.into());
+        types.push(1);
+        scores.push(s);
+    }
+    build(vec![
+        ("tokenizer.ggml.model", Value::String("llama".into())),
+        ("tokenizer.ggml.tokens", Value::Array(Array::String(tokens))),
+        ("tokenizer.ggml.token_type", Value::Array(Array::I32(types))),
+        ("tokenizer.ggml.scores", Value::Array(Array::F32(scores))),
+        ("tokenizer.ggml.add_space_prefix", Value::Bool(false)),
+    ])
+    .unwrap()
+}
+
+/// Scores `-0.0` and `0.0` tie, and a tie merges the leftmost pair. Expected ids from
+/// llama.cpp's `llama-tokenize --no-bos` on the same vocabulary written as a GGUF file
+/// (the differential harness found amx-llm merging `bc` first, ordering `-0.0 < 0.0`).
+#[test]
+fn spm_negative_zero_score_ties_with_zero() {
+    let t = spm_pieces(&[("a", -5.0), ("b", -5.0), ("c", -5.0), ("ab", -0.0), ("bc", 0.0)]);
+    assert_eq!(t.encode("abc", false, false), [262, 261]);
+    assert_eq!(t.encode("abcabc", false, false), [262, 261, 262, 261]);
+    assert_eq!(t.encode("bcab", false, false), [263, 262]);
+}
