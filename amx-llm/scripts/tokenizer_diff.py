@@ -5,6 +5,7 @@
     python3 amx-llm/scripts/tokenizer_diff.py LLAMA_BIN_DIR MODEL [MODEL ...]
         [--amx PATH] [--count 3000] [--seed 1] [--cli-check 100] [--pieces]
         [--files] [--long N] [--report FILE] [--max-shrink 20]
+        [--tiny N [--tiny-texts 200] [--keep DIR]]
 
 LLAMA_BIN_DIR holds llama-tokenize and libllama.so (llama.cpp's build/bin). The bulk of
 the texts goes through libllama.so's own `llama_tokenize` and `llama_token_to_piece`
@@ -12,6 +13,10 @@ the texts goes through libllama.so's own `llama_tokenize` and `llama_token_to_pi
 per text would take hours); `--cli-check N` runs llama-tokenize itself on N texts per mode
 and checks the library path gives the same ids. amx-llm's side is the example
 `tokenize_ids` (cargo build --release -p amx-llm --example tokenize_ids), kept running.
+
+`--tiny N` also writes N random tiny vocabularies as GGUF files (SentencePiece and
+byte-level BPE over a few characters, tied and signed-zero scores, merges that form no
+token, special tokens made of plain text) and compares on texts over their alphabet.
 
 Each mismatch is shrunk to a minimal text (code points dropped while the mismatch stays)
 and printed with both id lists. Exit status 1 when anything mismatched.
@@ -22,6 +27,7 @@ import glob
 import json
 import os
 import random
+import struct
 import subprocess
 import sys
 import tempfile
@@ -392,6 +398,165 @@ def file_texts():
     return out
 
 
+# ---------------------------------------------------------------- tiny vocabularies
+
+def gguf_bytes(kvs):
+    """A GGUF v3 file with metadata `kvs` (name -> (type, value)) and no tensors."""
+    def string(x):
+        b = x.encode("utf-8")
+        return struct.pack("<Q", len(b)) + b
+
+    def scalar(t, v):
+        return {"u32": lambda: struct.pack("<I", v), "i32": lambda: struct.pack("<i", v),
+                "f32": lambda: struct.pack("<f", v), "bool": lambda: struct.pack("<?", v),
+                "str": lambda: string(v)}[t]()
+
+    codes = {"u32": 4, "i32": 5, "f32": 6, "bool": 7, "str": 8}
+    out = b"GGUF" + struct.pack("<IQQ", 3, 0, len(kvs))
+    for key, (t, v) in kvs.items():
+        out += string(key)
+        if t.startswith("arr:"):
+            sub = t[4:]
+            out += struct.pack("<IIQ", 9, codes[sub], len(v))
+            out += b"".join(scalar(sub, x) for x in v)
+        else:
+            out += struct.pack("<I", codes[t]) + scalar(t, v)
+    return out + b"\0" * (-len(out) % 32)
+
+
+TINY_ALPHABET = ["a", "b", "c", " ", "\n", "é", "'", "1"]
+TINY_SCORES = [-0.0, 0.0, -1.0, -2.0, -2.0, -3.0]
+TINY_PRES = ["gpt-2", "llama-bpe", "qwen2", "smollm", "default", "deepseek-coder", "falcon",
+             "starcoder", "qwen35", "mpt"]
+
+
+def tiny_vocab(rng):
+    """A random small vocabulary (SentencePiece or byte-level BPE) over TINY_ALPHABET,
+    with tied and signed-zero scores, merges that form no token, and special tokens made
+    of ordinary text: the merge-order corners real vocabularies rarely reach."""
+    arch = {"general.architecture": ("str", "llama"), "llama.context_length": ("u32", 64),
+            "llama.embedding_length": ("u32", 8), "llama.block_count": ("u32", 1),
+            "llama.feed_forward_length": ("u32", 8), "llama.attention.head_count": ("u32", 1)}
+    def rand_str(alphabet, lo, hi):
+        return "".join(rng.choice(alphabet) for _ in range(rng.randint(lo, hi)))
+
+    specials = [rng.choice(["<x>", "ab", "<|e|>", "b b", "\n\n", "c'"])
+                for _ in range(rng.randint(0, 3))]
+    if rng.random() < 0.5:
+        spm_alpha = [c.replace(" ", "\u2581") for c in TINY_ALPHABET]
+        tokens = ["<unk>", "<s>", "</s>"] + ["<0x%02X>" % b for b in range(256)]
+        types = [2, 3, 3] + [6] * 256
+        scores = [0.0, 0.0, 0.0] + [rng.choice([0.0, -1000.0])] * 256
+        pieces = list(dict.fromkeys(spm_alpha + [rand_str(spm_alpha, 2, 4)
+                                                 for _ in range(rng.randint(5, 60))]))
+        for p in pieces:
+            tokens.append(p)
+            types.append(1)
+            scores.append(rng.choice(TINY_SCORES + [rng.uniform(-5, 0)]))
+        for sp in specials:
+            sp = sp.replace(" ", "\u2581")
+            if sp not in tokens:
+                tokens.append(sp)
+                types.append(rng.choice([3, 4]))
+                scores.append(rng.choice(TINY_SCORES))
+        kvs = dict(arch, **{
+            "tokenizer.ggml.model": ("str", "llama"),
+            "tokenizer.ggml.tokens": ("arr:str", tokens),
+            "tokenizer.ggml.scores": ("arr:f32", scores),
+            "tokenizer.ggml.token_type": ("arr:i32", types),
+            "tokenizer.ggml.add_space_prefix": ("bool", rng.random() < 0.5)})
+        return kvs, "spm"
+    # Byte-level BPE: the GPT-2 mapping of the alphabet's bytes, then merges.
+    byte_chars = {}
+    n = 0
+    for b in range(256):
+        if 0x21 <= b <= 0x7E or 0xA1 <= b <= 0xAC or 0xAE <= b <= 0xFF:
+            byte_chars[b] = chr(b)
+        else:
+            byte_chars[b] = chr(256 + n)
+            n += 1
+    units = sorted({byte_chars[b] for c in TINY_ALPHABET for b in c.encode()})
+    tokens = list(units)
+    merges = []
+    for _ in range(rng.randint(5, 60)):
+        left = rng.choice(tokens)
+        right = rng.choice(tokens)
+        merges.append(left + " " + right)
+        if rng.random() < 0.85 and left + right not in tokens:
+            tokens.append(left + right)
+    while len(tokens) < 12:
+        tokens.append("<pad%d>" % len(tokens))
+    types = [1] * len(tokens)
+    for sp in specials:
+        enc = sp
+        if enc not in tokens:
+            tokens.append(enc)
+            types.append(rng.choice([3, 4]))
+    kvs = dict(arch, **{
+        "tokenizer.ggml.model": ("str", "gpt2"),
+        "tokenizer.ggml.pre": ("str", rng.choice(TINY_PRES)),
+        "tokenizer.ggml.tokens": ("arr:str", tokens),
+        "tokenizer.ggml.token_type": ("arr:i32", types),
+        "tokenizer.ggml.merges": ("arr:str", merges),
+        "tokenizer.ggml.bos_token_id": ("u32", 0),
+        "tokenizer.ggml.eos_token_id": ("u32", 1)})
+    return kvs, "bpe"
+
+
+def tiny_text(rng):
+    out = []
+    for _ in range(rng.randint(1, 16)):
+        r = rng.random()
+        if r < 0.8:
+            out.append(rng.choice(TINY_ALPHABET))
+        elif r < 0.9:
+            out.append(rng.choice(["<x>", "<|e|>", "\u2581", "ab", "  "]))
+        else:
+            out.append(random_cpt(rng))
+    return "".join(out)
+
+
+def compare_tiny(args):
+    """Random tiny vocabularies, each written as a GGUF file and given to both sides."""
+    rng = random.Random(args.seed)
+    failures = []
+    total = bad = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        for v in range(args.tiny):
+            kvs, kind = tiny_vocab(rng)
+            path = os.path.join(tmp, f"tiny{v}.gguf")
+            with open(path, "wb") as f:
+                f.write(gguf_bytes(kvs))
+            llama = Llama(args.bin_dir, path)
+            amx = Amx(args.amx, path)
+            for _ in range(args.tiny_texts):
+                text = tiny_text(rng)
+                ours = amx.tokenize_all(text)
+                for m, (add, parse) in enumerate(MODES):
+                    total += 1
+                    theirs = llama.tokenize(text, add, parse)
+                    if ours[m] == theirs:
+                        continue
+                    bad += 1
+                    if len(failures) < args.max_shrink:
+                        def differs(t, m=m, add=add, parse=parse):
+                            return amx.tokenize_all(t)[m] != llama.tokenize(t, add, parse)
+                        small = shrink(text, differs)
+                        keep = os.path.join(args.keep or tmp, f"tiny_fail{len(failures)}.gguf")
+                        if args.keep:
+                            with open(keep, "wb") as f:
+                                f.write(gguf_bytes(kvs))
+                        failures.append({"vocab": kind, "gguf": keep, "mode": MODE_NAMES[m],
+                                         "text": small, "amx": amx.tokenize_all(small)[m],
+                                         "llama": llama.tokenize(small, add, parse)})
+                        print(f"  tiny {v} ({kind}) {MODE_NAMES[m]} {small!r}\n"
+                              f"    amx-llm   {failures[-1]['amx']}\n"
+                              f"    llama.cpp {failures[-1]['llama']}")
+            amx.close()
+    print(f"tiny vocabularies: {args.tiny}, {bad}/{total} tokenizations mismatched")
+    return failures
+
+
 # ---------------------------------------------------------------- comparing
 
 def shrink(text, differs, budget=3000):
@@ -502,7 +667,7 @@ def compare_pieces(models):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("bin_dir")
-    ap.add_argument("models", nargs="+")
+    ap.add_argument("models", nargs="*")
     here = os.path.dirname(os.path.abspath(__file__))
     default_exe = os.path.join(os.environ.get("CARGO_TARGET_DIR",
                                               os.path.join(here, "..", "..", "target")),
@@ -519,6 +684,10 @@ def main():
     ap.add_argument("--max-shrink", type=int, default=20,
                     help="mismatches shrunk per model")
     ap.add_argument("--report", help="write the failures as JSON here")
+    ap.add_argument("--tiny", type=int, default=0,
+                    help="random tiny vocabularies (GGUF files written here) to compare on")
+    ap.add_argument("--tiny-texts", type=int, default=200, help="texts per tiny vocabulary")
+    ap.add_argument("--keep", help="directory to keep the GGUF files of failing tiny vocabularies")
     args = ap.parse_args()
 
     models = []
@@ -527,12 +696,14 @@ def main():
         llama.path = path
         models.append((os.path.basename(path), llama, Amx(args.amx, path)))
     failures = {}
-    if args.count or args.files:
+    if models and (args.count or args.files):
         failures["ids"] = compare_ids(models, args)
     if args.cli_check:
         failures["cli"] = compare_cli(models, args)
     if args.pieces:
         failures["pieces"] = compare_pieces(models)
+    if args.tiny:
+        failures["tiny"] = compare_tiny(args)
     for _, _, amx in models:
         amx.close()
     if args.report:
