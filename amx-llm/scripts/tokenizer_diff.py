@@ -425,9 +425,26 @@ def gguf_bytes(kvs):
 
 
 TINY_ALPHABET = ["a", "b", "c", " ", "\n", "é", "'", "1"]
+# For the pre-tokenizers: every character class their regexes tell apart.
+WIDE_ALPHABET = TINY_ALPHABET + ["A", "B", "s", "t", "2", "3", "\r", "\t", "\u00a0", "\u3000",
+                                 ".", ",", "!", "?", "/", "$", "+", "<", "|", "`", "…", "。",
+                                 "、", "中", "国", "한", "ー", "ア", "\u0301", "\u0903", "١",
+                                 "½", "€", "😀", "\u200d", "\ue0d1", "\x00", "\u0378", "S", "T"]
 TINY_SCORES = [-0.0, 0.0, -1.0, -2.0, -2.0, -3.0]
-TINY_PRES = ["gpt-2", "llama-bpe", "qwen2", "smollm", "default", "deepseek-coder", "falcon",
-             "starcoder", "qwen35", "mpt"]
+# Every pre-tokenizer both sides know (amx-llm's "gpt2" alias is not llama.cpp's).
+TINY_PRES = [
+    "default", "llama3", "llama-v3", "llama-bpe", "falcon3", "falcon-h1", "pixtral", "midm-2.0",
+    "lfm2", "jina-v5-nano", "dbrx", "smaug-bpe", "tekken", "gpt-4o", "llama4", "kanana2",
+    "talkie", "minimax-m2", "deepseek-coder", "deepseek-v3", "hunyuan-dense", "joyai-llm",
+    "hy_v4", "falcon", "starcoder", "refact", "command-r", "smollm", "codeshell", "exaone",
+    "minerva-7b", "mellum2", "gpt-2", "phi-2", "jina-es", "jina-de", "gigachat",
+    "jina-v2-es", "jina-v2-de", "a.x-4.0", "mellum", "modern-bert", "jina-v1-en",
+    "jina-v2-code", "roberta-bpe", "mpt", "olmo", "jais", "trillion", "granite-docling",
+    "exaone4", "qwen2", "deepseek-r1-qwen", "kormo", "f2llmv2", "stablelm2", "hunyuan",
+    "megrez", "solar-open", "grok-2", "qwen35", "chatglm-bpe", "glm4", "glm5", "poro-chat",
+    "bloom", "gpt3-finnish", "viking", "seed-coder", "bailingmoe", "bailingmoe2", "llada-moe",
+    "ufakzeka", "minicpm5",
+]
 
 
 def tiny_vocab(rng):
@@ -475,15 +492,24 @@ def tiny_vocab(rng):
         else:
             byte_chars[b] = chr(256 + n)
             n += 1
-    units = sorted({byte_chars[b] for c in TINY_ALPHABET for b in c.encode()})
+    units = sorted({byte_chars[b] for c in WIDE_ALPHABET for b in c.encode()})
     tokens = list(units)
     merges = []
+    if rng.random() < 0.5:
+        # Dense: every pair of units merges, so any difference in where the pre-tokenizer
+        # cuts shows in the ids.
+        pairs = [a + " " + b for a in units for b in units]
+        rng.shuffle(pairs)
+        merges += pairs
+        tokens += [p.replace(" ", "") for p in pairs]
+    seen = set(tokens)
     for _ in range(rng.randint(5, 60)):
         left = rng.choice(tokens)
         right = rng.choice(tokens)
         merges.append(left + " " + right)
-        if rng.random() < 0.85 and left + right not in tokens:
+        if rng.random() < 0.85 and left + right not in seen:
             tokens.append(left + right)
+            seen.add(left + right)
     while len(tokens) < 12:
         tokens.append("<pad%d>" % len(tokens))
     types = [1] * len(tokens)
@@ -505,10 +531,11 @@ def tiny_vocab(rng):
 
 def tiny_text(rng):
     out = []
-    for _ in range(rng.randint(1, 16)):
+    alphabet = TINY_ALPHABET if rng.random() < 0.5 else WIDE_ALPHABET
+    for _ in range(rng.randint(1, 24)):
         r = rng.random()
         if r < 0.8:
-            out.append(rng.choice(TINY_ALPHABET))
+            out.append(rng.choice(alphabet) * (rng.randint(2, 4) if rng.random() < 0.1 else 1))
         elif r < 0.9:
             out.append(rng.choice(["<x>", "<|e|>", "\u2581", "ab", "  "]))
         else:
