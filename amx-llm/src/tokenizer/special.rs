@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 
 use amx_gguf::GgufFile;
 
+use super::cxx_sort;
 use super::error::TokenizerError;
 use super::vocab::{self, Vocab, attr};
 
@@ -88,13 +89,15 @@ impl CSpace for u8 {
 }
 
 /// The special-token candidates for [`partition`]: control, user-defined and unknown
-/// tokens, longest string first (ties by id, where llama.cpp's unstable sort leaves the
-/// order open).
+/// tokens, longest string first. Tokens of one length stay in the order libstdc++'s
+/// `std::sort` leaves them in llama.cpp (it decides which of two overlapping tokens of that
+/// length is split out first).
 pub(super) fn special_candidates(vocab: &Vocab) -> Vec<u32> {
     let mut ids: Vec<u32> = (0..vocab.len() as u32)
         .filter(|&id| vocab.attr(id) & (attr::CONTROL | attr::USER_DEFINED | attr::UNKNOWN) != 0)
         .collect();
-    ids.sort_by_key(|&id| std::cmp::Reverse(vocab.texts[id as usize].len()));
+    let len = |id: u32| vocab.texts[id as usize].len();
+    cxx_sort::sort(&mut ids, |&a, &b| len(a) > len(b));
     ids
 }
 

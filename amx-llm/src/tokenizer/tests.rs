@@ -283,3 +283,36 @@ fn spm_negative_zero_score_ties_with_zero() {
     assert_eq!(t.encode("abcabc", false, false), [262, 261, 262, 261]);
     assert_eq!(t.encode("bcab", false, false), [263, 262]);
 }
+
+/// Two overlapping user-defined tokens of one length: which is split out first is the
+/// order libstdc++'s `std::sort` leaves them in among the 17 special tokens (by length
+/// alone), here `ba` (274) before `ab` (261) although `ab` has the lower id. Expected ids
+/// from llama.cpp's `llama-tokenize --no-bos --no-parse-special` on the same vocabulary
+/// as a GGUF file (the harness's tiny vocabularies found amx-llm splitting `ab` first).
+#[test]
+fn overlapping_specials_of_one_length_in_std_sort_order() {
+    let mut tokens: Vec<String> = vec!["<unk>".into(), "<s>".into(), "</s>".into()];
+    let mut types = vec![2, 3, 3];
+    for b in 0..=255u8 {
+        tokens.push(format!("<0x{b:02X}>"));
+        types.push(6);
+    }
+    tokens.extend(["a", "b"].map(String::from));
+    types.extend([1, 1]);
+    let fillers = (0..10).map(|i| format!("x{i}")).chain((0..2).map(|i| format!("y{i}")));
+    let specials: Vec<String> =
+        std::iter::once("ab".into()).chain(fillers).chain(std::iter::once("ba".into())).collect();
+    types.extend(specials.iter().map(|_| 4));
+    tokens.extend(specials);
+    let scores = vec![0.0f32; tokens.len()];
+    let t = build(vec![
+        ("tokenizer.ggml.model", Value::String("llama".into())),
+        ("tokenizer.ggml.tokens", Value::Array(Array::String(tokens))),
+        ("tokenizer.ggml.token_type", Value::Array(Array::I32(types))),
+        ("tokenizer.ggml.scores", Value::Array(Array::F32(scores))),
+        ("tokenizer.ggml.add_space_prefix", Value::Bool(false)),
+    ])
+    .unwrap();
+    assert_eq!(t.encode("aba", false, false), [259, 274]);
+    assert_eq!(t.encode("xabay0ba", false, false), [123, 259, 274, 272, 274]);
+}
