@@ -61,6 +61,10 @@ class ModelParams(ctypes.Structure):
     ]
 
 
+class LoadError(Exception):
+    """libllama refused the model file."""
+
+
 LOG_CB = ctypes.CFUNCTYPE(None, ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p)
 
 
@@ -109,7 +113,7 @@ class Llama:
         params.vocab_only = True
         self.model = self.lib.llama_model_load_from_file(model.encode(), params)
         if not self.model:
-            raise SystemExit(f"libllama could not load {model}")
+            raise LoadError(f"libllama could not load {model}")
         self.vocab = self.lib.llama_model_get_vocab(self.model)
         self.n_tokens = self.lib.llama_vocab_n_tokens(self.vocab)
         self.add_bos = bool(self.lib.llama_vocab_get_add_bos(self.vocab))
@@ -435,6 +439,9 @@ WIDE_ALPHABET = TINY_ALPHABET + ["A", "B", "s", "t", "2", "3", "\r", "\t", "\u00
                                  ".", ",", "!", "?", "/", "$", "+", "<", "|", "`", "…", "。",
                                  "、", "中", "国", "한", "ー", "ア", "\u0301", "\u0903", "١",
                                  "½", "€", "😀", "\u200d", "\ue0d1", "\x00", "\u0378", "S", "T"]
+TINY_NAMED = ["<|im_end|>", "<end_of_turn>", "<|endoftext|>", "</s>", "<eos>", "<|eot_id|>",
+              "<|fim_prefix|>", "<PRE>", "<fim-pad>", "<|file_sep|>", "<mask>", "[MASK]",
+              "<|end|>", "<|return|>", "<|call|>", "<|channel|>", "<unused7>", "<s>", "<unk>"]
 TINY_SCORES = [-0.0, 0.0, -1.0, -2.0, -2.0, -3.0]
 # Every pre-tokenizer both sides know (amx-llm's "gpt2" alias is not llama.cpp's).
 TINY_PRES = [
@@ -467,6 +474,16 @@ def tiny_vocab(rng):
     if rng.random() < 0.4:
         # Many short specials, some overlapping at one length: llama.cpp's std::sort order.
         specials += [rand_str(["a", "b", "c", " ", "1"], 1, 3) for _ in range(rng.randint(5, 40))]
+    # Names llama.cpp recognises whatever their type (end of generation, fill-in-the-middle),
+    # given as normal tokens; "<mask>" and every special get strip flags by model name.
+    named = [n for n in TINY_NAMED if rng.random() < 0.15]
+    arch["general.name"] = ("str", rng.choice(["tiny", "Phi-3 tiny", "phi3", "modern-bert"]))
+    if "hi" in arch["general.name"][1]:
+        # llama.cpp refuses a "phi-3" vocabulary without these (it sets their strip flags).
+        named += ["</s>", "<unk>", "<s>", "<|endoftext|>"]
+    for key in ["tokenizer.ggml.add_bos_token", "tokenizer.ggml.add_eos_token"]:
+        if rng.random() < 0.3:
+            arch[key] = ("bool", rng.random() < 0.5)
     if rng.random() < 0.5:
         spm_alpha = [c.replace(" ", "\u2581") for c in TINY_ALPHABET]
         tokens = ["<unk>", "<s>", "</s>"] + ["<0x%02X>" % b for b in range(256)]
@@ -482,7 +499,12 @@ def tiny_vocab(rng):
             sp = sp.replace(" ", "\u2581")
             if sp not in tokens:
                 tokens.append(sp)
-                types.append(rng.choice([3, 4]))
+                types.append(rng.choice([3, 4, 4, 2, 5]))
+                scores.append(rng.choice(TINY_SCORES))
+        for name in named:
+            if name not in tokens:
+                tokens.append(name)
+                types.append(1)
                 scores.append(rng.choice(TINY_SCORES))
         kvs = dict(arch, **{
             "tokenizer.ggml.model": ("str", "llama"),
@@ -522,10 +544,13 @@ def tiny_vocab(rng):
         tokens.append("<pad%d>" % len(tokens))
     types = [1] * len(tokens)
     for sp in specials:
-        enc = sp
-        if enc not in tokens:
-            tokens.append(enc)
-            types.append(rng.choice([3, 4]))
+        if sp not in tokens:
+            tokens.append(sp)
+            types.append(rng.choice([3, 4, 4, 5]))
+    for name in named:
+        if name not in tokens:
+            tokens.append(name)
+            types.append(1)
     kvs = dict(arch, **{
         "tokenizer.ggml.model": ("str", "gpt2"),
         "tokenizer.ggml.pre": ("str", rng.choice(TINY_PRES)),
@@ -545,7 +570,7 @@ def tiny_text(rng):
         if r < 0.8:
             out.append(rng.choice(alphabet) * (rng.randint(2, 4) if rng.random() < 0.1 else 1))
         elif r < 0.9:
-            out.append(rng.choice(["<x>", "<|e|>", "\u2581", "ab", "  "]))
+            out.append(rng.choice(["<x>", "<|e|>", "\u2581", "ab", "  "] + TINY_NAMED))
         else:
             out.append(random_cpt(rng))
     return "".join(out)
@@ -555,14 +580,19 @@ def compare_tiny(args):
     """Random tiny vocabularies, each written as a GGUF file and given to both sides."""
     rng = random.Random(args.seed)
     failures = []
-    total = bad = 0
+    total = bad = refused = 0
     with tempfile.TemporaryDirectory() as tmp:
         for v in range(args.tiny):
             kvs, kind = tiny_vocab(rng)
             path = os.path.join(tmp, f"tiny{v}.gguf")
             with open(path, "wb") as f:
                 f.write(gguf_bytes(kvs))
-            llama = Llama(args.bin_dir, path)
+            try:
+                llama = Llama(args.bin_dir, path)
+            except LoadError:
+                # e.g. a "phi-3" name without "</s>": llama.cpp's strip flags need it.
+                refused += 1
+                continue
             amx = Amx(args.amx, path)
             for _ in range(args.tiny_texts):
                 text = tiny_text(rng)
@@ -589,7 +619,8 @@ def compare_tiny(args):
                               f"    llama.cpp {failures[-1]['llama']}")
             amx.close()
             llama.close()
-    print(f"tiny vocabularies: {args.tiny}, {bad}/{total} tokenizations mismatched")
+    print(f"tiny vocabularies: {args.tiny} ({refused} refused by llama.cpp), "
+          f"{bad}/{total} tokenizations mismatched")
     return failures
 
 
@@ -728,7 +759,10 @@ def main():
 
     models = []
     for path in args.models:
-        llama = Llama(args.bin_dir, path)
+        try:
+            llama = Llama(args.bin_dir, path)
+        except LoadError as e:
+            raise SystemExit(str(e))
         llama.path = path
         models.append((os.path.basename(path), llama, Amx(args.amx, path)))
     failures = {}

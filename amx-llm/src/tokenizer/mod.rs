@@ -25,6 +25,7 @@
 //! ```
 
 mod bpe;
+mod cxx_map;
 mod cxx_sort;
 mod error;
 mod pretokenize;

@@ -5,9 +5,9 @@ use std::collections::BTreeSet;
 
 use amx_gguf::GgufFile;
 
-use super::cxx_sort;
 use super::error::TokenizerError;
 use super::vocab::{self, Vocab, attr};
+use super::{cxx_map, cxx_sort};
 
 /// A piece of the text to tokenize: raw text (a byte range of the input) or a special token.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -241,9 +241,9 @@ impl SpecialIds {
 }
 
 /// Fills the ids the metadata left unset from token strings (llama.cpp's auto-detection;
-/// where several strings qualify, the lowest id, since llama.cpp's hash-map order is
-/// unspecified), marking each found token as control; then returns the end-of-generation
-/// set, adjusting attributes as llama.cpp does.
+/// where several strings qualify, the first in the order llama.cpp's `token_to_id` map
+/// lists them, [`cxx_map`]), marking each found token as control; then returns the
+/// end-of-generation set, adjusting attributes as llama.cpp does.
 pub(super) fn detect(vocab: &mut Vocab, ids: &mut SpecialIds) -> BTreeSet<u32> {
     let slots: [(&mut Option<u32>, &[&str]); 8] = [
         (&mut ids.eot, EOT_NAMES),
@@ -255,9 +255,19 @@ pub(super) fn detect(vocab: &mut Vocab, ids: &mut SpecialIds) -> BTreeSet<u32> {
         (&mut ids.fim_rep, FIM_REP_NAMES),
         (&mut ids.fim_sep, FIM_SEP_NAMES),
     ];
+    // llama.cpp's map order, computed only when some slot has two candidates.
+    let mut order: Option<Vec<u32>> = None;
     for (slot, names) in slots {
         if slot.is_none() {
-            *slot = names.iter().filter_map(|n| vocab.id(n)).min();
+            let found: Vec<u32> = names.iter().filter_map(|n| vocab.id(n)).collect();
+            *slot = if found.len() > 1 {
+                let order = order.get_or_insert_with(|| {
+                    cxx_map::iteration_order(&vocab.texts).unwrap_or_default()
+                });
+                order.iter().copied().find(|id| found.contains(id)).or(found.iter().copied().min())
+            } else {
+                found.first().copied()
+            };
             if let Some(id) = *slot {
                 vocab.attrs[id as usize] |= attr::CONTROL;
             }

@@ -316,3 +316,37 @@ fn overlapping_specials_of_one_length_in_std_sort_order() {
     assert_eq!(t.encode("aba", false, false), [259, 274]);
     assert_eq!(t.encode("xabay0ba", false, false), [123, 259, 274, 272, 274]);
 }
+
+/// Two fill-in-the-middle prefix names, both normal tokens: llama.cpp takes the first its
+/// `token_to_id` hash map lists (`<|fim_prefix|>`, 260, not the lower id `<PRE>`) and makes
+/// it a control token, split out with `parse_special`. Expected ids from llama.cpp's
+/// `llama-tokenize --no-bos` on the same vocabulary as a GGUF file (the harness's tiny
+/// vocabularies found amx-llm taking the lowest id).
+#[test]
+fn fim_name_picked_in_llama_cpp_map_order() {
+    let mut tokens: Vec<String> = vec!["<unk>".into(), "<s>".into(), "</s>".into()];
+    let mut types = vec![2, 3, 3];
+    for b in 0..=255u8 {
+        tokens.push(format!("<0x{b:02X}>"));
+        types.push(6);
+    }
+    tokens.extend(["<PRE>", "<|fim_prefix|>"].map(String::from));
+    types.extend([1, 1]);
+    let scores = vec![0.0f32; tokens.len()];
+    let t = build(vec![
+        ("tokenizer.ggml.model", Value::String("llama".into())),
+        ("tokenizer.ggml.tokens", Value::Array(Array::String(tokens))),
+        ("tokenizer.ggml.token_type", Value::Array(Array::I32(types))),
+        ("tokenizer.ggml.scores", Value::Array(Array::F32(scores))),
+        ("tokenizer.ggml.add_space_prefix", Value::Bool(false)),
+    ])
+    .unwrap();
+    let pre_bytes = [63, 83, 85, 72, 65];
+    let mut want = vec![260];
+    want.extend(pre_bytes);
+    assert_eq!(t.encode("<|fim_prefix|><PRE>", false, true), want);
+    // Unparsed, both are their bytes.
+    let mut bytes = vec![63, 127, 105, 108, 112, 98, 115, 117, 104, 105, 108, 123, 127, 65];
+    bytes.extend(pre_bytes);
+    assert_eq!(t.encode("<|fim_prefix|><PRE>", false, false), bytes);
+}
