@@ -14,9 +14,18 @@ per text would take hours); `--cli-check N` runs llama-tokenize itself on N text
 and checks the library path gives the same ids. amx-llm's side is the example
 `tokenize_ids` (cargo build --release -p amx-llm --example tokenize_ids), kept running.
 
+Texts: random mixes (words, contractions, digit runs, whitespace, accents and combining
+marks, scripts, emoji sequences, odd code points, special-token strings, code, long runs),
+as many again made from each model's own vocabulary (special-token soup, token-piece soup,
+code-point soup, lossily decoded random bytes), `--files` the lines and paragraphs of
+/usr/share/common-licenses/* and some /usr/share/doc/*/copyright, `--long` ~30k-character
+texts.
+
 `--tiny N` also writes N random tiny vocabularies as GGUF files (SentencePiece and
-byte-level BPE over a few characters, tied and signed-zero scores, merges that form no
-token, special tokens made of plain text) and compares on texts over their alphabet.
+byte-level BPE over a few characters, every pre-tokenizer, tied and signed-zero scores,
+merges that form no token, many short overlapping special tokens, EOG/FIM names as normal
+tokens, model names that set strip flags) and compares on texts over their alphabet;
+`--keep DIR` keeps the files of failing ones.
 
 Each mismatch is shrunk to a minimal text (code points dropped while the mismatch stays)
 and printed with both id lists. Exit status 1 when anything mismatched.
