@@ -57,6 +57,19 @@ pub fn compute(op: &OpDesc, srcs: &[&[u8]]) -> Result<Vec<u8>, ExecError> {
         Op::SoftMax => rows(&f(0)?, d(0).ne[0]).flat_map(softmax).collect(),
         Op::RmsNorm { eps } => rows(&f(0)?, d(0).ne[0]).flat_map(|r| rms_norm(r, eps)).collect(),
         Op::Silu => f(0)?.iter().map(|&x| x / (1.0 + (-x).exp())).collect(),
+        Op::Gelu => f(0)?.iter().map(|&x| gelu(x)).collect(),
+        Op::Scale { s } => f(0)?.iter().map(|&x| x * s).collect(),
+        Op::Rope { mode, n_dims, freq_base, freq_scale } => {
+            let pos = i32_from_bytes(srcs[1]);
+            let rope = Rope { mode, n_dims, freq_base, freq_scale };
+            rope.apply(name, &f(0)?, d(0).ne, &pos, d(1))?
+        }
+        Op::Attention { scale, window } => {
+            let pos = i32_from_bytes(srcs[5]);
+            let att = Attention { scale, window };
+            let v = [f(0)?, f(1)?, f(2)?, f(3)?, f(4)?];
+            att.apply(name, &v, [d(0).ne, d(2).ne, d(3).ne], &pos, d(5))?
+        }
         Op::Transpose => transpose(&f(0)?, d(0).ne),
         Op::Reshape { .. } => return Ok(srcs[0].to_vec()),
         Op::TopK { k } => {
@@ -208,6 +221,127 @@ fn transpose(a: &[f32], ne: [usize; 4]) -> Vec<f32> {
         }
     }
     out
+}
+
+/// ggml's GELU (tanh form; ggml tabulates it in F16 on the CPU, computed here in f32).
+fn gelu(x: f32) -> f32 {
+    const SQRT_2_OVER_PI: f32 = 0.797_884_6;
+    0.5 * x * (1.0 + (SQRT_2_OVER_PI * x * (1.0 + 0.044_715 * x * x)).tanh())
+}
+
+/// The parameters of [`Op::Rope`].
+struct Rope {
+    mode: crate::op::RopeMode,
+    n_dims: usize,
+    freq_base: f32,
+    freq_scale: f32,
+}
+
+impl Rope {
+    fn apply(
+        &self,
+        op: &Arc<str>,
+        x: &[f32],
+        ne: [usize; 4],
+        pos: &[i32],
+        pd: &TensorDesc,
+    ) -> Result<Vec<f32>, ExecError> {
+        let (d, h) = (ne[0], ne[1]);
+        let half = self.n_dims / 2;
+        let mut out = x.to_vec();
+        for (t, &p) in pos.iter().enumerate() {
+            if p < 0 {
+                return Err(ExecError::IndexOutOfRange {
+                    op: op.clone(),
+                    tensor: pd.name.clone(),
+                    index: i64::from(p),
+                    len: usize::MAX,
+                });
+            }
+            // Angles in f64 then rounded: positions up to millions keep their precision.
+            let p = f64::from(p) * f64::from(self.freq_scale);
+            let base = f64::from(self.freq_base);
+            let trig: Vec<(f32, f32)> = (0..half)
+                .map(|i| {
+                    let theta = p * base.powf(-2.0 * i as f64 / self.n_dims as f64);
+                    (theta.cos() as f32, theta.sin() as f32)
+                })
+                .collect();
+            for head in out[t * d * h..][..d * h].chunks_exact_mut(d) {
+                for (i, &(c, s)) in trig.iter().enumerate() {
+                    let (a, b) = match self.mode {
+                        crate::op::RopeMode::Normal => (2 * i, 2 * i + 1),
+                        crate::op::RopeMode::Neox => (i, i + half),
+                    };
+                    let (x0, x1) = (head[a], head[b]);
+                    head[a] = x0 * c - x1 * s;
+                    head[b] = x0 * s + x1 * c;
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The parameters of [`Op::Attention`].
+struct Attention {
+    scale: f32,
+    window: usize,
+}
+
+impl Attention {
+    /// `v` = q, k, v, k cache, v cache; `ne` = q's, v's and the k cache's shapes.
+    fn apply(
+        &self,
+        op: &Arc<str>,
+        v: &[Vec<f32>; 5],
+        ne: [[usize; 4]; 3],
+        pos: &[i32],
+        pd: &TensorDesc,
+    ) -> Result<Vec<f32>, ExecError> {
+        let [q, k, vv, kc, vc] = v;
+        let [[dk, h, t, _], [dv, hkv, _, _], [_, _, cap, _]] = ne;
+        let p0 = index_in(op, pd, pos[0], cap + 1)?;
+        if pos.iter().enumerate().any(|(i, &p)| i64::from(p) != (p0 + i) as i64) {
+            return Err(ExecError::Sources {
+                op: op.clone(),
+                what: "positions must be consecutive",
+            });
+        }
+        let group = h / hkv;
+        let mut out = vec![0.0; dv * h * t];
+        let mut scores = Vec::with_capacity(p0 + t);
+        for ti in 0..t {
+            let p = p0 + ti;
+            let lo = if self.window > 0 { (p + 1).saturating_sub(self.window) } else { 0 };
+            for hi in 0..h {
+                let g = hi / group;
+                let qv = &q[(ti * h + hi) * dk..][..dk];
+                let key = |j: usize| {
+                    if j >= p0 {
+                        &k[((j - p0) * hkv + g) * dk..][..dk]
+                    } else {
+                        &kc[(j * hkv + g) * dk..][..dk]
+                    }
+                };
+                scores.clear();
+                scores.extend((lo..=p).map(|j| self.scale * dot(qv, key(j))));
+                let probs = softmax(&scores);
+                let o = &mut out[(ti * h + hi) * dv..][..dv];
+                for (j, &w) in (lo..=p).zip(&probs) {
+                    let val = if j >= p0 {
+                        &vv[((j - p0) * hkv + g) * dv..][..dv]
+                    } else {
+                        &vc[(j * hkv + g) * dv..][..dv]
+                    };
+                    for (o, &x) in o.iter_mut().zip(val) {
+                        *o += w * x;
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
 }
 
 /// Indices of the `k` largest values, largest first, ties to the lower index (NaN sorts

@@ -106,7 +106,11 @@ pub(super) fn run(
     let rows = shape.tokens.checked_mul(shape.top_k).ok_or(gemm_err(GemmError::Overflow))?;
     let xm = MatRef::new(&xv, shape.tokens, shape.k, shape.k).map_err(gemm_err)?;
     let mut y = MatMut::new(dst, rows, shape.n, shape.n).map_err(gemm_err)?;
-    let path = tile_state::grouped_path(format).map_err(gemm_err)?;
+    let path = match buft.path {
+        Path::Auto => tile_state::grouped_path(format),
+        forced => tile_state::resolve_path(format, 0, forced),
+    }
+    .map_err(gemm_err)?;
     let need = grouped_workspace_bytes(format, &shape, path).map_err(gemm_err)?;
     WORKSPACE
         .with_borrow_mut(|ws| {
