@@ -196,6 +196,6 @@ impl Hparams {
 
     /// Whether layer `l` attends through a sliding window.
     pub fn is_swa(&self, l: usize) -> bool {
-        self.swa > 0 && self.swa_pattern > 0 && (l + 1) % self.swa_pattern != 0
+        self.swa > 0 && self.swa_pattern > 0 && !(l + 1).is_multiple_of(self.swa_pattern)
     }
 }
