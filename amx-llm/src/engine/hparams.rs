@@ -12,6 +12,12 @@ pub enum Arch {
     /// `llama` (SmolLM2, Llama, Mistral), with Mixtral-style experts when
     /// `llama.expert_count` is set.
     Llama,
+    /// `qwen2` (biases on q, k and v).
+    Qwen2,
+    /// `qwen3` (per-head q/k RMS norm).
+    Qwen3,
+    /// `qwen3moe` (qwen3 with experts).
+    Qwen3Moe,
     /// `gemma3`.
     Gemma3,
 }
@@ -21,6 +27,9 @@ impl Arch {
     pub fn name(self) -> &'static str {
         match self {
             Arch::Llama => "llama",
+            Arch::Qwen2 => "qwen2",
+            Arch::Qwen3 => "qwen3",
+            Arch::Qwen3Moe => "qwen3moe",
             Arch::Gemma3 => "gemma3",
         }
     }
@@ -111,6 +120,9 @@ impl Hparams {
         let name = file.get_str("general.architecture")?;
         let arch = match name {
             "llama" => Arch::Llama,
+            "qwen2" => Arch::Qwen2,
+            "qwen3" => Arch::Qwen3,
+            "qwen3moe" => Arch::Qwen3Moe,
             "gemma3" => Arch::Gemma3,
             other => return Err(EngineError::UnsupportedArch { arch: other.to_owned() }),
         };
@@ -149,6 +161,9 @@ impl Hparams {
         };
         let (rope_mode, attn_scale, swa, swa_pattern, rope_base_swa) = match arch {
             Arch::Llama => (RopeMode::Normal, 1.0 / (head_k as f32).sqrt(), 0, 0, rope_base),
+            Arch::Qwen2 | Arch::Qwen3 | Arch::Qwen3Moe => {
+                (RopeMode::Neox, 1.0 / (head_k as f32).sqrt(), 0, 0, rope_base)
+            }
             // llama.cpp: 1/sqrt(query_pre_attn_scalar) with the scalar = key_length (all
             // sizes but 27B), every 6th layer global, local layers at base 10000.
             Arch::Gemma3 => (
@@ -167,7 +182,11 @@ impl Hparams {
             n_head_kv,
             head_k,
             head_v,
-            n_ff: uint(file, &key("feed_forward_length"))?,
+            // qwen3moe's experts have their own width.
+            n_ff: match file.get(&key("expert_feed_forward_length")) {
+                Some(_) => uint(file, &key("expert_feed_forward_length"))?,
+                None => uint(file, &key("feed_forward_length"))?,
+            },
             eps: float_or(file, &key("attention.layer_norm_rms_epsilon"), 1e-5)?,
             rope_mode,
             rope_dims: uint_or(file, &key("rope.dimension_count"), head_k)?,

@@ -23,6 +23,7 @@ struct Layer {
     wk: TensorId,
     wv: TensorId,
     wo: TensorId,
+    bias: [Option<TensorId>; 3],
     q_norm: Option<TensorId>,
     k_norm: Option<TensorId>,
     post_attn_norm: Option<TensorId>,
@@ -159,6 +160,12 @@ fn declare_weights(
         let wk = b.weight(&n("attn_k"), &[e, kd], at)?;
         let wv = b.weight(&n("attn_v"), &[e, vd], at)?;
         let wo = b.weight(&n("attn_output"), &[hp.head_v * hp.n_head, e], at)?;
+        let bias = [("attn_q", qd), ("attn_k", kd), ("attn_v", vd)].map(|(w, d)| {
+            let name = format!("blk.{l}.{w}.bias");
+            if b.has(&name) { b.weight(&name, &[d], at).map(Some) } else { Ok(None) }
+        });
+        let [bq, bk, bv] = bias;
+        let bias = [bq?, bk?, bv?];
         let gemma = hp.arch == Arch::Gemma3;
         let opt = |b: &mut Builder<'_>,
                    s: &str,
@@ -193,6 +200,7 @@ fn declare_weights(
             wk,
             wv,
             wo,
+            bias,
             q_norm,
             k_norm,
             post_attn_norm,
@@ -244,9 +252,15 @@ pub fn build(
     let mut new_kv = Vec::with_capacity(hp.n_layer);
     for (l, w) in layers.iter().enumerate() {
         let h = b.norm(format!("attn_norm-{l}"), x, w.attn_norm, hp.eps)?;
-        let q = b.op(format!("q-{l}"), Op::MulMat, &[w.wq, h])?;
-        let k = b.op(format!("k-{l}"), Op::MulMat, &[w.wk, h])?;
-        let v = b.op(format!("v-{l}"), Op::MulMat, &[w.wv, h])?;
+        let mut qkv = [(w.wq, "q"), (w.wk, "k"), (w.wv, "v")]
+            .map(|(wt, n)| b.op(format!("{n}-{l}"), Op::MulMat, &[wt, h]));
+        for ((r, bias), n) in qkv.iter_mut().zip(w.bias).zip(["q", "k", "v"]) {
+            if let (Ok(x), Some(bias)) = (&*r, bias) {
+                *r = b.op(format!("{n}_biased-{l}"), Op::Add, &[*x, bias]);
+            }
+        }
+        let [q, k, v] = qkv;
+        let (q, k, v) = (q?, k?, v?);
         let mut q = b.op(format!("q3-{l}"), Op::Reshape { ne: [hk, nh, t, 1] }, &[q])?;
         let mut k = b.op(format!("k3-{l}"), Op::Reshape { ne: [hk, nkv, t, 1] }, &[k])?;
         let v = b.op(format!("Vcur-{l}"), Op::Reshape { ne: [hv, nkv, t, 1] }, &[v])?;
