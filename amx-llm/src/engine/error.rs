@@ -59,7 +59,10 @@ impl fmt::Display for EngineError {
         match self {
             EngineError::Gguf(e) => write!(f, "model file: {e}"),
             EngineError::UnsupportedArch { arch } => {
-                write!(f, "unsupported architecture {arch:?} (runs: llama, qwen2, qwen3, qwen3moe, gemma3)")
+                write!(
+                    f,
+                    "unsupported architecture {arch:?} (runs: llama, qwen2, qwen3, qwen3moe, gemma3)"
+                )
             }
             EngineError::UnsupportedTensor { tensor, ggml_type } => {
                 write!(f, "tensor {tensor}: unsupported ggml type {ggml_type}")

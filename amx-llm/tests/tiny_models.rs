@@ -1,0 +1,435 @@
+//! Tiny models of every architecture, written here as GGUF files (amx-gguf's `writer`),
+//! run by the engine and checked against a plain f64 forward pass written independently
+//! below. No model file needed.
+//!
+//! Each model runs 32 tokens: as one prefill step (all logits) and token by token
+//! through the KV cache, on the scalar path (f32, close to the f64 reference) and with
+//! dispatch (AMX at 32 rows, VNNI for decode: activations rounded, looser).
+
+use amx_core::formats::{Format, dequantize, half::f32_to_f16};
+use amx_core::gemm::Path;
+use amx_gguf::writer::Writer;
+use amx_gguf::{Array, GgufFile, Value};
+use amx_llm::engine::{Engine, Options};
+use amx_testdata::random::pseudo_random_values;
+
+const T: usize = 32;
+
+/// A tiny model's shape.
+#[derive(Clone, Copy)]
+struct Spec {
+    arch: &'static str,
+    n_embd: usize,
+    n_head: usize,
+    n_kv: usize,
+    head: usize,
+    n_ff: usize,
+    layers: usize,
+    vocab: usize,
+    experts: usize,
+    used: usize,
+    rope_dims: usize,
+    window: usize,
+}
+
+impl Spec {
+    fn gemma(&self) -> bool {
+        self.arch == "gemma3"
+    }
+    fn neox(&self) -> bool {
+        self.arch != "llama"
+    }
+    fn bias(&self) -> bool {
+        self.arch == "qwen2"
+    }
+    fn qk_norm(&self) -> bool {
+        matches!(self.arch, "qwen3" | "qwen3moe" | "gemma3")
+    }
+    fn swa(&self, l: usize) -> bool {
+        self.window > 0 && !(l + 1).is_multiple_of(6)
+    }
+}
+
+/// Q8_0 bytes of `v` (rows of a multiple of 32), as ggml quantizes.
+fn q8_0(v: &[f32]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for b in v.chunks_exact(32) {
+        let amax = b.iter().fold(0f32, |m, x| m.max(x.abs()));
+        let d = amax / 127.0;
+        let id = if d > 0.0 { 1.0 / d } else { 0.0 };
+        out.extend(f32_to_f16(d).to_le_bytes());
+        out.extend(b.iter().map(|x| (x * id).round() as i8 as u8));
+    }
+    out
+}
+
+/// The model: the GGUF bytes and every weight's values as stored (dequantized).
+struct Tiny {
+    spec: Spec,
+    file: Vec<u8>,
+    w: std::collections::HashMap<String, Vec<f64>>,
+}
+
+fn build(spec: Spec, seed: u64) -> Tiny {
+    let a = spec.arch;
+    let mut wr = Writer::new()
+        .kv("general.architecture", Value::String(a.into()))
+        .kv(&format!("{a}.embedding_length"), Value::U32(spec.n_embd as u32))
+        .kv(&format!("{a}.block_count"), Value::U32(spec.layers as u32))
+        .kv(&format!("{a}.attention.head_count"), Value::U32(spec.n_head as u32))
+        .kv(&format!("{a}.attention.head_count_kv"), Value::U32(spec.n_kv as u32))
+        .kv(&format!("{a}.attention.key_length"), Value::U32(spec.head as u32))
+        .kv(&format!("{a}.attention.value_length"), Value::U32(spec.head as u32))
+        .kv(&format!("{a}.attention.layer_norm_rms_epsilon"), Value::F32(1e-5))
+        .kv(&format!("{a}.rope.freq_base"), Value::F32(5000.0))
+        .kv(&format!("{a}.rope.dimension_count"), Value::U32(spec.rope_dims as u32))
+        .kv("tokenizer.ggml.model", Value::String("gpt2".into()))
+        .kv("tokenizer.ggml.scores", Value::Array(Array::F32(vec![0.0; 4])));
+    if spec.experts > 0 {
+        wr = wr
+            .kv(&format!("{a}.expert_count"), Value::U32(spec.experts as u32))
+            .kv(&format!("{a}.expert_used_count"), Value::U32(spec.used as u32));
+    }
+    let ff_key = if a == "qwen3moe" { "expert_feed_forward_length" } else { "feed_forward_length" };
+    wr = wr.kv(&format!("{a}.{ff_key}"), Value::U32(spec.n_ff as u32));
+    if spec.window > 0 {
+        wr = wr.kv(&format!("{a}.attention.sliding_window"), Value::U32(spec.window as u32));
+    }
+    let mut w = std::collections::HashMap::new();
+    let mut salt = seed;
+    let mut mat = |wr: Writer, name: &str, dims: &[usize]| -> Writer {
+        salt += 1;
+        let n: usize = dims.iter().product();
+        let scale = 1.5 / (dims[0] as f32).sqrt();
+        let v: Vec<f32> = pseudo_random_values(salt, n).iter().map(|x| x * scale).collect();
+        let bytes = q8_0(&v);
+        let mut back = vec![0f32; n];
+        dequantize(Format::Q8_0, &bytes, &mut back).unwrap();
+        w.insert(name.to_owned(), back.iter().map(|&x| f64::from(x)).collect());
+        let d: Vec<u64> = dims.iter().map(|&x| x as u64).collect();
+        wr.tensor(name, &d, 8, bytes)
+    };
+    let (e, h, kv, hd, f, x) =
+        (spec.n_embd, spec.n_head, spec.n_kv, spec.head, spec.n_ff, spec.experts);
+    wr = mat(wr, "token_embd.weight", &[e, spec.vocab]);
+    let mut vecs: Vec<(String, usize, f32)> = vec![("output_norm.weight".into(), e, 1.0)];
+    for l in 0..spec.layers {
+        let n = |s: &str| format!("blk.{l}.{s}.weight");
+        wr = mat(wr, &n("attn_q"), &[e, h * hd]);
+        wr = mat(wr, &n("attn_k"), &[e, kv * hd]);
+        wr = mat(wr, &n("attn_v"), &[e, kv * hd]);
+        wr = mat(wr, &n("attn_output"), &[h * hd, e]);
+        if x > 0 {
+            wr = mat(wr, &n("ffn_gate_exps"), &[e, f, x]);
+            wr = mat(wr, &n("ffn_up_exps"), &[e, f, x]);
+            wr = mat(wr, &n("ffn_down_exps"), &[f, e, x]);
+            vecs.push((n("ffn_gate_inp"), e * x, 0.0));
+        } else {
+            wr = mat(wr, &n("ffn_gate"), &[e, f]);
+            wr = mat(wr, &n("ffn_up"), &[e, f]);
+            wr = mat(wr, &n("ffn_down"), &[f, e]);
+        }
+        vecs.push((n("attn_norm"), e, 1.0));
+        vecs.push((n("ffn_norm"), e, 1.0));
+        if spec.qk_norm() {
+            vecs.push((n("attn_q_norm"), hd, 1.0));
+            vecs.push((n("attn_k_norm"), hd, 1.0));
+        }
+        if spec.gemma() {
+            vecs.push((n("post_attention_norm"), e, 1.0));
+            vecs.push((n("post_ffw_norm"), e, 1.0));
+        }
+        if spec.bias() {
+            for (b, d) in [("attn_q", h * hd), ("attn_k", kv * hd), ("attn_v", kv * hd)] {
+                vecs.push((format!("blk.{l}.{b}.bias"), d, 0.0));
+            }
+        }
+    }
+    for (name, n, base) in vecs {
+        salt += 1;
+        // Norm weights near 1, biases and the router spread out.
+        let spread = if base == 1.0 { 0.2 } else { 0.5 };
+        let v: Vec<f32> = pseudo_random_values(salt, n).iter().map(|r| base + spread * r).collect();
+        w.insert(name.clone(), v.iter().map(|&x| f64::from(x)).collect());
+        let dims: Vec<u64> = if name.ends_with("ffn_gate_inp.weight") {
+            vec![e as u64, x as u64]
+        } else {
+            vec![n as u64]
+        };
+        wr = wr.tensor(&name, &dims, 0, v.iter().flat_map(|x| x.to_le_bytes()).collect());
+    }
+    Tiny { spec, file: wr.build().0, w }
+}
+
+fn rms_norm(x: &[f64], w: &[f64]) -> Vec<f64> {
+    let ms = x.iter().map(|v| v * v).sum::<f64>() / x.len() as f64;
+    let s = 1.0 / (ms + 1e-5).sqrt();
+    x.iter().zip(w).map(|(v, g)| v * s * g).collect()
+}
+
+/// `W x` for W `[k, n]` (n rows of k) stored row-major.
+fn matvec(w: &[f64], x: &[f64]) -> Vec<f64> {
+    w.chunks_exact(x.len()).map(|r| r.iter().zip(x).map(|(a, b)| a * b).sum()).collect()
+}
+
+fn rope(v: &mut [f64], pos: usize, dims: usize, base: f64, neox: bool) {
+    for i in 0..dims / 2 {
+        let th = pos as f64 * base.powf(-2.0 * i as f64 / dims as f64);
+        let (a, b) = if neox { (i, i + dims / 2) } else { (2 * i, 2 * i + 1) };
+        let (x0, x1) = (v[a], v[b]);
+        v[a] = x0 * th.cos() - x1 * th.sin();
+        v[b] = x0 * th.sin() + x1 * th.cos();
+    }
+}
+
+fn gelu(x: f64) -> f64 {
+    0.5 * x * (1.0 + ((2.0 / std::f64::consts::PI).sqrt() * (x + 0.044715 * x * x * x)).tanh())
+}
+
+fn silu(x: f64) -> f64 {
+    x / (1.0 + (-x).exp())
+}
+
+fn softmax(v: &[f64]) -> Vec<f64> {
+    let m = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let e: Vec<f64> = v.iter().map(|x| (x - m).exp()).collect();
+    let z: f64 = e.iter().sum();
+    e.iter().map(|x| x / z).collect()
+}
+
+/// The f64 forward pass: logits of every position.
+fn reference(m: &Tiny, tokens: &[u32]) -> Vec<Vec<f64>> {
+    let s = m.spec;
+    let w = |n: &str| &m.w[n][..];
+    let (e, hd) = (s.n_embd, s.head);
+    let mut xs: Vec<Vec<f64>> = tokens
+        .iter()
+        .map(|&t| {
+            let row = &w("token_embd.weight")[t as usize * e..][..e];
+            let k = if s.gemma() { (e as f64).sqrt() } else { 1.0 };
+            row.iter().map(|v| v * k).collect()
+        })
+        .collect();
+    for l in 0..s.layers {
+        let n = |r: &str| format!("blk.{l}.{r}.weight");
+        let base = if s.gemma() && s.swa(l) { 10000.0 } else { 5000.0 };
+        let mut qs = vec![];
+        let mut ks = vec![];
+        let mut vs = vec![];
+        for (p, x) in xs.iter().enumerate() {
+            let h = rms_norm(x, w(&n("attn_norm")));
+            let proj = |wn: &str, bias: &str, heads: usize, norm: &str| {
+                let mut v = matvec(w(&n(wn)), &h);
+                if s.bias() {
+                    for (a, b) in v.iter_mut().zip(w(&format!("blk.{l}.{bias}.bias"))) {
+                        *a += b;
+                    }
+                }
+                let mut out = vec![];
+                for hv in v.chunks(hd) {
+                    let mut hv = hv.to_vec();
+                    if !norm.is_empty() {
+                        if s.qk_norm() {
+                            hv = rms_norm(&hv, w(&n(norm)));
+                        }
+                        rope(&mut hv, p, s.rope_dims, base, s.neox());
+                    }
+                    out.push(hv);
+                }
+                assert_eq!(out.len(), heads);
+                out
+            };
+            qs.push(proj("attn_q", "attn_q", s.n_head, "attn_q_norm"));
+            ks.push(proj("attn_k", "attn_k", s.n_kv, "attn_k_norm"));
+            vs.push(proj("attn_v", "attn_v", s.n_kv, ""));
+        }
+        for (p, x) in xs.iter_mut().enumerate() {
+            let mut att = vec![];
+            for (hq, qh) in qs[p].iter().enumerate() {
+                let g = hq / (s.n_head / s.n_kv);
+                let lo = if s.gemma() && s.swa(l) { (p + 1).saturating_sub(s.window) } else { 0 };
+                let sc: Vec<f64> = (lo..=p)
+                    .map(|j| {
+                        qh.iter().zip(&ks[j][g]).map(|(a, b)| a * b).sum::<f64>()
+                            / (hd as f64).sqrt()
+                    })
+                    .collect();
+                let pr = softmax(&sc);
+                let mut o = vec![0.0; hd];
+                for (j, pj) in (lo..=p).zip(&pr) {
+                    for (oi, vi) in o.iter_mut().zip(&vs[j][g]) {
+                        *oi += pj * vi;
+                    }
+                }
+                att.extend(o);
+            }
+            let mut o = matvec(w(&n("attn_output")), &att);
+            if s.gemma() {
+                o = rms_norm(&o, w(&n("post_attention_norm")));
+            }
+            let x1: Vec<f64> = x.iter().zip(&o).map(|(a, b)| a + b).collect();
+            let h = rms_norm(&x1, w(&n("ffn_norm")));
+            let ffn = |gate: &[f64], up: &[f64], down: &[f64]| {
+                let g = matvec(gate, &h);
+                let u = matvec(up, &h);
+                let act: Vec<f64> = g
+                    .iter()
+                    .zip(&u)
+                    .map(|(g, u)| if s.gemma() { gelu(*g) } else { silu(*g) } * u)
+                    .collect();
+                matvec(down, &act)
+            };
+            let mut f = if s.experts > 0 {
+                let probs = softmax(&matvec(w(&n("ffn_gate_inp")), &h));
+                let mut idx: Vec<usize> = (0..s.experts).collect();
+                idx.sort_by(|&a, &b| probs[b].total_cmp(&probs[a]).then(a.cmp(&b)));
+                let top = &idx[..s.used];
+                let z: f64 = top.iter().map(|&i| probs[i]).sum();
+                let (ef, ee) = (s.n_ff, e);
+                let mut out = vec![0.0; e];
+                for &i in top {
+                    let sl = |name: &str, a: usize, b: usize| &m.w[&n(name)][i * a * b..][..a * b];
+                    let y = ffn(
+                        sl("ffn_gate_exps", ee, ef),
+                        sl("ffn_up_exps", ee, ef),
+                        sl("ffn_down_exps", ef, ee),
+                    );
+                    for (o, v) in out.iter_mut().zip(y) {
+                        *o += probs[i] / z * v;
+                    }
+                }
+                out
+            } else {
+                ffn(w(&n("ffn_gate")), w(&n("ffn_up")), w(&n("ffn_down")))
+            };
+            if s.gemma() {
+                f = rms_norm(&f, w(&n("post_ffw_norm")));
+            }
+            *x = x1.iter().zip(&f).map(|(a, b)| a + b).collect();
+        }
+    }
+    xs.iter()
+        .map(|x| matvec(w("token_embd.weight"), &rms_norm(x, w("output_norm.weight"))))
+        .collect()
+}
+
+/// Relative L2 distance of `got` from `want`.
+fn rel(got: &[f32], want: &[f64]) -> f64 {
+    let d: f64 = got.iter().zip(want).map(|(a, b)| (f64::from(*a) - b).powi(2)).sum();
+    let n: f64 = want.iter().map(|b| b * b).sum();
+    (d / n).sqrt()
+}
+
+fn check(spec: Spec) {
+    let m = build(spec, 7);
+    let tokens: Vec<u32> = (0..T).map(|i| ((i * 7 + 3) % spec.vocab) as u32).collect();
+    let want = reference(&m, &tokens);
+    assert!(want.iter().flatten().all(|v| v.is_finite()));
+    let v = spec.vocab;
+    // Dispatch rounds activations (BF16 on AMX, int8 on VNNI): 1-2 % here, more where a
+    // rounded router picks another expert at a near-tie.
+    let auto_tol = if spec.experts > 0 { 0.1 } else { 0.04 };
+    for (path, tol) in [(Path::Scalar, 1e-5), (Path::Auto, auto_tol)] {
+        let file = GgufFile::parse(m.file.clone()).unwrap();
+        let o = Options { threads: 2, path, gpu_layers: 0, context: T };
+        let mut engine = Engine::from_file(file, o).unwrap();
+        let all = engine.step(&tokens, T).unwrap();
+        let worst =
+            want.iter().enumerate().map(|(p, w)| rel(&all[p * v..][..v], w)).fold(0.0, f64::max);
+        eprintln!("{} {path:?}: worst prefill relative error {worst:.2e}", spec.arch);
+        for (p, w) in want.iter().enumerate() {
+            let r = rel(&all[p * v..][..v], w);
+            assert!(r < tol, "{} {path:?} prefill position {p}: relative error {r}", spec.arch);
+        }
+        engine.reset();
+        for (p, &t) in tokens.iter().enumerate() {
+            let got = engine.step(&[t], 1).unwrap();
+            let r = rel(&got, &want[p]);
+            assert!(r < tol, "{} {path:?} decode position {p}: relative error {r}", spec.arch);
+        }
+    }
+    // Layers on the GPU-like backend: the same logits as on the CPU, scalar path.
+    let file = GgufFile::parse(m.file.clone()).unwrap();
+    let o = Options { threads: 1, path: Path::Scalar, gpu_layers: 1, context: T };
+    let mut engine = Engine::from_file(file, o).unwrap();
+    let all = engine.step(&tokens, T).unwrap();
+    let r = rel(&all[(T - 1) * v..], &want[T - 1]);
+    assert!(r < 1e-5, "{} gpu-layers 1: relative error {r}", spec.arch);
+}
+
+const BASE: Spec = Spec {
+    arch: "llama",
+    n_embd: 64,
+    n_head: 4,
+    n_kv: 2,
+    head: 16,
+    n_ff: 96,
+    layers: 2,
+    vocab: 40,
+    experts: 0,
+    used: 0,
+    rope_dims: 16,
+    window: 0,
+};
+
+#[test]
+fn llama() {
+    // RoPE on part of each head (n_dims 8 of 16).
+    check(Spec { rope_dims: 8, ..BASE });
+}
+
+#[test]
+fn llama_moe() {
+    check(Spec { experts: 4, used: 2, ..BASE });
+}
+
+#[test]
+fn qwen2() {
+    check(Spec { arch: "qwen2", ..BASE });
+}
+
+#[test]
+fn qwen3() {
+    check(Spec { arch: "qwen3", n_head: 4, n_kv: 1, head: 32, ..BASE });
+}
+
+#[test]
+fn qwen3moe() {
+    check(Spec {
+        arch: "qwen3moe",
+        head: 32,
+        rope_dims: 32,
+        experts: 4,
+        used: 2,
+        n_ff: 64,
+        ..BASE
+    });
+}
+
+#[test]
+fn gemma3() {
+    // Six layers: five with a sliding window of 5 positions, the last global.
+    check(Spec { arch: "gemma3", n_kv: 1, head: 32, rope_dims: 32, layers: 6, window: 5, ..BASE });
+}
+
+#[test]
+fn unsupported_arch_and_missing_tensor_are_clear_errors() {
+    let file = Writer::new().kv("general.architecture", Value::String("mamba".into())).build().0;
+    let e = Engine::from_file(GgufFile::parse(file).unwrap(), Options::default()).unwrap_err();
+    assert!(e.to_string().contains("unsupported architecture \"mamba\""), "{e}");
+    let mut m = build(BASE, 1);
+    m.file = {
+        let f = GgufFile::parse(m.file).unwrap();
+        let mut wr = Writer::new();
+        for (k, v) in f.metadata() {
+            wr = wr.kv(k, v.clone());
+        }
+        for t in f.tensors().iter().filter(|t| t.name != "blk.1.attn_k.weight") {
+            let d: Vec<u64> = t.ne[..t.n_dims as usize].to_vec();
+            wr = wr.tensor(&t.name, &d, t.ggml_type, f.tensor_bytes(&t.name).unwrap().to_vec());
+        }
+        wr.build().0
+    };
+    let e = Engine::from_file(GgufFile::parse(m.file).unwrap(), Options::default()).unwrap_err();
+    assert!(e.to_string().contains("blk.1.attn_k.weight"), "{e}");
+}
