@@ -215,5 +215,9 @@ pub fn run_with_state(
     Ok(Run { values, downloads, records })
 }
 
+mod prepared;
+
+pub use prepared::Prepared;
+
 #[cfg(test)]
 mod tests;

@@ -324,8 +324,19 @@ impl OpDesc {
     ///
     /// Errors: those of [`Op::infer`], and [`GraphError::Dst`] when `dst` differs.
     pub fn check(&self) -> Result<(), GraphError> {
-        let descs: Vec<&TensorDesc> = self.srcs.iter().map(|s| &s.desc).collect();
-        let want = self.op.infer(self.name(), &descs)?;
+        // The sources' descriptions without allocating (this runs for every op of
+        // every step): the most any op takes, on the stack.
+        const MOST: usize = 6;
+        let mut descs = [&self.dst; MOST];
+        for (d, s) in descs.iter_mut().zip(&self.srcs) {
+            *d = &s.desc;
+        }
+        let want = if self.srcs.len() <= MOST {
+            self.op.infer(self.name(), &descs[..self.srcs.len()])?
+        } else {
+            let all: Vec<&TensorDesc> = self.srcs.iter().map(|s| &s.desc).collect();
+            self.op.infer(self.name(), &all)?
+        };
         if (want.dtype, want.ne) == (self.dst.dtype, self.dst.ne) {
             return Ok(());
         }

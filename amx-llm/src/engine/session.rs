@@ -13,11 +13,12 @@ use amx_runtime::backend::gpu_like::GpuLikeBackend;
 use amx_runtime::buffer::amx::AmxBufferType;
 use amx_runtime::buffer::host::host;
 use amx_runtime::buffer::{Buffer, Buft};
-use amx_runtime::exec;
+use amx_runtime::error::ExecError;
+use amx_runtime::exec::Prepared;
 use amx_runtime::placement::{self, Placement, Weights};
 use amx_runtime::pool::Pool;
 use amx_runtime::sched::{self, Schedule};
-use amx_runtime::tensor::{TensorId, f32_from_bytes, i32_to_bytes};
+use amx_runtime::tensor::{TensorId, f32_from_bytes, f32_view};
 
 use super::error::EngineError;
 use super::hparams::Hparams;
@@ -42,10 +43,11 @@ impl Default for Options {
     }
 }
 
-/// A step graph with its schedule, built once per step shape.
+/// A step graph with its schedule and buffers, built once per step shape and reused
+/// for every step of that shape.
 struct Step {
     g: StepGraph,
-    schedule: Schedule,
+    prepared: Prepared,
 }
 
 /// A loaded model ready to run steps.
@@ -61,6 +63,26 @@ pub struct Engine {
     /// Per layer: k and v caches (`[Dk, Hkv, C]`, `[Dv, Hkv, C]` F32, host memory).
     cache: Vec<(Buffer, Buffer)>,
     past: usize,
+    /// The inputs' bytes and the logits, reused step after step.
+    io: Io,
+}
+
+/// Input bytes and output values kept from step to step, so that a step allocates
+/// nothing once they have grown to its shape.
+#[derive(Default)]
+struct Io {
+    tokens: Vec<u8>,
+    pos: Vec<u8>,
+    rows: Vec<u8>,
+    logits: Vec<f32>,
+}
+
+/// Fills `out` with the little-endian bytes of `values`.
+fn put_i32s(out: &mut Vec<u8>, values: impl Iterator<Item = i32>) {
+    out.clear();
+    for v in values {
+        out.extend_from_slice(&v.to_le_bytes());
+    }
 }
 
 impl std::fmt::Debug for Engine {
@@ -130,10 +152,21 @@ impl Engine {
             steps: HashMap::new(),
             cache,
             past: 0,
+            io: Io::default(),
         };
-        let schedule = engine.schedule(&g)?;
-        engine.steps.insert((1, 1), Step { g, schedule });
+        let step = engine.prepare(g)?;
+        engine.steps.insert((1, 1), step);
         Ok(engine)
+    }
+
+    /// Schedules `g` and makes its buffers.
+    fn prepare(&self, g: StepGraph) -> Result<Step, EngineError> {
+        let schedule = self.schedule(&g)?;
+        // Room for the attention scores and the router's sort; the arena grows if a
+        // step needs more, then keeps its size.
+        let scratch = 64 * 1024 + 8 * self.options.context + 16 * self.hp.n_expert;
+        let prepared = Prepared::new(&g.graph, &schedule, &self.backends(), scratch)?;
+        Ok(Step { g, prepared })
     }
 
     fn backends(&self) -> [&dyn Backend; 2] {
@@ -181,6 +214,14 @@ impl Engine {
     /// Errors: [`EngineError::Context`], [`EngineError::Token`], and those of the
     /// runtime.
     pub fn step(&mut self, tokens: &[u32], rows: usize) -> Result<Vec<f32>, EngineError> {
+        Ok(self.step_view(tokens, rows)?.to_vec())
+    }
+
+    /// [`Engine::step`], returning a view of logits the engine keeps: a step of a shape
+    /// seen before (a decode step after the first) allocates nothing.
+    ///
+    /// Errors: as [`Engine::step`].
+    pub fn step_view(&mut self, tokens: &[u32], rows: usize) -> Result<&[f32], EngineError> {
         let (t, cap) = (tokens.len(), self.options.context);
         if t == 0 || rows == 0 || rows > t || self.past + t > cap {
             return Err(EngineError::Context { past: self.past, tokens: t, capacity: cap });
@@ -190,43 +231,70 @@ impl Engine {
         }
         if !self.steps.contains_key(&(t, rows)) {
             let g = model::build(&self.file, &self.hp, t, cap, rows)?;
-            let schedule = self.schedule(&g)?;
-            self.steps.insert((t, rows), Step { g, schedule });
+            let step = self.prepare(g)?;
+            self.steps.insert((t, rows), step);
         }
-        let step = &self.steps[&(t, rows)];
-        let g = &step.g;
-        let ids: Vec<i32> = tokens.iter().map(|&id| id as i32).collect();
-        let pos: Vec<i32> = (self.past..self.past + t).map(|p| p as i32).collect();
-        let out: Vec<i32> = (t - rows..t).map(|r| r as i32).collect();
-        let (ids, pos, out) = (i32_to_bytes(&ids), i32_to_bytes(&pos), i32_to_bytes(&out));
-        let inputs = [(g.tokens, &ids[..]), (g.pos, &pos[..]), (g.out_rows, &out[..])];
-        let state: Vec<(TensorId, &Buffer)> = g
-            .cache
-            .iter()
-            .zip(&self.cache)
-            .flat_map(|(&(ki, vi), (kb, vb))| [(ki, kb), (vi, vb)])
-            .collect();
-        let run = exec::run_with_state(
-            &g.graph,
-            &step.schedule,
-            &self.backends(),
-            &self.weights,
-            &inputs,
-            &state,
-        )?;
-        drop(state);
-        // Append this step's keys and values to the cache.
         let past = self.past;
+        let io = &mut self.io;
+        put_i32s(&mut io.tokens, tokens.iter().map(|&id| id as i32));
+        put_i32s(&mut io.pos, (past..past + t).map(|p| p as i32));
+        put_i32s(&mut io.rows, (t - rows..t).map(|r| r as i32));
+        let backends: [&dyn Backend; 2] = [&self.cpu, &self.gpu];
+        let Some(step) = self.steps.get_mut(&(t, rows)) else {
+            return Err(EngineError::Context { past, tokens: t, capacity: cap });
+        };
+        let g = &step.g;
+        let inputs = [(g.tokens, &io.tokens[..]), (g.pos, &io.pos[..]), (g.out_rows, &io.rows[..])];
+        // At most two state tensors per layer, on the stack for the usual depths.
+        let mut state: [(TensorId, &Buffer); 2 * MAX_STACK_LAYERS] = match self.cache.first() {
+            Some((k, _)) => [(TensorId(0), k); 2 * MAX_STACK_LAYERS],
+            None => return Err(EngineError::BadModel { what: "no layers".into() }),
+        };
+        let mut state_vec = Vec::new();
+        let pairs =
+            g.cache.iter().zip(&self.cache).flat_map(|(&(ki, vi), (kb, vb))| [(ki, kb), (vi, vb)]);
+        let state: &[(TensorId, &Buffer)] = if self.cache.len() <= MAX_STACK_LAYERS {
+            let mut n = 0;
+            for (slot, p) in state.iter_mut().zip(pairs) {
+                *slot = p;
+                n += 1;
+            }
+            &state[..n]
+        } else {
+            state_vec.extend(pairs);
+            &state_vec
+        };
+        step.prepared.run(&g.graph, &backends, &self.weights, &inputs, state)?;
+        // Append this step's keys and values to the cache.
         for (&(k, v), (kb, vb)) in g.new_kv.iter().zip(&mut self.cache) {
             for (id, buf) in [(k, kb), (v, vb)] {
-                let bytes = run.bytes(id)?;
-                let at = past * bytes.len() / t;
+                let src = step.prepared.value(id).ok_or_else(|| missing(g, id))?;
+                let len = src.desc().nbytes().ok_or_else(|| missing(g, id))?;
+                let at = past * len / t;
                 let dst = buf.host_bytes_mut().map_err(|e| EngineError::Exec(e.into()))?;
-                dst[at..at + bytes.len()].copy_from_slice(&bytes);
+                let dst = &mut dst[at..at + len];
+                if src.buft().is_host() {
+                    dst.copy_from_slice(src.host_bytes().map_err(|e| EngineError::Exec(e.into()))?);
+                } else {
+                    src.buft().get_tensor(src, dst).map_err(|e| EngineError::Exec(e.into()))?;
+                }
             }
         }
-        let logits = f32_from_bytes(&run.bytes(g.logits)?);
+        let out = step.prepared.value(g.logits).ok_or_else(|| missing(g, g.logits))?;
+        let bytes = out.host_bytes().map_err(|e| EngineError::Exec(e.into()))?;
+        io.logits.clear();
+        match f32_view(bytes) {
+            Some(v) => io.logits.extend_from_slice(v),
+            None => io.logits.extend(f32_from_bytes(bytes)),
+        }
         self.past += t;
-        Ok(logits)
+        Ok(&self.io.logits)
     }
+}
+
+/// Layers whose state tensors a step lists on the stack (deeper models use a vector).
+const MAX_STACK_LAYERS: usize = 128;
+
+fn missing(g: &StepGraph, id: TensorId) -> EngineError {
+    EngineError::Exec(ExecError::Input { tensor: g.graph.tensor(id).name.clone() })
 }

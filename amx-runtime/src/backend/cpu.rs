@@ -21,9 +21,11 @@ use crate::error::ExecError;
 use crate::op::OpDesc;
 use crate::pool::Pool;
 use crate::reference;
-use crate::tensor::f32_to_bytes;
+use crate::tensor::{f32_to_bytes, f32_view_mut};
 
-use super::{Backend, Computed, check_sources};
+use bumpalo::Bump;
+
+use super::{Backend, Computed, check_dst, check_sources};
 
 /// The CPU backend.
 #[derive(Debug)]
@@ -128,6 +130,49 @@ impl Backend for CpuBackend {
         let out = reference::compute(op, &bytes)?;
         let output = Buffer::upload(&host, op.dst.clone(), &out)?;
         Ok(Computed { output, kernel: Kernel::Reference, uploaded_bytes: 0 })
+    }
+
+    /// In place: packed weights through their buffer type's kernel straight into `dst`,
+    /// the rest by the reference ops on the sources' bytes where they are. Allocates
+    /// nothing when `scratch` has room and the kernels' workspaces are warm.
+    fn compute_into(
+        &self,
+        op: &OpDesc,
+        srcs: &[&Buffer],
+        dst: &mut Buffer,
+        scratch: &Bump,
+    ) -> Result<(Kernel, usize), ExecError> {
+        check_sources(op, srcs)?;
+        check_dst(self, op, dst)?;
+        for b in srcs {
+            if !self.supports_buft(&**b.buft()) {
+                return Err(ExecError::BufferNotAccepted {
+                    op: op.name().clone(),
+                    backend: self.name().into(),
+                    tensor: b.desc().name.clone(),
+                    buft: b.buft().name().into(),
+                });
+            }
+        }
+        let not_aligned = || ExecError::Sources {
+            op: op.name().clone(),
+            what: "the result is not 4-byte aligned",
+        };
+        if let Some(packed) = srcs.iter().find(|b| !b.buft().is_host()) {
+            let out = f32_view_mut(dst.host_bytes_mut()?).ok_or_else(not_aligned)?;
+            let kernel = packed.buft().compute_forward(op, srcs, out)?;
+            return Ok((kernel, 0));
+        }
+        // At most six sources (ATTENTION), on the stack.
+        let mut bytes: [&[u8]; 6] = [&[]; 6];
+        if srcs.len() > bytes.len() {
+            return Err(ExecError::Sources { op: op.name().clone(), what: "too many sources" });
+        }
+        for (slot, b) in bytes.iter_mut().zip(srcs) {
+            *slot = b.host_bytes()?;
+        }
+        reference::compute_into(op, &bytes[..srcs.len()], dst.host_bytes_mut()?, scratch)?;
+        Ok((Kernel::Reference, 0))
     }
 }
 

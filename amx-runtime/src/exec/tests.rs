@@ -92,3 +92,29 @@ fn weights_of_another_graph_are_refused() {
     assert_eq!(e, want);
     assert!(run(&f.graph, &s, &[&cpu], &w, &[(f.x, &x.1[..])]).is_ok());
 }
+
+/// A prepared graph gives what `run` gives, step after step, on the hybrid schedule
+/// (AMX weights on the CPU, ops on the GPU-like backend, results downloaded).
+#[test]
+fn prepared_runs_match_run() {
+    let f = fixture();
+    let data = fixture_data(&f);
+    let x = data.iter().find(|d| d.0 == f.x).unwrap();
+    let inputs = [(f.x, &x.1[..])];
+    let (gpu, cpu) = (GpuLikeBackend::new(), CpuBackend::new());
+    let w = load(&f, &data, &[cpu.extra_bufts()[0].clone(), host()]);
+    let backends: [&dyn Backend; 2] = [&gpu, &cpu];
+    let s = schedule(&f.graph, &w, &backends).unwrap();
+    let want = run(&f.graph, &s, &backends, &w, &inputs).unwrap();
+    let mut p = Prepared::new(&f.graph, &s, &backends, 1024).unwrap();
+    for _ in 0..2 {
+        p.run(&f.graph, &backends, &w, &inputs, &[]).unwrap();
+        for id in [f.y, f.top, f.out] {
+            assert_eq!(p.value(id).unwrap().download().unwrap(), want.bytes(id).unwrap());
+        }
+    }
+    let kernels: Vec<Kernel> = p.kernels().map(|k| k.unwrap().clone()).collect();
+    let recorded: Vec<Kernel> = want.records.iter().map(|r| r.kernel.clone()).collect();
+    assert_eq!(kernels, recorded);
+    assert!(matches!(p.run(&f.graph, &backends, &w, &[], &[]), Err(ExecError::Input { .. })));
+}

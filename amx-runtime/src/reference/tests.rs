@@ -5,6 +5,7 @@ use amx_core::formats::Format;
 use super::*;
 use crate::buffer::host::host;
 use crate::op::Operand;
+use crate::tensor::{f32_from_bytes, i32_from_bytes, i32_to_bytes};
 
 fn t(name: &str, dtype: DType, dims: &[usize]) -> TensorDesc {
     TensorDesc::new(name, dtype, dims).unwrap()
