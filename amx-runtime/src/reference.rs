@@ -2,7 +2,8 @@
 //! dequantized with amx-core's reference dequantizers). Both test backends run these on
 //! data they may read plainly, and tests use them as the oracle.
 //!
-//! Sums accumulate in f32 in index order, so the same inputs give the same bits.
+//! Sums accumulate in f32 in a fixed order (dot products in eight interleaved lanes),
+//! so the same inputs give the same bits.
 
 use std::sync::Arc;
 
@@ -179,8 +180,22 @@ fn map(x: &[f32], out: &mut [f32], f: impl Fn(f32) -> f32) {
     }
 }
 
+/// `sum a[i] * b[i]` in eight interleaved f32 partial sums (lane `i % 8`), added
+/// pairwise at the end, then the tail: a fixed order (the same inputs give the same
+/// bits) that the compiler turns into vector code, where a single running sum would
+/// wait on each addition.
 fn dot(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).fold(0.0, |s, (x, y)| s + x * y)
+    let mut acc = [0f32; 8];
+    let (ac, bc) = (a.chunks_exact(8), b.chunks_exact(8));
+    let (at, bt) = (ac.remainder(), bc.remainder());
+    for (x, y) in ac.zip(bc) {
+        for i in 0..8 {
+            acc[i] += x[i] * y[i];
+        }
+    }
+    let [a0, a1, a2, a3, a4, a5, a6, a7] = acc;
+    let sum = ((a0 + a4) + (a2 + a6)) + ((a1 + a5) + (a3 + a7));
+    at.iter().zip(bt).fold(sum, |s, (x, y)| s + x * y)
 }
 
 fn mul_mat(a: &[f32], an: [usize; 4], b: &[f32], bn: [usize; 4], out: &mut [f32]) {
