@@ -47,6 +47,9 @@ fn decode_steps_allocate_nothing(spec: tiny::Spec, threads: usize, path: Path) {
     let m = tiny::build(spec, 3);
     let o = Options { threads, path, gpu_layers: 0, context: 64 };
     let mut engine = Engine::from_file(GgufFile::parse(m.file).unwrap(), o).unwrap();
+    // The pool's workers start asynchronously, and a thread's start allocates (std's
+    // thread info): let them start before counting.
+    std::thread::sleep(std::time::Duration::from_millis(100));
     engine.step_view(&[1, 2, 3, 4, 5, 6, 7, 8], 1).unwrap();
     // Warm-up: the decode shape's graph and buffers, the kernels' workspaces.
     let mut next = 3u32;

@@ -116,8 +116,12 @@ impl Engine {
             });
         }
         let pool = Arc::new(Pool::new(options.threads));
-        let amx: Buft = Arc::new(AmxBufferType::with_pool(pool).with_path(options.path));
-        let cpu = CpuBackend::with_extra(vec![amx.clone()]);
+        let amx: Buft = Arc::new(AmxBufferType::with_pool(pool.clone()).with_path(options.path));
+        let mut cpu = CpuBackend::with_extra(vec![amx.clone()]);
+        // Prefill attention as BF16 GEMMs, except on the scalar path (exact f32 there).
+        if options.path != Path::Scalar {
+            cpu = cpu.with_attention_pool(pool, options.path);
+        }
         let gpu = GpuLikeBackend::new();
         let g = model::build(&file, &hp, 1, options.context, 1)?;
         let layer_of: HashMap<TensorId, Option<usize>> =

@@ -48,6 +48,12 @@ impl BuftId {
 pub enum Kernel {
     /// The f32 reference ops ([`crate::reference`]), on plain data.
     Reference,
+    /// A fused op of the CPU backend on amx-core's GEMM (ATTENTION of a prefill step,
+    /// [`crate::backend::cpu::CpuBackend::with_attention_pool`]).
+    Fused {
+        /// The GEMM path amx-core took.
+        path: Path,
+    },
     /// A buffer type's own kernel on its packed weights (the AMX buffer type's GEMM).
     Packed {
         /// The buffer type whose kernel ran.
