@@ -56,6 +56,8 @@ fn generate_perplexity_and_bench_print_their_json() {
 
 #[test]
 fn bad_models_and_arguments_are_one_error_line_and_exit_code_1() {
+    let good = tiny_file("good.gguf");
+    let m = good.to_str().unwrap();
     let bad = tiny_file("bad.gguf").with_extension("txt");
     std::fs::write(&bad, "not a gguf file").unwrap();
     for args in [
@@ -64,6 +66,10 @@ fn bad_models_and_arguments_are_one_error_line_and_exit_code_1() {
         vec!["generate", "/nonexistent/model.gguf", "--prompt-ids", "1", "--tokens", "x"],
         vec!["frobnicate", "model.gguf"],
         vec!["bench", "model.gguf", "--nope", "1"],
+        vec!["bench", m, "--threads", "5000"],
+        vec!["bench", m, "--threads", "0"],
+        vec!["perplexity", m, "--ids", m, "--ctx", "2"],
+        vec!["generate", m, "--prompt-ids", "999999"],
     ] {
         let (ok, out, err) = amx_llm(&args);
         assert!(!ok, "{args:?}");

@@ -23,7 +23,8 @@ pub enum EngineError {
         /// Its ggml type id.
         ggml_type: u32,
     },
-    /// A hyper-parameter or tensor shape the engine cannot use.
+    /// A hyper-parameter or tensor shape the engine cannot use, or options it cannot
+    /// run with (no context, a thread count the pool refuses).
     BadModel {
         /// What is wrong.
         what: String,

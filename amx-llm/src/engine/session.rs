@@ -115,7 +115,9 @@ impl Engine {
                 ),
             });
         }
-        let pool = Arc::new(Pool::new(options.threads));
+        let pool = Arc::new(Pool::try_new(options.threads).map_err(|e| EngineError::BadModel {
+            what: format!("{} threads: {e}", options.threads),
+        })?);
         let amx: Buft = Arc::new(AmxBufferType::with_pool(pool.clone()).with_path(options.path));
         let mut cpu = CpuBackend::with_extra(vec![amx.clone()]);
         // Prefill attention as BF16 GEMMs, except on the scalar path (exact f32 there).
