@@ -4,16 +4,64 @@
 //! 32 with zero probabilities). Q, K, P and V are rounded to BF16, as the AMX path
 //! rounds activations: the same accuracy class as a GEMM on the AMX path.
 //!
-//! Steps of few queries (decode) keep the reference op, which allocates nothing; this
-//! one allocates its packed operands per call, which a prefill step amortizes.
+//! Steps of few queries (decode) keep the reference op. This one keeps its operands'
+//! memory per thread from call to call (fresh memory would be zeroed by the kernel on
+//! every call: a quarter of a prefill step's time), growing it when a call needs more.
 
+use std::cell::RefCell;
+
+use amx_core::formats::Format;
 use amx_core::gemm::Path;
+use amx_core::pack::{self, PackedLayout, PackedRef};
 
 use crate::error::ExecError;
+use crate::hugepage::HugeBuffer;
 use crate::op::{Op, OpDesc};
 use crate::pool::Pool;
 use crate::tensor::f32_view;
-use crate::weight::PackedWeight;
+
+/// The operands of one call, kept for the next.
+#[derive(Default)]
+struct Scratch {
+    rows: Vec<f32>,
+    s: Vec<f32>,
+    p: Vec<f32>,
+    o: Vec<f32>,
+    keys: Option<HugeBuffer>,
+    values: Option<HugeBuffer>,
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+}
+
+/// `v` with at least `len` values (zeros when grown), as a slice of exactly `len`.
+fn sized(v: &mut Vec<f32>, len: usize) -> &mut [f32] {
+    if v.len() < len {
+        v.resize(len, 0.0);
+    }
+    &mut v[..len]
+}
+
+/// Packs `rows` (n x k f32) as a BF16 weight into `buf`, grown when too small, and
+/// returns the packed bytes.
+fn pack_bf16<'b>(
+    buf: &'b mut Option<HugeBuffer>,
+    n: usize,
+    k: usize,
+    rows: &[f32],
+) -> Result<&'b [u8], &'static str> {
+    let layout = PackedLayout::new(Format::BF16, n, k, 1).map_err(|_| "bad key or value shape")?;
+    let need = layout.total_bytes();
+    if buf.as_ref().is_none_or(|b| b.len() < need) {
+        *buf =
+            Some(HugeBuffer::try_zeroed(need).map_err(|_| "cannot allocate the packed operands")?);
+    }
+    let Some(b) = buf.as_mut() else { return Err("cannot allocate the packed operands") };
+    pack::pack_f32_as_bf16(n, k, 1, rows, &mut b[..need])
+        .map_err(|_| "cannot pack the keys or values")?;
+    Ok(&b[..need])
+}
 
 /// Queries per step from which the GEMM form pays (below, the reference op runs).
 pub(crate) const MIN_QUERIES: usize = 16;
@@ -69,13 +117,6 @@ pub(crate) fn run(
         return Err(bad("positions must be consecutive"));
     }
     let gemm = |error| ExecError::Gemm { op: name.clone(), error };
-    let pack = |e: crate::weight::WeightError| ExecError::Sources {
-        op: name.clone(),
-        what: match e {
-            crate::weight::WeightError::Alloc(_) => "cannot allocate the packed keys",
-            _ => "cannot pack the keys or values",
-        },
-    };
     let (n, group) = (p0 + t, h / hkv);
     let (m, np) = (group * t, n.next_multiple_of(32));
     let key = |j: usize, g: usize| {
@@ -92,58 +133,61 @@ pub(crate) fn run(
             &vc[(j * hkv + g) * dv..][..dv]
         }
     };
-    let mut rows = vec![0f32; (n.max(m) * dk).max(dv * np)];
-    let mut s = vec![0f32; m * n];
-    let mut p = vec![0f32; m * np];
-    let mut o = vec![0f32; m * dv];
-    let mut taken = path;
-    for g in 0..hkv {
-        // The keys as an n x dk weight, the group's queries as m x dk activations
-        // (row t * group + i: token t, head g * group + i).
-        for j in 0..n {
-            rows[j * dk..][..dk].copy_from_slice(key(j, g));
-        }
-        let kw = PackedWeight::from_f32_as_bf16(n, dk, 1, &rows[..n * dk]).map_err(pack)?;
-        for ti in 0..t {
-            for i in 0..group {
-                let r = ti * group + i;
-                rows[r * dk..][..dk].copy_from_slice(&q[(ti * h + g * group + i) * dk..][..dk]);
+    SCRATCH.with_borrow_mut(|sc| {
+        let Scratch { rows, s, p, o, keys, values } = sc;
+        let rows = sized(rows, (n.max(m) * dk).max(dv * np));
+        let (s, p, o) = (sized(s, m * n), sized(p, m * np), sized(o, m * dv));
+        let mut taken = path;
+        for g in 0..hkv {
+            // The keys as an n x dk weight, the group's queries as m x dk activations
+            // (row t * group + i: token t, head g * group + i).
+            for j in 0..n {
+                rows[j * dk..][..dk].copy_from_slice(key(j, g));
+            }
+            let kb = pack_bf16(keys, n, dk, &rows[..n * dk]).map_err(bad)?;
+            let kp = PackedRef::parse(kb).map_err(|e| gemm(e.into()))?;
+            for ti in 0..t {
+                for i in 0..group {
+                    let r = ti * group + i;
+                    let src = &q[(ti * h + g * group + i) * dk..][..dk];
+                    rows[r * dk..][..dk].copy_from_slice(src);
+                }
+            }
+            taken =
+                pool.linear_many_on(&rows[..m * dk], &mut [(&kp, &mut *s)], path).map_err(gemm)?;
+            for (r, (srow, prow)) in s.chunks_exact(n).zip(p.chunks_exact_mut(np)).enumerate() {
+                let pt = p0 + r / group;
+                let lo = if window > 0 { (pt + 1).saturating_sub(window) } else { 0 };
+                let live = &srow[lo..=pt];
+                let max = live.iter().fold(f32::NEG_INFINITY, |a, &x| a.max(scale * x));
+                prow.fill(0.0);
+                let mut sum = 0f32;
+                for (pv, &x) in prow[lo..=pt].iter_mut().zip(live) {
+                    *pv = (scale * x - max).exp();
+                    sum += *pv;
+                }
+                for pv in &mut prow[lo..=pt] {
+                    *pv /= sum;
+                }
+            }
+            // The values transposed: dv rows of np keys (zeros past n).
+            rows[..dv * np].fill(0.0);
+            for j in 0..n {
+                for (d, &x) in val(j, g).iter().enumerate() {
+                    rows[d * np + j] = x;
+                }
+            }
+            let vb = pack_bf16(values, dv, np, &rows[..dv * np]).map_err(bad)?;
+            let vp = PackedRef::parse(vb).map_err(|e| gemm(e.into()))?;
+            pool.linear_many_on(p, &mut [(&vp, &mut *o)], path).map_err(gemm)?;
+            for ti in 0..t {
+                for i in 0..group {
+                    let r = ti * group + i;
+                    let dst = &mut out[(ti * h + g * group + i) * dv..][..dv];
+                    dst.copy_from_slice(&o[r * dv..][..dv]);
+                }
             }
         }
-        let kp = kw.packed();
-        taken =
-            pool.linear_many_on(&rows[..m * dk], &mut [(&kp, &mut s[..])], path).map_err(gemm)?;
-        for (r, (srow, prow)) in s.chunks_exact(n).zip(p.chunks_exact_mut(np)).enumerate() {
-            let pt = p0 + r / group;
-            let lo = if window > 0 { (pt + 1).saturating_sub(window) } else { 0 };
-            let live = &srow[lo..=pt];
-            let max = live.iter().fold(f32::NEG_INFINITY, |a, &x| a.max(scale * x));
-            prow.fill(0.0);
-            let mut sum = 0f32;
-            for (pv, &x) in prow[lo..=pt].iter_mut().zip(live) {
-                *pv = (scale * x - max).exp();
-                sum += *pv;
-            }
-            for pv in &mut prow[lo..=pt] {
-                *pv /= sum;
-            }
-        }
-        // The values transposed: dv rows of np keys (zeros past n).
-        rows[..dv * np].fill(0.0);
-        for j in 0..n {
-            for (d, &x) in val(j, g).iter().enumerate() {
-                rows[d * np + j] = x;
-            }
-        }
-        let vw = PackedWeight::from_f32_as_bf16(dv, np, 1, &rows[..dv * np]).map_err(pack)?;
-        let vp = vw.packed();
-        pool.linear_many_on(&p, &mut [(&vp, &mut o[..])], path).map_err(gemm)?;
-        for ti in 0..t {
-            for i in 0..group {
-                let r = ti * group + i;
-                out[(ti * h + g * group + i) * dv..][..dv].copy_from_slice(&o[r * dv..][..dv]);
-            }
-        }
-    }
-    Ok(taken)
+        Ok(taken)
+    })
 }
