@@ -251,20 +251,28 @@ fn mul_mat_id(
     Ok(())
 }
 
+/// `f` elementwise with `b` broadcast. Generic in `f` so that each op's loop is compiled
+/// with its arithmetic inline (vector code for rows of the same length).
 fn binary(
     a: &[f32],
     an: [usize; 4],
     b: &[f32],
     bn: [usize; 4],
     out: &mut [f32],
-    f: fn(f32, f32) -> f32,
+    f: impl Fn(f32, f32) -> f32,
 ) {
     for ((i, row), orow) in a.chunks_exact(an[0]).enumerate().zip(out.chunks_exact_mut(an[0])) {
         let (i1, i2, i3) = (i % an[1], (i / an[1]) % an[2], i / (an[1] * an[2]));
         let bi = ((i3 % bn[3]) * bn[2] + i2 % bn[2]) * bn[1] + i1 % bn[1];
         let brow = &b[bi * bn[0]..][..bn[0]];
-        for (i0, (o, &x)) in orow.iter_mut().zip(row).enumerate() {
-            *o = f(x, brow[i0 % bn[0]]);
+        if bn[0] == an[0] {
+            for ((o, &x), &y) in orow.iter_mut().zip(row).zip(brow) {
+                *o = f(x, y);
+            }
+        } else {
+            for (i0, (o, &x)) in orow.iter_mut().zip(row).enumerate() {
+                *o = f(x, brow[i0 % bn[0]]);
+            }
         }
     }
 }
@@ -355,13 +363,17 @@ impl Rope {
     ) -> Result<(), ExecError> {
         let (d, h) = (ne[0], ne[1]);
         let half = self.n_dims / 2;
+        let base = f64::from(self.freq_base);
         for (t, p) in ids_of(pos).enumerate() {
             let p = index_in(op, pd, p, i32::MAX as usize)?;
             // Angles in f64 then rounded: positions up to millions keep their precision.
             let p = p as f64 * f64::from(self.freq_scale);
-            let base = f64::from(self.freq_base);
+            // The frequencies base^(-2i / n_dims), one multiplication apart.
+            let step = base.powf(-2.0 / self.n_dims as f64);
+            let mut freq = 1.0f64;
             for i in 0..half {
-                let theta = p * base.powf(-2.0 * i as f64 / self.n_dims as f64);
+                let theta = p * freq;
+                freq *= step;
                 let (c, s) = (theta.cos() as f32, theta.sin() as f32);
                 let (a, b) = match self.mode {
                     crate::op::RopeMode::Normal => (2 * i, 2 * i + 1),
