@@ -184,6 +184,7 @@ fn map(x: &[f32], out: &mut [f32], f: impl Fn(f32) -> f32) {
 /// pairwise at the end, then the tail: a fixed order (the same inputs give the same
 /// bits) that the compiler turns into vector code, where a single running sum would
 /// wait on each addition.
+#[inline(always)]
 fn dot(a: &[f32], b: &[f32]) -> f32 {
     let mut acc = [0f32; 8];
     let (ac, bc) = (a.chunks_exact(8), b.chunks_exact(8));
@@ -418,8 +419,31 @@ impl Attention {
                 what: "positions must be consecutive",
             });
         }
-        let group = h / hkv;
         let scores = scratch.alloc_slice_fill_copy(p0 + t, 0f32);
+        let job = AttentionJob { q, k, vv, kc, vc, dims: [dk, dv, h, hkv, t, p0], out, scores };
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: AVX2 was detected on this CPU just above.
+            unsafe { self.heads_avx2(job) };
+            return Ok(());
+        }
+        self.heads(job);
+        Ok(())
+    }
+
+    /// [`Attention::heads`] compiled for AVX2: the same operations in the same order
+    /// (the same bits), eight lanes to a register.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    fn heads_avx2(&self, job: AttentionJob<'_>) {
+        self.heads(job);
+    }
+
+    /// Every query of every head: scores, softmax, the weighted values.
+    #[inline(always)]
+    fn heads(&self, job: AttentionJob<'_>) {
+        let AttentionJob { q, k, vv, kc, vc, dims: [dk, dv, h, hkv, t, p0], out, scores } = job;
+        let group = h / hkv;
         out.fill(0.0);
         for ti in 0..t {
             let p = p0 + ti;
@@ -457,8 +481,20 @@ impl Attention {
                 }
             }
         }
-        Ok(())
     }
+}
+
+/// The operands of one [`Op::Attention`] (checked), for [`Attention::heads`].
+struct AttentionJob<'a> {
+    q: &'a [f32],
+    k: &'a [f32],
+    vv: &'a [f32],
+    kc: &'a [f32],
+    vc: &'a [f32],
+    /// Dk, Dv, H, Hkv, T, the first position.
+    dims: [usize; 6],
+    out: &'a mut [f32],
+    scores: &'a mut [f32],
 }
 
 /// Indices of the `k` largest values of `row`, largest first, ties to the lower index

@@ -259,3 +259,44 @@ fn attention_refuses_positions_past_the_cache_or_not_consecutive() {
         assert!(compute(&desc(op, &descs), &bytes).is_err(), "{pos:?}");
     }
 }
+
+/// The AVX2 build of the attention loop gives the bits of the plain one.
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn attention_avx2_gives_the_same_bits() {
+    if !std::arch::is_x86_feature_detected!("avx2") {
+        eprintln!("skipped: no AVX2");
+        return;
+    }
+    let (d, h, hkv, t, p0) = (40, 4, 2, 3, 5);
+    let r = |seed: u64, n: usize| amx_testdata::random::pseudo_random_values(seed, n);
+    let (q, k, v, kc, vc) = (
+        r(1, d * h * t),
+        r(2, d * hkv * t),
+        r(3, d * hkv * t),
+        r(4, d * hkv * 8),
+        r(5, d * hkv * 8),
+    );
+    let att = Attention { scale: 0.3, window: 4 };
+    let run = |avx2: bool| {
+        let (mut out, mut scores) = (vec![0f32; d * h * t], vec![0f32; p0 + t]);
+        let job = AttentionJob {
+            q: &q,
+            k: &k,
+            vv: &v,
+            kc: &kc,
+            vc: &vc,
+            dims: [d, d, h, hkv, t, p0],
+            out: &mut out,
+            scores: &mut scores,
+        };
+        if avx2 {
+            // SAFETY: AVX2 was detected above.
+            unsafe { att.heads_avx2(job) }
+        } else {
+            att.heads(job)
+        }
+        out.iter().map(|x| x.to_bits()).collect::<Vec<u32>>()
+    };
+    assert_eq!(run(true), run(false));
+}
