@@ -171,7 +171,10 @@ impl Engine {
         // Room for the attention scores and the router's sort; the arena grows if a
         // step needs more, then keeps its size.
         let scratch = 64 * 1024 + 8 * self.options.context + 16 * self.hp.n_expert;
-        let prepared = Prepared::new(&g.graph, &schedule, &self.backends(), scratch)?;
+        // The engine reads the logits and the new keys and values after a step.
+        let keep: Vec<TensorId> =
+            g.new_kv.iter().flat_map(|&(k, v)| [k, v]).chain([g.logits]).collect();
+        let prepared = Prepared::new(&g.graph, &schedule, &self.backends(), scratch, &keep)?;
         Ok(Step { g, prepared })
     }
 

@@ -2,6 +2,11 @@
 //! every input and result has its buffer, made once; each op writes into its result's
 //! buffer ([`Backend::compute_into`]); temporaries come from a bump arena reset at the
 //! start of every step.
+//!
+//! Results share storage: once the last op that reads a result has run, its buffer is
+//! taken by a later result of the same buffer type (retagged, [`Buffer::retag`]), except
+//! for the results the caller reads after the step (`keep`). A step of a model's layers
+//! then needs the storage of about one layer's results, not of all of them.
 
 use std::sync::Arc;
 
@@ -26,7 +31,8 @@ struct PreparedNode {
     srcs: Vec<(TensorId, Access)>,
     /// Host copies of the sources downloaded from another backend's memory.
     copies: Vec<Option<Buffer>>,
-    dst: TensorId,
+    /// The storage the result is written to.
+    dst_slot: usize,
 }
 
 /// A graph, its schedule and the buffers of its inputs and results, ready to run again
@@ -34,7 +40,12 @@ struct PreparedNode {
 #[derive(Debug)]
 pub struct Prepared {
     nodes: Vec<PreparedNode>,
-    values: Vec<Option<Buffer>>,
+    /// The storage of inputs and results (several results over a step may share one).
+    slots: Vec<Option<Buffer>>,
+    /// Per tensor id: its storage, for inputs and results.
+    slot_of: Vec<Option<usize>>,
+    /// Per tensor id: its description, for inputs and results.
+    descs: Vec<Option<crate::tensor::TensorDesc>>,
     kernels: Vec<Option<Kernel>>,
     inputs: Vec<TensorId>,
     scratch: Bump,
@@ -42,9 +53,10 @@ pub struct Prepared {
 
 impl Prepared {
     /// Makes the buffers of every input (host memory) and result (the memory of the
-    /// backend that computes it, as `schedule` says), and the per-step arena with
-    /// `scratch_bytes` of room to start with (it grows if a step needs more, then keeps
-    /// its size).
+    /// backend that computes it, as `schedule` says; a result's storage is reused once
+    /// its last reader has run, except for the results in `keep`, which the caller reads
+    /// after a step), and the per-step arena with `scratch_bytes` of room to start with
+    /// (it grows if a step needs more, then keeps its size).
     ///
     /// Errors: [`ExecError::ScheduleMismatch`] when `schedule` is not `graph`'s for
     /// `backends`; [`ExecError::Buffer`] when a buffer cannot be had.
@@ -53,6 +65,7 @@ impl Prepared {
         schedule: &Schedule,
         backends: &[&dyn Backend],
         scratch_bytes: usize,
+        keep: &[TensorId],
     ) -> Result<Prepared, ExecError> {
         let mismatch = || ExecError::ScheduleMismatch {
             nodes: graph.nodes().len(),
@@ -63,13 +76,25 @@ impl Prepared {
             return Err(mismatch());
         }
         let host = host();
-        let mut values: Vec<Option<Buffer>> = (0..graph.len()).map(|_| None).collect();
+        let mut slots: Vec<Option<Buffer>> = Vec::new();
+        let mut slot_of: Vec<Option<usize>> = vec![None; graph.len()];
+        let mut descs = vec![None; graph.len()];
         let mut homes = vec![host.clone(); graph.len()];
         for id in graph.inputs() {
-            values[id.0] = Some(Buffer::alloc(&host, graph.tensor(id).clone())?);
+            slot_of[id.0] = Some(slots.len());
+            slots.push(Some(Buffer::alloc(&host, graph.tensor(id).clone())?));
+            descs[id.0] = Some(graph.tensor(id).clone());
         }
+        // The last node that reads each result (kept results: never released).
+        let mut last_use: Vec<Option<usize>> = vec![None; graph.len()];
+        for (i, node) in graph.nodes().iter().enumerate() {
+            for s in &node.srcs {
+                last_use[s.0] = Some(i);
+            }
+        }
+        let mut free: Vec<usize> = Vec::new();
         let mut nodes = Vec::with_capacity(graph.nodes().len());
-        for (node, plan) in graph.nodes().iter().zip(&schedule.plans) {
+        for (i, (node, plan)) in graph.nodes().iter().zip(&schedule.plans).enumerate() {
             let backend = *backends.get(plan.backend).ok_or_else(mismatch)?;
             if plan.access.len() != node.srcs.len() {
                 return Err(mismatch());
@@ -94,19 +119,55 @@ impl Prepared {
             }
             let dst = graph.tensor(node.dst).clone();
             let compute_buft = backend.compute_buft();
-            values[node.dst.0] = Some(Buffer::alloc(&compute_buft, dst.clone())?);
+            let need = compute_buft.alloc_size(&dst)?;
+            // The smallest released storage of this buffer type that holds the result.
+            let reuse = free
+                .iter()
+                .enumerate()
+                .filter_map(|(f, &slot)| {
+                    let b = slots[slot].as_ref()?;
+                    (b.buft().id() == compute_buft.id() && b.capacity() >= need)
+                        .then_some((b.capacity(), f))
+                })
+                .min();
+            let dst_slot = match reuse {
+                Some((_, f)) => free.swap_remove(f),
+                None => {
+                    slots.push(Some(Buffer::alloc(&compute_buft, dst.clone())?));
+                    slots.len() - 1
+                }
+            };
+            slot_of[node.dst.0] = Some(dst_slot);
+            descs[node.dst.0] = Some(dst.clone());
             homes[node.dst.0] = compute_buft;
+            // Results this node read last, and a result nobody reads, are released
+            // (after the result's storage was chosen: it is never a source's).
+            let mut release = |t: TensorId| {
+                let done = matches!(graph.kind(t), TensorKind::Result(_))
+                    && !keep.contains(&t)
+                    && last_use[t.0].is_none_or(|l| l == i);
+                if let Some(slot) = slot_of[t.0].filter(|s| done && !free.contains(s)) {
+                    free.push(slot);
+                }
+            };
+            for &s in &node.srcs {
+                release(s);
+            }
+            if last_use[node.dst.0].is_none() {
+                release(node.dst);
+            }
             nodes.push(PreparedNode {
                 op: OpDesc { op: node.op, srcs: operands, dst },
                 backend: plan.backend,
                 srcs: node.srcs.iter().copied().zip(plan.access.iter().copied()).collect(),
                 copies,
-                dst: node.dst,
+                dst_slot,
             });
         }
         let kernels = vec![None; nodes.len()];
         let inputs = graph.inputs().collect();
-        Ok(Prepared { nodes, values, kernels, inputs, scratch: Bump::with_capacity(scratch_bytes) })
+        let scratch = Bump::with_capacity(scratch_bytes);
+        Ok(Prepared { nodes, slots, slot_of, descs, kernels, inputs, scratch })
     }
 
     /// Runs one step: `inputs` (each graph input's plain bytes) copied into their
@@ -135,7 +196,8 @@ impl Prepared {
         for &id in &self.inputs {
             let missing = || ExecError::Input { tensor: graph.tensor(id).name.clone() };
             let (_, bytes) = inputs.iter().find(|(i, _)| *i == id).ok_or_else(missing)?;
-            let buf = self.values[id.0].as_mut().ok_or_else(missing)?;
+            let slot = self.slot_of[id.0].ok_or_else(missing)?;
+            let buf = self.slots[slot].as_mut().ok_or_else(missing)?;
             let dst = buf.host_bytes_mut()?;
             if dst.len() != bytes.len() {
                 return Err(missing());
@@ -155,11 +217,16 @@ impl Prepared {
             // Results in another backend's memory come down into their host copies.
             for ((s, access), copy) in node.srcs.iter().zip(&mut node.copies) {
                 if let (Access::Download, Some(copy)) = (access, copy) {
-                    let from = self.values[s.0].as_ref().ok_or_else(mismatch)?;
+                    let slot = self.slot_of[s.0].ok_or_else(mismatch)?;
+                    let from = self.slots[slot].as_ref().ok_or_else(mismatch)?;
                     from.buft().get_tensor(from, copy.host_bytes_mut()?)?;
                 }
             }
-            let mut dst = self.values[node.dst.0].take().ok_or_else(mismatch)?;
+            let mut dst = self.slots[node.dst_slot].take().ok_or_else(mismatch)?;
+            // The storage may have held another result earlier in the step.
+            if dst.desc() != &node.op.dst {
+                dst.retag(node.op.dst.clone())?;
+            }
             let mut srcs: [Option<&Buffer>; 6] = [None; 6];
             if node.srcs.len() > srcs.len() {
                 return Err(mismatch());
@@ -171,7 +238,9 @@ impl Prepared {
                     (Access::Download, _) => copy.as_ref(),
                     (_, TensorKind::Weight) => weights.get(*s),
                     (_, TensorKind::State) => state.iter().find(|(i, _)| i == s).map(|(_, b)| *b),
-                    (_, TensorKind::Input | TensorKind::Result(_)) => self.values[s.0].as_ref(),
+                    (_, TensorKind::Input | TensorKind::Result(_)) => {
+                        self.slot_of[s.0].and_then(|slot| self.slots[slot].as_ref())
+                    }
                 };
                 let buf =
                     buf.ok_or_else(|| ExecError::Input { tensor: operand.desc.name.clone() })?;
@@ -191,15 +260,24 @@ impl Prepared {
                 *r = s.ok_or_else(mismatch)?;
             }
             let done = backend.compute_into(&node.op, &refs[..n], &mut dst, &self.scratch);
-            self.values[node.dst.0] = Some(dst);
+            self.slots[node.dst_slot] = Some(dst);
             self.kernels[i] = Some(done?.0);
         }
         Ok(())
     }
 
-    /// The buffer of input or result `id` after the last step.
+    /// The buffer of input or result `id` after the last step: always for inputs and
+    /// the results kept ([`Prepared::new`]), for others only while their storage still
+    /// holds them.
     pub fn value(&self, id: TensorId) -> Option<&Buffer> {
-        self.values.get(id.0).and_then(Option::as_ref)
+        let slot = (*self.slot_of.get(id.0)?)?;
+        let buf = self.slots.get(slot)?.as_ref()?;
+        (Some(buf.desc()) == self.descs[id.0].as_ref()).then_some(buf)
+    }
+
+    /// Bytes of storage of the inputs and results (shared storage counted once).
+    pub fn storage_bytes(&self) -> usize {
+        self.slots.iter().flatten().map(Buffer::capacity).sum()
     }
 
     /// The kernel that ran each node in the last step (node order).
