@@ -272,4 +272,14 @@ fn unsupported_arch_and_missing_tensor_are_clear_errors() {
     };
     let e = Engine::from_file(GgufFile::parse(m.file).unwrap(), Options::default()).unwrap_err();
     assert!(e.to_string().contains("blk.1.attn_k.weight"), "{e}");
+    // A layer count no file could hold is refused before anything is sized by it.
+    let mut wr = Writer::new().kv("llama.vocab_size", Value::U32(40));
+    let f = GgufFile::parse(build(BASE, 2).file).unwrap();
+    for (k, v) in f.metadata() {
+        let v = if k == "llama.block_count" { Value::U64(1 << 60) } else { v.clone() };
+        wr = wr.kv(k, v);
+    }
+    let e =
+        Engine::from_file(GgufFile::parse(wr.build().0).unwrap(), Options::default()).unwrap_err();
+    assert!(e.to_string().contains("layers with"), "{e}");
 }

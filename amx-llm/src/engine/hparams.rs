@@ -200,6 +200,17 @@ impl Hparams {
             swa,
             swa_pattern,
         };
+        // Every layer has tensors of its own: a count past the file's tensors is wrong
+        // (and would size allocations by it).
+        if hp.n_layer == 0 || hp.n_layer > file.tensors().len() {
+            return Err(EngineError::BadModel {
+                what: format!(
+                    "{} layers with {} tensors in the file",
+                    hp.n_layer,
+                    file.tensors().len()
+                ),
+            });
+        }
         if hp.rope_dims > head_k || !hp.rope_dims.is_multiple_of(2) || hp.rope_dims == 0 {
             return Err(EngineError::BadModel {
                 what: format!("rope dimension {} for heads of {head_k}", hp.rope_dims),
