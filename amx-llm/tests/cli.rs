@@ -70,6 +70,9 @@ fn bad_models_and_arguments_are_one_error_line_and_exit_code_1() {
         vec!["bench", m, "--threads", "0"],
         vec!["perplexity", m, "--ids", m, "--ctx", "2"],
         vec!["generate", m, "--prompt-ids", "999999"],
+        vec!["generate", m, "--prompt-ids", "1", "--tokens", "18446744073709551615"],
+        vec!["bench", m, "--prefill", "18446744073709551615", "--decode", "9"],
+        vec!["bench", m, "--prefill", "4000000000"],
     ] {
         let (ok, out, err) = amx_llm(&args);
         assert!(!ok, "{args:?}");

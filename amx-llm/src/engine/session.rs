@@ -107,10 +107,11 @@ impl Engine {
     /// Errors: as [`Engine::open`].
     pub fn from_file(file: GgufFile, options: Options) -> Result<Engine, EngineError> {
         let hp = Hparams::from_gguf(&file)?;
-        if options.context == 0 || options.threads == 0 {
+        // Positions are I32 in the graph.
+        if options.context == 0 || options.context > i32::MAX as usize || options.threads == 0 {
             return Err(EngineError::BadModel {
                 what: format!(
-                    "context {} and threads {} must be at least 1",
+                    "context {} (1 to 2^31 - 1) and threads {} (at least 1)",
                     options.context, options.threads
                 ),
             });

@@ -93,7 +93,7 @@ fn generate(a: &Args) -> Result<String, String> {
     if prompt.is_empty() {
         return Err("the prompt has no tokens".into());
     }
-    let mut engine = open(a, prompt.len() + n.max(1))?;
+    let mut engine = open(a, prompt.len().saturating_add(n.max(1)))?;
     let t0 = Instant::now();
     let logits = engine.step(&prompt, 1).map_err(|e| e.to_string())?;
     let prefill_s = t0.elapsed().as_secs_f64();
@@ -172,7 +172,7 @@ fn bench(a: &Args) -> Result<String, String> {
     if p == 0 {
         return Err("--prefill must be at least 1".into());
     }
-    let mut engine = open(a, p + d)?;
+    let mut engine = open(a, p.saturating_add(d))?;
     let vocab = engine.hparams().n_vocab;
     let prompt: Vec<u32> = (0..p).map(|i| ((i * 7919 + 13) % vocab) as u32).collect();
     // One warm-up run builds the step graphs and takes the AMX permission.
