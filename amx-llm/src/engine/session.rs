@@ -240,6 +240,9 @@ impl Engine {
             return Err(EngineError::Token { id, vocab: self.hp.n_vocab });
         }
         if !self.steps.contains_key(&(t, rows)) {
+            // The decode shape stays; of the others (prefills), only the newest, so that
+            // prompts of many lengths do not each keep a step's buffers.
+            self.steps.retain(|&shape, _| shape == (1, 1));
             let g = model::build(&self.file, &self.hp, t, cap, rows)?;
             let step = self.prepare(g)?;
             self.steps.insert((t, rows), step);
