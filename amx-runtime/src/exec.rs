@@ -92,6 +92,26 @@ pub fn run(
     weights: &Weights,
     inputs: &[(TensorId, &[u8])],
 ) -> Result<Run, ExecError> {
+    run_with_state(graph, schedule, backends, weights, inputs, &[])
+}
+
+/// [`run`] for a graph with state tensors ([`TensorKind::State`], a KV cache): `state`
+/// gives each one's buffer, in host memory and described exactly as in the graph. They
+/// are read in place; the run does not change them.
+///
+/// Errors: those of [`run`], and [`ExecError::Input`] for a state tensor without a
+/// buffer, or with one in another buffer type or of another description.
+///
+/// May request the AMX permission (once per process, [`crate::tile_state`]) when it
+/// takes the AMX path.
+pub fn run_with_state(
+    graph: &Graph,
+    schedule: &Schedule,
+    backends: &[&dyn Backend],
+    weights: &Weights,
+    inputs: &[(TensorId, &[u8])],
+    state: &[(TensorId, &Buffer)],
+) -> Result<Run, ExecError> {
     let nodes = graph.nodes();
     if schedule.plans.len() != nodes.len() || schedule.backends.len() != backends.len() {
         return Err(ExecError::ScheduleMismatch {
@@ -111,6 +131,16 @@ pub fn run(
         let (_, bytes) = inputs.iter().find(|(i, _)| *i == id).ok_or_else(missing)?;
         values[id.0] = Some(Buffer::upload(&host, desc.clone(), bytes).map_err(|_| missing())?);
     }
+    let mut states: Vec<Option<&Buffer>> = vec![None; graph.len()];
+    for id in graph.states() {
+        let desc = graph.tensor(id);
+        let bad = || ExecError::Input { tensor: desc.name.clone() };
+        let (_, buf) = state.iter().find(|(i, _)| *i == id).ok_or_else(bad)?;
+        if buf.desc() != desc || !buf.buft().is_host() {
+            return Err(bad());
+        }
+        states[id.0] = Some(*buf);
+    }
     let mut downloads = Vec::new();
     let mut records = Vec::with_capacity(nodes.len());
     for (node, plan) in nodes.iter().zip(&schedule.plans) {
@@ -128,7 +158,8 @@ pub fn run(
         }
         let home = |s: TensorId| match graph.kind(s) {
             TensorKind::Weight => weights.get(s),
-            _ => values[s.0].as_ref(),
+            TensorKind::State => states[s.0],
+            TensorKind::Input | TensorKind::Result(_) => values[s.0].as_ref(),
         };
         // Results in another backend's memory come down through their own buffer type.
         let mut copies = Vec::new();
@@ -183,6 +214,10 @@ pub fn run(
     }
     Ok(Run { values, downloads, records })
 }
+
+mod prepared;
+
+pub use prepared::Prepared;
 
 #[cfg(test)]
 mod tests;

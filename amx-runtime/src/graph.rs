@@ -18,6 +18,12 @@ pub enum TensorKind {
     Input,
     /// The result of node `i` (index into [`Graph::nodes`]).
     Result(usize),
+    /// State that persists across runs (a KV cache): a host buffer the engine owns,
+    /// allocates once and passes to every run ([`crate::exec::run_with_state`]), read
+    /// in place (never copied per run on the CPU). Ops only read it; the engine updates
+    /// it between runs (appending a step's keys and values), so a graph stays a pure
+    /// function of its inputs, weights and state.
+    State,
 }
 
 /// One op of the graph.
@@ -91,6 +97,18 @@ impl Graph {
         self.leaf(name, dtype, dims, TensorKind::Input)
     }
 
+    /// Adds a state tensor (see [`TensorKind::State`]).
+    ///
+    /// Errors: [`GraphError::BadTensor`], [`GraphError::DuplicateName`].
+    pub fn state(
+        &mut self,
+        name: &str,
+        dtype: DType,
+        dims: &[usize],
+    ) -> Result<TensorId, GraphError> {
+        self.leaf(name, dtype, dims, TensorKind::State)
+    }
+
     /// Adds node `name` computing `op` on `srcs`, and returns its result.
     ///
     /// Errors: [`GraphError::UnknownTensor`], the shape and type rules of [`Op::infer`],
@@ -159,6 +177,11 @@ impl Graph {
     /// The inputs, in the order they were added.
     pub fn inputs(&self) -> impl Iterator<Item = TensorId> + '_ {
         self.of_kind(|k| k == TensorKind::Input)
+    }
+
+    /// The state tensors, in the order they were added.
+    pub fn states(&self) -> impl Iterator<Item = TensorId> + '_ {
+        self.of_kind(|k| k == TensorKind::State)
     }
 
     /// The nodes that read tensor `id`.

@@ -95,7 +95,13 @@
 //! - [`placement`], [`sched`], [`exec`]: per-tensor weight placement by asking buffer
 //!   types about the real consuming op, a scheduler that refuses any graph where an op
 //!   would read packed bytes it cannot read, and a runner that records which backend and
-//!   kernel ran each op.
+//!   kernel ran each op; [`exec::Prepared`] runs a graph step after step without
+//!   allocating (buffers made once per step shape, temporaries from a bump arena).
+//! - State that persists across runs (a KV cache,
+//!   [`graph::TensorKind::State`]): host buffers the engine owns, passed to every run
+//!   and read in place by ops such as the fused [`op::Op::Attention`]; the engine
+//!   appends each step's keys and values between runs. `amx-llm` is the engine that
+//!   shows all of it on real GGUF models.
 //! - [`reference`](mod@reference): the f32 reference ops; [`error`]: the error types.
 
 pub mod backend;

@@ -55,6 +55,52 @@ pub enum Op {
     },
     /// `x * sigmoid(x)`. F32.
     Silu,
+    /// ggml's GELU, tanh form: `0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))`. F32.
+    Gelu,
+    /// `x * s`. F32.
+    Scale {
+        /// The factor.
+        s: f32,
+    },
+    /// Rotary position embedding (ggml's `rope_ext` without YaRN): src0 `[D, H, T]` F32,
+    /// src1 `[T]` I32 positions; the first `n_dims` values of each head rotated by
+    /// `pos * freq_scale * freq_base^(-2i / n_dims)` for pair `i`, the rest copied; dst
+    /// as src0.
+    Rope {
+        /// Which values pair up.
+        mode: RopeMode,
+        /// Values rotated per head (even, at most `D`).
+        n_dims: usize,
+        /// The base of the frequencies (the file's `rope.freq_base`).
+        freq_base: f32,
+        /// Positions are multiplied by this (1 / the linear scaling factor).
+        freq_scale: f32,
+    },
+    /// Causal attention over a KV cache, fused (see [`crate::graph::TensorKind::State`]):
+    /// sources q `[Dk, H, T]`, the new keys k `[Dk, Hkv, T]` and values v `[Dv, Hkv, T]`
+    /// (all F32), the caches kc `[Dk, Hkv, C]` and vc `[Dv, Hkv, C]` (F32 state tensors
+    /// holding positions `0..pos[0]` of earlier steps), and pos `[T]` I32 (consecutive
+    /// positions `pos[0]..pos[0] + T`, `pos[0] <= C`). Query `t` of head `h` attends to
+    /// positions `j <= pos[t]` (and `j > pos[t] - window` when `window > 0`), keys of
+    /// head `h / (H / Hkv)` (grouped-query attention), the new k/v for `j >= pos[0]` and
+    /// the cache's below: `softmax(scale * q.k_j)` times v. dst `[Dv * H, T]` F32, heads
+    /// one after the other as the output projection reads them. The op does not write
+    /// the cache: the engine appends k and v to it after the step.
+    Attention {
+        /// Multiplies the scores (usually `1 / sqrt(Dk)`).
+        scale: f32,
+        /// Sliding window in positions (0: none, the whole past).
+        window: usize,
+    },
+}
+
+/// Which values of a head RoPE rotates together (ggml's rope modes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RopeMode {
+    /// ggml's normal mode (0): adjacent pairs `(2i, 2i + 1)` (llama).
+    Normal,
+    /// GPT-NeoX mode (2): pairs `(i, i + n_dims / 2)` (gemma3, qwen2, qwen3).
+    Neox,
 }
 
 impl Op {
@@ -74,15 +120,28 @@ impl Op {
             Op::Transpose => "TRANSPOSE",
             Op::RmsNorm { .. } => "RMS_NORM",
             Op::Silu => "SILU",
+            Op::Gelu => "GELU",
+            Op::Scale { .. } => "SCALE",
+            Op::Rope { .. } => "ROPE",
+            Op::Attention { .. } => "ATTENTION",
         }
     }
 
     /// Number of sources.
     pub fn arity(&self) -> usize {
         match self {
+            Op::Attention { .. } => 6,
             Op::MulMatId => 3,
-            Op::MulMat | Op::Add | Op::Mul | Op::Div | Op::GetRows => 2,
-            _ => 1,
+            Op::MulMat | Op::Add | Op::Mul | Op::Div | Op::GetRows | Op::Rope { .. } => 2,
+            Op::SumRows
+            | Op::SoftMax
+            | Op::TopK { .. }
+            | Op::Reshape { .. }
+            | Op::Transpose
+            | Op::RmsNorm { .. }
+            | Op::Silu
+            | Op::Gelu
+            | Op::Scale { .. } => 1,
         }
     }
 
@@ -170,7 +229,7 @@ impl Op {
                 dtype(0, f32_only, "F32")?;
                 (DType::F32, [1, a[1], a[2], a[3]])
             }
-            Op::SoftMax | Op::RmsNorm { .. } | Op::Silu => {
+            Op::SoftMax | Op::RmsNorm { .. } | Op::Silu | Op::Gelu | Op::Scale { .. } => {
                 dtype(0, f32_only, "F32")?;
                 (DType::F32, a)
             }
@@ -190,6 +249,32 @@ impl Op {
             Op::Transpose => {
                 dtype(0, f32_only, "F32")?;
                 (DType::F32, [a[1], a[0], a[2], a[3]])
+            }
+            Op::Rope { n_dims, .. } => {
+                dtype(0, f32_only, "F32")?;
+                dtype(1, ids, "I32")?;
+                let ok = n_dims >= 2 && n_dims.is_multiple_of(2) && n_dims <= a[0];
+                shape(0, ok && a[3] == 1, "[D, H, T] with n_dims even and at most D")?;
+                shape(1, srcs[1].ne == [a[2], 1, 1, 1], "positions are [T]")?;
+                (DType::F32, a)
+            }
+            Op::Attention { .. } => {
+                for i in 0..5 {
+                    dtype(i, f32_only, "F32")?;
+                }
+                dtype(5, ids, "I32")?;
+                let [dk, h, t, _] = a;
+                let [k, v, kc, vc] = [srcs[1].ne, srcs[2].ne, srcs[3].ne, srcs[4].ne];
+                let hkv = k[1];
+                shape(0, a[3] == 1, "q is [Dk, H, T]")?;
+                let gqa = h.is_multiple_of(hkv);
+                shape(1, k == [dk, hkv, t, 1] && gqa, "k is [Dk, Hkv, T] with H % Hkv == 0")?;
+                shape(2, v[1..] == [hkv, t, 1], "v is [Dv, Hkv, T]")?;
+                shape(3, kc[0] == dk && kc[1] == hkv && kc[3] == 1, "the k cache is [Dk, Hkv, C]")?;
+                let vc_ok = vc == [v[0], hkv, kc[2], 1];
+                shape(4, vc_ok, "the v cache is [Dv, Hkv, C], C as the k cache's")?;
+                shape(5, srcs[5].ne == [t, 1, 1, 1], "positions are [T]")?;
+                (DType::F32, [v[0] * h, t, 1, 1])
             }
         };
         Ok(TensorDesc { name: node.clone(), dtype: out_dtype, ne })
@@ -239,8 +324,19 @@ impl OpDesc {
     ///
     /// Errors: those of [`Op::infer`], and [`GraphError::Dst`] when `dst` differs.
     pub fn check(&self) -> Result<(), GraphError> {
-        let descs: Vec<&TensorDesc> = self.srcs.iter().map(|s| &s.desc).collect();
-        let want = self.op.infer(self.name(), &descs)?;
+        // The sources' descriptions without allocating (this runs for every op of
+        // every step): the most any op takes, on the stack.
+        const MOST: usize = 6;
+        let mut descs = [&self.dst; MOST];
+        for (d, s) in descs.iter_mut().zip(&self.srcs) {
+            *d = &s.desc;
+        }
+        let want = if self.srcs.len() <= MOST {
+            self.op.infer(self.name(), &descs[..self.srcs.len()])?
+        } else {
+            let all: Vec<&TensorDesc> = self.srcs.iter().map(|s| &s.desc).collect();
+            self.op.infer(self.name(), &all)?
+        };
         if (want.dtype, want.ne) == (self.dst.dtype, self.dst.ne) {
             return Ok(());
         }

@@ -229,6 +229,7 @@ impl Weights {
             .min()?;
         let what = match graph.kind_checked(extra) {
             Some(TensorKind::Input) => format!("the input {}", graph.tensor(extra)),
+            Some(TensorKind::State) => format!("the state {}", graph.tensor(extra)),
             Some(TensorKind::Result(_)) => format!("the op result {}", graph.tensor(extra)),
             Some(TensorKind::Weight) | None => {
                 format!("no tensor (it has {} tensors)", graph.len())

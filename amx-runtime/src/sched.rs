@@ -92,7 +92,7 @@ impl Homes<'_> {
             TensorKind::Weight => self.weights.get(id).map(|b| b.buft().clone()).ok_or_else(|| {
                 SchedError::NotLoaded { tensor: self.graph.tensor(id).name.clone() }
             }),
-            TensorKind::Input => Ok(host()),
+            TensorKind::Input | TensorKind::State => Ok(host()),
             // Nodes are in dependency order, so a source's producer was planned.
             TensorKind::Result(_) => Ok(self.results[id.0].clone().unwrap_or_else(host)),
         }

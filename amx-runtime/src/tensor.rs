@@ -116,6 +116,31 @@ impl fmt::Display for TensorDesc {
     }
 }
 
+/// The bytes as f32 values in place (no copy), or `None` when they do not start on a
+/// 4-byte boundary, are not a whole number of values, or the target is big-endian (the
+/// ggml layout is little-endian). Buffers of this crate start on 64-byte boundaries, so
+/// on x86-64 their bytes always have such a view.
+pub fn f32_view(bytes: &[u8]) -> Option<&[f32]> {
+    if cfg!(target_endian = "big") {
+        return None;
+    }
+    // SAFETY: every bit pattern is a valid f32, and `align_to` only puts values in the
+    // middle part that are correctly aligned for f32.
+    let (head, mid, tail) = unsafe { bytes.align_to::<f32>() };
+    (head.is_empty() && tail.is_empty()).then_some(mid)
+}
+
+/// [`f32_view`], writable.
+pub fn f32_view_mut(bytes: &mut [u8]) -> Option<&mut [f32]> {
+    if cfg!(target_endian = "big") {
+        return None;
+    }
+    // SAFETY: as in `f32_view`; writes through the view are plain f32 stores into the
+    // same bytes, and every f32 is 4 valid bytes.
+    let (head, mid, tail) = unsafe { bytes.align_to_mut::<f32>() };
+    (head.is_empty() && tail.is_empty()).then_some(mid)
+}
+
 /// Little-endian f32 values from bytes (a whole number of 4-byte values).
 pub fn f32_from_bytes(bytes: &[u8]) -> Vec<f32> {
     bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()

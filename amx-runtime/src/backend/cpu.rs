@@ -21,9 +21,12 @@ use crate::error::ExecError;
 use crate::op::OpDesc;
 use crate::pool::Pool;
 use crate::reference;
-use crate::tensor::f32_to_bytes;
+use crate::tensor::{f32_to_bytes, f32_view_mut};
+use amx_core::gemm::Path;
 
-use super::{Backend, Computed, check_sources};
+use bumpalo::Bump;
+
+use super::{Backend, Computed, check_dst, check_sources};
 
 /// The CPU backend.
 #[derive(Debug)]
@@ -32,6 +35,8 @@ pub struct CpuBackend {
     extra: Vec<Buft>,
     /// Whether `supports_buft` accepts `extra` (always, except to prove a test).
     is_host_override: bool,
+    /// The pool and path of the GEMM form of long ATTENTION steps, when enabled.
+    attention_pool: Option<(Arc<Pool>, Path)>,
 }
 
 impl Default for CpuBackend {
@@ -53,14 +58,24 @@ impl CpuBackend {
 
     /// A CPU backend that runs the kernels of the non-host buffer types `extra`.
     pub fn with_extra(extra: Vec<Buft>) -> CpuBackend {
-        CpuBackend { extra, is_host_override: true }
+        CpuBackend { extra, is_host_override: true, attention_pool: None }
     }
 
     /// **Only for proving that the tests catch the user's bug; never use it in an
     /// engine.** A CPU backend whose `supports_buft` accepts host buffer types only, as
     /// in the C++ engine before the fix: it refuses its own AMX buffer type.
     pub fn without_is_host_override(extra: Vec<Buft>) -> CpuBackend {
-        CpuBackend { extra, is_host_override: false }
+        CpuBackend { extra, is_host_override: false, attention_pool: None }
+    }
+
+    /// This backend, running ATTENTION of 16 or more queries (a prefill step) as BF16
+    /// GEMMs on `pool`, on `path` ([`Kernel::Fused`]; Q, K, probabilities and V rounded
+    /// to BF16) instead of the f32 reference op, which still runs the shorter steps
+    /// (decode).
+    #[must_use]
+    pub fn with_attention_pool(mut self, pool: Arc<Pool>, path: Path) -> CpuBackend {
+        self.attention_pool = Some((pool, path));
+        self
     }
 
     /// The non-host buffer types this backend carries kernels for, in the order given
@@ -125,11 +140,69 @@ impl Backend for CpuBackend {
             return Ok(Computed { output, kernel, uploaded_bytes: 0 });
         }
         let bytes = srcs.iter().map(|b| b.host_bytes()).collect::<Result<Vec<_>, _>>()?;
+        if let Some((pool, path)) = self.attention_pool.as_ref().filter(|_| attention::applies(op))
+        {
+            let mut out = vec![0.0; op.dst.elements()];
+            let path = attention::run(pool, *path, op, &bytes, &mut out)?;
+            let output = Buffer::upload(&host, op.dst.clone(), &f32_to_bytes(&out))?;
+            return Ok(Computed { output, kernel: Kernel::Fused { path }, uploaded_bytes: 0 });
+        }
         let out = reference::compute(op, &bytes)?;
         let output = Buffer::upload(&host, op.dst.clone(), &out)?;
         Ok(Computed { output, kernel: Kernel::Reference, uploaded_bytes: 0 })
     }
+
+    /// In place: packed weights through their buffer type's kernel straight into `dst`,
+    /// the rest by the reference ops on the sources' bytes where they are. Allocates
+    /// nothing when `scratch` has room and the kernels' workspaces are warm.
+    fn compute_into(
+        &self,
+        op: &OpDesc,
+        srcs: &[&Buffer],
+        dst: &mut Buffer,
+        scratch: &Bump,
+    ) -> Result<(Kernel, usize), ExecError> {
+        check_sources(op, srcs)?;
+        check_dst(self, op, dst)?;
+        for b in srcs {
+            if !self.supports_buft(&**b.buft()) {
+                return Err(ExecError::BufferNotAccepted {
+                    op: op.name().clone(),
+                    backend: self.name().into(),
+                    tensor: b.desc().name.clone(),
+                    buft: b.buft().name().into(),
+                });
+            }
+        }
+        let not_aligned = || ExecError::Sources {
+            op: op.name().clone(),
+            what: "the result is not 4-byte aligned",
+        };
+        if let Some(packed) = srcs.iter().find(|b| !b.buft().is_host()) {
+            let out = f32_view_mut(dst.host_bytes_mut()?).ok_or_else(not_aligned)?;
+            let kernel = packed.buft().compute_forward(op, srcs, out)?;
+            return Ok((kernel, 0));
+        }
+        // At most six sources (ATTENTION), on the stack.
+        let mut bytes: [&[u8]; 6] = [&[]; 6];
+        if srcs.len() > bytes.len() {
+            return Err(ExecError::Sources { op: op.name().clone(), what: "too many sources" });
+        }
+        for (slot, b) in bytes.iter_mut().zip(srcs) {
+            *slot = b.host_bytes()?;
+        }
+        if let Some((pool, path)) = self.attention_pool.as_ref().filter(|_| attention::applies(op))
+        {
+            let out = f32_view_mut(dst.host_bytes_mut()?).ok_or_else(not_aligned)?;
+            let path = attention::run(pool, *path, op, &bytes[..srcs.len()], out)?;
+            return Ok((Kernel::Fused { path }, 0));
+        }
+        reference::compute_into(op, &bytes[..srcs.len()], dst.host_bytes_mut()?, scratch)?;
+        Ok((Kernel::Reference, 0))
+    }
 }
+
+mod attention;
 
 #[cfg(test)]
 mod tests;

@@ -10,6 +10,8 @@ pub mod gpu_like;
 
 use std::fmt;
 
+use bumpalo::Bump;
+
 use crate::buffer::{Buffer, BufferType, Buft, Kernel};
 use crate::error::ExecError;
 use crate::op::OpDesc;
@@ -47,6 +49,43 @@ pub trait Backend: fmt::Debug + Send + Sync {
     /// `dst` that is not what the sources give), [`ExecError::BufferNotAccepted`], [`ExecError::Unsupported`], refused
     /// buffer accesses ([`ExecError::Buffer`]) and the kernels' errors.
     fn compute(&self, op: &OpDesc, srcs: &[&Buffer]) -> Result<Computed, ExecError>;
+
+    /// [`Backend::compute`] into `dst`, a buffer of [`Backend::compute_buft`] for
+    /// `op.dst` made once and reused ([`crate::exec::Prepared`]), with temporaries from
+    /// `scratch` (an arena reset every step). The default computes and copies; the CPU
+    /// backend writes in place and allocates nothing in steady state. Returns the kernel
+    /// and the bytes copied up from host memory.
+    ///
+    /// Errors: those of [`Backend::compute`], and [`ExecError::Sources`] when `dst` is
+    /// not a buffer of this backend for `op.dst`.
+    fn compute_into(
+        &self,
+        op: &OpDesc,
+        srcs: &[&Buffer],
+        dst: &mut Buffer,
+        scratch: &Bump,
+    ) -> Result<(Kernel, usize), ExecError> {
+        let _ = scratch;
+        check_dst(self, op, dst)?;
+        let done = self.compute(op, srcs)?;
+        let bytes = done.output.download()?;
+        let buft = dst.buft().clone();
+        buft.set_tensor(dst, &bytes)?;
+        Ok((done.kernel, done.uploaded_bytes))
+    }
+}
+
+/// Checks that `dst` is a buffer of `backend`'s result buffer type for `op.dst`.
+pub(crate) fn check_dst<B: Backend + ?Sized>(
+    backend: &B,
+    op: &OpDesc,
+    dst: &Buffer,
+) -> Result<(), ExecError> {
+    if dst.desc() == &op.dst && dst.buft().id() == backend.compute_buft().id() {
+        Ok(())
+    } else {
+        Err(ExecError::Sources { op: op.name().clone(), what: "the result buffer is not the op's" })
+    }
 }
 
 /// Checks that `op` follows its rules ([`OpDesc::check`], `dst` included) and that

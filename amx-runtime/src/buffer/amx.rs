@@ -47,7 +47,7 @@ use amx_core::pack::{self, PackedLayout, PackedRef};
 use crate::error::{BufferError, ExecError};
 use crate::op::{Op, OpDesc};
 use crate::pool::Pool;
-use crate::tensor::{DType, TensorDesc, f32_from_bytes};
+use crate::tensor::{DType, TensorDesc, f32_from_bytes, f32_view};
 use crate::tile_state;
 
 use super::{Buffer, BufferType, BuftId, Kernel};
@@ -63,6 +63,10 @@ pub struct AmxBufferType {
     pool: Option<Arc<Pool>>,
     /// Whether F32 weights are accepted, packed as BF16 (see the module docs).
     f32_as_bf16: bool,
+    /// The GEMM path of every call ([`Path::Auto`] unless forced).
+    path: Path,
+    /// The name in kernel records, made once (a record per op must not allocate).
+    kernel_name: Arc<str>,
 }
 
 impl Default for AmxBufferType {
@@ -124,13 +128,19 @@ impl AmxBufferType {
     /// The AMX buffer type, running its GEMM on the calling thread (which then holds
     /// tile state until it exits or calls [`tile_state::release_thread`]).
     pub fn new() -> AmxBufferType {
-        AmxBufferType { id: BuftId::fresh(), pool: None, f32_as_bf16: false }
+        AmxBufferType {
+            id: BuftId::fresh(),
+            pool: None,
+            f32_as_bf16: false,
+            path: Path::Auto,
+            kernel_name: Arc::from("AMX"),
+        }
     }
 
     /// The AMX buffer type, running its GEMM and grouped expert kernel on `pool`'s
     /// threads.
     pub fn with_pool(pool: Arc<Pool>) -> AmxBufferType {
-        AmxBufferType { id: BuftId::fresh(), pool: Some(pool), f32_as_bf16: false }
+        AmxBufferType { pool: Some(pool), ..AmxBufferType::new() }
     }
 
     /// This buffer type, also accepting F32 weights, which it packs as BF16 (see the
@@ -140,6 +150,21 @@ impl AmxBufferType {
     pub fn with_f32_as_bf16(mut self) -> AmxBufferType {
         self.f32_as_bf16 = true;
         self
+    }
+
+    /// This buffer type, running every MUL_MAT and MUL_MAT_ID on `path` (`Auto`: by
+    /// each call's row count, the default; `Amx`, `Vnni` or `Scalar`: forced, for runs
+    /// whose results must not depend on M, or to compare paths). A forced path the
+    /// machine lacks makes each call fail with [`GemmError::PathUnavailable`].
+    #[must_use]
+    pub fn with_path(mut self, path: Path) -> AmxBufferType {
+        self.path = path;
+        self
+    }
+
+    /// The path this type's calls take ([`AmxBufferType::with_path`]).
+    pub fn path(&self) -> Path {
+        self.path
     }
 
     /// Whether this type holds weights of `dtype`: every block format, F32 when made
@@ -183,11 +208,11 @@ impl AmxBufferType {
         y: &mut MatMut<'_>,
     ) -> Result<Path, GemmError> {
         if let Some(pool) = &self.pool {
-            return pool.matmul(packed, format, x, y);
+            return pool.matmul_on(packed, format, x, y, self.path);
         }
         // The permission is asked once per process; a thread that runs the AMX path is
         // recorded so that its tiles are released when it exits.
-        let path = tile_state::resolve_path(format, x.rows(), Path::Auto)?;
+        let path = tile_state::resolve_path(format, x.rows(), self.path)?;
         if path == Path::Amx {
             tile_state::mark_used();
         }
@@ -208,10 +233,17 @@ impl AmxBufferType {
         };
         let format = format_of(w.desc())?;
         let packed = w.owned_bytes(self)?;
-        let xv = f32_from_bytes(x.host_bytes()?);
+        let copied;
+        let xv = match f32_view(x.host_bytes()?) {
+            Some(v) => v,
+            None => {
+                copied = f32_from_bytes(x.host_bytes()?);
+                &copied[..]
+            }
+        };
         let (k, n, m) = (w.desc().ne[0], w.desc().ne[1], x.desc().ne[1]);
         let gemm_err = |error| ExecError::Gemm { op: name.clone(), error };
-        let xm = MatRef::new(&xv, m, k, k).map_err(gemm_err)?;
+        let xm = MatRef::new(xv, m, k, k).map_err(gemm_err)?;
         let mut y = MatMut::new(dst, m, n, n).map_err(gemm_err)?;
         self.matmul(packed, format, &xm, &mut y).map_err(gemm_err)
     }
@@ -339,7 +371,7 @@ impl BufferType for AmxBufferType {
             Op::MulMatId => moe::run(self, op, srcs, dst)?,
             _ => self.mul_mat(op, srcs, dst)?,
         };
-        Ok(Kernel::Packed { buft: self.name().into(), path })
+        Ok(Kernel::Packed { buft: self.kernel_name.clone(), path })
     }
 }
 

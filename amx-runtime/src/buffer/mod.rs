@@ -48,6 +48,12 @@ impl BuftId {
 pub enum Kernel {
     /// The f32 reference ops ([`crate::reference`]), on plain data.
     Reference,
+    /// A fused op of the CPU backend on amx-core's GEMM (ATTENTION of a prefill step,
+    /// [`crate::backend::cpu::CpuBackend::with_attention_pool`]).
+    Fused {
+        /// The GEMM path amx-core took.
+        path: Path,
+    },
     /// A buffer type's own kernel on its packed weights (the AMX buffer type's GEMM).
     Packed {
         /// The buffer type whose kernel ran.
@@ -124,6 +130,9 @@ pub struct Buffer {
     buft: Buft,
     desc: TensorDesc,
     bytes: HugeBuffer,
+    /// Bytes of the current tensor (`alloc_size` of `desc`; the storage may be larger
+    /// after [`Buffer::retag`]).
+    used: usize,
     refused: AtomicUsize,
 }
 
@@ -132,7 +141,7 @@ impl fmt::Debug for Buffer {
         f.debug_struct("Buffer")
             .field("buft", &self.buft.name())
             .field("tensor", &self.desc)
-            .field("len", &self.bytes.len())
+            .field("len", &self.used)
             .finish()
     }
 }
@@ -151,7 +160,8 @@ impl Buffer {
         // Zeroed, 64-byte aligned; large buffers (weights) on transparent huge pages.
         let bytes = HugeBuffer::try_zeroed(buft.alloc_size(&desc)?)
             .map_err(|error| BufferError::Alloc { tensor: desc.name.clone(), error })?;
-        Ok(Buffer { buft: buft.clone(), desc, bytes, refused: AtomicUsize::new(0) })
+        let used = bytes.len();
+        Ok(Buffer { buft: buft.clone(), desc, bytes, used, refused: AtomicUsize::new(0) })
     }
 
     /// [`Buffer::alloc`], then [`BufferType::set_tensor`] with `data`.
@@ -188,20 +198,45 @@ impl Buffer {
 
     /// Bytes of storage.
     pub fn len(&self) -> usize {
+        self.used
+    }
+
+    /// Bytes of storage, at least [`Buffer::len`].
+    pub fn capacity(&self) -> usize {
         self.bytes.len()
+    }
+
+    /// Makes this buffer hold `desc` from now on (its bytes are whatever they were): the
+    /// storage of a result whose last reader has run, reused for a later result of the
+    /// same buffer type ([`crate::exec::Prepared`]). Allocates nothing.
+    ///
+    /// Errors: those of [`BufferType::alloc_size`], and [`BufferError::Length`] when
+    /// `desc` needs more bytes than the storage has.
+    pub fn retag(&mut self, desc: TensorDesc) -> Result<(), BufferError> {
+        let need = self.buft.alloc_size(&desc)?;
+        if need > self.bytes.len() {
+            return Err(BufferError::Length {
+                tensor: desc.name,
+                expected: need,
+                actual: self.bytes.len(),
+            });
+        }
+        self.used = need;
+        self.desc = desc;
+        Ok(())
     }
 
     /// Whether the buffer has no bytes.
     pub fn is_empty(&self) -> bool {
-        self.bytes.is_empty()
+        self.used == 0
     }
 
     fn bytes(&self) -> &[u8] {
-        &self.bytes
+        &self.bytes[..self.used]
     }
 
     fn bytes_mut(&mut self) -> &mut [u8] {
-        &mut self.bytes
+        &mut self.bytes[..self.used]
     }
 
     fn not_host(&self) -> BufferError {

@@ -92,3 +92,63 @@ fn weights_of_another_graph_are_refused() {
     assert_eq!(e, want);
     assert!(run(&f.graph, &s, &[&cpu], &w, &[(f.x, &x.1[..])]).is_ok());
 }
+
+/// A prepared graph gives what `run` gives, step after step, on the hybrid schedule
+/// (AMX weights on the CPU, ops on the GPU-like backend, results downloaded).
+#[test]
+fn prepared_runs_match_run() {
+    let f = fixture();
+    let data = fixture_data(&f);
+    let x = data.iter().find(|d| d.0 == f.x).unwrap();
+    let inputs = [(f.x, &x.1[..])];
+    let (gpu, cpu) = (GpuLikeBackend::new(), CpuBackend::new());
+    let w = load(&f, &data, &[cpu.extra_bufts()[0].clone(), host()]);
+    let backends: [&dyn Backend; 2] = [&gpu, &cpu];
+    let s = schedule(&f.graph, &w, &backends).unwrap();
+    let want = run(&f.graph, &s, &backends, &w, &inputs).unwrap();
+    let mut p = Prepared::new(&f.graph, &s, &backends, 1024, &[f.y, f.top, f.out]).unwrap();
+    for _ in 0..2 {
+        p.run(&f.graph, &backends, &w, &inputs, &[]).unwrap();
+        for id in [f.y, f.top, f.out] {
+            assert_eq!(p.value(id).unwrap().download().unwrap(), want.bytes(id).unwrap());
+        }
+    }
+    let kernels: Vec<Kernel> = p.kernels().map(|k| k.unwrap().clone()).collect();
+    let recorded: Vec<Kernel> = want.records.iter().map(|r| r.kernel.clone()).collect();
+    assert_eq!(kernels, recorded);
+    assert!(matches!(p.run(&f.graph, &backends, &w, &[], &[]), Err(ExecError::Input { .. })));
+}
+
+/// A chain of ops needs the storage of two results, not of all of them; kept results
+/// keep theirs; the values are those of `run`.
+#[test]
+fn prepared_results_share_storage() {
+    let mut g = Graph::new();
+    let x = g.input("x", DType::F32, &[1024]).unwrap();
+    let mut y = x;
+    let mut kept = None;
+    for i in 0..10 {
+        y = g.unary(&format!("s{i}"), Op::Scale { s: 2.0 }, y).unwrap();
+        if i == 3 {
+            kept = Some(y);
+        }
+    }
+    let kept = kept.unwrap();
+    let cpu = CpuBackend::new();
+    let backends: [&dyn Backend; 1] = [&cpu];
+    let w = Weights::default();
+    let s = schedule(&g, &w, &backends).unwrap();
+    let bytes = crate::tensor::f32_to_bytes(&[1.0; 1024]);
+    let want = run(&g, &s, &backends, &w, &[(x, &bytes)]).unwrap();
+    let mut p = Prepared::new(&g, &s, &backends, 0, &[kept, y]).unwrap();
+    // The input, the kept result, and two results in turn.
+    assert_eq!(p.storage_bytes(), 4 * 4096);
+    for _ in 0..2 {
+        p.run(&g, &backends, &w, &[(x, &bytes)], &[]).unwrap();
+        for id in [kept, y] {
+            assert_eq!(p.value(id).unwrap().download().unwrap(), want.bytes(id).unwrap());
+        }
+    }
+    // A result whose storage went to a later one is no longer there.
+    assert!(p.value(g.find("s1").unwrap()).is_none());
+}

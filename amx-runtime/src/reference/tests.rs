@@ -5,6 +5,7 @@ use amx_core::formats::Format;
 use super::*;
 use crate::buffer::host::host;
 use crate::op::Operand;
+use crate::tensor::{f32_from_bytes, i32_from_bytes, i32_to_bytes};
 
 fn t(name: &str, dtype: DType, dims: &[usize]) -> TensorDesc {
     TensorDesc::new(name, dtype, dims).unwrap()
@@ -115,4 +116,187 @@ fn mismatched_sources_are_errors() {
     wrong.dst.ne = [2, 2, 1, 1];
     assert!(!supports(&wrong));
     assert!(matches!(compute(&wrong, &[&b]), Err(ExecError::Sources { .. })));
+}
+
+#[test]
+fn gelu_and_scale() {
+    let g = run_f32(Op::Gelu, &[f("g", &[3], &[0., 1., -1.])]);
+    assert_eq!(g[0], 0.0);
+    assert!((g[1] - 0.841_192).abs() < 1e-5, "{g:?}");
+    assert!((g[2] + 0.158_808).abs() < 1e-5, "{g:?}");
+    assert_eq!(run_f32(Op::Scale { s: 0.5 }, &[f("s", &[2], &[2., -4.])]), [1., -2.]);
+}
+
+#[test]
+fn rope_rotates_the_pairs_of_its_mode() {
+    use crate::op::RopeMode;
+    // One head of 6 values, n_dims 4 (the last two pass through), positions 0 and 1.
+    let x: Vec<f32> = (1..=12).map(|v| v as f32).collect();
+    let pos = ids("pos", &[2], &[0, 1]);
+    for mode in [RopeMode::Normal, RopeMode::Neox] {
+        let op = Op::Rope { mode, n_dims: 4, freq_base: 100.0, freq_scale: 1.0 };
+        let y = run_f32(op, &[f("x", &[6, 1, 2], &x), pos.clone()]);
+        assert_eq!(&y[..6], &x[..6], "position 0 is the identity");
+        assert_eq!(&y[10..], &x[10..], "values past n_dims pass through");
+        let pairs = match mode {
+            RopeMode::Normal => [(6, 7), (8, 9)],
+            RopeMode::Neox => [(6, 8), (7, 9)],
+        };
+        // Pair i turns by base^(-2i/4): 1 and 0.1 radians.
+        for ((a, b), theta) in pairs.into_iter().zip([1.0f32, 0.1]) {
+            let (c, s) = (theta.cos(), theta.sin());
+            assert!((y[a] - (x[a] * c - x[b] * s)).abs() < 1e-5, "{mode:?} {y:?}");
+            assert!((y[b] - (x[a] * s + x[b] * c)).abs() < 1e-5, "{mode:?} {y:?}");
+        }
+    }
+}
+
+/// Plain attention over all positions of one step (no cache), in f64.
+#[allow(clippy::too_many_arguments)] // the shape of a test oracle, spelled out
+fn attention_f64(
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    d: usize,
+    h: usize,
+    hkv: usize,
+    t: usize,
+    window: usize,
+) -> Vec<f64> {
+    let mut out = vec![0.0; d * h * t];
+    for ti in 0..t {
+        for hi in 0..h {
+            let g = hi / (h / hkv);
+            let lo = if window > 0 { (ti + 1).saturating_sub(window) } else { 0 };
+            let s: Vec<f64> = (lo..=ti)
+                .map(|j| {
+                    (0..d)
+                        .map(|i| {
+                            f64::from(q[(ti * h + hi) * d + i])
+                                * f64::from(k[(j * hkv + g) * d + i])
+                        })
+                        .sum::<f64>()
+                        * 0.5
+                })
+                .collect();
+            let m = s.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let e: Vec<f64> = s.iter().map(|x| (x - m).exp()).collect();
+            let z: f64 = e.iter().sum();
+            for (j, w) in (lo..=ti).zip(&e) {
+                for i in 0..d {
+                    out[(ti * h + hi) * d + i] += w / z * f64::from(v[(j * hkv + g) * d + i]);
+                }
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn attention_with_and_without_a_cache() {
+    let (d, h, hkv, t, cap) = (4, 4, 2, 5, 8);
+    let r = |seed: u64, n: usize| amx_testdata::random::pseudo_random_values(seed, n);
+    let (q, k, v) = (r(1, d * h * t), r(2, d * hkv * t), r(3, d * hkv * t));
+    for window in [0, 2] {
+        let want = attention_f64(&q, &k, &v, d, h, hkv, t, window);
+        let op = Op::Attention { scale: 0.5, window };
+        // All five tokens in one step, empty cache.
+        let empty = vec![0.0; d * hkv * cap];
+        let all = run_f32(
+            op,
+            &[
+                f("q", &[d, h, t], &q),
+                f("k", &[d, hkv, t], &k),
+                f("v", &[d, hkv, t], &v),
+                f("kc", &[d, hkv, cap], &empty),
+                f("vc", &[d, hkv, cap], &empty),
+                ids("pos", &[t], &[0, 1, 2, 3, 4]),
+            ],
+        );
+        // Three tokens in the cache, the last two as a step at positions 3 and 4.
+        let mut kc = k[..3 * d * hkv].to_vec();
+        kc.resize(d * hkv * cap, 0.0);
+        let mut vc = v[..3 * d * hkv].to_vec();
+        vc.resize(d * hkv * cap, 0.0);
+        let tail = run_f32(
+            op,
+            &[
+                f("q", &[d, h, 2], &q[3 * d * h..]),
+                f("k", &[d, hkv, 2], &k[3 * d * hkv..]),
+                f("v", &[d, hkv, 2], &v[3 * d * hkv..]),
+                f("kc", &[d, hkv, cap], &kc),
+                f("vc", &[d, hkv, cap], &vc),
+                ids("pos", &[2], &[3, 4]),
+            ],
+        );
+        for (a, b) in all.iter().zip(&want) {
+            assert!((f64::from(*a) - b).abs() < 1e-5, "window {window}: {a} vs {b}");
+        }
+        for (a, b) in tail.iter().zip(&want[3 * d * h..]) {
+            assert!((f64::from(*a) - b).abs() < 1e-5, "window {window}: {a} vs {b}");
+        }
+    }
+}
+
+#[test]
+fn attention_refuses_positions_past_the_cache_or_not_consecutive() {
+    let op = Op::Attention { scale: 1.0, window: 0 };
+    let z = |n: usize| vec![0.0; n];
+    let srcs = |pos: &[i32]| {
+        vec![
+            f("q", &[2, 1, 2], &z(4)),
+            f("k", &[2, 1, 2], &z(4)),
+            f("v", &[2, 1, 2], &z(4)),
+            f("kc", &[2, 1, 4], &z(8)),
+            f("vc", &[2, 1, 4], &z(8)),
+            ids("pos", &[2], pos),
+        ]
+    };
+    for pos in [[5, 6], [1, 3], [-1, 0]] {
+        let s = srcs(&pos);
+        let descs: Vec<TensorDesc> = s.iter().map(|s| s.0.clone()).collect();
+        let bytes: Vec<&[u8]> = s.iter().map(|s| &s.1[..]).collect();
+        assert!(compute(&desc(op, &descs), &bytes).is_err(), "{pos:?}");
+    }
+}
+
+/// The AVX2 build of the attention loop gives the bits of the plain one.
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn attention_avx2_gives_the_same_bits() {
+    if !std::arch::is_x86_feature_detected!("avx2") {
+        eprintln!("skipped: no AVX2");
+        return;
+    }
+    let (d, h, hkv, t, p0) = (40, 4, 2, 3, 5);
+    let r = |seed: u64, n: usize| amx_testdata::random::pseudo_random_values(seed, n);
+    let (q, k, v, kc, vc) = (
+        r(1, d * h * t),
+        r(2, d * hkv * t),
+        r(3, d * hkv * t),
+        r(4, d * hkv * 8),
+        r(5, d * hkv * 8),
+    );
+    let att = Attention { scale: 0.3, window: 4 };
+    let run = |avx2: bool| {
+        let (mut out, mut scores) = (vec![0f32; d * h * t], vec![0f32; p0 + t]);
+        let job = AttentionJob {
+            q: &q,
+            k: &k,
+            vv: &v,
+            kc: &kc,
+            vc: &vc,
+            dims: [d, d, h, hkv, t, p0],
+            out: &mut out,
+            scores: &mut scores,
+        };
+        if avx2 {
+            // SAFETY: AVX2 was detected above.
+            unsafe { att.heads_avx2(job) }
+        } else {
+            att.heads(job)
+        }
+        out.iter().map(|x| x.to_bits()).collect::<Vec<u32>>()
+    };
+    assert_eq!(run(true), run(false));
 }

@@ -23,12 +23,15 @@ use crate::buffer::Buffer;
 use crate::error::ExecError;
 use crate::op::{Op, OpDesc};
 use crate::pool::Pool;
-use crate::tensor::{DType, TensorDesc, f32_from_bytes, i32_from_bytes};
+use crate::tensor::{DType, TensorDesc, f32_from_bytes, f32_view};
 use crate::tile_state;
 
 use super::{AmxBufferType, WORKSPACE, layout_of, packed_format};
 
 thread_local! {
+    /// The expert ids of the current call, as the grouped kernel takes them, reused call
+    /// after call (no allocation per step).
+    static EXPERT_IDS: RefCell<Vec<u32>> = const { RefCell::new(Vec::new()) };
     /// Scratch of the grouped kernel on a pool thread, reused call after call.
     static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
@@ -96,17 +99,47 @@ pub(super) fn run(
     let (Some((format, shape)), [w, x, ids]) = (kernel_shape(op), srcs) else {
         return Err(ExecError::Sources { op: name.clone(), what: "MUL_MAT_ID takes 3 sources" });
     };
-    let expert_ids = i32_from_bytes(ids.host_bytes()?)
-        .into_iter()
-        .map(|id| expert_id(op, ids.desc(), id, shape.experts))
-        .collect::<Result<Vec<u32>, _>>()?;
+    let mut expert_ids = EXPERT_IDS.take();
+    expert_ids.clear();
+    for c in ids.host_bytes()?.chunks_exact(4) {
+        let id = i32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+        expert_ids.push(expert_id(op, ids.desc(), id, shape.experts)?);
+    }
+    let result = run_with_ids(buft, op, w, x, &expert_ids, format, shape, dst);
+    EXPERT_IDS.set(expert_ids);
+    result
+}
+
+#[allow(clippy::too_many_arguments)] // the call's parts, spelled out
+fn run_with_ids(
+    buft: &AmxBufferType,
+    op: &OpDesc,
+    w: &Buffer,
+    x: &Buffer,
+    expert_ids: &[u32],
+    format: Format,
+    shape: MoeShape,
+    dst: &mut [f32],
+) -> Result<Path, ExecError> {
+    let name = op.name();
     let packed = w.owned_bytes(buft)?;
-    let xv = f32_from_bytes(x.host_bytes()?);
+    let copied;
+    let xv = match f32_view(x.host_bytes()?) {
+        Some(v) => v,
+        None => {
+            copied = f32_from_bytes(x.host_bytes()?);
+            &copied[..]
+        }
+    };
     let gemm_err = |error| ExecError::Gemm { op: name.clone(), error };
     let rows = shape.tokens.checked_mul(shape.top_k).ok_or(gemm_err(GemmError::Overflow))?;
-    let xm = MatRef::new(&xv, shape.tokens, shape.k, shape.k).map_err(gemm_err)?;
+    let xm = MatRef::new(xv, shape.tokens, shape.k, shape.k).map_err(gemm_err)?;
     let mut y = MatMut::new(dst, rows, shape.n, shape.n).map_err(gemm_err)?;
-    let path = tile_state::grouped_path(format).map_err(gemm_err)?;
+    let path = match buft.path {
+        Path::Auto => tile_state::grouped_path(format),
+        forced => tile_state::resolve_path(format, 0, forced),
+    }
+    .map_err(gemm_err)?;
     let need = grouped_workspace_bytes(format, &shape, path).map_err(gemm_err)?;
     WORKSPACE
         .with_borrow_mut(|ws| {
@@ -114,7 +147,7 @@ pub(super) fn run(
                 ws.resize(need, 0);
             }
             let (mut call, scratch) =
-                Grouped::new(packed, format, &xm, &expert_ids, shape.top_k, path, ws)?;
+                Grouped::new(packed, format, &xm, expert_ids, shape.top_k, path, ws)?;
             let busiest = (0..shape.experts).map(|e| call.expert_rows(e)).max().unwrap_or(0);
             let taken = tile_state::resolve_path(format, busiest, path)?;
             match &buft.pool {

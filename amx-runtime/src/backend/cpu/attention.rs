@@ -1,0 +1,193 @@
+//! ATTENTION of many queries (prefill) as two BF16 GEMMs per key/value head on the pool:
+//! scores `S = Q K^T` (the keys packed as the weight), the causal softmax in f32, then
+//! `O = P V` (the values, transposed, packed as the weight; keys padded to a multiple of
+//! 32 with zero probabilities). Q, K, P and V are rounded to BF16, as the AMX path
+//! rounds activations: the same accuracy class as a GEMM on the AMX path.
+//!
+//! Steps of few queries (decode) keep the reference op. This one keeps its operands'
+//! memory per thread from call to call (fresh memory would be zeroed by the kernel on
+//! every call: a quarter of a prefill step's time), growing it when a call needs more.
+
+use std::cell::RefCell;
+
+use amx_core::formats::Format;
+use amx_core::gemm::Path;
+use amx_core::pack::{self, PackedLayout, PackedRef};
+
+use crate::error::ExecError;
+use crate::hugepage::HugeBuffer;
+use crate::op::{Op, OpDesc};
+use crate::pool::Pool;
+use crate::tensor::f32_view;
+
+/// The operands of one call, kept for the next.
+#[derive(Default)]
+struct Scratch {
+    rows: Vec<f32>,
+    s: Vec<f32>,
+    p: Vec<f32>,
+    o: Vec<f32>,
+    keys: Option<HugeBuffer>,
+    values: Option<HugeBuffer>,
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+}
+
+/// `v` with at least `len` values (zeros when grown), as a slice of exactly `len`.
+fn sized(v: &mut Vec<f32>, len: usize) -> &mut [f32] {
+    if v.len() < len {
+        v.resize(len, 0.0);
+    }
+    &mut v[..len]
+}
+
+/// Packs `rows` (n x k f32) as a BF16 weight into `buf`, grown when too small, and
+/// returns the packed bytes.
+fn pack_bf16<'b>(
+    buf: &'b mut Option<HugeBuffer>,
+    n: usize,
+    k: usize,
+    rows: &[f32],
+) -> Result<&'b [u8], &'static str> {
+    let layout = PackedLayout::new(Format::BF16, n, k, 1).map_err(|_| "bad key or value shape")?;
+    let need = layout.total_bytes();
+    if buf.as_ref().is_none_or(|b| b.len() < need) {
+        *buf =
+            Some(HugeBuffer::try_zeroed(need).map_err(|_| "cannot allocate the packed operands")?);
+    }
+    let Some(b) = buf.as_mut() else { return Err("cannot allocate the packed operands") };
+    pack::pack_f32_as_bf16(n, k, 1, rows, &mut b[..need])
+        .map_err(|_| "cannot pack the keys or values")?;
+    Ok(&b[..need])
+}
+
+/// Queries per step from which the GEMM form pays (below, the reference op runs).
+pub(crate) const MIN_QUERIES: usize = 16;
+
+/// Whether `op` is an ATTENTION this module runs.
+pub(crate) fn applies(op: &OpDesc) -> bool {
+    matches!(op.op, Op::Attention { .. })
+        && op.srcs.first().is_some_and(|q| q.desc.ne[2] >= MIN_QUERIES)
+}
+
+/// Runs ATTENTION `op` (checked by the caller) on `srcs`' plain bytes into `out`.
+///
+/// Errors: [`ExecError::Sources`] for unaligned sources, positions that are not
+/// consecutive from at most the cache's length ([`ExecError::IndexOutOfRange`]), and the
+/// GEMM's and packing's errors.
+pub(crate) fn run(
+    pool: &Pool,
+    path: Path,
+    op: &OpDesc,
+    srcs: &[&[u8]],
+    out: &mut [f32],
+) -> Result<Path, ExecError> {
+    let name = op.name();
+    let bad = |what| ExecError::Sources { op: name.clone(), what };
+    let Op::Attention { scale, window } = op.op else {
+        return Err(bad("not an ATTENTION"));
+    };
+    let [q, k, v, kc, vc, pos] = srcs else { return Err(bad("ATTENTION takes 6 sources")) };
+    fn view<'a>(b: &'a [u8], op: &OpDesc) -> Result<&'a [f32], ExecError> {
+        f32_view(b).ok_or_else(|| ExecError::Sources {
+            op: op.name().clone(),
+            what: "a source is not 4-byte aligned",
+        })
+    }
+    let (q, k, v, kc, vc) =
+        (view(q, op)?, view(k, op)?, view(v, op)?, view(kc, op)?, view(vc, op)?);
+    let [dk, h, t, _] = op.srcs[0].desc.ne;
+    let [dv, hkv, _, _] = op.srcs[2].desc.ne;
+    let cap = op.srcs[3].desc.ne[2];
+    let pos: Vec<i64> = pos
+        .chunks_exact(4)
+        .map(|c| i64::from(i32::from_le_bytes([c[0], c[1], c[2], c[3]])))
+        .collect();
+    let p0 = usize::try_from(pos[0]).ok().filter(|&p| p <= cap).ok_or_else(|| {
+        ExecError::IndexOutOfRange {
+            op: name.clone(),
+            tensor: op.srcs[5].desc.name.clone(),
+            index: pos[0],
+            len: cap + 1,
+        }
+    })?;
+    if pos.iter().enumerate().any(|(i, &p)| p != (p0 + i) as i64) {
+        return Err(bad("positions must be consecutive"));
+    }
+    let gemm = |error| ExecError::Gemm { op: name.clone(), error };
+    let (n, group) = (p0 + t, h / hkv);
+    let (m, np) = (group * t, n.next_multiple_of(32));
+    let key = |j: usize, g: usize| {
+        if j >= p0 {
+            &k[((j - p0) * hkv + g) * dk..][..dk]
+        } else {
+            &kc[(j * hkv + g) * dk..][..dk]
+        }
+    };
+    let val = |j: usize, g: usize| {
+        if j >= p0 {
+            &v[((j - p0) * hkv + g) * dv..][..dv]
+        } else {
+            &vc[(j * hkv + g) * dv..][..dv]
+        }
+    };
+    SCRATCH.with_borrow_mut(|sc| {
+        let Scratch { rows, s, p, o, keys, values } = sc;
+        let rows = sized(rows, (n.max(m) * dk).max(dv * np));
+        let (s, p, o) = (sized(s, m * n), sized(p, m * np), sized(o, m * dv));
+        let mut taken = path;
+        for g in 0..hkv {
+            // The keys as an n x dk weight, the group's queries as m x dk activations
+            // (row t * group + i: token t, head g * group + i).
+            for j in 0..n {
+                rows[j * dk..][..dk].copy_from_slice(key(j, g));
+            }
+            let kb = pack_bf16(keys, n, dk, &rows[..n * dk]).map_err(bad)?;
+            let kp = PackedRef::parse(kb).map_err(|e| gemm(e.into()))?;
+            for ti in 0..t {
+                for i in 0..group {
+                    let r = ti * group + i;
+                    let src = &q[(ti * h + g * group + i) * dk..][..dk];
+                    rows[r * dk..][..dk].copy_from_slice(src);
+                }
+            }
+            taken =
+                pool.linear_many_on(&rows[..m * dk], &mut [(&kp, &mut *s)], path).map_err(gemm)?;
+            for (r, (srow, prow)) in s.chunks_exact(n).zip(p.chunks_exact_mut(np)).enumerate() {
+                let pt = p0 + r / group;
+                let lo = if window > 0 { (pt + 1).saturating_sub(window) } else { 0 };
+                let live = &srow[lo..=pt];
+                let max = live.iter().fold(f32::NEG_INFINITY, |a, &x| a.max(scale * x));
+                prow.fill(0.0);
+                let mut sum = 0f32;
+                for (pv, &x) in prow[lo..=pt].iter_mut().zip(live) {
+                    *pv = (scale * x - max).exp();
+                    sum += *pv;
+                }
+                for pv in &mut prow[lo..=pt] {
+                    *pv /= sum;
+                }
+            }
+            // The values transposed: dv rows of np keys (zeros past n).
+            rows[..dv * np].fill(0.0);
+            for j in 0..n {
+                for (d, &x) in val(j, g).iter().enumerate() {
+                    rows[d * np + j] = x;
+                }
+            }
+            let vb = pack_bf16(values, dv, np, &rows[..dv * np]).map_err(bad)?;
+            let vp = PackedRef::parse(vb).map_err(|e| gemm(e.into()))?;
+            pool.linear_many_on(p, &mut [(&vp, &mut *o)], path).map_err(gemm)?;
+            for ti in 0..t {
+                for i in 0..group {
+                    let r = ti * group + i;
+                    let dst = &mut out[(ti * h + g * group + i) * dv..][..dv];
+                    dst.copy_from_slice(&o[r * dv..][..dv]);
+                }
+            }
+        }
+        Ok(taken)
+    })
+}
