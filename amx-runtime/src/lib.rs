@@ -108,6 +108,7 @@ pub mod backend;
 pub mod buffer;
 pub mod error;
 pub mod exec;
+mod fast_math;
 pub mod graph;
 pub mod hugepage;
 pub mod op;

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use amx_core::formats::dequantize;
 
 use crate::error::ExecError;
+use crate::fast_math::exp_f32;
 use crate::op::{Op, OpDesc};
 use bumpalo::Bump;
 
@@ -143,7 +144,7 @@ fn compute_values(
                 rms_norm_into(r, eps, o);
             }
         }
-        Op::Silu => map(f(0)?, out, |x| x / (1.0 + (-x).exp())),
+        Op::Silu => map(f(0)?, out, |x| x / (1.0 + exp_f32(-x))),
         Op::Gelu => map(f(0)?, out, gelu),
         Op::Scale { s } => {
             for (o, &x) in out.iter_mut().zip(f(0)?) {
@@ -311,7 +312,7 @@ fn get_rows(
 fn softmax_into(row: &[f32], out: &mut [f32]) {
     let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     for (o, &x) in out.iter_mut().zip(row) {
-        *o = (x - max).exp();
+        *o = exp_f32(x - max);
     }
     let sum: f32 = out.iter().sum();
     for o in out.iter_mut() {
@@ -464,7 +465,7 @@ impl Attention {
                 }
                 let max = s.iter().copied().fold(f32::NEG_INFINITY, f32::max);
                 for sc in s.iter_mut() {
-                    *sc = (*sc - max).exp();
+                    *sc = exp_f32(*sc - max);
                 }
                 let sum: f32 = s.iter().sum();
                 let o = &mut out[(ti * h + hi) * dv..][..dv];

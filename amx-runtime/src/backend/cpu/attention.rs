@@ -17,6 +17,7 @@ use amx_core::gemm::{GemmError, Path};
 use amx_core::pack::{self, PackedLayout, PackedRef};
 
 use crate::error::ExecError;
+use crate::fast_math::{exp_f32, lanes};
 use crate::hugepage::HugeBuffer;
 use crate::op::{Op, OpDesc};
 use crate::pool::Pool;
@@ -185,32 +186,6 @@ pub(crate) fn run(
     })
 }
 
-/// `exp(x)` for the softmax, within a few ulp of `f32::exp` on `[-87.3, 0]` (the range
-/// the softmax feeds it; smaller `x` give about `1e-38` instead of a smaller number or 0),
-/// in plain arithmetic so that a loop over it vectorizes: libm's `expf` is a call per
-/// value and took a third of a 512-token prefill. The probabilities are rounded to BF16
-/// for the second GEMM right after, so these few ulp never show.
-#[inline(always)]
-fn exp_softmax(x: f32) -> f32 {
-    const LOG2E: f32 = std::f32::consts::LOG2_E;
-    // Round to nearest by the 1.5 * 2^23 trick (no call, unlike `round` on x86-64 v1).
-    const ROUND: f32 = 12_582_912.0;
-    // A comparison, not `max`, so that a NaN stays a NaN (and shows).
-    let x = if x < -87.336_55 { -87.336_55 } else { x };
-    let n = (x * LOG2E + ROUND) - ROUND;
-    // ln 2 in two parts (Cephes), so that `r` is exact enough.
-    let r = x - n * 0.693_359_4 + n * 2.121_944_4e-4;
-    let mut y = 1.987_569_1e-4_f32;
-    y = y * r + 1.398_199_9e-3;
-    y = y * r + 8.333_452e-3;
-    y = y * r + 4.166_579_6e-2;
-    y = y * r + 1.666_666_5e-1;
-    y = y * r + 0.5;
-    let y = y * r * r + r + 1.0;
-    // 2^n for n in -126..=0: the exponent field alone.
-    y * f32::from_bits(((n as i32 + 127) as u32) << 23)
-}
-
 /// The causal softmax of every score row of `s` (`dims.0` scores each) into the rows of
 /// `p` (`dims.1` values each, zero outside `live(r)`), over the pool's threads.
 fn softmax_rows(
@@ -265,44 +240,10 @@ fn softmax_row(srow: &[f32], prow: &mut [f32], scale: f32, range: RangeInclusive
     // A plain map (vectorized), then the sum in lanes: one running sum is a chain of
     // dependent adds, slower than the exponentials themselves.
     for (pv, &x) in out.iter_mut().zip(live) {
-        *pv = exp_softmax(scale * x - max);
+        *pv = exp_f32(scale * x - max);
     }
     let inv = 1.0 / lanes(out, 0.0, |a, x| a + x, |a, b| a + b);
     for pv in out {
         *pv *= inv;
-    }
-}
-
-/// `fold(init, f)` over `v` in 16 interleaved lanes, combined with `join`: independent
-/// chains, so that the compiler vectorizes and the latency of `f` overlaps.
-#[inline(always)]
-fn lanes(v: &[f32], init: f32, f: impl Fn(f32, f32) -> f32, join: impl Fn(f32, f32) -> f32) -> f32 {
-    let mut acc = [init; 16];
-    let mut chunks = v.chunks_exact(16);
-    for c in &mut chunks {
-        for (a, &x) in acc.iter_mut().zip(c) {
-            *a = f(*a, x);
-        }
-    }
-    let tail = chunks.remainder().iter().fold(init, |a, &x| f(a, x));
-    acc.iter().fold(tail, |a, &b| join(a, b))
-}
-
-#[cfg(test)]
-mod exp_tests {
-    use super::exp_softmax;
-
-    #[test]
-    fn exp_softmax_is_within_a_few_ulp_of_exp_on_the_softmax_range() {
-        let mut worst = 0f32;
-        for i in 0..=873_365 {
-            let x = -(i as f32) * 1e-4;
-            let (got, want) = (exp_softmax(x), x.exp());
-            worst = worst.max(((got - want) / want).abs());
-        }
-        assert!(worst < 4.0 * f32::EPSILON, "relative error {worst}");
-        assert_eq!(exp_softmax(0.0), 1.0);
-        assert!(exp_softmax(-1000.0) < 1e-37 && exp_softmax(f32::NEG_INFINITY) < 1e-37);
-        assert!(exp_softmax(f32::NAN).is_nan());
     }
 }
