@@ -56,3 +56,10 @@ pub fn reference_ppl(model: &str, config: &str) -> Option<f64> {
         .find(|r| r["model"] == model && r["config"] == config)
         .and_then(|r| r["ppl"].as_f64())
 }
+
+/// The tokenizer of model file `name` in `AMX_LLM_MODELS`, or `None` (with a printed
+/// notice, as [`model`]).
+pub fn tokenizer(name: &str) -> Option<amx_llm::tokenizer::Tokenizer> {
+    let gguf = amx_gguf::GgufFile::open(model(name)?).expect("model file opens");
+    Some(amx_llm::tokenizer::Tokenizer::from_gguf(&gguf).expect("tokenizer loads"))
+}

@@ -4,10 +4,11 @@
 //! `../shared/reference` beside the repository (or the directory in `AMX_LLM_REFERENCE`).
 //! Each test prints a notice and passes when its model or reference file is missing.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use amx_gguf::GgufFile;
 use amx_llm::tokenizer::Tokenizer;
 
 const SMOLLM2: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
@@ -31,17 +32,7 @@ fn reference_dir() -> Option<PathBuf> {
 }
 
 fn tokenizer(file: &str) -> Option<Tokenizer> {
-    let Some(dir) = std::env::var_os("AMX_LLM_MODELS") else {
-        eprintln!("skipped: AMX_LLM_MODELS is not set");
-        return None;
-    };
-    let path = Path::new(&dir).join(file);
-    if !path.is_file() {
-        eprintln!("skipped: no model file {}", path.display());
-        return None;
-    }
-    let gguf = GgufFile::open(&path).expect("model file opens");
-    Some(Tokenizer::from_gguf(&gguf).expect("tokenizer loads"))
+    support::tokenizer(file)
 }
 
 fn read_json(path: &Path) -> serde_json::Value {

@@ -5,6 +5,7 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 
+use super::symbols::{Symbol, symbols};
 use super::vocab::Vocab;
 
 /// Merge ranks, keyed by `"left right"` (the merge's own string).
@@ -38,16 +39,6 @@ impl Merges {
     }
 }
 
-/// A symbol: a byte range of the piece, linked to its neighbours; merged-away symbols
-/// have `len == 0`.
-#[derive(Clone, Copy)]
-struct Symbol {
-    start: usize,
-    len: usize,
-    prev: Option<usize>,
-    next: Option<usize>,
-}
-
 /// A candidate merge: ordered by rank, then by position (a max-heap of `Reverse`).
 #[derive(PartialEq, Eq, PartialOrd, Ord)]
 struct Bigram {
@@ -76,16 +67,7 @@ pub(super) fn encode_word(
         out.push(id);
         return;
     }
-    let mut symbols: Vec<Symbol> = Vec::with_capacity(word.len());
-    for (i, (start, c)) in word.char_indices().enumerate() {
-        let end = start + c.len_utf8();
-        symbols.push(Symbol {
-            start,
-            len: c.len_utf8(),
-            prev: i.checked_sub(1),
-            next: (end < word.len()).then_some(i + 1),
-        });
-    }
+    let mut symbols = symbols(word);
     let mut key = String::new();
     let mut queue = BinaryHeap::new();
     let text = |s: &Symbol| &word[s.start..s.start + s.len];

@@ -32,6 +32,7 @@ mod pretokenize;
 mod special;
 mod split;
 mod spm;
+mod symbols;
 #[cfg(test)]
 mod tests;
 mod unicode;

@@ -5,15 +5,8 @@
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 
+use super::symbols::{Symbol, symbols};
 use super::vocab::Vocab;
-
-#[derive(Clone, Copy)]
-struct Symbol {
-    start: usize,
-    len: usize,
-    prev: Option<usize>,
-    next: Option<usize>,
-}
 
 /// A candidate merge; the heap's greatest is the highest score, then the leftmost.
 ///
@@ -62,16 +55,7 @@ pub(super) fn byte_token(vocab: &Vocab, b: u8) -> Option<u32> {
 /// Appends the ids of `text` (spaces already escaped to `▁`) to `out`. A byte with no byte
 /// token becomes `unk` if there is one (llama.cpp would throw).
 pub(super) fn encode(text: &str, vocab: &Vocab, unk: Option<u32>, out: &mut Vec<u32>) {
-    let mut symbols: Vec<Symbol> = Vec::with_capacity(text.len());
-    for (i, (start, c)) in text.char_indices().enumerate() {
-        let end = start + c.len_utf8();
-        symbols.push(Symbol {
-            start,
-            len: c.len_utf8(),
-            prev: i.checked_sub(1),
-            next: (end < text.len()).then_some(i + 1),
-        });
-    }
+    let mut symbols = symbols(text);
     let mut queue = BinaryHeap::new();
     let try_add = |queue: &mut BinaryHeap<Bigram>,
                    symbols: &[Symbol],

@@ -7,10 +7,9 @@
 //! `AMX_LLM_MODELS`; each test prints a notice and passes when a model file is missing.
 
 mod ids;
+#[path = "../support.rs"]
+mod support;
 
-use std::path::Path;
-
-use amx_gguf::GgufFile;
 use amx_llm::tokenizer::Tokenizer;
 
 /// One text and llama.cpp's ids for it without BOS: with special tokens parsed (`parse`)
@@ -23,17 +22,7 @@ pub(crate) struct Case {
 }
 
 fn tokenizer(file: &str) -> Option<Tokenizer> {
-    let Some(dir) = std::env::var_os("AMX_LLM_MODELS") else {
-        eprintln!("skipped: AMX_LLM_MODELS is not set");
-        return None;
-    };
-    let path = Path::new(&dir).join(file);
-    if !path.is_file() {
-        eprintln!("skipped: no model file {}", path.display());
-        return None;
-    }
-    let gguf = GgufFile::open(&path).expect("model file opens");
-    Some(Tokenizer::from_gguf(&gguf).expect("tokenizer loads"))
+    support::tokenizer(file)
 }
 
 /// `(file, cases, BOS that llama-tokenize puts first without --no-bos)`.
