@@ -116,6 +116,14 @@ impl fmt::Display for TensorDesc {
     }
 }
 
+/// The bytes as f32 values: in place when [`f32_view`] can, else a copy.
+pub fn f32_in_place_or_copied(bytes: &[u8]) -> std::borrow::Cow<'_, [f32]> {
+    match f32_view(bytes) {
+        Some(v) => std::borrow::Cow::Borrowed(v),
+        None => std::borrow::Cow::Owned(f32_from_bytes(bytes)),
+    }
+}
+
 /// The bytes as f32 values in place (no copy), or `None` when they do not start on a
 /// 4-byte boundary, are not a whole number of values, or the target is big-endian (the
 /// ggml layout is little-endian). Buffers of this crate start on 64-byte boundaries, so

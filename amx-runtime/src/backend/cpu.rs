@@ -88,6 +88,20 @@ impl CpuBackend {
     fn is_extra(&self, buft: &dyn BufferType) -> bool {
         self.extra.iter().any(|e| e.id() == buft.id())
     }
+
+    /// [`ExecError::BufferNotAccepted`] for the first source in a buffer type this backend
+    /// does not read.
+    fn check_accepted(&self, op: &OpDesc, srcs: &[&Buffer]) -> Result<(), ExecError> {
+        match srcs.iter().find(|b| !self.supports_buft(&**b.buft())) {
+            Some(b) => Err(ExecError::BufferNotAccepted {
+                op: op.name().clone(),
+                backend: self.name().into(),
+                tensor: b.desc().name.clone(),
+                buft: b.buft().name().into(),
+            }),
+            None => Ok(()),
+        }
+    }
 }
 
 impl Backend for CpuBackend {
@@ -122,16 +136,7 @@ impl Backend for CpuBackend {
 
     fn compute(&self, op: &OpDesc, srcs: &[&Buffer]) -> Result<Computed, ExecError> {
         check_sources(op, srcs)?;
-        for b in srcs {
-            if !self.supports_buft(&**b.buft()) {
-                return Err(ExecError::BufferNotAccepted {
-                    op: op.name().clone(),
-                    backend: self.name().into(),
-                    tensor: b.desc().name.clone(),
-                    buft: b.buft().name().into(),
-                });
-            }
-        }
+        self.check_accepted(op, srcs)?;
         let host = host();
         if let Some(packed) = srcs.iter().find(|b| !b.buft().is_host()) {
             let mut out = vec![0.0; op.dst.elements()];
@@ -164,16 +169,7 @@ impl Backend for CpuBackend {
     ) -> Result<(Kernel, usize), ExecError> {
         check_sources(op, srcs)?;
         check_dst(self, op, dst)?;
-        for b in srcs {
-            if !self.supports_buft(&**b.buft()) {
-                return Err(ExecError::BufferNotAccepted {
-                    op: op.name().clone(),
-                    backend: self.name().into(),
-                    tensor: b.desc().name.clone(),
-                    buft: b.buft().name().into(),
-                });
-            }
-        }
+        self.check_accepted(op, srcs)?;
         let not_aligned = || ExecError::Sources {
             op: op.name().clone(),
             what: "the result is not 4-byte aligned",

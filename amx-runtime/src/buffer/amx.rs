@@ -47,7 +47,7 @@ use amx_core::pack::{self, PackedLayout, PackedRef};
 use crate::error::{BufferError, ExecError};
 use crate::op::{Op, OpDesc};
 use crate::pool::Pool;
-use crate::tensor::{DType, TensorDesc, f32_from_bytes, f32_view};
+use crate::tensor::{DType, TensorDesc, f32_in_place_or_copied};
 use crate::tile_state;
 
 use super::{Buffer, BufferType, BuftId, Kernel};
@@ -233,17 +233,10 @@ impl AmxBufferType {
         };
         let format = format_of(w.desc())?;
         let packed = w.owned_bytes(self)?;
-        let copied;
-        let xv = match f32_view(x.host_bytes()?) {
-            Some(v) => v,
-            None => {
-                copied = f32_from_bytes(x.host_bytes()?);
-                &copied[..]
-            }
-        };
+        let xv = f32_in_place_or_copied(x.host_bytes()?);
         let (k, n, m) = (w.desc().ne[0], w.desc().ne[1], x.desc().ne[1]);
         let gemm_err = |error| ExecError::Gemm { op: name.clone(), error };
-        let xm = MatRef::new(xv, m, k, k).map_err(gemm_err)?;
+        let xm = MatRef::new(&xv, m, k, k).map_err(gemm_err)?;
         let mut y = MatMut::new(dst, m, n, n).map_err(gemm_err)?;
         self.matmul(packed, format, &xm, &mut y).map_err(gemm_err)
     }

@@ -86,10 +86,7 @@ fn generate(a: &Args) -> Result<String, String> {
     let file = amx_gguf::GgufFile::open(&a.model).map_err(|e| format!("{}: {e}", a.model))?;
     // Ids in and out work on a file without a vocabulary (the tests' tiny models): no
     // text then, and no end-of-generation token.
-    let tok = match a.get("prompt-ids") {
-        Some(_) => text::tokenizer(&file, &a.model).ok(),
-        None => Some(text::tokenizer(&file, &a.model)?),
-    };
+    let tok = text::tokenizer_unless_ids(&file, &a.model, a.get("prompt-ids").is_some())?;
     let prompt = match (a.get("prompt-ids"), a.get("prompt"), &tok) {
         (Some(ids), _, _) => json::parse_ids(ids)?,
         (None, Some(p), Some(tok)) => text::encode(tok, p, true),
@@ -151,10 +148,7 @@ fn ppl(a: &Args) -> Result<String, String> {
     let ctx = a.num("ctx", 512)?;
     let file = amx_gguf::GgufFile::open(&a.model).map_err(|e| format!("{}: {e}", a.model))?;
     // With --ids, a file without a vocabulary is fine (no BOS then).
-    let tok = match a.get("ids") {
-        Some(_) => text::tokenizer(&file, &a.model).ok(),
-        None => Some(text::tokenizer(&file, &a.model)?),
-    };
+    let tok = text::tokenizer_unless_ids(&file, &a.model, a.get("ids").is_some())?;
     let ids = match (a.get("ids"), a.get("file"), &tok) {
         (Some(f), _, _) => json::parse_ids(&file_text(f)?)?,
         (None, Some(f), Some(tok)) => text::encode(tok, &file_text(f)?, false),

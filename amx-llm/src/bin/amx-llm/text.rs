@@ -11,6 +11,19 @@ pub fn tokenizer(file: &GgufFile, model: &str) -> Result<Tokenizer, String> {
     Tokenizer::from_gguf(file).map_err(|e| format!("{model}: {e}"))
 }
 
+/// The tokenizer, required unless the caller gives ids (`ids_given`): then a file
+/// without a vocabulary gives `None` instead of an error.
+pub fn tokenizer_unless_ids(
+    file: &GgufFile,
+    model: &str,
+    ids_given: bool,
+) -> Result<Option<Tokenizer>, String> {
+    match ids_given {
+        true => Ok(tokenizer(file, model).ok()),
+        false => tokenizer(file, model).map(Some),
+    }
+}
+
 /// The ids of `text`, BOS (and EOS) added as the model's metadata says.
 pub fn encode(tok: &Tokenizer, text: &str, parse_special: bool) -> Vec<u32> {
     tok.encode(text, true, parse_special)

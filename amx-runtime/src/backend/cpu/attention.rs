@@ -208,12 +208,14 @@ fn softmax_rows(
         let Some(part) = parts.get(share) else { return };
         let mut part = part.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let (r0, chunk) = &mut *part;
+        #[cfg(target_arch = "x86_64")]
+        let avx512 = std::arch::is_x86_feature_detected!("avx512f");
         for (i, prow) in chunk.chunks_exact_mut(np).enumerate() {
             let r = *r0 + i;
             let (srow, range) = (&s[r * n..][..n], live(r));
             #[cfg(target_arch = "x86_64")]
-            if std::arch::is_x86_feature_detected!("avx512f") {
-                // SAFETY: AVX-512 F was detected on this CPU just above.
+            if avx512 {
+                // SAFETY: AVX-512 F was detected on this CPU above.
                 unsafe { softmax_row_avx512(srow, prow, scale, range) };
                 continue;
             }

@@ -23,7 +23,7 @@ use crate::buffer::Buffer;
 use crate::error::ExecError;
 use crate::op::{Op, OpDesc};
 use crate::pool::Pool;
-use crate::tensor::{DType, TensorDesc, f32_from_bytes, f32_view};
+use crate::tensor::{DType, TensorDesc, f32_in_place_or_copied};
 use crate::tile_state;
 
 use super::{AmxBufferType, WORKSPACE, layout_of, packed_format};
@@ -123,17 +123,10 @@ fn run_with_ids(
 ) -> Result<Path, ExecError> {
     let name = op.name();
     let packed = w.owned_bytes(buft)?;
-    let copied;
-    let xv = match f32_view(x.host_bytes()?) {
-        Some(v) => v,
-        None => {
-            copied = f32_from_bytes(x.host_bytes()?);
-            &copied[..]
-        }
-    };
+    let xv = f32_in_place_or_copied(x.host_bytes()?);
     let gemm_err = |error| ExecError::Gemm { op: name.clone(), error };
     let rows = shape.tokens.checked_mul(shape.top_k).ok_or(gemm_err(GemmError::Overflow))?;
-    let xm = MatRef::new(xv, shape.tokens, shape.k, shape.k).map_err(gemm_err)?;
+    let xm = MatRef::new(&xv, shape.tokens, shape.k, shape.k).map_err(gemm_err)?;
     let mut y = MatMut::new(dst, rows, shape.n, shape.n).map_err(gemm_err)?;
     let path = match buft.path {
         Path::Auto => tile_state::grouped_path(format),
