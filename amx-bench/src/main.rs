@@ -7,7 +7,7 @@
 //! - `verify DIR`: every check on every `.gguf` vector in DIR, `N passed, N failed`, and a
 //!   non-zero exit status if any check fails (a file that does not load is a failed
 //!   check; the others still run) or DIR does not exist or holds no vector;
-//! - `pack [--json] [--n N] [--k K]`: pack, unpack and plain-copy GB/s per format;
+//! - `pack [--json] [--n N] [--k K] [--formats F,..]`: pack, unpack and plain-copy GB/s per format;
 //! - `bench ...`: one line (or JSON object) per format, column and M;
 //! - `bench --decode ...`: SmolLM2-135M's matmuls at M = 1 (four shapes, then a whole
 //!   layer one call per matmul and with Q/K/V and gate/up sharing X), on one thread and
@@ -26,7 +26,7 @@ use amx_bench::{pack_bench, report, verify};
 use amx_core::formats::Format;
 use amx_runtime::pool::Pool;
 
-const USAGE: &str = "usage: amx-bench [--quick | --full | detect | verify DIR | pack [--json] [--n N] [--k K] | \
+const USAGE: &str = "usage: amx-bench [--quick | --full | detect | verify DIR | pack [--json] [--n N] [--k K] [--formats F,..] | \
 bench [--formats F,..] [--paths P,..] [--m M,..] [--n N] [--k K] [--threads T] [--min-share-macs W] [--dram] [--json] | \
 bench --decode [--formats F,..] [--m M,..] [--threads T] [--min-share-macs W] [--json] | \
 moe [--threads T] [--json] | gguf FILE]";
@@ -63,14 +63,19 @@ fn verify(dir: &Path, verbose: bool) -> ExitCode {
     if passed { ExitCode::SUCCESS } else { ExitCode::FAILURE }
 }
 
+/// The names `--formats` takes, for its error message.
+const FORMAT_NAMES: &str =
+    "f16, q4_0, q4_1, q5_0, q5_1, q8_0, q2_k, q3_k, q4_k, q5_k, q6_k, iq4_nl, iq4_xs, bf16, mxfp4";
+
 struct PackArgs {
     json: bool,
     n: usize,
     k: usize,
+    formats: Vec<Format>,
 }
 
 fn parse_pack(args: &[String]) -> Result<PackArgs, String> {
-    let mut out = PackArgs { json: false, n: 4096, k: 4096 };
+    let mut out = PackArgs { json: false, n: 4096, k: 4096, formats: Format::ALL.to_vec() };
     let mut it = args.iter();
     while let Some(a) = it.next() {
         let mut number = |name: &str| -> Result<usize, String> {
@@ -81,6 +86,10 @@ fn parse_pack(args: &[String]) -> Result<PackArgs, String> {
             "--json" => out.json = true,
             "--n" => out.n = number("--n")?,
             "--k" => out.k = number("--k")?,
+            "--formats" => {
+                let list = it.next().ok_or("--formats needs a value")?;
+                out.formats = parse_list(list, FORMAT_NAMES, Format::from_name)?;
+            }
             other => return Err(format!("unknown option {other}")),
         }
     }
@@ -98,7 +107,7 @@ fn pack(args: &PackArgs) -> ExitCode {
         println!("pack {} x {}, one thread, GB/s of ggml source bytes", args.n, args.k);
         println!("{:<8} {:>8} {:>8} {:>8} {:>10}", "format", "pack", "unpack", "copy", "pack/copy");
     }
-    for format in Format::ALL {
+    for &format in &args.formats {
         match pack_bench::measure(format, args.n, args.k, 7) {
             Ok(f) if args.json => println!("{}", f.to_json()),
             Ok(f) => println!(
@@ -173,9 +182,7 @@ fn parse_bench(args: &[String]) -> Result<BenchArgs, String> {
                 )
             }
             "--formats" => {
-                let names = "f16, q4_0, q4_1, q5_0, q5_1, q8_0, q2_k, q3_k, q4_k, q5_k, q6_k, \
-                             iq4_nl, iq4_xs, bf16, mxfp4";
-                out.formats = parse_list(&value("--formats")?, names, Format::from_name)?;
+                out.formats = parse_list(&value("--formats")?, FORMAT_NAMES, Format::from_name)?;
                 out.formats_given = true;
             }
             "--paths" => {
@@ -405,7 +412,8 @@ fn main_job(plan: &Plan) -> ExitCode {
         }
     };
     println!("\n== weight repack");
-    let packed = pack(&PackArgs { json: false, n: 4096, k: 4096 }) == ExitCode::SUCCESS;
+    let packed = pack(&PackArgs { json: false, n: 4096, k: 4096, formats: Format::ALL.to_vec() })
+        == ExitCode::SUCCESS;
     println!("\n== GEMM throughput");
     let measured = match throughput::tables(plan) {
         Ok(lines) => {

@@ -42,6 +42,7 @@ const AVX512VL: u16 = 1 << 6;
 const AVX512VNNI: u16 = 1 << 7;
 const AVX512BF16: u16 = 1 << 8;
 const OSXSAVE: u16 = 1 << 9;
+const AVX512VBMI: u16 = 1 << 10;
 const AVX512_BASE: u16 = AVX512F | AVX512BW | AVX512VL;
 
 /// The raw CPUID registers [`Features`] is decoded from (the registers of the leaves that
@@ -52,7 +53,7 @@ pub struct CpuidRegisters {
     pub leaf1_ecx: u32,
     /// Leaf 7 subleaf 0, EBX: bit 16 AVX-512F, bit 30 AVX-512BW, bit 31 AVX-512VL.
     pub leaf7_ebx: u32,
-    /// Leaf 7 subleaf 0, ECX: bit 11 AVX-512VNNI.
+    /// Leaf 7 subleaf 0, ECX: bit 1 AVX-512VBMI, bit 11 AVX-512VNNI.
     pub leaf7_ecx: u32,
     /// Leaf 7 subleaf 0, EDX: bit 22 AMX-BF16, bit 24 AMX-TILE, bit 25 AMX-INT8.
     pub leaf7_edx: u32,
@@ -92,6 +93,7 @@ impl Features {
             | flag_if(bit(regs.leaf7_ebx, 30), AVX512BW)
             | flag_if(bit(regs.leaf7_ebx, 31), AVX512VL)
             | flag_if(bit(regs.leaf7_ecx, 11), AVX512VNNI)
+            | flag_if(bit(regs.leaf7_ecx, 1), AVX512VBMI)
             | flag_if(bit(regs.leaf7_1_eax, 5), AVX512BF16)
             | flag_if(osxsave, OSXSAVE);
         Features { flags, xcr0: if osxsave { xcr0 } else { 0 } }
@@ -163,6 +165,11 @@ impl Features {
     pub const fn avx512_vnni(&self) -> bool {
         self.has(AVX512VNNI)
     }
+    /// `CPUID.(7,0):ECX[1]` AVX-512VBMI (`vpermb`, `vpermt2b`: byte permutes across
+    /// the whole register).
+    pub const fn avx512_vbmi(&self) -> bool {
+        self.has(AVX512VBMI)
+    }
     /// `CPUID.(7,1):EAX[5]` AVX-512BF16.
     pub const fn avx512_bf16(&self) -> bool {
         self.has(AVX512BF16)
@@ -210,6 +217,10 @@ impl Features {
     pub const fn avx512_vnni_usable(&self) -> bool {
         self.avx512_usable() && self.avx512_vnni()
     }
+    /// [`Features::avx512_usable`] and AVX-512VBMI.
+    pub const fn avx512_vbmi_usable(&self) -> bool {
+        self.avx512_usable() && self.avx512_vbmi()
+    }
     /// [`Features::avx512_usable`] and AVX-512BF16.
     pub const fn avx512_bf16_usable(&self) -> bool {
         self.avx512_usable() && self.avx512_bf16()
@@ -221,7 +232,7 @@ impl Features {
 /// `+amx-tile +amx-int8 +amx-bf16 -amx-fp16 +avx512f ... +osxsave xcr0=0x602e7 (amx state on, avx512 state on)`.
 impl fmt::Display for Features {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let names: [(&str, bool); 10] = [
+        let names: [(&str, bool); 11] = [
             ("amx-tile", self.amx_tile()),
             ("amx-int8", self.amx_int8()),
             ("amx-bf16", self.amx_bf16()),
@@ -230,6 +241,7 @@ impl fmt::Display for Features {
             ("avx512bw", self.avx512bw()),
             ("avx512vl", self.avx512vl()),
             ("avx512vnni", self.avx512_vnni()),
+            ("avx512vbmi", self.avx512_vbmi()),
             ("avx512bf16", self.avx512_bf16()),
             ("osxsave", self.osxsave()),
         ];

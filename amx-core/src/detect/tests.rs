@@ -27,7 +27,7 @@ fn one_bit(which: usize, n: u32) -> CpuidRegisters {
 fn each_cpuid_bit_decodes_to_its_flag() {
     type Get = fn(&Features) -> bool;
     // Bit positions from the Intel SDM, CPUID leaf 1 and leaf 7.
-    let cases: [(usize, u32, Get); 10] = [
+    let cases: [(usize, u32, Get); 11] = [
         (3, 24, Features::amx_tile),
         (3, 25, Features::amx_int8),
         (3, 22, Features::amx_bf16),
@@ -36,6 +36,7 @@ fn each_cpuid_bit_decodes_to_its_flag() {
         (1, 30, Features::avx512bw),
         (1, 31, Features::avx512vl),
         (2, 11, Features::avx512_vnni),
+        (2, 1, Features::avx512_vbmi),
         (4, 5, Features::avx512_bf16),
         (0, 27, Features::osxsave),
     ];
@@ -49,7 +50,7 @@ fn each_cpuid_bit_decodes_to_its_flag() {
     let noise = CpuidRegisters {
         leaf1_ecx: !OSXSAVE_BIT,
         leaf7_ebx: !((1 << 16) | (1 << 30) | (1 << 31)),
-        leaf7_ecx: !(1 << 11),
+        leaf7_ecx: !((1 << 11) | (1 << 1)),
         leaf7_edx: !((1 << 22) | (1 << 24) | (1 << 25)),
         leaf7_1_eax: !((1 << 5) | (1 << 21)),
     };
@@ -145,6 +146,7 @@ fn this_machine_agrees_with_proc_cpuinfo() {
     assert_eq!(f.avx512_vnni_usable(), vnni.iter().all(|flag| host::lists(flag)));
     assert_eq!(f.avx512f(), host::lists("avx512f"));
     assert_eq!(f.avx512_bf16(), host::lists("avx512_bf16"));
+    assert_eq!(f.avx512_vbmi(), host::lists("avx512vbmi"));
     if !host::lists("amx_tile") {
         crate::test_util::skip(crate::test_util::Need::Amx, "this CPU has no AMX");
         return;

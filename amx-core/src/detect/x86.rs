@@ -62,7 +62,7 @@ pub(super) fn detect() -> Features {
 
 // The process-wide cache behind `Features::cached`. Encoding: `CACHE_FLAGS` bit 63 is set once the cache is filled, and its bits 0..16
 // hold `Features::flags` (bit 0 AMX-TILE, 1 AMX-INT8, 2 AMX-BF16, 3 AMX-FP16,
-// 4 AVX-512F, 5 AVX-512BW, 6 AVX-512VL, 7 AVX-512VNNI, 8 AVX-512BF16, 9 OSXSAVE).
+// 4 AVX-512F, 5 AVX-512BW, 6 AVX-512VL, 7 AVX-512VNNI, 8 AVX-512BF16, 9 OSXSAVE, 10 AVX-512VBMI).
 // `CACHE_XCR0` holds the full 64-bit XCR0; it is written before `CACHE_FLAGS` is
 // published with `Release`, and read after `CACHE_FLAGS` is read with `Acquire`.
 

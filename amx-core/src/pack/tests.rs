@@ -258,6 +258,20 @@ fn portable_and_fast_paths_agree() {
                     pack_panel(&l, &src, panel, &mut fast, &mut fast_sum);
                     portable::pack_panel(&l, &src, panel, &mut slow, &mut slow_sum);
                     assert!(fast == slow, "{format} n={n} k={k} panel {panel}: pack paths differ");
+                    // The AVX-512 packer that CPUs without VBMI run, on this one too.
+                    let mut plain = vec![0x33u8; l.panel_bytes()];
+                    let mut plain_sum = Run::new();
+                    let ran = portable::pack_panel_avx512_without_vbmi(
+                        &l,
+                        &src,
+                        panel,
+                        &mut plain,
+                        &mut plain_sum,
+                    );
+                    if ran {
+                        assert!(plain == slow, "{format} n={n} k={k} panel {panel}: no VBMI");
+                        assert_eq!(plain_sum.at(panel as u64), slow_sum.at(panel as u64));
+                    }
                     // The checksum summed while packing (fused on AVX-512) is the
                     // checksum of the bytes written, on both paths.
                     let mut written = Run::new();

@@ -86,7 +86,7 @@ unsafe fn pack_f32_panel_avx512(
     run: &mut Run,
 ) {
     // SAFETY: AVX-512 F/BW/VL are the caller's contract.
-    unsafe { pack_f32_panel_with::<super::x86::Avx512>(layout, rows, panel, dst, run) };
+    unsafe { pack_f32_panel_with::<super::x86::Avx512<false>>(layout, rows, panel, dst, run) };
 }
 
 /// Packs one BF16 panel from the f32 values of its rows on the fastest path this CPU

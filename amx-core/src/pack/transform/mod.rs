@@ -4,6 +4,7 @@
 //! a portable path (which valgrind can run) and an AVX-512 path chosen at run time.
 
 mod from_f32;
+mod head;
 mod scalar;
 #[cfg(target_arch = "x86_64")]
 mod x86;
@@ -17,8 +18,9 @@ use crate::formats::{FormatSpec, with_format};
 
 use super::checksum::{CHUNK, Run};
 use super::layout::{
-    PANEL_ROWS, PackedLayout, field_base, field_is_quads, field_len, field_offset,
+    PANEL_ROWS, PackedLayout, field_base, field_is_quads, field_len, field_offset, quad_bytes,
 };
+use head::{HEAD_BYTES, Head, head};
 
 /// The largest group, in bytes; also the longest field.
 const MAX_GROUP: usize = MAX_GROUP_BYTES;
@@ -78,6 +80,20 @@ pub(crate) trait Isa {
     /// set has no such hint). Any address: a prefetch never faults.
     #[inline(always)]
     fn prefetch(_p: *const u8) {}
+    /// Whether [`Isa::pack_head`] moves per-row fields (otherwise they are copied one by
+    /// one).
+    const HEAD: bool = false;
+    /// Writes a group's whole per-row region, `head.len` bytes at `per_row`: byte `j` is
+    /// byte `idx[j] % 8` of row `idx[j] / 8`'s group ([`Head`]). Only called with
+    /// [`Isa::HEAD`].
+    ///
+    /// # Safety
+    ///
+    /// Every `group[r]` is readable for [`HEAD_BYTES`] bytes; `per_row` is writable for
+    /// `head.len` bytes and overlaps no row; `head.len <= 128`; the CPU has the
+    /// implementation's instruction set.
+    #[inline(always)]
+    unsafe fn pack_head(_group: &[*const u8; PANEL_ROWS], _head: &Head, _per_row: *mut u8) {}
 }
 
 /// The next panel's bytes, fetched while this panel is packed: its source in one
@@ -169,9 +185,36 @@ impl<F: FormatSpec, const N: usize> FieldAt<F, N> {
     const BASE: usize = field_base(F::FIELDS, N);
 }
 
+/// The bytes of one group's quads and per-row regions in a panel of `F`: the steps of
+/// `layout.quads_offset` and `per_row_offset` as constants (those calls, made per group,
+/// cost about 3 % of a small-block format's unpack).
+struct GroupRegions<F>(PhantomData<F>);
+
+impl<F: FormatSpec> GroupRegions<F> {
+    const BYTES: (usize, usize) =
+        (PANEL_ROWS * quad_bytes(F::FORMAT), PANEL_ROWS * (F::GROUP_BYTES - quad_bytes(F::FORMAT)));
+}
+
+/// `F`'s [`Head`], as a constant.
+struct HeadOf<F>(PhantomData<F>);
+
+impl<F: FormatSpec> HeadOf<F> {
+    /// The plan; `len` 0 for formats without one.
+    const PLAN: Head = head(F::FIELDS, F::GROUP_BYTES);
+    /// Whether `Q` moves `F`'s per-row fields in one [`Isa::pack_head`]: a plan exists,
+    /// and a group is one whole block, so that every group pointer is readable for
+    /// [`HEAD_BYTES`] (padding rows read [`ZERO`]).
+    const fn used<Q: Isa>() -> bool {
+        Q::HEAD && Self::PLAN.len > 0 && F::GROUP_VALUES == F::BLOCK_VALUES
+    }
+}
+
+const _: () = assert!(MAX_GROUP >= HEAD_BYTES);
+
 /// Packs field `N` of `F`'s group: `LEN` bytes at `OFFSET` of each of the 16 rows, into
 /// the field's place in the group's quads region `quads` (through [`Isa::pack`] with
-/// `acc`) or per-row region `per_row`. An empty field is nothing.
+/// `acc`) or per-row region `per_row`. An empty field is nothing, and so is a per-row
+/// field when `Q` moved them all with [`Isa::pack_head`].
 ///
 /// # Safety
 ///
@@ -185,7 +228,7 @@ unsafe fn pack_field<Q: Isa, F: FormatSpec, const N: usize>(
     acc: &mut Q::Acc,
 ) {
     let len = FieldAt::<F, N>::LEN;
-    if len == 0 {
+    if len == 0 || (!FieldAt::<F, N>::QUADS && HeadOf::<F>::used::<Q>()) {
         return;
     }
     let at = group.map(|p| p.wrapping_add(FieldAt::<F, N>::OFFSET));
@@ -252,8 +295,13 @@ unsafe fn pack_group<Q: Isa, F: FormatSpec>(
     acc: &mut Q::Acc,
 ) {
     const { assert!(F::FIELDS.len() <= MAX_FIELDS) };
-    // SAFETY: the caller's contract, for each field.
+    // SAFETY: the caller's contract, for each field; with a head plan, every group
+    // pointer is readable for HEAD_BYTES <= GROUP_BYTES (`HeadOf::used`), and the plan's
+    // region is the group's per-row region (the same table laid it out).
     unsafe {
+        if HeadOf::<F>::used::<Q>() {
+            Q::pack_head(group, &HeadOf::<F>::PLAN, per_row);
+        }
         pack_field::<Q, F, 0>(group, quads, per_row, acc);
         pack_field::<Q, F, 1>(group, quads, per_row, acc);
         pack_field::<Q, F, 2>(group, quads, per_row, acc);
@@ -334,9 +382,12 @@ unsafe fn pack_panel_as<Q: Isa, F: FormatSpec>(
     let out = dst.as_mut_ptr();
     // SAFETY: `Q`'s instruction set is the caller's.
     let mut acc = unsafe { Q::acc_begin(run) };
+    let (quad_group, row_group) = GroupRegions::<F>::BYTES;
+    let per_row_start = layout.groups() * quad_group;
     for g in 0..layout.groups() {
         ahead.group::<Q>(g);
-        let (qo, po) = (layout.quads_offset(g), layout.per_row_offset(g));
+        let (qo, po) = (g * quad_group, per_row_start + g * row_group);
+        debug_assert_eq!((qo, po), (layout.quads_offset(g), layout.per_row_offset(g)));
         let group: [*const u8; PANEL_ROWS] = if direct::<F>(g, rb) {
             // In bounds: g * stride + gb <= rb for a direct group; padding rows stay on
             // ZERO, which is as long as any group.
@@ -427,8 +478,11 @@ unsafe fn unpack_panel_as<Q: Isa, F: FormatSpec>(
     assert!(F::FORMAT == layout.format());
     assert!(input.len() == layout.panel_bytes() && dst.len() == valid * rb);
     let mut scratch = [[0u8; MAX_GROUP]; PANEL_ROWS];
+    let (quad_group, row_group) = GroupRegions::<F>::BYTES;
+    let per_row_start = layout.groups() * quad_group;
     for g in 0..layout.groups() {
-        let (qo, po) = (layout.quads_offset(g), layout.per_row_offset(g));
+        let (qo, po) = (g * quad_group, per_row_start + g * row_group);
+        debug_assert_eq!((qo, po), (layout.quads_offset(g), layout.per_row_offset(g)));
         let direct = direct::<F>(g, rb);
         let base_ptr = dst.as_mut_ptr();
         let sinks: [*mut u8; PANEL_ROWS] = core::array::from_fn(|r| scratch[r].as_mut_ptr());
@@ -463,10 +517,18 @@ pub(crate) fn pack_panel(
     run: &mut Run,
 ) {
     #[cfg(target_arch = "x86_64")]
-    if crate::detect::Features::cached().avx512_usable() {
-        // SAFETY: the CPU and the OS support AVX-512 F/BW/VL (checked just above).
-        unsafe { x86::pack_panel(layout, src, panel, dst, run) };
-        return;
+    {
+        let features = crate::detect::Features::cached();
+        if features.avx512_vbmi_usable() {
+            // SAFETY: the CPU and the OS support AVX-512 F/BW/VL/VBMI (checked just above).
+            unsafe { x86::pack_panel_vbmi(layout, src, panel, dst, run) };
+            return;
+        }
+        if features.avx512_usable() {
+            // SAFETY: the CPU and the OS support AVX-512 F/BW/VL (checked just above).
+            unsafe { x86::pack_panel(layout, src, panel, dst, run) };
+            return;
+        }
     }
     // SAFETY: the portable transposer needs no particular instruction set.
     unsafe { pack_panel_with::<scalar::Scalar>(layout, src, panel, dst, run) };
@@ -505,5 +567,24 @@ pub(crate) mod portable {
     pub(crate) fn unpack_panel(layout: &PackedLayout, input: &[u8], panel: usize, dst: &mut [u8]) {
         // SAFETY: the portable moves need no particular instruction set.
         unsafe { unpack_panel_with::<Scalar>(layout, input, panel, dst) };
+    }
+
+    /// The AVX-512 packer without VBMI, which [`super::pack_panel`] does not choose on a
+    /// CPU with VBMI; `false` (and nothing written) where AVX-512 is missing.
+    pub(crate) fn pack_panel_avx512_without_vbmi(
+        layout: &PackedLayout,
+        src: &[u8],
+        panel: usize,
+        dst: &mut [u8],
+        run: &mut Run,
+    ) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        if crate::detect::Features::cached().avx512_usable() {
+            // SAFETY: the CPU and the OS support AVX-512 F/BW/VL (checked just above).
+            unsafe { super::x86::pack_panel(layout, src, panel, dst, run) };
+            return true;
+        }
+        let _ = (layout, src, panel, dst, run);
+        false
     }
 }

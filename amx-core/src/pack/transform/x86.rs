@@ -2,17 +2,19 @@
 //! for each 64 bytes of a field, a 4x4 one inside 128-bit lanes for a 16-byte rest).
 
 use core::arch::x86_64::{
-    __m128i, __m512i, _MM_HINT_T1, _mm_loadu_si128, _mm_prefetch, _mm_storeu_si128,
-    _mm512_castsi128_si512, _mm512_extracti32x4_epi32, _mm512_inserti32x4, _mm512_loadu_si512,
+    __m128i, __m512i, _MM_HINT_T1, _mm_loadl_epi64, _mm_loadu_si128, _mm_prefetch,
+    _mm_storeu_si128, _mm_unpacklo_epi64, _mm512_castsi128_si512, _mm512_extracti32x4_epi32,
+    _mm512_inserti32x4, _mm512_loadu_si512, _mm512_mask_storeu_epi8, _mm512_permutex2var_epi8,
     _mm512_setzero_si512, _mm512_shuffle_i32x4, _mm512_storeu_si512, _mm512_unpackhi_epi32,
     _mm512_unpackhi_epi64, _mm512_unpacklo_epi32, _mm512_unpacklo_epi64,
 };
 
-use super::{Isa, PANEL_ROWS, PackedLayout, Run, pack_panel_with, unpack_panel_with};
+use super::{Head, Isa, PANEL_ROWS, PackedLayout, Run, pack_panel_with, unpack_panel_with};
 use crate::pack::checksum::Acc512;
 
-/// The AVX-512 moves. Only reachable through the `target_feature` entry points below.
-pub(crate) struct Avx512;
+/// The AVX-512 moves; with `VBMI`, per-row fields through [`Isa::pack_head`]'s byte
+/// permutes. Only reachable through the `target_feature` entry points below.
+pub(crate) struct Avx512<const VBMI: bool>;
 
 /// `u[c]` lane `l` dword `j` = `z[j]` lane `l` dword `c`: a 4x4 dword transpose inside
 /// each 128-bit lane. It is its own inverse.
@@ -81,9 +83,43 @@ fn transpose16_halves(rows: [__m512i; 16]) -> [[__m512i; 4]; 4] {
     })
 }
 
-impl Isa for Avx512 {
+impl<const VBMI: bool> Isa for Avx512<VBMI> {
     // Every chunk is added from the register it is stored from: no read back.
     const FUSED_SUM: bool = true;
+    const HEAD: bool = VBMI;
+
+    #[inline(always)]
+    unsafe fn pack_head(group: &[*const u8; PANEL_ROWS], head: &Head, per_row: *mut u8) {
+        if !VBMI {
+            return;
+        }
+        // SAFETY: the trait's contract: AVX-512 F/BW and (with `VBMI`, checked by the
+        // entry point that instantiates it) VBMI are available; every row pointer is
+        // readable for 8 bytes; `per_row` is writable for `head.len <= 128` bytes, which
+        // the masked stores do not pass; the index table is 128 bytes long.
+        unsafe {
+            // Rows 8h..8h + 8's heads, row 8h + i at bytes 8i.. (plain loads: a gather,
+            // with its index vector built from the pointers, was slower on Zen 4).
+            let heads = |h: usize| {
+                let pair = |i: usize| {
+                    let a = _mm_loadl_epi64(group[8 * h + 2 * i].cast());
+                    _mm_unpacklo_epi64(a, _mm_loadl_epi64(group[8 * h + 2 * i + 1].cast()))
+                };
+                let mut v = _mm512_castsi128_si512(pair(0));
+                v = _mm512_inserti32x4::<1>(v, pair(1));
+                v = _mm512_inserti32x4::<2>(v, pair(2));
+                _mm512_inserti32x4::<3>(v, pair(3))
+            };
+            let (lo, hi) = (heads(0), heads(1));
+            for j in (0..head.len).step_by(64) {
+                let idx = _mm512_loadu_si512(head.idx.as_ptr().add(j).cast());
+                let n = (head.len - j).min(64);
+                let mask = if n == 64 { u64::MAX } else { (1u64 << n) - 1 };
+                let v = _mm512_permutex2var_epi8(lo, idx, hi);
+                _mm512_mask_storeu_epi8(per_row.add(j).cast(), mask, v);
+            }
+        }
+    }
     type Acc = Acc512;
 
     #[inline(always)]
@@ -213,7 +249,25 @@ pub(crate) unsafe fn pack_panel(
     run: &mut Run,
 ) {
     // SAFETY: AVX-512 F/BW/VL are the caller's contract.
-    unsafe { pack_panel_with::<Avx512>(layout, src, panel, dst, run) };
+    unsafe { pack_panel_with::<Avx512<false>>(layout, src, panel, dst, run) };
+}
+
+/// [`pack_panel`] with the per-row fields of small-block formats moved by byte permutes.
+///
+/// # Safety
+///
+/// The CPU and the OS must support AVX-512 F, BW, VL and VBMI
+/// ([`crate::detect::Features::avx512_vbmi_usable`]).
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vbmi")]
+pub(crate) unsafe fn pack_panel_vbmi(
+    layout: &PackedLayout,
+    src: &[u8],
+    panel: usize,
+    dst: &mut [u8],
+    run: &mut Run,
+) {
+    // SAFETY: AVX-512 F/BW/VL/VBMI are the caller's contract.
+    unsafe { pack_panel_with::<Avx512<true>>(layout, src, panel, dst, run) };
 }
 
 /// [`super::unpack_panel`] on AVX-512.
@@ -229,5 +283,5 @@ pub(crate) unsafe fn unpack_panel(
     dst: &mut [u8],
 ) {
     // SAFETY: AVX-512 F/BW/VL are the caller's contract.
-    unsafe { unpack_panel_with::<Avx512>(layout, input, panel, dst) };
+    unsafe { unpack_panel_with::<Avx512<false>>(layout, input, panel, dst) };
 }
