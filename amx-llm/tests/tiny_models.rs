@@ -181,9 +181,10 @@ fn check(spec: Spec) {
     let want = reference(&m, &tokens);
     assert!(want.iter().flatten().all(|v| v.is_finite()));
     let v = spec.vocab;
-    // Dispatch rounds activations (BF16 on AMX, int8 on VNNI): 1-2 % here, more where a
+    // Dispatch rounds activations (BF16 on AMX, int8 on VNNI): 1-2 % here, up to 4.2 %
+    // for gemma3 on a CPU without AMX (every matmul on int8 activations), more where a
     // rounded router picks another expert at a near-tie.
-    let auto_tol = if spec.experts > 0 { 0.1 } else { 0.04 };
+    let auto_tol = if spec.experts > 0 { 0.1 } else { 0.05 };
     for (path, tol) in [(Path::Scalar, 1e-5), (Path::Auto, auto_tol)] {
         let file = GgufFile::parse(m.file.clone()).unwrap();
         let o = Options { threads: 2, path, gpu_layers: 0, context: T };

@@ -70,8 +70,8 @@ impl CpuBackend {
 
     /// This backend, running ATTENTION of 16 or more queries (a prefill step) as BF16
     /// GEMMs on `pool`, on `path` ([`Kernel::Fused`]; Q, K, probabilities and V rounded
-    /// to BF16) instead of the f32 reference op, which still runs the shorter steps
-    /// (decode).
+    /// to BF16) instead of the f32 reference op. Shorter steps (decode) run on AVX-512
+    /// where the CPU has it ([`Kernel::Vector`]), with or without this pool.
     #[must_use]
     pub fn with_attention_pool(mut self, pool: Arc<Pool>, path: Path) -> CpuBackend {
         self.attention_pool = Some((pool, path));
@@ -152,6 +152,13 @@ impl Backend for CpuBackend {
             let output = Buffer::upload(&host, op.dst.clone(), &f32_to_bytes(&out))?;
             return Ok(Computed { output, kernel: Kernel::Fused { path }, uploaded_bytes: 0 });
         }
+        #[cfg(target_arch = "x86_64")]
+        if decode_attention::applies(op) {
+            let mut out = vec![0.0; op.dst.elements()];
+            decode_attention::run(op, &bytes, &mut out, &Bump::new())?;
+            let output = Buffer::upload(&host, op.dst.clone(), &f32_to_bytes(&out))?;
+            return Ok(Computed { output, kernel: Kernel::Vector, uploaded_bytes: 0 });
+        }
         let out = reference::compute(op, &bytes)?;
         let output = Buffer::upload(&host, op.dst.clone(), &out)?;
         Ok(Computed { output, kernel: Kernel::Reference, uploaded_bytes: 0 })
@@ -193,12 +200,20 @@ impl Backend for CpuBackend {
             let path = attention::run(pool, *path, op, &bytes[..srcs.len()], out)?;
             return Ok((Kernel::Fused { path }, 0));
         }
+        #[cfg(target_arch = "x86_64")]
+        if decode_attention::applies(op) {
+            let out = f32_view_mut(dst.host_bytes_mut()?).ok_or_else(not_aligned)?;
+            decode_attention::run(op, &bytes[..srcs.len()], out, scratch)?;
+            return Ok((Kernel::Vector, 0));
+        }
         reference::compute_into(op, &bytes[..srcs.len()], dst.host_bytes_mut()?, scratch)?;
         Ok((Kernel::Reference, 0))
     }
 }
 
 mod attention;
+#[cfg(target_arch = "x86_64")]
+mod decode_attention;
 
 #[cfg(test)]
 mod tests;

@@ -48,6 +48,9 @@ impl BuftId {
 pub enum Kernel {
     /// The f32 reference ops ([`crate::reference`]), on plain data.
     Reference,
+    /// An f32 op of the CPU backend on AVX-512 (ATTENTION of a decode step): the
+    /// reference op's result up to the order of f32 roundings.
+    Vector,
     /// A fused op of the CPU backend on amx-core's GEMM (ATTENTION of a prefill step,
     /// [`crate::backend::cpu::CpuBackend::with_attention_pool`]).
     Fused {

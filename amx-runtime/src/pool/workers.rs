@@ -116,6 +116,8 @@ struct Shared {
     /// Workers that entered the current job and have finished it.
     left: AtomicUsize,
     shutdown: AtomicBool,
+    /// Workers that have begun running (see [`Workers::start`]).
+    started: AtomicUsize,
     state: Mutex<State>,
     /// Worker `i` blocks on `work[i - 1]` for a job, so that a job of `s` shares wakes
     /// workers `1..s` only.
@@ -168,6 +170,7 @@ impl Workers {
             entered: AtomicUsize::new(0),
             left: AtomicUsize::new(0),
             shutdown: AtomicBool::new(false),
+            started: AtomicUsize::new(0),
             state: Mutex::new(State {
                 job: None,
                 panic: None,
@@ -192,6 +195,13 @@ impl Workers {
                 .spawn(move || worker_main(id, index, &shared))?;
             // On error `workers` drops here, which stops the threads already started.
             workers.handles.push(handle);
+        }
+        // A thread's start allocates (its name for the stack-overflow handler). Waiting
+        // for every worker to begin keeps that inside `start`: otherwise, on a loaded
+        // machine, a worker could begin during the caller's first jobs, and an engine's
+        // steady state would see allocations that are not its own.
+        while workers.shared.started.load(Ordering::Acquire) < threads - 1 {
+            std::thread::yield_now();
         }
         Ok(workers)
     }
@@ -333,6 +343,7 @@ impl Drop for Workers {
 
 fn worker_main(pool: u64, index: usize, shared: &Shared) {
     WORKER_OF.with(|w| w.set(pool));
+    shared.started.fetch_add(1, Ordering::Release);
     let mut scratch = Vec::new();
     let mut seen = 0u64;
     let work = &shared.work[index - 1];

@@ -4,7 +4,7 @@
 //! 32 with zero probabilities). Q, K, P and V are rounded to BF16, as the AMX path
 //! rounds activations: the same accuracy class as a GEMM on the AMX path.
 //!
-//! Steps of few queries (decode) keep the reference op. This one keeps its operands'
+//! Steps of few queries (decode) run `decode_attention` (or the reference op). This one keeps its operands'
 //! memory per thread from call to call (fresh memory would be zeroed by the kernel on
 //! every call: a quarter of a prefill step's time), growing it when a call needs more.
 
@@ -75,11 +75,87 @@ pub(crate) fn applies(op: &OpDesc) -> bool {
         && op.srcs.first().is_some_and(|q| q.desc.ne[2] >= MIN_QUERIES)
 }
 
+/// The checked operands of one ATTENTION: the f32 views of its sources, its sizes and
+/// parameters.
+pub(crate) struct Operands<'a> {
+    pub(crate) q: &'a [f32],
+    k: &'a [f32],
+    v: &'a [f32],
+    kc: &'a [f32],
+    vc: &'a [f32],
+    /// Key (and query) and value head sizes.
+    pub(crate) dk: usize,
+    pub(crate) dv: usize,
+    /// Query heads, key/value heads, queries (steps).
+    pub(crate) h: usize,
+    pub(crate) hkv: usize,
+    pub(crate) t: usize,
+    /// The first query's position (the keys before it are in the caches).
+    pub(crate) p0: usize,
+    pub(crate) scale: f32,
+    /// Keys each query sees (0: all).
+    pub(crate) window: usize,
+}
+
+impl<'a> Operands<'a> {
+    /// Views `srcs`, the plain bytes of ATTENTION `op` (checked by the caller).
+    ///
+    /// Errors: [`ExecError::Sources`] for another op or unaligned sources, and positions
+    /// that are not consecutive from at most the cache's length
+    /// ([`ExecError::IndexOutOfRange`]).
+    pub(crate) fn parse(op: &OpDesc, srcs: &[&'a [u8]]) -> Result<Self, ExecError> {
+        let name = op.name();
+        let bad = |what| ExecError::Sources { op: name.clone(), what };
+        let Op::Attention { scale, window } = op.op else {
+            return Err(bad("not an ATTENTION"));
+        };
+        let [q, k, v, kc, vc, pos] = srcs else { return Err(bad("ATTENTION takes 6 sources")) };
+        let view = |b: &'a [u8]| f32_view(b).ok_or_else(|| bad("a source is not 4-byte aligned"));
+        let (q, k, v, kc, vc) = (view(q)?, view(k)?, view(v)?, view(kc)?, view(vc)?);
+        let [dk, h, t, _] = op.srcs[0].desc.ne;
+        let [dv, hkv, _, _] = op.srcs[2].desc.ne;
+        let cap = op.srcs[3].desc.ne[2];
+        let mut pos =
+            pos.chunks_exact(4).map(|c| i64::from(i32::from_le_bytes([c[0], c[1], c[2], c[3]])));
+        let first = pos.next().unwrap_or(0);
+        let p0 = usize::try_from(first).ok().filter(|&p| p <= cap).ok_or_else(|| {
+            ExecError::IndexOutOfRange {
+                op: name.clone(),
+                tensor: op.srcs[5].desc.name.clone(),
+                index: first,
+                len: cap + 1,
+            }
+        })?;
+        if pos.enumerate().any(|(i, p)| p != (p0 + i + 1) as i64) {
+            return Err(bad("positions must be consecutive"));
+        }
+        Ok(Operands { q, k, v, kc, vc, dk, dv, h, hkv, t, p0, scale, window })
+    }
+
+    /// The key of position `j` for key/value head `g` (from the step's keys from `p0` on).
+    pub(crate) fn key(&self, j: usize, g: usize) -> &'a [f32] {
+        let (dk, hkv, p0) = (self.dk, self.hkv, self.p0);
+        if j >= p0 {
+            &self.k[((j - p0) * hkv + g) * dk..][..dk]
+        } else {
+            &self.kc[(j * hkv + g) * dk..][..dk]
+        }
+    }
+
+    /// The value of position `j` for key/value head `g`.
+    pub(crate) fn val(&self, j: usize, g: usize) -> &'a [f32] {
+        let (dv, hkv, p0) = (self.dv, self.hkv, self.p0);
+        if j >= p0 {
+            &self.v[((j - p0) * hkv + g) * dv..][..dv]
+        } else {
+            &self.vc[(j * hkv + g) * dv..][..dv]
+        }
+    }
+}
+
 /// Runs ATTENTION `op` (checked by the caller) on `srcs`' plain bytes into `out`.
 ///
-/// Errors: [`ExecError::Sources`] for unaligned sources, positions that are not
-/// consecutive from at most the cache's length ([`ExecError::IndexOutOfRange`]), and the
-/// GEMM's and packing's errors.
+/// Errors: those of [`Operands::parse`], and the GEMM's and packing's errors.
 pub(crate) fn run(
     pool: &Pool,
     path: Path,
@@ -89,53 +165,14 @@ pub(crate) fn run(
 ) -> Result<Path, ExecError> {
     let name = op.name();
     let bad = |what| ExecError::Sources { op: name.clone(), what };
-    let Op::Attention { scale, window } = op.op else {
-        return Err(bad("not an ATTENTION"));
-    };
-    let [q, k, v, kc, vc, pos] = srcs else { return Err(bad("ATTENTION takes 6 sources")) };
-    fn view<'a>(b: &'a [u8], op: &OpDesc) -> Result<&'a [f32], ExecError> {
-        f32_view(b).ok_or_else(|| ExecError::Sources {
-            op: op.name().clone(),
-            what: "a source is not 4-byte aligned",
-        })
-    }
-    let (q, k, v, kc, vc) =
-        (view(q, op)?, view(k, op)?, view(v, op)?, view(kc, op)?, view(vc, op)?);
-    let [dk, h, t, _] = op.srcs[0].desc.ne;
-    let [dv, hkv, _, _] = op.srcs[2].desc.ne;
-    let cap = op.srcs[3].desc.ne[2];
-    let pos: Vec<i64> = pos
-        .chunks_exact(4)
-        .map(|c| i64::from(i32::from_le_bytes([c[0], c[1], c[2], c[3]])))
-        .collect();
-    let p0 = usize::try_from(pos[0]).ok().filter(|&p| p <= cap).ok_or_else(|| {
-        ExecError::IndexOutOfRange {
-            op: name.clone(),
-            tensor: op.srcs[5].desc.name.clone(),
-            index: pos[0],
-            len: cap + 1,
-        }
-    })?;
-    if pos.iter().enumerate().any(|(i, &p)| p != (p0 + i) as i64) {
-        return Err(bad("positions must be consecutive"));
-    }
+    let a = Operands::parse(op, srcs)?;
+    let (dk, dv, h, hkv, t, p0) = (a.dk, a.dv, a.h, a.hkv, a.t, a.p0);
+    let (scale, window, q) = (a.scale, a.window, a.q);
     let gemm = |error| ExecError::Gemm { op: name.clone(), error };
     let (n, group) = (p0 + t, h / hkv);
     let (m, np) = (group * t, n.next_multiple_of(32));
-    let key = |j: usize, g: usize| {
-        if j >= p0 {
-            &k[((j - p0) * hkv + g) * dk..][..dk]
-        } else {
-            &kc[(j * hkv + g) * dk..][..dk]
-        }
-    };
-    let val = |j: usize, g: usize| {
-        if j >= p0 {
-            &v[((j - p0) * hkv + g) * dv..][..dv]
-        } else {
-            &vc[(j * hkv + g) * dv..][..dv]
-        }
-    };
+    let key = |j: usize, g: usize| a.key(j, g);
+    let val = |j: usize, g: usize| a.val(j, g);
     SCRATCH.with_borrow_mut(|sc| {
         let Scratch { rows, s, p, o, keys, values } = sc;
         let rows = sized(rows, (n.max(m) * dk).max(dv * np));
