@@ -91,6 +91,9 @@ pub struct PackedLayout {
     k: usize,
     matrices: usize,
     groups: usize,
+    /// 16 rows' quads bytes of one group ([`quad_bytes`], a loop over the format's
+    /// fields, computed once here: the kernels ask for group offsets per panel).
+    group_quads: usize,
     panels_per_matrix: usize,
     panel_bytes: usize,
     source_bytes: usize,
@@ -148,6 +151,7 @@ impl PackedLayout {
             k,
             matrices,
             groups,
+            group_quads: PANEL_ROWS * quad_bytes(format),
             panels_per_matrix,
             panel_bytes,
             source_bytes,
@@ -212,13 +216,15 @@ impl PackedLayout {
         self.source_bytes
     }
     /// Byte offset of the quads of group `g` inside a panel.
+    #[inline]
     pub(crate) const fn quads_offset(&self, g: usize) -> usize {
-        g * PANEL_ROWS * quad_bytes(self.format)
+        g * self.group_quads
     }
     /// Byte offset of the per-row data of group `g` inside a panel.
+    #[inline]
     pub(crate) const fn per_row_offset(&self, g: usize) -> usize {
-        let q = self.groups * PANEL_ROWS * quad_bytes(self.format);
-        q + g * PANEL_ROWS * (group_bytes(self.format) - quad_bytes(self.format))
+        let q = self.groups * self.group_quads;
+        q + g * (PANEL_ROWS * group_bytes(self.format) - self.group_quads)
     }
 }
 
