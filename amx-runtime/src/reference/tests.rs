@@ -2,6 +2,7 @@ use std::sync::Arc;
 
 use amx_core::formats::Format;
 
+use super::attention::AttentionJob;
 use super::*;
 use crate::buffer::host::host;
 use crate::op::Operand;
