@@ -20,6 +20,7 @@ const CHUNK: usize = 64;
 
 impl Rope {
     /// The cosine and sine of each pair's angle at position `p`, pair 0 first.
+    #[inline(always)]
     fn angles(&self, p: usize) -> impl Iterator<Item = (f32, f32)> + use<> {
         // Angles in f64 then rounded: positions up to millions keep their precision.
         let p = p as f64 * f64::from(self.freq_scale);
@@ -36,6 +37,7 @@ impl Rope {
     /// Rotates `token` (heads of `d` values) at position `p`: with its row of `table`
     /// (the cosines then the sines of its `n_dims / 2` pairs, [`RopeTable::row`]) when
     /// given, else with angles computed here. The same bits either way.
+    #[inline(always)]
     pub(crate) fn token(&self, token: &mut [f32], d: usize, p: usize, table: Option<&[f32]>) {
         let half = self.n_dims / 2;
         if let Some(row) = table {
@@ -58,6 +60,7 @@ impl Rope {
 
     /// Turns pairs `first..first + cos.len()` of every head of `token` by the angles
     /// whose cosines and sines are `cos` and `sin`.
+    #[inline(always)]
     fn rotate(&self, token: &mut [f32], d: usize, first: usize, cos: &[f32], sin: &[f32]) {
         let (half, n) = (self.n_dims / 2, cos.len());
         for head in token.chunks_exact_mut(d) {
