@@ -137,7 +137,7 @@ fn split(pool: &Pool, op: &OpDesc, job: &RowJob<'_>, out: &mut [f32]) -> Result<
         *outcome = job.run(*first, rows);
     })
     .map_err(|error| ExecError::Gemm { op: op.name().clone(), error })?;
-    parts.into_iter().map(|p| p.into_inner().unwrap_or_else(PoisonError::into_inner).2).collect()
+    parts.into_iter().try_for_each(|p| p.into_inner().unwrap_or_else(PoisonError::into_inner).2)
 }
 
 #[cfg(test)]
