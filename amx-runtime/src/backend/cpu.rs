@@ -82,9 +82,11 @@ impl CpuBackend {
 
     /// This backend, running the reference ops computed row by row (norms, elementwise
     /// ops, activations, ROPE, softmax, GET_ROWS, the copies of RESHAPE and TRANSPOSE) on
-    /// `pool` in steps of 16 rows or more (prefill), the rows split between its threads;
-    /// shorter steps (decode) stay on the calling thread. The results are the
-    /// single-threaded reference's, bit for bit, for any number of threads.
+    /// `pool` in steps of 16 rows and 8192 values or more (prefill), the rows split
+    /// between its threads; shorter steps (decode) stay on the calling thread. The
+    /// results are the single-threaded reference's, bit for bit, for any number of
+    /// threads. Long ROPE steps read their cosines and sines from a table this backend
+    /// keeps (computed once per position, not once per op).
     #[must_use]
     pub fn with_op_pool(mut self, pool: Arc<Pool>) -> CpuBackend {
         self.row_pool = Some(rows::RowPool::new(pool));
