@@ -64,6 +64,12 @@ fn elementwise_ops_broadcast() {
     assert_eq!(run_f32(Op::Add, &[a.clone(), f("b", &[2], &[10., 20.])]), [11., 22., 13., 24.]);
     assert_eq!(run_f32(Op::Mul, &[a.clone(), f("s", &[1], &[0.5])]), [0.5, 1., 1.5, 2.]);
     assert_eq!(run_f32(Op::Div, &[a, f("d", &[1, 2], &[1., 2.])]), [1., 2., 1.5, 2.]);
+    // b broadcast over one of two dimensions (the general row index).
+    let a3 = f("a", &[1, 2, 2], &[1., 2., 3., 4.]);
+    let b1 = f("b", &[1, 2, 1], &[10., 20.]);
+    assert_eq!(run_f32(Op::Add, &[a3.clone(), b1]), [11., 22., 13., 24.]);
+    let b2 = f("b", &[1, 1, 2], &[10., 20.]);
+    assert_eq!(run_f32(Op::Add, &[a3, b2]), [11., 12., 23., 24.]);
 }
 
 #[test]
@@ -323,6 +329,7 @@ fn row_ops_give_the_same_bits_on_every_build() {
         (Op::Add, vec![xs.clone(), f("b", &[w], &r(2, w))]),
         (Op::Mul, vec![xs.clone(), f("b", &[w, rows], &r(3, w * rows))]),
         (Op::Div, vec![xs.clone(), f("b", &[1, rows], &r(4, rows))]),
+        (Op::Add, vec![f("x3", &[w, 2, rows], &r(7, 2 * w * rows)), f("b", &[w, 2], &r(8, 2 * w))]),
         (Op::SumRows, vec![xs]),
         (rope(RopeMode::Normal, 4), vec![f("q", &[5, 9, rows], &r(5, 45 * rows)), pos.clone()]),
         (rope(RopeMode::Neox, 4), vec![f("q", &[5, 9, rows], &r(6, 45 * rows)), pos]),

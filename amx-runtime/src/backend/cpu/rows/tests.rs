@@ -40,6 +40,9 @@ fn cases(rows: usize) -> Vec<(Op, Vec<Src>)> {
         (Op::Add, vec![x.clone(), f("b", &[w], 2)]),
         (Op::Mul, vec![x.clone(), f("b", &[w, rows], 3)]),
         (Op::Div, vec![x.clone(), f("b", &[1, rows], 4)]),
+        // Broadcasts of the general form (2 result rows per step row).
+        (Op::Add, vec![f("x", &[w, 2, rows], 12), f("b", &[w, 2, 1], 13)]),
+        (Op::Mul, vec![f("x", &[w, 2, rows], 14), f("b", &[1, 1, rows], 15)]),
         (Op::Silu, vec![x.clone()]),
         (Op::Gelu, vec![x.clone()]),
         (Op::Scale { s: 0.7 }, vec![x.clone()]),
@@ -80,7 +83,8 @@ fn split_rows_give_the_reference_bits() {
                 let want = f32_from_bytes(&reference::compute(&desc, &bytes).unwrap());
                 let scratch = Bump::new();
                 let job = RowJob::new(&desc, &bytes, &scratch).unwrap().unwrap();
-                assert_eq!(job.rows(), rows, "{op:?}");
+                assert!([rows, 2 * rows].contains(&job.rows()), "{op:?}");
+                assert_eq!(job.rows() * job.width(), want.len(), "{op:?}");
                 let mut got = vec![f32::NAN; want.len()];
                 split(&pool, &desc, &job, &mut got).unwrap();
                 assert_eq!(bits(&got), bits(&want), "{op:?}, {rows} rows, {threads} threads");
