@@ -3,7 +3,7 @@
 //! data they may read plainly, and tests use them as the oracle.
 //!
 //! Sums accumulate in f32 in a fixed order (dot products in eight interleaved lanes),
-//! so the same inputs give the same bits. The ops computed row by row ([`RowJob`]) give
+//! so the same inputs give the same bits. The ops computed row by row (`RowJob`) give
 //! the same bits for any split of their rows, which lets the CPU backend run them over
 //! its pool.
 //!

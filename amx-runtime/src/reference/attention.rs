@@ -12,7 +12,7 @@ use crate::tensor::TensorDesc;
 use super::matmul::dot;
 use super::{ids_of, index_in};
 
-/// The parameters of [`Op::Attention`].
+/// The parameters of [`crate::op::Op::Attention`].
 pub(super) struct Attention {
     pub(super) scale: f32,
     pub(super) window: usize,
@@ -105,7 +105,7 @@ impl Attention {
     }
 }
 
-/// The operands of one [`Op::Attention`] (checked), for [`Attention::heads`].
+/// The operands of one [`crate::op::Op::Attention`] (checked), for [`Attention::heads`].
 pub(super) struct AttentionJob<'a> {
     pub(super) q: &'a [f32],
     pub(super) k: &'a [f32],

@@ -35,7 +35,7 @@ impl Rope {
     }
 
     /// Rotates `token` (heads of `d` values) at position `p`: with its row of `table`
-    /// (the cosines then the sines of its `n_dims / 2` pairs, [`RopeTable::row`]) when
+    /// (the cosines then the sines of its `n_dims / 2` pairs, from [`RopeTable::rows`]) when
     /// given, else with angles computed here. The same bits either way.
     #[inline(always)]
     pub(crate) fn token(&self, token: &mut [f32], d: usize, p: usize, table: Option<&[f32]>) {
