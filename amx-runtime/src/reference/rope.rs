@@ -93,12 +93,24 @@ impl Rope {
 /// (`n_dims`, `freq_base`, `freq_scale`; the mode only pairs values differently), grown on
 /// demand: the layers of a model share them, so a prefill step computes each position's
 /// angles once instead of once per ROPE op.
-#[derive(Debug)]
 pub(crate) struct RopeTable {
     /// The angles' parameters, as bits (`n_dims`, `freq_base`, `freq_scale`).
     key: (usize, u32, u32),
     /// Per position, `n_dims / 2` cosines then as many sines.
     values: Vec<f32>,
+}
+
+/// The parameters and length, not the values (up to millions of them).
+impl std::fmt::Debug for RopeTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (n_dims, base, scale) = self.key;
+        f.debug_struct("RopeTable")
+            .field("n_dims", &n_dims)
+            .field("freq_base", &f32::from_bits(base))
+            .field("freq_scale", &f32::from_bits(scale))
+            .field("positions", &self.positions())
+            .finish()
+    }
 }
 
 impl RopeTable {
