@@ -156,9 +156,10 @@ impl<'a> RowJob<'a> {
             },
         };
         // ROPE's rows are tokens (all heads); the others' the result's ne[0] values.
-        let width = match kernel {
-            Kernel::Rope { .. } => op.dst.ne[0] * op.dst.ne[1],
-            _ => op.dst.ne[0],
+        let width = if matches!(kernel, Kernel::Rope { .. }) {
+            op.dst.ne[0] * op.dst.ne[1]
+        } else {
+            op.dst.ne[0]
         };
         let rows = op.dst.elements() / width.max(1);
         Ok(Some(RowJob { name, rows, width, kernel }))
