@@ -120,7 +120,9 @@ impl Engine {
             what: format!("{} threads: {e}", options.threads),
         })?);
         let amx: Buft = Arc::new(AmxBufferType::with_pool(pool.clone()).with_path(options.path));
-        let mut cpu = CpuBackend::with_extra(vec![amx.clone()]);
+        // The row-wise ops (norms, ROPE, activations, ...) of prefill steps over the pool:
+        // the reference's bits on any path, for any number of threads.
+        let mut cpu = CpuBackend::with_extra(vec![amx.clone()]).with_op_pool(pool.clone());
         // Prefill attention as BF16 GEMMs, except on the scalar path (exact f32 there).
         if options.path != Path::Scalar {
             cpu = cpu.with_attention_pool(pool, options.path);

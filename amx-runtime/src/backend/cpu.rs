@@ -37,6 +37,8 @@ pub struct CpuBackend {
     is_host_override: bool,
     /// The pool and path of the GEMM form of long ATTENTION steps, when enabled.
     attention_pool: Option<(Arc<Pool>, Path)>,
+    /// The pool of the row-wise reference ops of long steps, when enabled.
+    row_pool: Option<rows::RowPool>,
 }
 
 impl Default for CpuBackend {
@@ -58,14 +60,14 @@ impl CpuBackend {
 
     /// A CPU backend that runs the kernels of the non-host buffer types `extra`.
     pub fn with_extra(extra: Vec<Buft>) -> CpuBackend {
-        CpuBackend { extra, is_host_override: true, attention_pool: None }
+        CpuBackend { extra, is_host_override: true, attention_pool: None, row_pool: None }
     }
 
     /// **Only for proving that the tests catch the user's bug; never use it in an
     /// engine.** A CPU backend whose `supports_buft` accepts host buffer types only, as
     /// in the C++ engine before the fix: it refuses its own AMX buffer type.
     pub fn without_is_host_override(extra: Vec<Buft>) -> CpuBackend {
-        CpuBackend { extra, is_host_override: false, attention_pool: None }
+        CpuBackend { extra, is_host_override: false, attention_pool: None, row_pool: None }
     }
 
     /// This backend, running ATTENTION of 16 or more queries (a prefill step) as BF16
@@ -75,6 +77,19 @@ impl CpuBackend {
     #[must_use]
     pub fn with_attention_pool(mut self, pool: Arc<Pool>, path: Path) -> CpuBackend {
         self.attention_pool = Some((pool, path));
+        self
+    }
+
+    /// This backend, running the reference ops computed row by row (norms, elementwise
+    /// ops, activations, ROPE, softmax, GET_ROWS, the copies of RESHAPE and TRANSPOSE) on
+    /// `pool` in steps of 16 rows and 8192 values or more (prefill), the rows split
+    /// between its threads; shorter steps (decode) stay on the calling thread. The
+    /// results are the single-threaded reference's, bit for bit, for any number of
+    /// threads. Long ROPE steps read their cosines and sines from a table this backend
+    /// keeps (computed once per position, not once per op).
+    #[must_use]
+    pub fn with_op_pool(mut self, pool: Arc<Pool>) -> CpuBackend {
+        self.row_pool = Some(rows::RowPool::new(pool));
         self
     }
 
@@ -159,6 +174,14 @@ impl Backend for CpuBackend {
             let output = Buffer::upload(&host, op.dst.clone(), &f32_to_bytes(&out))?;
             return Ok(Computed { output, kernel: Kernel::Vector, uploaded_bytes: 0 });
         }
+        if let Some(rows) = &self.row_pool {
+            let mut out = vec![0.0; op.dst.elements()];
+            if rows.run_values(op, &bytes, &mut out, &Bump::new())? {
+                // I32 results (a RESHAPE of ids) were written as their bit patterns.
+                let output = Buffer::upload(&host, op.dst.clone(), &f32_to_bytes(&out))?;
+                return Ok(Computed { output, kernel: Kernel::Reference, uploaded_bytes: 0 });
+            }
+        }
         let out = reference::compute(op, &bytes)?;
         let output = Buffer::upload(&host, op.dst.clone(), &out)?;
         Ok(Computed { output, kernel: Kernel::Reference, uploaded_bytes: 0 })
@@ -206,7 +229,13 @@ impl Backend for CpuBackend {
             decode_attention::run(op, &bytes[..srcs.len()], out, scratch)?;
             return Ok((Kernel::Vector, 0));
         }
-        reference::compute_into(op, &bytes[..srcs.len()], dst.host_bytes_mut()?, scratch)?;
+        let (bytes, out) = (&bytes[..srcs.len()], dst.host_bytes_mut()?);
+        if let Some(rows) = &self.row_pool
+            && rows.run(op, bytes, out, scratch)?
+        {
+            return Ok((Kernel::Reference, 0));
+        }
+        reference::compute_into(op, bytes, out, scratch)?;
         Ok((Kernel::Reference, 0))
     }
 }
@@ -214,6 +243,7 @@ impl Backend for CpuBackend {
 mod attention;
 #[cfg(target_arch = "x86_64")]
 mod decode_attention;
+mod rows;
 
 #[cfg(test)]
 mod tests;

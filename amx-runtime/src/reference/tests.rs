@@ -2,6 +2,7 @@ use std::sync::Arc;
 
 use amx_core::formats::Format;
 
+use super::attention::AttentionJob;
 use super::*;
 use crate::buffer::host::host;
 use crate::op::Operand;
@@ -63,6 +64,12 @@ fn elementwise_ops_broadcast() {
     assert_eq!(run_f32(Op::Add, &[a.clone(), f("b", &[2], &[10., 20.])]), [11., 22., 13., 24.]);
     assert_eq!(run_f32(Op::Mul, &[a.clone(), f("s", &[1], &[0.5])]), [0.5, 1., 1.5, 2.]);
     assert_eq!(run_f32(Op::Div, &[a, f("d", &[1, 2], &[1., 2.])]), [1., 2., 1.5, 2.]);
+    // b broadcast over one of two dimensions (the general row index).
+    let a3 = f("a", &[1, 2, 2], &[1., 2., 3., 4.]);
+    let b1 = f("b", &[1, 2, 1], &[10., 20.]);
+    assert_eq!(run_f32(Op::Add, &[a3.clone(), b1]), [11., 22., 13., 24.]);
+    let b2 = f("b", &[1, 1, 2], &[10., 20.]);
+    assert_eq!(run_f32(Op::Add, &[a3, b2]), [11., 12., 23., 24.]);
 }
 
 #[test]
@@ -299,4 +306,44 @@ fn attention_avx2_gives_the_same_bits() {
         out.iter().map(|x| x.to_bits()).collect::<Vec<u32>>()
     };
     assert_eq!(run(true), run(false));
+}
+
+/// The AVX-512 and AVX2 builds of the row ops give the bits of the plain one.
+#[test]
+fn row_ops_give_the_same_bits_on_every_build() {
+    use crate::op::RopeMode;
+    let (w, rows) = (45, 7);
+    let r = |seed: u64, n: usize| amx_testdata::random::pseudo_random_values(seed, n);
+    // Wide and extreme values too: exp's clamps, tanh's saturation, zeros.
+    let mut x: Vec<f32> = r(1, w * rows).iter().map(|v| v * 8.0).collect();
+    x[..6].copy_from_slice(&[0.0, -0.0, 100.0, -100.0, 1e-30, -90.0]);
+    let xs = f("x", &[w, rows], &x);
+    let pos = ids("pos", &[rows], &[0, 1, 2, 30, 400, 5_000, 60_000]);
+    let rope = |mode, n_dims| Op::Rope { mode, n_dims, freq_base: 10_000.0, freq_scale: 0.5 };
+    let cases = [
+        (Op::Silu, vec![xs.clone()]),
+        (Op::Gelu, vec![xs.clone()]),
+        (Op::SoftMax, vec![xs.clone()]),
+        (Op::RmsNorm { eps: 1e-6 }, vec![xs.clone()]),
+        (Op::Scale { s: 0.3 }, vec![xs.clone()]),
+        (Op::Add, vec![xs.clone(), f("b", &[w], &r(2, w))]),
+        (Op::Mul, vec![xs.clone(), f("b", &[w, rows], &r(3, w * rows))]),
+        (Op::Div, vec![xs.clone(), f("b", &[1, rows], &r(4, rows))]),
+        (Op::Add, vec![f("x3", &[w, 2, rows], &r(7, 2 * w * rows)), f("b", &[w, 2], &r(8, 2 * w))]),
+        (Op::SumRows, vec![xs]),
+        (rope(RopeMode::Normal, 4), vec![f("q", &[5, 9, rows], &r(5, 45 * rows)), pos.clone()]),
+        (rope(RopeMode::Neox, 4), vec![f("q", &[5, 9, rows], &r(6, 45 * rows)), pos]),
+    ];
+    for (op, srcs) in cases {
+        let descs: Vec<TensorDesc> = srcs.iter().map(|s| s.0.clone()).collect();
+        let bytes: Vec<&[u8]> = srcs.iter().map(|s| &s.1[..]).collect();
+        let d = desc(op, &descs);
+        let scratch = Bump::new();
+        let job = RowJob::new(&d, &bytes, &scratch).unwrap().unwrap();
+        let (mut fast, mut plain) = (vec![0f32; d.dst.elements()], vec![0f32; d.dst.elements()]);
+        job.run(0, &mut fast).unwrap();
+        job.run_plain(0, &mut plain).unwrap();
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<u32>>();
+        assert_eq!(bits(&fast), bits(&plain), "{op:?}");
+    }
 }

@@ -175,51 +175,81 @@ pub(crate) fn run(
     let val = |j: usize, g: usize| a.val(j, g);
     SCRATCH.with_borrow_mut(|sc| {
         let Scratch { rows, s, p, o, keys, values } = sc;
-        let rows = sized(rows, (n.max(m) * dk).max(dv * np));
+        let rows = sized(rows, ((n + m) * dk).max(dv * np));
         let (s, p, o) = (sized(s, m * n), sized(p, m * np), sized(o, m * dv));
         let mut taken = path;
         for g in 0..hkv {
-            // The keys as an n x dk weight, the group's queries as m x dk activations
-            // (row t * group + i: token t, head g * group + i).
-            for j in 0..n {
-                rows[j * dk..][..dk].copy_from_slice(key(j, g));
-            }
+            // The keys as an n x dk weight, then the group's queries as m x dk activations
+            // (row t * group + i: token t, head g * group + i), copied over the pool.
+            let (kq, _) = rows.split_at_mut((n + m) * dk);
+            fill_rows(pool, kq, dk, |first, chunk| {
+                for (r, dst) in (first..).zip(chunk.chunks_exact_mut(dk)) {
+                    let src = match r.checked_sub(n) {
+                        None => key(r, g),
+                        Some(r) => &q[((r / group) * h + g * group + r % group) * dk..][..dk],
+                    };
+                    dst.copy_from_slice(src);
+                }
+            })
+            .map_err(gemm)?;
             let kb = pack_bf16(keys, n, dk, &rows[..n * dk]).map_err(bad)?;
             let kp = PackedRef::parse(kb).map_err(|e| gemm(e.into()))?;
-            for ti in 0..t {
-                for i in 0..group {
-                    let r = ti * group + i;
-                    let src = &q[(ti * h + g * group + i) * dk..][..dk];
-                    rows[r * dk..][..dk].copy_from_slice(src);
-                }
-            }
-            taken =
-                pool.linear_many_on(&rows[..m * dk], &mut [(&kp, &mut *s)], path).map_err(gemm)?;
+            let qs = &rows[n * dk..][..m * dk];
+            taken = pool.linear_many_on(qs, &mut [(&kp, &mut *s)], path).map_err(gemm)?;
             let rows_of = |r: usize| {
                 let pt = p0 + r / group;
                 let lo = if window > 0 { (pt + 1).saturating_sub(window) } else { 0 };
                 lo..=pt
             };
             softmax_rows(pool, s, p, (n, np), scale, rows_of).map_err(gemm)?;
-            // The values transposed: dv rows of np keys (zeros past n).
-            rows[..dv * np].fill(0.0);
-            for j in 0..n {
-                for (d, &x) in val(j, g).iter().enumerate() {
-                    rows[d * np + j] = x;
+            // The values transposed: dv rows of np keys (zeros past n), a range of rows
+            // per share.
+            fill_rows(pool, &mut rows[..dv * np], np, |d0, chunk| {
+                chunk.fill(0.0);
+                let d1 = d0 + chunk.len() / np;
+                for j in 0..n {
+                    for (row, &x) in chunk.chunks_exact_mut(np).zip(&val(j, g)[d0..d1]) {
+                        row[j] = x;
+                    }
                 }
-            }
+            })
+            .map_err(gemm)?;
             let vb = pack_bf16(values, dv, np, &rows[..dv * np]).map_err(bad)?;
             let vp = PackedRef::parse(vb).map_err(|e| gemm(e.into()))?;
             pool.linear_many_on(p, &mut [(&vp, &mut *o)], path).map_err(gemm)?;
-            for ti in 0..t {
-                for i in 0..group {
-                    let r = ti * group + i;
-                    let dst = &mut out[(ti * h + g * group + i) * dv..][..dv];
-                    dst.copy_from_slice(&o[r * dv..][..dv]);
+            // The group's heads of each token, back in place (a range of tokens per share).
+            let o = &*o;
+            fill_rows(pool, &mut out[..t * h * dv], h * dv, |t0, chunk| {
+                for (ti, dst) in (t0..).zip(chunk.chunks_exact_mut(h * dv)) {
+                    let src = &o[ti * group * dv..][..group * dv];
+                    dst[g * group * dv..][..group * dv].copy_from_slice(src);
                 }
-            }
+            })
+            .map_err(gemm)?;
         }
         Ok(taken)
+    })
+}
+
+/// Runs `fill(first, chunk)` over the pool's threads on one contiguous range of the
+/// `width`-value rows of `dst` per share (`chunk` holds rows `first..`): the copies
+/// around the GEMMs and the softmax, each share writing its own rows.
+fn fill_rows(
+    pool: &Pool,
+    dst: &mut [f32],
+    width: usize,
+    fill: impl Fn(usize, &mut [f32]) + Sync,
+) -> Result<(), GemmError> {
+    let rows = dst.len() / width.max(1);
+    let per = rows.div_ceil(pool.threads().max(1)).max(1);
+    // One part per share, each locked by its share alone (never contended).
+    let parts: Vec<Mutex<(usize, &mut [f32])>> =
+        dst.chunks_mut(per * width).enumerate().map(|(i, c)| Mutex::new((i * per, c))).collect();
+    pool.try_broadcast(|share| {
+        let Some(part) = parts.get(share) else { return };
+        let mut part = part.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (first, chunk) = &mut *part;
+        fill(*first, chunk);
     })
 }
 
@@ -234,21 +264,10 @@ fn softmax_rows(
     live: impl Fn(usize) -> RangeInclusive<usize> + Sync,
 ) -> Result<(), GemmError> {
     let rows = s.len() / n;
-    let per = rows.div_ceil(pool.threads().max(1)).max(1);
-    // One part per share, each locked by its share alone (never contended).
-    let parts: Vec<Mutex<(usize, &mut [f32])>> = p[..rows * np]
-        .chunks_mut(per * np)
-        .enumerate()
-        .map(|(i, c)| Mutex::new((i * per, c)))
-        .collect();
-    pool.try_broadcast(|share| {
-        let Some(part) = parts.get(share) else { return };
-        let mut part = part.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let (r0, chunk) = &mut *part;
+    fill_rows(pool, &mut p[..rows * np], np, |r0, chunk| {
         #[cfg(target_arch = "x86_64")]
         let avx512 = std::arch::is_x86_feature_detected!("avx512f");
-        for (i, prow) in chunk.chunks_exact_mut(np).enumerate() {
-            let r = *r0 + i;
+        for (r, prow) in (r0..).zip(chunk.chunks_exact_mut(np)) {
             let (srow, range) = (&s[r * n..][..n], live(r));
             #[cfg(target_arch = "x86_64")]
             if avx512 {
