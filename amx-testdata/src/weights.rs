@@ -23,6 +23,7 @@ pub fn bench_weights(format: Format, seed: u64, n: usize, k: usize) -> Result<Ve
         Format::Q6_K => &[208],
         Format::Q2_K => &[80, 82],
         Format::Q3_K => &[108],
+        Format::TQ2_0 => &[64],
         Format::F16 | Format::BF16 | Format::MXFP4 => &[],
         // `Format` is non-exhaustive: a format added later keeps random bytes until its
         // scales are listed here (its test below then fails on non-finite values).

@@ -67,6 +67,9 @@ macro_rules! registry {
                 /// 32 values per 17-byte block: an E8M0 exponent `e`, 32 4-bit indices
                 /// into the doubled E2M1 table; `x = 2^(e - 128) * KVALUES_MXFP4[q]`.
                 MXFP4 = 39 => mxfp4::BlockMXFP4,
+                /// 256 values per 66-byte block: 256 2-bit ternary values `q` (0..=2),
+                /// f16 scale `d`; `x = d * (q - 1)`.
+                TQ2_0 = 35 => tq2_0::BlockTQ2_0,
             }
             float {
                 /// IEEE binary16, one value per 2 bytes.
