@@ -69,6 +69,7 @@
 //! | IQ4_XS (136 B) | qs (8, 128) | d (0, 2), scales_h (2, 2), scales_l (4, 4) |
 //! | MXFP4 (17 B) | qs (1, 16) | e (0, 1) |
 //! | TQ2_0 (66 B) | qs (0, 64) | d (64, 2) |
+//! | NVFP4 (36 B) | qs (4, 32) | d (0, 4) |
 //! | BF16 (32 values) | values (0, 64) | none |
 //! | F16 (32 values) | values (0, 64) | none |
 //!
