@@ -74,6 +74,9 @@ macro_rules! registry {
                 /// values), 64 4-bit indices into the doubled E2M1 table;
                 /// `x = ue4m3_to_f32_half(d[s]) * KVALUES_MXFP4[q]`.
                 NVFP4 = 40 => nvfp4::BlockNVFP4,
+                /// 256 values per 54-byte block: 256 ternary digits `t` (0..=2) packed
+                /// five (or four) to a byte in base 3, f16 scale `d`; `x = d * (t - 1)`.
+                TQ1_0 = 34 => tq1_0::BlockTQ1_0,
             }
             float {
                 /// IEEE binary16, one value per 2 bytes.
