@@ -9,7 +9,7 @@ use candle_core::quantized::{GgmlDType, QStorage, QTensor};
 use crate::AdapterError;
 
 /// The formats both candle-core 0.11 and amx-rs hold (every amx-rs format but IQ4_NL,
-/// IQ4_XS and MXFP4).
+/// IQ4_XS, MXFP4, TQ1_0, TQ2_0 and NVFP4).
 pub const SHARED_FORMATS: [Format; 12] = [
     Format::Q4_0,
     Format::Q4_1,
@@ -71,8 +71,8 @@ pub fn ggml_type_of(dtype: GgmlDType) -> u32 {
 
 /// The candle dtype of an amx-rs format.
 ///
-/// Errors: [`AdapterError::NoCandleDType`] for IQ4_NL, IQ4_XS and MXFP4 (candle-core 0.11
-/// has none of them) and any format added to amx-rs later.
+/// Errors: [`AdapterError::NoCandleDType`] for IQ4_NL, IQ4_XS, MXFP4, TQ1_0, TQ2_0 and
+/// NVFP4 (candle-core 0.11 has none of them) and any format added to amx-rs later.
 pub fn dtype_of(format: Format) -> Result<GgmlDType, AdapterError> {
     match format {
         Format::Q4_0 => Ok(GgmlDType::Q4_0),
@@ -188,7 +188,14 @@ mod tests {
             AdapterError::UnsupportedDType { dtype: GgmlDType::Q8_1 }.to_string(),
             "amx-candle: candle dtype Q8_1 (Q8_1, ggml type 9) has no amx-rs kernel"
         );
-        for format in [Format::IQ4_NL, Format::IQ4_XS, Format::MXFP4] {
+        for format in [
+            Format::IQ4_NL,
+            Format::IQ4_XS,
+            Format::MXFP4,
+            Format::TQ1_0,
+            Format::TQ2_0,
+            Format::NVFP4,
+        ] {
             assert_eq!(dtype_of(format), Err(AdapterError::NoCandleDType { format }));
         }
     }

@@ -67,7 +67,7 @@ mod tests {
     /// `amx_core::formats` so that a wrong entry on either side shows up here.
     #[test]
     fn layouts_match_ggml() {
-        let want: [(u32, &str, u64, u64); 21] = [
+        let want: [(u32, &str, u64, u64); 24] = [
             (0, "F32", 1, 4),
             (1, "F16", 1, 2),
             (2, "Q4_0", 32, 18),
@@ -88,7 +88,10 @@ mod tests {
             (27, "I64", 1, 8),
             (28, "F64", 1, 8),
             (30, "BF16", 1, 2),
+            (34, "TQ1_0", 256, 54),
+            (35, "TQ2_0", 256, 66),
             (39, "MXFP4", 32, 17),
+            (40, "NVFP4", 64, 36),
         ];
         for (id, name, block_values, block_bytes) in want {
             assert_eq!(
@@ -98,9 +101,9 @@ mod tests {
             );
             assert_eq!(type_name(id), Some(name), "type {id}");
         }
-        // Types that exist in ggml but are not sized here (Q8_1, IQ1_M, NVFP4) and ids
-        // that do not exist.
-        for id in [9, 29, 31, 40, 1000, u32::MAX] {
+        // Types that exist in ggml but are not sized here (Q8_1, IQ1_M) and ids that do not
+        // exist (or no longer: 31, 36).
+        for id in [9, 29, 31, 36, 41, 1000, u32::MAX] {
             assert_eq!(type_layout(id), None, "type {id}");
             assert_eq!(type_name(id), None, "type {id}");
         }

@@ -23,7 +23,10 @@ pub fn bench_weights(format: Format, seed: u64, n: usize, k: usize) -> Result<Ve
         Format::Q6_K => &[208],
         Format::Q2_K => &[80, 82],
         Format::Q3_K => &[108],
-        Format::F16 | Format::BF16 | Format::MXFP4 => &[],
+        Format::TQ1_0 => &[52],
+        Format::TQ2_0 => &[64],
+        // NVFP4's UE4M3 scale bytes are all finite and moderate as they are (2^-10 ..= 240).
+        Format::F16 | Format::BF16 | Format::MXFP4 | Format::NVFP4 => &[],
         // `Format` is non-exhaustive: a format added later keeps random bytes until its
         // scales are listed here (its test below then fails on non-finite values).
         _ => &[],

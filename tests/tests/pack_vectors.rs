@@ -162,6 +162,9 @@ mod doc {
             Format::IQ4_NL => (&[(2, 16)], &[(0, 2)]),
             Format::IQ4_XS => (&[(8, 128)], &[(0, 2), (2, 2), (4, 4)]),
             Format::MXFP4 => (&[(1, 16)], &[(0, 1)]),
+            Format::TQ1_0 => (&[(0, 48)], &[(48, 4), (52, 2)]),
+            Format::TQ2_0 => (&[(0, 64)], &[(64, 2)]),
+            Format::NVFP4 => (&[(4, 32)], &[(0, 4)]),
             Format::BF16 | Format::F16 => (&[(0, 64)], &[]),
             other => panic!("no documented field table for {other}"),
         }

@@ -26,7 +26,9 @@ fn all_formats_and_shapes_present() {
         assert_eq!(v.w.len(), v.n * v.format.row_bytes(v.k).unwrap(), "{}", v.file_name());
         assert_eq!(v.x.len(), v.m * v.k);
         assert_eq!(v.y.len(), v.m * v.n);
-        assert!(v.nmse_max > 0.0 && v.nmse_max < 1e-2, "{}: {}", v.file_name(), v.nmse_max);
+        // The largest budget is TQ2_0's outlier vector's, 0.0125: four times the NMSE that
+        // rounding its activations to int8 costs (ternary weights keep the outliers' share).
+        assert!(v.nmse_max > 0.0 && v.nmse_max < 2e-2, "{}: {}", v.file_name(), v.nmse_max);
     }
     for f in Format::ALL {
         assert_eq!(per_format.get(f.name()), Some(&4), "format {}", f.name());

@@ -63,7 +63,8 @@ pub(crate) trait Codec: QuantizedSpec {
     /// The values come from the group's quads `q`, and for a format whose values also
     /// take bits from a per-row field, from its per-row data `p` as well (Q5_0 and Q5_1:
     /// the fifth bit of each value is in the 4-byte `qh`, a per-row field because quads
-    /// fields are whole 16-byte units). The other formats do not read `p`.
+    /// fields are whole 16-byte units; TQ1_0: the last 16 values' digits, in its 4-byte
+    /// `qh`). The other formats do not read `p`.
     ///
     /// # Safety
     ///

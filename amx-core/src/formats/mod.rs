@@ -15,7 +15,10 @@
 //! | `iq4_nl` | IQ4_NL (32-value blocks, non-linear table) |
 //! | `q2_k`, `q3_k`, `q4_k`, `q5_k`, `q6_k` | the K-quants (256-value super-blocks) |
 //! | `iq4_xs` | IQ4_XS (256 values, non-linear table) |
+//! | `tq1_0` | TQ1_0 (256 ternary values, five base-3 digits per byte, one f16 scale) |
+//! | `tq2_0` | TQ2_0 (256 ternary values in 2 bits each, one f16 scale) |
 //! | `mxfp4` | MXFP4 (32 values, E8M0 exponent, E2M1 table) |
+//! | `nvfp4` | NVFP4 (64 values, UE4M3 scales per 16, E2M1 table) |
 //! | `f16`, `bf16` | F16, BF16 (one value per 2 bytes) |
 //!
 //! They implement one internal trait, `FormatSpec` (`spec.rs`: sizes, field table,
@@ -38,15 +41,15 @@
 //!
 //! ```text
 //! #[non_exhaustive] #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-//! pub enum Format { Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS, F16, BF16, MXFP4 }
+//! pub enum Format { Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS, F16, BF16, MXFP4, TQ2_0, NVFP4, TQ1_0 }
 //! impl Format {
-//!     pub const ALL: [Format; 15];                        // in GGML type id order
+//!     pub const ALL: [Format; 18];                        // in GGML type id order
 //!     pub const fn name(self) -> &'static str;            // "Q4_0", "Q4_K", "IQ4_XS", "F16", "BF16" (gguf-py names)
 //!     pub fn from_name(name: &str) -> Option<Format>;     // case-insensitive, accepts "q4_k" and "Q4_K"
 //!     pub const fn ggml_type(self) -> u32;                // GGML_TYPE_* id as stored in GGUF
 //!     pub const fn from_ggml_type(id: u32) -> Result<Format, FormatError>;
-//!     pub const fn block_values(self) -> usize;           // 32, 256 or 1
-//!     pub const fn block_bytes(self) -> usize;            // 18, 20, 22, 24, 34, 84, 110, 144, 176, 210, 18, 136, 2, 2, 17
+//!     pub const fn block_values(self) -> usize;           // 32, 64, 256 or 1
+//!     pub const fn block_bytes(self) -> usize;            // in ALL's order: 2, 18, 20, 22, 24, 34, 84, 110, 144, 176, 210, 18, 136, 2, 54, 66, 17, 36
 //!     pub const fn row_bytes(self, k: usize) -> Result<usize, FormatError>;
 //! }
 //! pub fn dequantize(format: Format, src: &[u8], dst: &mut [f32]) -> Result<(), FormatError>;
@@ -57,7 +60,8 @@
 //!
 //! Each block format has a block type ([`BlockQ4_0`], [`BlockQ4_1`], [`BlockQ5_0`],
 //! [`BlockQ5_1`], [`BlockQ8_0`], [`BlockQ2_K`], [`BlockQ3_K`], [`BlockQ4_K`], [`BlockQ5_K`],
-//! [`BlockQ6_K`], [`BlockIQ4_NL`], [`BlockIQ4_XS`], [`BlockMXFP4`]) made of byte arrays only
+//! [`BlockQ6_K`], [`BlockIQ4_NL`], [`BlockIQ4_XS`], [`BlockMXFP4`], [`BlockTQ1_0`], [`BlockTQ2_0`], [`BlockNVFP4`])
+//! made of byte arrays only
 //! (alignment 1, size pinned to the ggml block size), parsed with `from_bytes` from exactly
 //! one block's bytes. Its `dequantize` reproduces gguf-py's `gguf.quants` dequantization
 //! bit for bit: the same f32 operations in the same order, never fused.
@@ -123,6 +127,7 @@ pub mod half;
 pub(crate) mod iq4_nl;
 pub(crate) mod iq4_xs;
 pub(crate) mod mxfp4;
+pub(crate) mod nvfp4;
 pub(crate) mod q2_k;
 pub(crate) mod q3_k;
 pub(crate) mod q4_0;
@@ -135,6 +140,8 @@ pub(crate) mod q6_k;
 pub(crate) mod q8_0;
 mod registry;
 pub(crate) mod spec;
+pub(crate) mod tq1_0;
+pub(crate) mod tq2_0;
 
 pub use error::FormatError;
 pub use format::Format;
@@ -142,6 +149,7 @@ pub use ggml_type::ggml_type_name;
 pub use iq4_nl::BlockIQ4_NL;
 pub use iq4_xs::{BlockIQ4_XS, KVALUES_IQ4NL};
 pub use mxfp4::{BlockMXFP4, KVALUES_MXFP4, e8m0_to_f32_half};
+pub use nvfp4::{BlockNVFP4, ue4m3_to_f32_half};
 pub use q2_k::BlockQ2_K;
 pub use q3_k::{BlockQ3_K, unpack_scales_k3};
 pub use q4_0::BlockQ4_0;
@@ -156,6 +164,8 @@ pub(crate) use registry::{
     define_format, format_match, quantized_match, registry, with_format, with_quantized,
 };
 pub(crate) use spec::{FormatSpec, QuantizedSpec};
+pub use tq1_0::BlockTQ1_0;
+pub use tq2_0::BlockTQ2_0;
 
 /// Values per super-block of the K-quants (Q2_K .. Q6_K) and IQ4_XS.
 pub const QK_K: usize = 256;

@@ -67,6 +67,16 @@ macro_rules! registry {
                 /// 32 values per 17-byte block: an E8M0 exponent `e`, 32 4-bit indices
                 /// into the doubled E2M1 table; `x = 2^(e - 128) * KVALUES_MXFP4[q]`.
                 MXFP4 = 39 => mxfp4::BlockMXFP4,
+                /// 256 values per 66-byte block: 256 2-bit ternary values `q` (0..=2),
+                /// f16 scale `d`; `x = d * (q - 1)`.
+                TQ2_0 = 35 => tq2_0::BlockTQ2_0,
+                /// 64 values per 36-byte block: four UE4M3 scale bytes `d` (one per 16
+                /// values), 64 4-bit indices into the doubled E2M1 table;
+                /// `x = ue4m3_to_f32_half(d[s]) * KVALUES_MXFP4[q]`.
+                NVFP4 = 40 => nvfp4::BlockNVFP4,
+                /// 256 values per 54-byte block: 256 ternary digits `t` (0..=2) packed
+                /// five (or four) to a byte in base 3, f16 scale `d`; `x = d * (t - 1)`.
+                TQ1_0 = 34 => tq1_0::BlockTQ1_0,
             }
             float {
                 /// IEEE binary16, one value per 2 bytes.

@@ -33,7 +33,9 @@ pub enum Path {
 /// measurements are in the format's module (`AMX_MIN_ROWS`): 26 for Q4_0 and Q4_1, 28 for
 /// Q8_0, 25 for Q4_K and IQ4_XS, 21 for Q5_K, 20 for Q6_K, 9 for F16, 2 for BF16 (whose
 /// panels are B tiles as packed); Q3_K 18, Q2_K 19, Q5_0 and Q5_1 25, MXFP4 26, IQ4_NL 27
-/// (measured the same way; the numbers are on each format's constant).
+/// (measured the same way; the numbers are on each format's constant). TQ1_0's and
+/// TQ2_0's 19 are taken from Q2_K and NVFP4's 26 from MXFP4, not measured (the host they
+/// were added on had no AMX).
 pub const fn amx_min_rows(format: Format) -> usize {
     format.amx_min_rows()
 }

@@ -14,7 +14,7 @@ use super::{Format, for_each_block, nibbles32};
 use super::{put, take};
 
 #[cfg(target_arch = "x86_64")]
-mod x86;
+pub(super) mod x86;
 
 /// The E2M1 values, doubled so that they are integers (ggml's `kvalues_mxfp4`): index
 /// `q` (0..16) is `2 * e2m1(q)`; bit 3 is the sign (index 8 is `-0`, stored as 0).

@@ -13,7 +13,7 @@ use super::{BlockMXFP4, KVALUES_MXFP4, U_OFFSET};
 use crate::formats::codec::{Affine, Codec, ld, nibbles_4x2};
 
 /// `KVALUES_MXFP4[q] + U_OFFSET` for `q` in 0..16, in each 16-byte lane.
-static MXFP4_U: [u8; 64] = {
+pub(in crate::formats) static MXFP4_U: [u8; 64] = {
     let mut t = [0u8; 64];
     let mut i = 0;
     while i < 64 {

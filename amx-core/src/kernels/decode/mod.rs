@@ -73,10 +73,11 @@ pub(crate) fn best() -> DecodeFn {
     scalar::decode_span
 }
 
-/// Groups one decoder call takes: 8 of the 32-value formats (256 values, like one group
-/// of the others), so that the per-call work is the same for every format.
+/// Groups one decoder call takes: 256 values' worth, 8 of the 32-value formats, 4 of
+/// NVFP4's 64-value blocks, 1 of the others, so that the per-call work is the same for
+/// every format.
 pub(crate) const fn span_groups(format: Format) -> usize {
-    if format.block_values() == 32 { 8 } else { 1 }
+    MAX_GROUP_VALUES / format.group_values()
 }
 
 #[cfg(test)]

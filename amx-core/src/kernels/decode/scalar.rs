@@ -3,7 +3,7 @@
 //! what the vectorised decoders must produce, and runs where they cannot (valgrind, CPUs
 //! without AVX-512).
 
-use crate::formats::spec::AffineBlock;
+use crate::formats::spec::{AffineBlock, MAX_GROUP_VALUES};
 use crate::formats::{Format, QuantizedSpec, with_quantized};
 use crate::pack::{PANEL_ROWS, PackedLayout, read_block};
 
@@ -35,7 +35,8 @@ pub(crate) fn decode_group(layout: &PackedLayout, panel: &[u8], g: usize, out: &
 }
 
 /// Decodes groups `g..g + count` into consecutive places of `out`, as the vectorised
-/// `decode_span` does: up to 8 groups of the 32-value formats, one of the others.
+/// `decode_span` does: up to 256 values' worth (8 groups of the 32-value formats, 4 of
+/// NVFP4's 64, one of the others).
 pub(crate) fn decode_span(
     layout: &PackedLayout,
     panel: &[u8],
@@ -58,7 +59,7 @@ fn decode_span_as<F: QuantizedSpec>(
     count: usize,
     out: &mut Decoded,
 ) {
-    let slots = if F::BLOCK_VALUES == 32 { count.min(8) } else { count.min(1) };
+    let slots = count.min(MAX_GROUP_VALUES / F::BLOCK_VALUES);
     let mut block = [0u8; 256];
     for slot in 0..slots {
         for r in 0..PANEL_ROWS {

@@ -210,7 +210,7 @@ fn avx512_decode_ignores_bad_arguments() {
     }
 }
 
-/// Spans of up to 8 groups decode into consecutive places exactly as one group at a time
+/// Spans of up to 8 groups (256 values) decode into consecutive places exactly as one group at a time
 /// (scalar and AVX-512 alike).
 #[test]
 fn spans_equal_groups_one_at_a_time() {
@@ -223,13 +223,20 @@ fn spans_equal_groups_one_at_a_time() {
         Format::IQ4_NL,
         Format::Q4_K,
         Format::MXFP4,
+        Format::NVFP4,
     ] {
         // Under Miri (a minute and a half for all eight) the formats of `test_formats`.
         if !test_formats().any(|f| f == format) {
             continue;
         }
-        // 11 groups of 32 values (a partial last span of 3), or 2 of 256.
-        let (n, k) = (19, if format.block_values() == 32 { 11 * 32 } else { 512 });
+        // 11 groups of 32 values (a partial last span of 3), 7 of 64 (a partial last span
+        // of 3), or 2 of 256.
+        let k = match format.block_values() {
+            32 => 11 * 32,
+            64 => 7 * 64,
+            _ => 512,
+        };
+        let n = 19;
         let src = random_blocks(format, 77, n * k / format.block_values() * format.block_bytes());
         let mut buf = vec![0u8; packed_size(format, n, k, 1).unwrap()];
         let layout = pack(format, n, k, 1, &src, &mut buf).unwrap();

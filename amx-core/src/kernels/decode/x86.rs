@@ -122,6 +122,7 @@ pub(crate) fn decode_group(layout: &PackedLayout, panel: &[u8], g: usize, out: &
 
 /// Decodes groups `g..g + count` into consecutive places of `out`: for the 32-value
 /// formats up to 8 groups (group `g + i` in chunks `8i..8i + 8` and sub-block `i`), for
+/// NVFP4 up to 4 (group `g + i` in chunks `16i..16i + 16`, sub-blocks `4i..4i + 4`), for
 /// the 256-value formats one. Extra groups (past the panel or the 256 values) are not
 /// decoded.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
@@ -132,7 +133,8 @@ pub(crate) fn decode_span(
     count: usize,
     out: &mut Decoded,
 ) {
-    // One group of the 256-value formats, up to 8 of the others (as many as fit).
+    // One group of the 256-value formats, up to 4 of NVFP4's, up to 8 of the 32-value
+    // ones (as many as fit).
     with_quantized!(
         layout.format(),
         F => decode_groups::<F>(layout, panel, g, count, out),
