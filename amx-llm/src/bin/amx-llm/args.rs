@@ -7,7 +7,7 @@ pub const USAGE: &str = "usage:
   amx-llm generate MODEL --prompt TEXT [--prompt-ids IDS] [--tokens N] [--threads T] [--gpu-layers L] [--path auto|amx|vnni|scalar] [--json]
   amx-llm tokenize MODEL --prompt TEXT [--file F] [--json]
   amx-llm perplexity MODEL --file TEXT [--ids JSON] [--ctx C] [--chunks N] [--threads T] [--gpu-layers L] [--path P] [--json]
-  amx-llm bench MODEL [--prefill P] [--decode D] [--threads T] [--gpu-layers L] [--path P] [--json]";
+  amx-llm bench MODEL [--prefill P] [--decode D] [--repeat R] [--threads T] [--gpu-layers L] [--path P] [--json]";
 
 /// A parsed command line.
 #[derive(Debug)]
@@ -21,7 +21,7 @@ pub struct Args {
     pub json: bool,
 }
 
-const VALUED: [&str; 12] = [
+const VALUED: [&str; 13] = [
     "prompt",
     "prompt-ids",
     "tokens",
@@ -34,6 +34,7 @@ const VALUED: [&str; 12] = [
     "chunks",
     "prefill",
     "decode",
+    "repeat",
 ];
 
 impl Args {

@@ -176,31 +176,43 @@ fn ppl(a: &Args) -> Result<String, String> {
     })
 }
 
+/// The median of `v` (the upper one of an even count).
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
 fn bench(a: &Args) -> Result<String, String> {
     let (p, d) = (a.num("prefill", 512)?, a.num("decode", 64)?);
-    if p == 0 {
-        return Err("--prefill must be at least 1".into());
+    let repeat = a.num("repeat", 1)?;
+    if p == 0 || repeat == 0 {
+        return Err("--prefill and --repeat must be at least 1".into());
     }
     let mut engine = open(a, p.saturating_add(d))?;
     let vocab = engine.hparams().n_vocab;
     let prompt: Vec<u32> = (0..p).map(|i| ((i * 7919 + 13) % vocab) as u32).collect();
     // One warm-up run builds the step graphs and takes the AMX permission.
     engine.step(&prompt, 1).map_err(|e| e.to_string())?;
-    engine.reset();
-    let t0 = Instant::now();
-    let logits = engine.step(&prompt, 1).map_err(|e| e.to_string())?;
-    let pp = p as f64 / t0.elapsed().as_secs_f64();
-    // Generation is timed from an empty cache, as llama-bench's tg test runs it (its
-    // prompt and generation tests are separate): D single-token steps at positions 0..D.
-    let mut next = argmax(&logits);
-    engine.reset();
-    next = argmax(&engine.step(&[next], 1).map_err(|e| e.to_string())?);
-    engine.reset();
-    let t1 = Instant::now();
-    for _ in 0..d {
+    let (mut pps, mut tgs) = (Vec::new(), Vec::new());
+    for _ in 0..repeat {
+        engine.reset();
+        let t0 = Instant::now();
+        let logits = engine.step(&prompt, 1).map_err(|e| e.to_string())?;
+        pps.push(p as f64 / t0.elapsed().as_secs_f64());
+        // Generation is timed from an empty cache, as llama-bench's tg test runs it
+        // (its prompt and generation tests are separate): D single-token steps at
+        // positions 0..D.
+        let mut next = argmax(&logits);
+        engine.reset();
         next = argmax(&engine.step(&[next], 1).map_err(|e| e.to_string())?);
+        engine.reset();
+        let t1 = Instant::now();
+        for _ in 0..d {
+            next = argmax(&engine.step(&[next], 1).map_err(|e| e.to_string())?);
+        }
+        tgs.push(d as f64 / t1.elapsed().as_secs_f64());
     }
-    let tg = d as f64 / t1.elapsed().as_secs_f64();
+    let (pp, tg) = (median(&mut pps), median(&mut tgs));
     Ok(if a.json {
         format!(
             "{{\"prefill_tokens_per_s\":{},\"decode_tokens_per_s\":{}}}",
