@@ -18,7 +18,7 @@ use crate::buffer::amx::AmxBufferType;
 use crate::buffer::host::host;
 use crate::buffer::{Buffer, BufferType, Buft, Kernel};
 use crate::error::ExecError;
-use crate::op::OpDesc;
+use crate::op::{Op, OpDesc};
 use crate::pool::Pool;
 use crate::reference;
 use crate::tensor::{f32_to_bytes, f32_view_mut};
@@ -237,6 +237,50 @@ impl Backend for CpuBackend {
         }
         reference::compute_into(op, bytes, out, scratch)?;
         Ok((Kernel::Reference, 0))
+    }
+
+    /// Delegates to the weights' buffer type ([`BufferType::compute_forward_group`])
+    /// when every op is a MUL_MAT on a weight of one non-host buffer type this backend
+    /// accepts, on the same activation buffer.
+    fn compute_group_into(
+        &self,
+        ops: &[&OpDesc],
+        srcs: &[[&Buffer; 2]],
+        dsts: &mut [&mut Buffer],
+    ) -> Result<Option<Kernel>, ExecError> {
+        let (Some(first), true) =
+            (srcs.first(), ops.len() == srcs.len() && ops.len() == dsts.len())
+        else {
+            return Ok(None);
+        };
+        let buft = first[0].buft();
+        let fits = |(op, [w, x]): (&&OpDesc, &[&Buffer; 2])| {
+            matches!(op.op, Op::MulMat)
+                && !w.buft().is_host()
+                && w.buft().id() == buft.id()
+                && core::ptr::eq(*x, first[1])
+        };
+        if !ops.iter().zip(srcs).all(fits) || !self.is_extra(&**buft) {
+            return Ok(None);
+        }
+        for ((op, pair), dst) in ops.iter().zip(srcs).zip(dsts.iter()) {
+            check_sources(op, &pair[..])?;
+            check_dst(self, op, dst)?;
+            self.check_accepted(op, &pair[..])?;
+        }
+        // At most four outputs, on the stack.
+        let not_aligned = |op: &OpDesc| ExecError::Sources {
+            op: op.name().clone(),
+            what: "the result is not 4-byte aligned",
+        };
+        let mut outs: [&mut [f32]; 4] = [&mut [], &mut [], &mut [], &mut []];
+        if dsts.len() > outs.len() {
+            return Ok(None);
+        }
+        for ((slot, dst), op) in outs.iter_mut().zip(dsts.iter_mut()).zip(ops) {
+            *slot = f32_view_mut(dst.host_bytes_mut()?).ok_or_else(|| not_aligned(op))?;
+        }
+        buft.compute_forward_group(ops, srcs, &mut outs[..ops.len()])
     }
 }
 

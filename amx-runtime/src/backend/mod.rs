@@ -73,6 +73,23 @@ pub trait Backend: fmt::Debug + Send + Sync {
         buft.set_tensor(dst, &bytes)?;
         Ok((done.kernel, done.uploaded_bytes))
     }
+
+    /// [`Backend::compute_into`] for MUL_MATs `ops` sharing their activations
+    /// (`srcs[i] = [weight_i, x]`, the same `x`; none reads another's result) as one job,
+    /// where the backend can: `Ok(Some(kernel))` with every `dsts[i]` written,
+    /// `Ok(None)` (nothing written: the caller runs them one by one) otherwise, as the
+    /// default does.
+    ///
+    /// Errors: those of [`Backend::compute_into`] for any of the ops.
+    fn compute_group_into(
+        &self,
+        ops: &[&OpDesc],
+        srcs: &[[&Buffer; 2]],
+        dsts: &mut [&mut Buffer],
+    ) -> Result<Option<Kernel>, ExecError> {
+        let _ = (ops, srcs, dsts);
+        Ok(None)
+    }
 }
 
 /// Checks that `dst` is a buffer of `backend`'s result buffer type for `op.dst`.

@@ -41,7 +41,7 @@ use std::cell::RefCell;
 use std::sync::Arc;
 
 use amx_core::formats::Format;
-use amx_core::gemm::{self, GemmError, MatMut, MatRef, Path};
+use amx_core::gemm::{self, GemmError, MatMut, MatRef, Path, Preparation};
 use amx_core::pack::{self, PackedLayout, PackedRef};
 
 use crate::error::{BufferError, ExecError};
@@ -365,6 +365,68 @@ impl BufferType for AmxBufferType {
             _ => self.mul_mat(op, srcs, dst)?,
         };
         Ok(Kernel::Packed { buft: self.kernel_name.clone(), path })
+    }
+
+    /// One [`Pool::linear_many_on`] job for up to four MUL_MATs on the same activations,
+    /// when this type runs on a pool and the weights take the same activation
+    /// preparation (their formats' activation kinds agree); otherwise `Ok(None)`.
+    fn compute_forward_group(
+        &self,
+        ops: &[&OpDesc],
+        srcs: &[[&Buffer; 2]],
+        dsts: &mut [&mut [f32]],
+    ) -> Result<Option<Kernel>, ExecError> {
+        let (Some(pool), Some(first)) = (&self.pool, ops.first()) else { return Ok(None) };
+        if ops.len() < 2 || ops.len() > 4 || srcs.len() != ops.len() || dsts.len() != ops.len() {
+            return Ok(None);
+        }
+        for ((op, [w, x]), dst) in ops.iter().zip(srcs).zip(dsts.iter()) {
+            let same = [w, x].iter().zip(&op.srcs).all(|(b, s)| b.desc() == &s.desc);
+            if !matches!(op.op, Op::MulMat) || !self.supports_op(op) || !same {
+                return Ok(None);
+            }
+            if dst.len() != op.dst.elements() {
+                return Err(ExecError::Sources {
+                    op: op.name().clone(),
+                    what: "the output slice has another length than the result",
+                });
+            }
+        }
+        let name = first.name();
+        let gemm_err = |error| ExecError::Gemm { op: name.clone(), error };
+        let x = srcs[0][1];
+        let (k, m) = (x.desc().ne[0], x.desc().ne[1]);
+        let path = tile_state::resolve_path(format_of(srcs[0][0].desc())?, m, self.path)
+            .map_err(gemm_err)?;
+        let prep = |f| Preparation::new(f, m, k, path).ok();
+        let p0 = prep(format_of(srcs[0][0].desc())?);
+        let mut refs: [Option<PackedRef<'_>>; 4] = [None, None, None, None];
+        for (r, [w, _]) in refs.iter_mut().zip(srcs) {
+            if p0.is_none() || prep(format_of(w.desc())?) != p0 {
+                return Ok(None);
+            }
+            let packed = w.owned_bytes(self)?;
+            *r = Some(PackedRef::parse(packed).map_err(|e| gemm_err(e.into()))?);
+        }
+        let xv = f32_in_place_or_copied(x.host_bytes()?);
+        let taken = match (dsts, &refs) {
+            ([a, b], [Some(ra), Some(rb), ..]) => {
+                pool.linear_many_on(&xv, &mut [(ra, &mut **a), (rb, &mut **b)], self.path)
+            }
+            ([a, b, c], [Some(ra), Some(rb), Some(rc), _]) => pool.linear_many_on(
+                &xv,
+                &mut [(ra, &mut **a), (rb, &mut **b), (rc, &mut **c)],
+                self.path,
+            ),
+            ([a, b, c, d], [Some(ra), Some(rb), Some(rc), Some(rd)]) => pool.linear_many_on(
+                &xv,
+                &mut [(ra, &mut **a), (rb, &mut **b), (rc, &mut **c), (rd, &mut **d)],
+                self.path,
+            ),
+            _ => return Ok(None),
+        }
+        .map_err(gemm_err)?;
+        Ok(Some(Kernel::Packed { buft: self.kernel_name.clone(), path: taken }))
     }
 }
 

@@ -126,6 +126,24 @@ pub trait BufferType: fmt::Debug + Send + Sync {
             by: self.name().into(),
         })
     }
+
+    /// Runs MUL_MATs `ops` that share their activations (`srcs[i] = [weight_i, x]`, the
+    /// same `x` for all, each weight of this type) as one job where this type can:
+    /// `Ok(Some(kernel))` once every `dsts[i]` holds `ops[i]`'s result, `Ok(None)` with
+    /// nothing written where it runs them only one by one ([`BufferType::compute_forward`];
+    /// the default). A decode step's projections are small: one job for Q, K and V (or
+    /// gate and up) shares them out over a pool where three would each run on one thread.
+    ///
+    /// Errors: those of [`BufferType::compute_forward`] for any of the ops.
+    fn compute_forward_group(
+        &self,
+        ops: &[&OpDesc],
+        srcs: &[[&Buffer; 2]],
+        dsts: &mut [&mut [f32]],
+    ) -> Result<Option<Kernel>, ExecError> {
+        let _ = (ops, srcs, dsts);
+        Ok(None)
+    }
 }
 
 /// One tensor's bytes in one buffer type, with guarded access.

@@ -152,3 +152,56 @@ fn prepared_results_share_storage() {
     // A result whose storage went to a later one is no longer there.
     assert!(p.value(g.find("s1").unwrap()).is_none());
 }
+
+/// Consecutive MUL_MATs on the same activations (Q, K and V of a layer) run as one pool
+/// job where the weights' buffer type runs on a pool, with the bits of one-by-one runs;
+/// an op between them, or another input, ends the group.
+#[test]
+fn matmuls_on_one_input_run_as_one_job_with_the_same_bits() {
+    use crate::pool::Pool;
+    use crate::test_util::{q8_0, values};
+    let (k, m) = (64, 3);
+    let mut g = Graph::new();
+    let x = g.input("x", DType::F32, &[k, m]).unwrap();
+    let x2 = g.input("x2", DType::F32, &[k, m]).unwrap();
+    let ns = [48, 16, 16, 32];
+    let ws: Vec<TensorId> = ns
+        .iter()
+        .enumerate()
+        .map(|(i, &n)| g.weight(&format!("w{i}"), DType::Block(Format::Q8_0), &[k, n]).unwrap())
+        .collect();
+    let y0 = g.mul_mat("y0", ws[0], x).unwrap();
+    let y1 = g.mul_mat("y1", ws[1], x).unwrap();
+    let y2 = g.mul_mat("y2", ws[2], x).unwrap();
+    let y3 = g.mul_mat("y3", ws[3], x2).unwrap();
+    let s = g.unary("s", Op::Scale { s: 2.0 }, y3).unwrap();
+    let y4 = g.mul_mat("y4", ws[0], x2).unwrap();
+    let outs = [y0, y1, y2, y3, s, y4];
+    let data: Vec<(TensorId, Vec<u8>)> =
+        ws.iter().zip(ns).enumerate().map(|(i, (&w, n))| (w, q8_0(n, k, 40 + i as u64))).collect();
+    let bytes_of = |v: Vec<f32>| crate::tensor::f32_to_bytes(&v);
+    let (xb, x2b) = (bytes_of(values(k * m, 7)), bytes_of(values(k * m, 8)));
+    let inputs = [(x, &xb[..]), (x2, &x2b[..])];
+    let results = |cpu: &CpuBackend| {
+        let backends: [&dyn Backend; 1] = [cpu];
+        let p = place(&g, |_, _| vec![cpu.extra_bufts()[0].clone(), host()]).unwrap();
+        let w = p.load(|id| data.iter().find(|d| d.0 == id).map(|d| &d.1[..])).unwrap();
+        let sched = schedule(&g, &w, &backends).unwrap();
+        let mut prep = Prepared::new(&g, &sched, &backends, 0, &outs).unwrap();
+        prep.run(&g, &backends, &w, &inputs, &[]).unwrap();
+        let bytes: Vec<Vec<u8>> =
+            outs.iter().map(|&o| prep.value(o).unwrap().download().unwrap()).collect();
+        (bytes, prep.group_lengths().to_vec())
+    };
+    let pool = std::sync::Arc::new(Pool::new(2).with_min_share_macs(1));
+    let (one_by_one, _) = results(&CpuBackend::new());
+    let (grouped, groups) = results(&CpuBackend::with_pool(pool.clone()));
+    assert_eq!(grouped, one_by_one);
+    // y0, y1, y2 together; y3 alone (its input differs, then an op); y4 alone.
+    assert_eq!(groups, vec![3, 1, 1, 1, 1, 1]);
+    let jobs = pool.counters().jobs;
+    let (again, _) = results(&CpuBackend::with_pool(pool.clone()));
+    assert_eq!(again, one_by_one);
+    // One job for the group, one each for y3 and y4.
+    assert_eq!(pool.counters().jobs - jobs, 3);
+}
