@@ -134,21 +134,21 @@ impl<'a> Operands<'a> {
 
     /// The key of position `j` for key/value head `g` (from the step's keys from `p0` on).
     pub(crate) fn key(&self, j: usize, g: usize) -> &'a [f32] {
-        let (dk, hkv, p0) = (self.dk, self.hkv, self.p0);
-        if j >= p0 {
-            &self.k[((j - p0) * hkv + g) * dk..][..dk]
-        } else {
-            &self.kc[(j * hkv + g) * dk..][..dk]
-        }
+        self.row(self.k, self.kc, self.dk, j, g)
     }
 
     /// The value of position `j` for key/value head `g`.
     pub(crate) fn val(&self, j: usize, g: usize) -> &'a [f32] {
-        let (dv, hkv, p0) = (self.dv, self.hkv, self.p0);
+        self.row(self.v, self.vc, self.dv, j, g)
+    }
+
+    /// Row `j` of head `g` (`d` values) in the step's rows from `p0` on, or in the cache.
+    fn row(&self, step: &'a [f32], cache: &'a [f32], d: usize, j: usize, g: usize) -> &'a [f32] {
+        let (hkv, p0) = (self.hkv, self.p0);
         if j >= p0 {
-            &self.v[((j - p0) * hkv + g) * dv..][..dv]
+            &step[((j - p0) * hkv + g) * d..][..d]
         } else {
-            &self.vc[(j * hkv + g) * dv..][..dv]
+            &cache[(j * hkv + g) * d..][..d]
         }
     }
 }
