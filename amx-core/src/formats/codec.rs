@@ -81,6 +81,22 @@ pub(crate) trait Codec: QuantizedSpec {
     /// The CPU has AVX-512 F/BW/VL; `p` is readable for [`Self::PER_ROW`] bytes (one
     /// group's per-row data).
     unsafe fn affine(p: *const u8, out: &mut Affine);
+
+    /// What the kernels call for the scales and biases: [`Self::affine`] by default, or for
+    /// a format whose sub-block scales lie in its quads (IQ2_XXS: the top bits of a word
+    /// that also holds signs), its own reading of `q` and `p`.
+    ///
+    /// # Safety
+    ///
+    /// The CPU has AVX-512 F/BW/VL; `q` is readable for [`Self::QUADS`] bytes and `p` for
+    /// [`Self::PER_ROW`] bytes (the same group's quads and per-row data).
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    unsafe fn affine_with(q: *const u8, p: *const u8, out: &mut Affine) {
+        let _ = q;
+        // SAFETY: the caller's contract covers `p`'s.
+        unsafe { Self::affine(p, out) }
+    }
 }
 
 /// The 64 bytes at `p + at`.
