@@ -81,6 +81,10 @@ macro_rules! registry {
                 /// indices into a grid of eight values in {8, 25, 43}, their 7-bit sign
                 /// indices and a 4-bit scale `ls`; `x = d * (0.5 + ls) / 4 * grid * sign`.
                 IQ2_XXS = 16 => iq2_xxs::BlockIQ2_XXS,
+                /// 256 values per 74-byte block: f16 scale `d`, per 8 values a 9-bit
+                /// index into a grid of eight values in {8, 25, 43} and a 7-bit sign index,
+                /// 4-bit scales `ls` per 16 values; `x = d * (0.5 + ls) / 4 * grid * sign`.
+                IQ2_XS = 17 => iq2_xs::BlockIQ2_XS,
             }
             float {
                 /// IEEE binary16, one value per 2 bytes.

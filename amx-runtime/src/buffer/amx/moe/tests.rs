@@ -38,6 +38,7 @@ fn accepts_stacked_packed_experts_with_f32_host_activations() {
         Format::Q8_0,
         Format::Q4_K,
         Format::IQ2_XXS,
+        Format::IQ2_XS,
         Format::IQ4_NL,
         Format::IQ4_XS,
         Format::MXFP4,
