@@ -52,6 +52,7 @@ fn affine_bound(format: Format, block: &[u8]) -> f64 {
         Format::MXFP4 => 36.0 * f64::from(e8m0_to_f32_half(block[0])),
         Format::TQ1_0 => 3.0 * h(52),
         Format::IQ2_XXS => 129.0 * 3.875 * h(0),
+        Format::IQ2_S => 129.0 * 3.875 * h(0),
         Format::IQ2_XS => 129.0 * 3.875 * h(0),
         Format::TQ2_0 => 4.0 * h(64),
         Format::NVFP4 => 36.0 * block[..4].iter().map(|&x| f64::from(ue4m3_to_f32_half(x))).fold(0.0, f64::max),

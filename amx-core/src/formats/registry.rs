@@ -85,6 +85,10 @@ macro_rules! registry {
                 /// index into a grid of eight values in {8, 25, 43} and a 7-bit sign index,
                 /// 4-bit scales `ls` per 16 values; `x = d * (0.5 + ls) / 4 * grid * sign`.
                 IQ2_XS = 17 => iq2_xs::BlockIQ2_XS,
+                /// 256 values per 82-byte block: f16 scale `d`, per 8 values a 10-bit
+                /// index into a grid of eight values in {8, 25, 43} and 8 sign bits, 4-bit
+                /// scales `ls` per 16 values; `x = d * (0.5 + ls) / 4 * grid * sign`.
+                IQ2_S = 22 => iq2_s::BlockIQ2_S,
             }
             float {
                 /// IEEE binary16, one value per 2 bytes.

@@ -10,7 +10,7 @@ use super::{Format, for_each_block};
 use super::{QK_K, f16_le, put, take};
 
 #[cfg(target_arch = "x86_64")]
-mod x86;
+pub(crate) mod x86;
 
 /// The grid of IQ2_XS (gguf-py's `IQ2_XS.grid_hex`, ggml's `iq2xs_grid`): entry `e`
 /// holds eight values, value `j` in bits `2j, 2j + 1` as an index into the grid map

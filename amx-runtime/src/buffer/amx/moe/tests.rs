@@ -39,6 +39,7 @@ fn accepts_stacked_packed_experts_with_f32_host_activations() {
         Format::Q4_K,
         Format::IQ2_XXS,
         Format::IQ2_XS,
+        Format::IQ2_S,
         Format::IQ4_NL,
         Format::IQ4_XS,
         Format::MXFP4,
