@@ -8,7 +8,7 @@ use candle_core::quantized::{GgmlDType, QStorage, QTensor};
 
 use crate::AdapterError;
 
-/// The formats both candle-core 0.11 and amx-rs hold (every amx-rs format but IQ4_NL,
+/// The formats both candle-core 0.11 and amx-rs hold (every amx-rs format but IQ2_XXS, IQ2_XS, IQ2_S, IQ4_NL,
 /// IQ4_XS, MXFP4, TQ1_0, TQ2_0 and NVFP4).
 pub const SHARED_FORMATS: [Format; 12] = [
     Format::Q4_0,
@@ -71,7 +71,7 @@ pub fn ggml_type_of(dtype: GgmlDType) -> u32 {
 
 /// The candle dtype of an amx-rs format.
 ///
-/// Errors: [`AdapterError::NoCandleDType`] for IQ4_NL, IQ4_XS, MXFP4, TQ1_0, TQ2_0 and
+/// Errors: [`AdapterError::NoCandleDType`] for IQ2_XXS, IQ2_XS, IQ2_S, IQ4_NL, IQ4_XS, MXFP4, TQ1_0, TQ2_0 and
 /// NVFP4 (candle-core 0.11 has none of them) and any format added to amx-rs later.
 pub fn dtype_of(format: Format) -> Result<GgmlDType, AdapterError> {
     match format {
@@ -189,6 +189,9 @@ mod tests {
             "amx-candle: candle dtype Q8_1 (Q8_1, ggml type 9) has no amx-rs kernel"
         );
         for format in [
+            Format::IQ2_XXS,
+            Format::IQ2_S,
+            Format::IQ2_XS,
             Format::IQ4_NL,
             Format::IQ4_XS,
             Format::MXFP4,

@@ -64,7 +64,8 @@ pub(crate) trait Codec: QuantizedSpec {
     /// take bits from a per-row field, from its per-row data `p` as well (Q5_0 and Q5_1:
     /// the fifth bit of each value is in the 4-byte `qh`, a per-row field because quads
     /// fields are whole 16-byte units; TQ1_0: the last 16 values' digits, in its 4-byte
-    /// `qh`). The other formats do not read `p`.
+    /// `qh`; IQ2_S: the high two bits of each grid index, in its 8-byte `qh`). The other
+    /// formats do not read `p`.
     ///
     /// # Safety
     ///
@@ -81,6 +82,22 @@ pub(crate) trait Codec: QuantizedSpec {
     /// The CPU has AVX-512 F/BW/VL; `p` is readable for [`Self::PER_ROW`] bytes (one
     /// group's per-row data).
     unsafe fn affine(p: *const u8, out: &mut Affine);
+
+    /// What the kernels call for the scales and biases: [`Self::affine`] by default, or for
+    /// a format whose sub-block scales lie in its quads (IQ2_XXS: the top bits of a word
+    /// that also holds signs), its own reading of `q` and `p`.
+    ///
+    /// # Safety
+    ///
+    /// The CPU has AVX-512 F/BW/VL; `q` is readable for [`Self::QUADS`] bytes and `p` for
+    /// [`Self::PER_ROW`] bytes (the same group's quads and per-row data).
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    unsafe fn affine_with(q: *const u8, p: *const u8, out: &mut Affine) {
+        let _ = q;
+        // SAFETY: the caller's contract covers `p`'s.
+        unsafe { Self::affine(p, out) }
+    }
 }
 
 /// The 64 bytes at `p + at`.

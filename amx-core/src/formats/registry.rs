@@ -77,6 +77,18 @@ macro_rules! registry {
                 /// 256 values per 54-byte block: 256 ternary digits `t` (0..=2) packed
                 /// five (or four) to a byte in base 3, f16 scale `d`; `x = d * (t - 1)`.
                 TQ1_0 = 34 => tq1_0::BlockTQ1_0,
+                /// 256 values per 66-byte block: f16 scale `d`, per 32 values four 8-bit
+                /// indices into a grid of eight values in {8, 25, 43}, their 7-bit sign
+                /// indices and a 4-bit scale `ls`; `x = d * (0.5 + ls) / 4 * grid * sign`.
+                IQ2_XXS = 16 => iq2_xxs::BlockIQ2_XXS,
+                /// 256 values per 74-byte block: f16 scale `d`, per 8 values a 9-bit
+                /// index into a grid of eight values in {8, 25, 43} and a 7-bit sign index,
+                /// 4-bit scales `ls` per 16 values; `x = d * (0.5 + ls) / 4 * grid * sign`.
+                IQ2_XS = 17 => iq2_xs::BlockIQ2_XS,
+                /// 256 values per 82-byte block: f16 scale `d`, per 8 values a 10-bit
+                /// index into a grid of eight values in {8, 25, 43} and 8 sign bits, 4-bit
+                /// scales `ls` per 16 values; `x = d * (0.5 + ls) / 4 * grid * sign`.
+                IQ2_S = 22 => iq2_s::BlockIQ2_S,
             }
             float {
                 /// IEEE binary16, one value per 2 bytes.

@@ -35,7 +35,7 @@ pub enum Path {
 /// panels are B tiles as packed); Q3_K 18, Q2_K 19, Q5_0 and Q5_1 25, MXFP4 26, IQ4_NL 27
 /// (measured the same way; the numbers are on each format's constant). TQ1_0's and
 /// TQ2_0's 19 are taken from Q2_K and NVFP4's 26 from MXFP4, not measured (the host they
-/// were added on had no AMX).
+/// were added on had no AMX); IQ2_XXS's, IQ2_XS's and IQ2_S's 19 are Q2_K's, not measured either.
 pub const fn amx_min_rows(format: Format) -> usize {
     format.amx_min_rows()
 }

@@ -101,8 +101,9 @@ fn decode_groups<F: Codec>(
             }
         });
         let mut a = Affine::zero();
-        // SAFETY: `p` is the group's `PER_ROW` bytes; AVX-512 F/BW/VL are enabled here.
-        unsafe { F::affine(p.as_ptr(), &mut a) };
+        // SAFETY: `q` is the group's `QUADS` bytes, `p` its `PER_ROW` bytes; AVX-512
+        // F/BW/VL are enabled here.
+        unsafe { F::affine_with(q.as_ptr(), p.as_ptr(), &mut a) };
         for s in 0..subs {
             st_affine(out, slot * subs + s, a.scale[s], a.bias[s]);
         }

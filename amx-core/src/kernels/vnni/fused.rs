@@ -87,9 +87,9 @@ pub(super) unsafe fn panel_block<F: Codec, const R: usize>(
     let mut aff = Affine::zero();
     for g in 0..layout.groups() {
         let (q, p) = (quads.wrapping_add(g * F::QUADS), rows.wrapping_add(g * F::PER_ROW));
-        // SAFETY: `fits` puts group g's per-row bytes inside the panel; the CPU has
-        // AVX-512 F/BW/VL.
-        unsafe { F::affine(p, &mut aff) };
+        // SAFETY: `fits` puts group g's quads and per-row bytes inside the panel; the CPU
+        // has AVX-512 F/BW/VL.
+        unsafe { F::affine_with(q, p, &mut aff) };
         for_each_sub_block!(F::SUB_BLOCKS, |s| {
             prefetch(q, (far, near_groups * F::QUADS), F::QUADS, s, F::SUB_BLOCKS);
             prefetch(p, (far, near_groups * F::PER_ROW), F::PER_ROW, s, F::SUB_BLOCKS);
