@@ -77,6 +77,9 @@ macro_rules! registry {
                 /// 256 values per 54-byte block: 256 ternary digits `t` (0..=2) packed
                 /// five (or four) to a byte in base 3, f16 scale `d`; `x = d * (t - 1)`.
                 TQ1_0 = 34 => tq1_0::BlockTQ1_0,
+                /// 256 values per 98-byte block: f16 `d`, 64 indices into a 256-entry grid of
+                /// four magnitudes, per 32 values four 7-bit sign indices and a 4-bit scale.
+                IQ3_XXS = 18 => iq3_xxs::BlockIQ3_XXS,
             }
             float {
                 /// IEEE binary16, one value per 2 bytes.

@@ -41,6 +41,7 @@ fn accepts_stacked_packed_experts_with_f32_host_activations() {
         Format::IQ4_XS,
         Format::MXFP4,
         Format::TQ1_0,
+        Format::IQ3_XXS,
         Format::TQ2_0,
         Format::NVFP4,
         Format::F16,
