@@ -66,6 +66,7 @@ pub(crate) trait Codec: QuantizedSpec {
     /// fields are whole 16-byte units; TQ1_0: the last 16 values' digits, in its 4-byte
     /// `qh`).
     /// IQ3_XXS: the sign indices, in its per-row `scales`.
+    /// IQ3_S: the ninth bit of each grid index, in its per-row `qh`.
     /// The other formats do not read `p`.
     ///
     /// # Safety

@@ -80,6 +80,9 @@ macro_rules! registry {
                 /// 256 values per 98-byte block: f16 `d`, 64 indices into a 256-entry grid of
                 /// four magnitudes, per 32 values four 7-bit sign indices and a 4-bit scale.
                 IQ3_XXS = 18 => iq3_xxs::BlockIQ3_XXS,
+                /// 256 values per 110-byte block: f16 `d`, 64 9-bit indices into a 512-entry
+                /// grid of four magnitudes, a sign bit per value, a 4-bit scale per 32 values.
+                IQ3_S = 21 => iq3_s::BlockIQ3_S,
             }
             float {
                 /// IEEE binary16, one value per 2 bytes.

@@ -37,6 +37,7 @@ pub enum Path {
 /// TQ2_0's 19 are taken from Q2_K and NVFP4's 26 from MXFP4, not measured (the host they
 /// were added on had no AMX).
 /// IQ3_XXS's 18 is taken from Q3_K the same way.
+/// IQ3_S's 18 is taken from Q3_K the same way.
 pub const fn amx_min_rows(format: Format) -> usize {
     format.amx_min_rows()
 }
