@@ -67,7 +67,7 @@ mod tests {
     /// `amx_core::formats` so that a wrong entry on either side shows up here.
     #[test]
     fn layouts_match_ggml() {
-        let want: [(u32, &str, u64, u64); 26] = [
+        let want: [(u32, &str, u64, u64); 27] = [
             (0, "F32", 1, 4),
             (1, "F16", 1, 2),
             (2, "Q4_0", 32, 18),
@@ -82,6 +82,7 @@ mod tests {
             (14, "Q6_K", 256, 210),
             (18, "IQ3_XXS", 256, 98),
             (21, "IQ3_S", 256, 110),
+            (19, "IQ1_S", 256, 50),
             (20, "IQ4_NL", 32, 18),
             (23, "IQ4_XS", 256, 136),
             (24, "I8", 1, 1),

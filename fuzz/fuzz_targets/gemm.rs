@@ -35,7 +35,8 @@ struct Input {
 /// at most 7 with a bias of 4 scales; MXFP4's `u` at most 24 and its bias `-12 d`; TQ2_0's
 /// `u` at most 3 (TQ1_0's 2) and its bias `-d`;
 /// IQ3_XXS's `u` at most 124, its bias 62 scales of at most 7.75 d;
-/// IQ3_S's `u` at most 30, its bias 15 scales of at most 31 d; NVFP4's as MXFP4's, per 16 values); 0 for F16/BF16, which are not decoded that way.
+/// IQ3_S's `u` at most 30, its bias 15 scales of at most 31 d;
+/// IQ1_S's `u` at most 2, its bias 1.125 scales of at most 15 d; NVFP4's as MXFP4's, per 16 values); 0 for F16/BF16, which are not decoded that way.
 fn affine_bound(format: Format, block: &[u8]) -> f64 {
     let h = |at: usize| f64::from(f16_to_f32(u16::from_le_bytes([block[at], block[at + 1]]))).abs();
     match format {
@@ -55,6 +56,7 @@ fn affine_bound(format: Format, block: &[u8]) -> f64 {
         Format::TQ1_0 => 3.0 * h(52),
         Format::IQ3_XXS => 186.0 * 7.75 * h(0),
         Format::IQ3_S => 45.0 * 31.0 * h(0),
+        Format::IQ1_S => 47.0 * 15.0 * h(0),
         Format::TQ2_0 => 4.0 * h(64),
         Format::NVFP4 => 36.0 * block[..4].iter().map(|&x| f64::from(ue4m3_to_f32_half(x))).fold(0.0, f64::max),
         _ => 0.0,

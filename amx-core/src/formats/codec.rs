@@ -67,6 +67,7 @@ pub(crate) trait Codec: QuantizedSpec {
     /// `qh`).
     /// IQ3_XXS: the sign indices, in its per-row `scales`.
     /// IQ3_S: the ninth bit of each grid index, in its per-row `qh`.
+    /// IQ1_S: the high 3 bits of each grid index, in its per-row `qh`.
     /// The other formats do not read `p`.
     ///
     /// # Safety

@@ -83,6 +83,9 @@ macro_rules! registry {
                 /// 256 values per 110-byte block: f16 `d`, 64 9-bit indices into a 512-entry
                 /// grid of four magnitudes, a sign bit per value, a 4-bit scale per 32 values.
                 IQ3_S = 21 => iq3_s::BlockIQ3_S,
+                /// 256 values per 50-byte block: f16 `d`, 32 11-bit indices into a 2048-entry
+                /// grid of eight values in -1..=1, per 32 values a 3-bit scale and a ±1/8 delta.
+                IQ1_S = 19 => iq1_s::BlockIQ1_S,
             }
             float {
                 /// IEEE binary16, one value per 2 bytes.

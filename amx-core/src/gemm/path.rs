@@ -38,6 +38,7 @@ pub enum Path {
 /// were added on had no AMX).
 /// IQ3_XXS's 18 is taken from Q3_K the same way.
 /// IQ3_S's 18 is taken from Q3_K the same way.
+/// IQ1_S's 19 is taken from TQ1_0 the same way.
 pub const fn amx_min_rows(format: Format) -> usize {
     format.amx_min_rows()
 }
