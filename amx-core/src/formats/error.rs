@@ -113,7 +113,7 @@ mod tests {
             text(&b),
             "Q8_1 (ggml type 9) is not supported (supported: F16=1, Q4_0=2, Q4_1=3, Q5_0=6, \
              Q5_1=7, Q8_0=8, Q2_K=10, Q3_K=11, Q4_K=12, Q5_K=13, Q6_K=14, IQ3_XXS=18, IQ1_S=19, IQ4_NL=20, \
-             IQ3_S=21, IQ4_XS=23, BF16=30, TQ1_0=34, TQ2_0=35, MXFP4=39, NVFP4=40)"
+             IQ3_S=21, IQ4_XS=23, IQ1_M=29, BF16=30, TQ1_0=34, TQ2_0=35, MXFP4=39, NVFP4=40)"
         );
         let b = render(&FormatError::UnknownGgmlType { id: 0 });
         assert!(text(&b).starts_with("F32 (ggml type 0) is not supported "));

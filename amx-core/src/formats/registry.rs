@@ -86,6 +86,9 @@ macro_rules! registry {
                 /// 256 values per 50-byte block: f16 `d`, 32 11-bit indices into a 2048-entry
                 /// grid of eight values in -1..=1, per 32 values a 3-bit scale and a ±1/8 delta.
                 IQ1_S = 19 => iq1_s::BlockIQ1_S,
+                /// 256 values per 56-byte block: 32 11-bit indices into IQ1_S's grid, a ±1/8
+                /// delta per 8 values, 3-bit scales per 16, the f16 `d` in the scales' top nibbles.
+                IQ1_M = 29 => iq1_m::BlockIQ1_M,
             }
             float {
                 /// IEEE binary16, one value per 2 bytes.

@@ -39,6 +39,7 @@ pub enum Path {
 /// IQ3_XXS's 18 is taken from Q3_K the same way.
 /// IQ3_S's 18 is taken from Q3_K the same way.
 /// IQ1_S's 19 is taken from TQ1_0 the same way.
+/// IQ1_M's 19 is taken from IQ1_S the same way.
 pub const fn amx_min_rows(format: Format) -> usize {
     format.amx_min_rows()
 }

@@ -44,6 +44,7 @@ fn accepts_stacked_packed_experts_with_f32_host_activations() {
         Format::IQ3_XXS,
         Format::IQ3_S,
         Format::IQ1_S,
+        Format::IQ1_M,
         Format::TQ2_0,
         Format::NVFP4,
         Format::F16,
