@@ -64,7 +64,7 @@ fn verify(dir: &Path, verbose: bool) -> ExitCode {
 }
 
 /// The names `--formats` takes, for its error message.
-const FORMAT_NAMES: &str = "f16, q4_0, q4_1, q5_0, q5_1, q8_0, q2_k, q3_k, q4_k, q5_k, q6_k, iq2_xxs, iq2_xs, iq2_s, iq4_nl, iq4_xs, bf16, tq1_0, tq2_0, mxfp4, nvfp4";
+const FORMAT_NAMES: &str = "f16, q4_0, q4_1, q5_0, q5_1, q8_0, q2_k, q3_k, q4_k, q5_k, q6_k, iq2_xxs, iq2_xs, iq2_s, iq3_xxs, iq3_s, iq1_s, iq1_m, iq4_nl, iq4_xs, bf16, tq1_0, tq2_0, mxfp4, nvfp4";
 
 struct PackArgs {
     json: bool,

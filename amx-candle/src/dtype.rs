@@ -8,7 +8,7 @@ use candle_core::quantized::{GgmlDType, QStorage, QTensor};
 
 use crate::AdapterError;
 
-/// The formats both candle-core 0.11 and amx-rs hold (every amx-rs format but IQ2_XXS, IQ2_XS, IQ2_S, IQ4_NL,
+/// The formats both candle-core 0.11 and amx-rs hold (every amx-rs format but IQ2_XXS, IQ2_XS, IQ2_S, IQ3_XXS, IQ3_S, IQ1_S, IQ1_M, IQ4_NL,
 /// IQ4_XS, MXFP4, TQ1_0, TQ2_0 and NVFP4).
 pub const SHARED_FORMATS: [Format; 12] = [
     Format::Q4_0,
@@ -71,7 +71,7 @@ pub fn ggml_type_of(dtype: GgmlDType) -> u32 {
 
 /// The candle dtype of an amx-rs format.
 ///
-/// Errors: [`AdapterError::NoCandleDType`] for IQ2_XXS, IQ2_XS, IQ2_S, IQ4_NL, IQ4_XS, MXFP4, TQ1_0, TQ2_0 and
+/// Errors: [`AdapterError::NoCandleDType`] for IQ2_XXS, IQ2_XS, IQ2_S, IQ3_XXS, IQ3_S, IQ1_S, IQ1_M, IQ4_NL, IQ4_XS, MXFP4, TQ1_0, TQ2_0 and
 /// NVFP4 (candle-core 0.11 has none of them) and any format added to amx-rs later.
 pub fn dtype_of(format: Format) -> Result<GgmlDType, AdapterError> {
     match format {
@@ -196,6 +196,10 @@ mod tests {
             Format::IQ4_XS,
             Format::MXFP4,
             Format::TQ1_0,
+            Format::IQ3_XXS,
+            Format::IQ3_S,
+            Format::IQ1_S,
+            Format::IQ1_M,
             Format::TQ2_0,
             Format::NVFP4,
         ] {

@@ -19,7 +19,7 @@ pub enum AdapterError {
         /// The candle dtype.
         dtype: GgmlDType,
     },
-    /// An amx-rs format candle-core 0.11 cannot hold (IQ2_XXS, IQ2_XS, IQ2_S, IQ4_NL, IQ4_XS, MXFP4, TQ1_0, TQ2_0, NVFP4).
+    /// An amx-rs format candle-core 0.11 cannot hold (IQ2_XXS, IQ2_XS, IQ2_S, IQ3_XXS, IQ3_S, IQ1_S, IQ1_M, IQ4_NL, IQ4_XS, MXFP4, TQ1_0, TQ2_0, NVFP4).
     NoCandleDType {
         /// The amx-rs format.
         format: Format,

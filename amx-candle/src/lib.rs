@@ -31,7 +31,7 @@
 //!
 //! - [`format_of`] / [`dtype_of`]: candle's `GgmlDType` against amx-rs's `Format` (Q4_0,
 //!   Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, F16, BF16 on both sides;
-//!   candle-core 0.11 has no IQ2_XXS, IQ2_XS, IQ2_S, IQ4_NL, IQ4_XS, MXFP4, TQ1_0, TQ2_0 or NVFP4, amx-rs no Q8_1, Q8_K or F32 weights).
+//!   candle-core 0.11 has no IQ2_XXS, IQ2_XS, IQ2_S, IQ3_XXS, IQ3_S, IQ1_S, IQ1_M, IQ4_NL, IQ4_XS, MXFP4, TQ1_0, TQ2_0 or NVFP4, amx-rs no Q8_1, Q8_K or F32 weights).
 //! - [`AmxMatMul`]: the packed weight and the op.
 //! - [`qtensor_from_ggml`]: candle's `QTensor` from the same ggml bytes (tests, the
 //!   comparison).

@@ -67,7 +67,7 @@ mod tests {
     /// `amx_core::formats` so that a wrong entry on either side shows up here.
     #[test]
     fn layouts_match_ggml() {
-        let want: [(u32, &str, u64, u64); 27] = [
+        let want: [(u32, &str, u64, u64); 31] = [
             (0, "F32", 1, 4),
             (1, "F16", 1, 2),
             (2, "Q4_0", 32, 18),
@@ -82,6 +82,10 @@ mod tests {
             (14, "Q6_K", 256, 210),
             (16, "IQ2_XXS", 256, 66),
             (17, "IQ2_XS", 256, 74),
+            (18, "IQ3_XXS", 256, 98),
+            (21, "IQ3_S", 256, 110),
+            (19, "IQ1_S", 256, 50),
+            (29, "IQ1_M", 256, 56),
             (20, "IQ4_NL", 32, 18),
             (22, "IQ2_S", 256, 82),
             (23, "IQ4_XS", 256, 136),
@@ -104,9 +108,9 @@ mod tests {
             );
             assert_eq!(type_name(id), Some(name), "type {id}");
         }
-        // Types that exist in ggml but are not sized here (Q8_1, IQ1_M) and ids that do not
-        // exist (or no longer: 31, 36).
-        for id in [9, 29, 31, 36, 41, 1000, u32::MAX] {
+        // Types that exist in ggml but are not sized here (Q8_1) and ids that do not
+        // exist (or no longer: 31, 32, 36).
+        for id in [9, 31, 32, 36, 41, 1000, u32::MAX] {
             assert_eq!(type_layout(id), None, "type {id}");
             assert_eq!(type_name(id), None, "type {id}");
         }

@@ -27,6 +27,10 @@ pub fn bench_weights(format: Format, seed: u64, n: usize, k: usize) -> Result<Ve
         Format::IQ2_XXS => &[0],
         Format::IQ2_S => &[0],
         Format::IQ2_XS => &[0],
+        Format::IQ3_XXS => &[0],
+        Format::IQ3_S => &[0],
+        Format::IQ1_S => &[0],
+        Format::IQ1_M => &[48, 50, 52, 54],
         Format::TQ2_0 => &[64],
         // NVFP4's UE4M3 scale bytes are all finite and moderate as they are (2^-10 ..= 240).
         Format::F16 | Format::BF16 | Format::MXFP4 | Format::NVFP4 => &[],

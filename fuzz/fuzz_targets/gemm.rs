@@ -28,12 +28,23 @@ struct Input {
     activations: Vec<u16>,
 }
 
+/// IQ1_M's `|d|`: its f16 bits are the top nibbles of the four `u16` at bytes 48..56.
+fn iq1m_d(block: &[u8]) -> f64 {
+    let s = |w: usize| u16::from_le_bytes([block[48 + 2 * w], block[49 + 2 * w]]);
+    let bits = (s(0) >> 12) | ((s(1) >> 8) & 0xf0) | ((s(2) >> 4) & 0xf00) | (s(3) & 0xf000);
+    f64::from(f16_to_f32(bits)).abs()
+}
+
 /// An upper bound of `|scale| * u + |bias|` over one block's weights, the sizes of the two
 /// terms the VNNI path's affine decoding adds (see amx-core's codecs, `formats/*/x86.rs`: `u`
 /// unsigned, sub-block scales at most 63, Q6_K's at most 128 and IQ4_XS's and Q3_K's at
 /// most 32 in magnitude; Q2_K's scales and mins at most 15 with `u` at most 3, Q3_K's `u`
 /// at most 7 with a bias of 4 scales; MXFP4's `u` at most 24 and its bias `-12 d`; TQ2_0's
-/// `u` at most 3 (TQ1_0's 2) and its bias `-d`; IQ2_XXS's `u` at most 86 and its bias 43 scales of at most 3.875 d; NVFP4's as MXFP4's, per 16 values); 0 for F16/BF16, which are not decoded that way.
+/// `u` at most 3 (TQ1_0's 2) and its bias `-d`; IQ2_XXS's `u` at most 86 and its bias 43 scales of at most 3.875 d;
+/// IQ3_XXS's `u` at most 124, its bias 62 scales of at most 7.75 d;
+/// IQ3_S's `u` at most 30, its bias 15 scales of at most 31 d;
+/// IQ1_S's `u` at most 2, its bias 1.125 scales of at most 15 d;
+/// IQ1_M's `u` at most 18, its bias 9 scales of at most 15 d / 8 (`iq1m_d`); NVFP4's as MXFP4's, per 16 values); 0 for F16/BF16, which are not decoded that way.
 fn affine_bound(format: Format, block: &[u8]) -> f64 {
     let h = |at: usize| f64::from(f16_to_f32(u16::from_le_bytes([block[at], block[at + 1]]))).abs();
     match format {
@@ -54,6 +65,10 @@ fn affine_bound(format: Format, block: &[u8]) -> f64 {
         Format::IQ2_XXS => 129.0 * 3.875 * h(0),
         Format::IQ2_S => 129.0 * 3.875 * h(0),
         Format::IQ2_XS => 129.0 * 3.875 * h(0),
+        Format::IQ3_XXS => 186.0 * 7.75 * h(0),
+        Format::IQ3_S => 45.0 * 31.0 * h(0),
+        Format::IQ1_S => 47.0 * 15.0 * h(0),
+        Format::IQ1_M => 27.0 * 15.0 / 8.0 * iq1m_d(block),
         Format::TQ2_0 => 4.0 * h(64),
         Format::NVFP4 => 36.0 * block[..4].iter().map(|&x| f64::from(ue4m3_to_f32_half(x))).fold(0.0, f64::max),
         _ => 0.0,

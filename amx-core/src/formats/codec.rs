@@ -64,8 +64,11 @@ pub(crate) trait Codec: QuantizedSpec {
     /// take bits from a per-row field, from its per-row data `p` as well (Q5_0 and Q5_1:
     /// the fifth bit of each value is in the 4-byte `qh`, a per-row field because quads
     /// fields are whole 16-byte units; TQ1_0: the last 16 values' digits, in its 4-byte
-    /// `qh`; IQ2_S: the high two bits of each grid index, in its 8-byte `qh`). The other
-    /// formats do not read `p`.
+    /// `qh`; IQ2_S: the high two bits of each grid index, in its 8-byte `qh`).
+    /// IQ3_XXS: the sign indices, in its per-row `scales`.
+    /// IQ3_S: the ninth bit of each grid index, in its per-row `qh`.
+    /// IQ1_S: the high 3 bits of each grid index, in its per-row `qh`.
+    /// The other formats do not read `p`.
     ///
     /// # Safety
     ///

@@ -70,7 +70,7 @@ mod tests {
 
     /// A fixed-capacity `fmt::Write` sink for checking Display output without `alloc`.
     struct Buf {
-        bytes: [u8; 256],
+        bytes: [u8; 512],
         len: usize,
     }
 
@@ -84,7 +84,7 @@ mod tests {
     }
 
     fn render(x: &dyn fmt::Display) -> Buf {
-        let mut buf = Buf { bytes: [0; 256], len: 0 };
+        let mut buf = Buf { bytes: [0; 512], len: 0 };
         fmt::write(&mut buf, format_args!("{x}")).unwrap();
         buf
     }
@@ -112,8 +112,9 @@ mod tests {
         assert_eq!(
             text(&b),
             "Q8_1 (ggml type 9) is not supported (supported: F16=1, Q4_0=2, Q4_1=3, Q5_0=6, \
-             Q5_1=7, Q8_0=8, Q2_K=10, Q3_K=11, Q4_K=12, Q5_K=13, Q6_K=14, IQ2_XXS=16, IQ2_XS=17, IQ4_NL=20, \
-             IQ2_S=22, IQ4_XS=23, BF16=30, TQ1_0=34, TQ2_0=35, MXFP4=39, NVFP4=40)"
+             Q5_1=7, Q8_0=8, Q2_K=10, Q3_K=11, Q4_K=12, Q5_K=13, Q6_K=14, IQ2_XXS=16, IQ2_XS=17, IQ3_XXS=18, \
+             IQ1_S=19, IQ4_NL=20, IQ3_S=21, IQ2_S=22, IQ4_XS=23, IQ1_M=29, BF16=30, TQ1_0=34, TQ2_0=35, \
+             MXFP4=39, NVFP4=40)"
         );
         let b = render(&FormatError::UnknownGgmlType { id: 0 });
         assert!(text(&b).starts_with("F32 (ggml type 0) is not supported "));

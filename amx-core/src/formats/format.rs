@@ -14,13 +14,13 @@ impl Format {
     }
 
     /// Values per block: 32 (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL, MXFP4), 64 (NVFP4), 256
-    /// (K-quants, IQ2_XXS, IQ2_XS, IQ2_S, IQ4_XS, TQ1_0, TQ2_0) or 1 (F16, BF16).
+    /// (K-quants, IQ2_XXS, IQ2_XS, IQ2_S, IQ3_XXS, IQ3_S, IQ1_S, IQ1_M, IQ4_XS, TQ1_0, TQ2_0) or 1 (F16, BF16).
     pub const fn block_values(self) -> usize {
         with_format!(self, F => F::BLOCK_VALUES)
     }
 
     /// Bytes per block, in [`Format::ALL`]'s order: 2 (F16), 18, 20, 22, 24, 34 (Q4_0 ..
-    /// Q8_0), 84, 110, 144, 176, 210 (Q2_K .. Q6_K), 66 (IQ2_XXS), 74 (IQ2_XS), 18 (IQ4_NL), 82 (IQ2_S), 136 (IQ4_XS), 2 (BF16),
+    /// Q8_0), 84, 110, 144, 176, 210 (Q2_K .. Q6_K), 66 (IQ2_XXS), 74 (IQ2_XS), 18 (IQ4_NL), 82 (IQ2_S), 98 (IQ3_XXS), 110 (IQ3_S), 50 (IQ1_S), 56 (IQ1_M), 136 (IQ4_XS), 2 (BF16),
     /// 54 (TQ1_0), 66 (TQ2_0), 17 (MXFP4), 36 (NVFP4).
     pub const fn block_bytes(self) -> usize {
         with_format!(self, F => F::BLOCK_BYTES)
@@ -54,7 +54,7 @@ mod tests {
 
     #[test]
     fn ggml_ids_names_and_sizes() {
-        let table: [(Format, u32, &str, usize, usize); 21] = [
+        let table: [(Format, u32, &str, usize, usize); 25] = [
             (Format::Q4_0, 2, "Q4_0", 32, 18),
             (Format::Q4_1, 3, "Q4_1", 32, 20),
             (Format::Q5_0, 6, "Q5_0", 32, 22),
@@ -68,6 +68,10 @@ mod tests {
             (Format::IQ2_XXS, 16, "IQ2_XXS", 256, 66),
             (Format::IQ2_XS, 17, "IQ2_XS", 256, 74),
             (Format::IQ2_S, 22, "IQ2_S", 256, 82),
+            (Format::IQ3_XXS, 18, "IQ3_XXS", 256, 98),
+            (Format::IQ3_S, 21, "IQ3_S", 256, 110),
+            (Format::IQ1_S, 19, "IQ1_S", 256, 50),
+            (Format::IQ1_M, 29, "IQ1_M", 256, 56),
             (Format::IQ4_NL, 20, "IQ4_NL", 32, 18),
             (Format::IQ4_XS, 23, "IQ4_XS", 256, 136),
             (Format::TQ1_0, 34, "TQ1_0", 256, 54),
@@ -101,7 +105,7 @@ mod tests {
 
     #[test]
     fn unknown_ids_and_names() {
-        for id in [0, 4, 5, 9, 15, 24, 29, 31, 33, 41, u32::MAX] {
+        for id in [0, 4, 5, 9, 15, 24, 31, 32, 33, 41, u32::MAX] {
             assert_eq!(Format::from_ggml_type(id), Err(FormatError::UnknownGgmlType { id }));
         }
         for name in ["", "Q4", "Q4K", "F32", "Q4_K_M", "IQ4_NL ", "Q4_0 "] {

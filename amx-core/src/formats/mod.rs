@@ -14,6 +14,10 @@
 //! | `q4_0`, `q4_1`, `q5_0`, `q5_1`, `q8_0` | Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 (32-value blocks) |
 //! | `iq4_nl` | IQ4_NL (32-value blocks, non-linear table) |
 //! | `q2_k`, `q3_k`, `q4_k`, `q5_k`, `q6_k` | the K-quants (256-value super-blocks) |
+//! | `iq3_xxs` | IQ3_XXS (256 values, grid indices per 4 values, 7-bit sign indices, 4-bit scales per 32) |
+//! | `iq3_s` | IQ3_S (256 values, 9-bit grid indices per 4 values, sign bits, 4-bit scales per 32) |
+//! | `iq1_s` | IQ1_S (256 values, 11-bit indices into a ternary grid per 8 values, scale and delta per 32) |
+//! | `iq1_m` | IQ1_M (256 values, IQ1_S's grid, delta per 8 values, 3-bit scales per 16, d split over the scales) |
 //! | `iq4_xs` | IQ4_XS (256 values, non-linear table) |
 //! | `iq2_xxs` | IQ2_XXS (256 values, 8-value grid of {8, 25, 43} with signs, 4-bit scales per 32) |
 //! | `iq2_xs` | IQ2_XS (256 values, 512-entry 8-value grid with sign indices, 4-bit scales per 16) |
@@ -44,15 +48,15 @@
 //!
 //! ```text
 //! #[non_exhaustive] #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-//! pub enum Format { Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS, F16, BF16, MXFP4, TQ2_0, NVFP4, TQ1_0, IQ2_XXS, IQ2_XS, IQ2_S }
+//! pub enum Format { Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS, F16, BF16, MXFP4, TQ2_0, NVFP4, TQ1_0, IQ2_XXS, IQ2_XS, IQ2_S, IQ3_XXS, IQ3_S, IQ1_S, IQ1_M }
 //! impl Format {
-//!     pub const ALL: [Format; 21];                        // in GGML type id order
+//!     pub const ALL: [Format; 25];                        // in GGML type id order
 //!     pub const fn name(self) -> &'static str;            // "Q4_0", "Q4_K", "IQ4_XS", "F16", "BF16" (gguf-py names)
 //!     pub fn from_name(name: &str) -> Option<Format>;     // case-insensitive, accepts "q4_k" and "Q4_K"
 //!     pub const fn ggml_type(self) -> u32;                // GGML_TYPE_* id as stored in GGUF
 //!     pub const fn from_ggml_type(id: u32) -> Result<Format, FormatError>;
 //!     pub const fn block_values(self) -> usize;           // 32, 64, 256 or 1
-//!     pub const fn block_bytes(self) -> usize;            // in ALL's order: 2, 18, 20, 22, 24, 34, 84, 110, 144, 176, 210, 66, 74, 18, 82, 136, 2, 54, 66, 17, 36
+//!     pub const fn block_bytes(self) -> usize;            // in ALL's order: 2, 18, 20, 22, 24, 34, 84, 110, 144, 176, 210, 66, 74, 98, 50, 18, 110, 82, 136, 56, 2, 54, 66, 17, 36
 //!     pub const fn row_bytes(self, k: usize) -> Result<usize, FormatError>;
 //! }
 //! pub fn dequantize(format: Format, src: &[u8], dst: &mut [f32]) -> Result<(), FormatError>;
@@ -63,7 +67,7 @@
 //!
 //! Each block format has a block type ([`BlockQ4_0`], [`BlockQ4_1`], [`BlockQ5_0`],
 //! [`BlockQ5_1`], [`BlockQ8_0`], [`BlockQ2_K`], [`BlockQ3_K`], [`BlockQ4_K`], [`BlockQ5_K`],
-//! [`BlockQ6_K`], [`BlockIQ2_XXS`], [`BlockIQ2_XS`], [`BlockIQ2_S`], [`BlockIQ4_NL`], [`BlockIQ4_XS`], [`BlockMXFP4`], [`BlockTQ1_0`], [`BlockTQ2_0`], [`BlockNVFP4`])
+//! [`BlockQ6_K`], [`BlockIQ2_XXS`], [`BlockIQ2_XS`], [`BlockIQ2_S`], [`BlockIQ3_XXS`], [`BlockIQ3_S`], [`BlockIQ1_S`], [`BlockIQ1_M`], [`BlockIQ4_NL`], [`BlockIQ4_XS`], [`BlockMXFP4`], [`BlockTQ1_0`], [`BlockTQ2_0`], [`BlockNVFP4`])
 //! made of byte arrays only
 //! (alignment 1, size pinned to the ggml block size), parsed with `from_bytes` from exactly
 //! one block's bytes. Its `dequantize` reproduces gguf-py's `gguf.quants` dequantization
@@ -127,9 +131,13 @@ pub(crate) mod field;
 mod format;
 mod ggml_type;
 pub mod half;
+pub(crate) mod iq1_m;
+pub(crate) mod iq1_s;
 pub(crate) mod iq2_s;
 pub(crate) mod iq2_xs;
 pub(crate) mod iq2_xxs;
+pub(crate) mod iq3_s;
+pub(crate) mod iq3_xxs;
 pub(crate) mod iq4_nl;
 pub(crate) mod iq4_xs;
 pub(crate) mod mxfp4;
@@ -152,9 +160,13 @@ pub(crate) mod tq2_0;
 pub use error::FormatError;
 pub use format::Format;
 pub use ggml_type::ggml_type_name;
+pub use iq1_m::BlockIQ1_M;
+pub use iq1_s::BlockIQ1_S;
 pub use iq2_s::BlockIQ2_S;
 pub use iq2_xs::BlockIQ2_XS;
 pub use iq2_xxs::BlockIQ2_XXS;
+pub use iq3_s::BlockIQ3_S;
+pub use iq3_xxs::BlockIQ3_XXS;
 pub use iq4_nl::BlockIQ4_NL;
 pub use iq4_xs::{BlockIQ4_XS, KVALUES_IQ4NL};
 pub use mxfp4::{BlockMXFP4, KVALUES_MXFP4, e8m0_to_f32_half};

@@ -89,6 +89,18 @@ macro_rules! registry {
                 /// index into a grid of eight values in {8, 25, 43} and 8 sign bits, 4-bit
                 /// scales `ls` per 16 values; `x = d * (0.5 + ls) / 4 * grid * sign`.
                 IQ2_S = 22 => iq2_s::BlockIQ2_S,
+                /// 256 values per 98-byte block: f16 `d`, 64 indices into a 256-entry grid of
+                /// four magnitudes, per 32 values four 7-bit sign indices and a 4-bit scale.
+                IQ3_XXS = 18 => iq3_xxs::BlockIQ3_XXS,
+                /// 256 values per 110-byte block: f16 `d`, 64 9-bit indices into a 512-entry
+                /// grid of four magnitudes, a sign bit per value, a 4-bit scale per 32 values.
+                IQ3_S = 21 => iq3_s::BlockIQ3_S,
+                /// 256 values per 50-byte block: f16 `d`, 32 11-bit indices into a 2048-entry
+                /// grid of eight values in -1..=1, per 32 values a 3-bit scale and a ±1/8 delta.
+                IQ1_S = 19 => iq1_s::BlockIQ1_S,
+                /// 256 values per 56-byte block: 32 11-bit indices into IQ1_S's grid, a ±1/8
+                /// delta per 8 values, 3-bit scales per 16, the f16 `d` in the scales' top nibbles.
+                IQ1_M = 29 => iq1_m::BlockIQ1_M,
             }
             float {
                 /// IEEE binary16, one value per 2 bytes.

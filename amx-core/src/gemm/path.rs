@@ -36,6 +36,10 @@ pub enum Path {
 /// (measured the same way; the numbers are on each format's constant). TQ1_0's and
 /// TQ2_0's 19 are taken from Q2_K and NVFP4's 26 from MXFP4, not measured (the host they
 /// were added on had no AMX); IQ2_XXS's, IQ2_XS's and IQ2_S's 19 are Q2_K's, not measured either.
+/// IQ3_XXS's 18 is taken from Q3_K the same way.
+/// IQ3_S's 18 is taken from Q3_K the same way.
+/// IQ1_S's 19 is taken from TQ1_0 the same way.
+/// IQ1_M's 19 is taken from IQ1_S the same way.
 pub const fn amx_min_rows(format: Format) -> usize {
     format.amx_min_rows()
 }

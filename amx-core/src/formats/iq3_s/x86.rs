@@ -1,0 +1,79 @@
+//! IQ3_S's AVX-512 decoder. Decoded chunk `j` of sub-block `s` (values `32s + 4j ..
+//! 32s + 4j + 4`) is one grid entry per row: the low 8 bits of its index are byte `j % 4`
+//! of qs chunk `2s + j / 4`, the ninth bit `j` of the row's `qh[s]` (a per-row field: one
+//! `vpgatherdd` of the dword holding it per sub-block), and the four magnitudes come from
+//! `IQ3S_GRID` by one `vpgatherdd` (the 2 KiB table does not fit a register form). Signs
+//! chunk `s` (quads chunk `16 + s`) holds the sub-block's 32 sign bits per row; the four
+//! of chunk `j` are spread to its bytes by a multiply and tested into a mask:
+//! `u = 15 + g`, or `15 - g` under the mask.
+
+use core::arch::x86_64::{
+    __m512i, _mm512_add_epi8, _mm512_add_epi32, _mm512_and_si512, _mm512_cvtepi32_ps,
+    _mm512_i32gather_epi32, _mm512_mask_sub_epi8, _mm512_mul_ps, _mm512_mullo_epi32,
+    _mm512_or_si512, _mm512_set1_epi8, _mm512_set1_epi32, _mm512_set1_ps, _mm512_setr_epi32,
+    _mm512_setzero_si512, _mm512_slli_epi32, _mm512_srlv_epi32, _mm512_test_epi8_mask,
+};
+
+use super::{BlockIQ3_S, IQ3S_GRID};
+use crate::formats::codec::{Affine, Codec, byte_u, f16x16, ld};
+
+/// Offset of the 16 rows' 8-byte `qh` in the per-row data (after the 16 `d`).
+const QH: usize = 32;
+/// Offset of the 16 rows' 4-byte `scales` (after `qh`).
+const SCALES: usize = 160;
+
+/// IQ3_S: `u = 15 + grid * sign`, scale `db`, bias `db * -15`.
+impl Codec for BlockIQ3_S {
+    const QUADS: usize = 1536;
+    const PER_ROW: usize = 224;
+
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    unsafe fn sub_block(q: *const u8, p: *const u8, s: usize) -> [__m512i; 8] {
+        let s = s % 8;
+        let rows =
+            _mm512_setr_epi32(0, 8, 16, 24, 32, 40, 48, 56, 64, 72, 80, 88, 96, 104, 112, 120);
+        // SAFETY: row r's qh dword (s & 4) / 4 is at QH + 8r + (s & 4), inside the 128
+        // bytes of qh in the per-row data (the caller's contract: PER_ROW bytes).
+        let qh = unsafe { _mm512_i32gather_epi32::<1>(rows, p.add(QH + (s & 4)).cast()) };
+        // SAFETY: signs chunk 16 + s < 24 lies in the group's 1536 quads bytes.
+        let signs = unsafe { ld(q, 64 * (16 + s)) };
+        let mut w = [_mm512_setzero_si512(); 8];
+        let base = _mm512_set1_epi8(15);
+        for (j, wj) in w.iter_mut().enumerate() {
+            // SAFETY: qs chunk 2s + j / 4 < 16 lies in the group's quads bytes.
+            let chunk = unsafe { ld(q, 64 * (2 * s + j / 4)) };
+            let high = _mm512_srlv_epi32(qh, _mm512_set1_epi32((8 * (s % 4) + j) as i32));
+            let high = _mm512_slli_epi32::<8>(_mm512_and_si512(high, _mm512_set1_epi32(1)));
+            let idx = _mm512_or_si512(byte_u(chunk, (j % 4) as i32), high);
+            // SAFETY: every index is below 512, an entry of the 512-entry table.
+            let g = unsafe { _mm512_i32gather_epi32::<4>(idx, IQ3S_GRID.as_ptr().cast()) };
+            let nib = _mm512_and_si512(
+                _mm512_srlv_epi32(signs, _mm512_set1_epi32(4 * j as i32)),
+                _mm512_set1_epi32(0xf),
+            );
+            // Sign bit k of the nibble into byte k, tested against bit k.
+            let spread = _mm512_mullo_epi32(nib, _mm512_set1_epi32(0x0101_0101));
+            let neg = _mm512_test_epi8_mask(spread, _mm512_set1_epi32(0x0804_0201));
+            *wj = _mm512_mask_sub_epi8(_mm512_add_epi8(base, g), neg, base, g);
+        }
+        w
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    unsafe fn affine(p: *const u8, out: &mut Affine) {
+        // SAFETY: the 16 f16 `d` are the first 32 per-row bytes, the 16 rows' scales the
+        // 64 at SCALES (the caller's contract: 224 bytes).
+        let (d, sc) = unsafe { (f16x16(p, 0), ld(p, SCALES)) };
+        for s in 0..Self::SUB_BLOCKS {
+            let nib = _mm512_srlv_epi32(sc, _mm512_set1_epi32(4 * s as i32));
+            let nib = _mm512_and_si512(nib, _mm512_set1_epi32(0xf));
+            // 1 + 2 sc, an exact integer, then d times it as gguf-py's f32 multiply.
+            let k = _mm512_add_epi32(_mm512_add_epi32(nib, nib), _mm512_set1_epi32(1));
+            let db = _mm512_mul_ps(d, _mm512_cvtepi32_ps(k));
+            out.scale[s] = db;
+            out.bias[s] = _mm512_mul_ps(db, _mm512_set1_ps(-15.0));
+        }
+    }
+}
