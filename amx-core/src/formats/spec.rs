@@ -93,6 +93,25 @@ impl AffineBlock {
     pub(crate) const fn new() -> Self {
         Self { u: [0; MAX_GROUP_VALUES], scale: [0.0; MAX_SUB_BLOCKS], bias: [0.0; MAX_SUB_BLOCKS] }
     }
+
+    /// The form of the signed-grid formats (IQ2_*, IQ3_*): `u = offset + v` for each
+    /// signed value `v` of `values` (in position order, `-offset <= v <= 255 - offset`),
+    /// and for each sub-block `s < subs` the scale `db(s)` with the bias `db(s) * -offset`.
+    pub(crate) fn set_centered(
+        &mut self,
+        offset: u8,
+        values: impl IntoIterator<Item = i8>,
+        subs: usize,
+        db: impl Fn(usize) -> f32,
+    ) {
+        for (u, v) in self.u.iter_mut().zip(values) {
+            *u = offset.wrapping_add_signed(v);
+        }
+        for s in 0..subs {
+            let d = db(s);
+            (self.scale[s], self.bias[s]) = (d, d * -f32::from(offset));
+        }
+    }
 }
 
 /// How the kernels read a format's packed values ([`Format::values`]).

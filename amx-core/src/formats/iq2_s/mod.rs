@@ -217,14 +217,11 @@ impl QuantizedSpec for BlockIQ2_S {
     fn decode(block: &[u8], out: &mut AffineBlock) {
         let Some(b) = block.first_chunk() else { return };
         let b = Self::from_bytes(b);
-        for (i, u) in out.u[..Self::VALUES].iter_mut().enumerate() {
-            let (g, minus) = b.value(i);
-            *u = if minus { 43 - g } else { 43 + g };
-        }
-        for s in 0..Self::VALUES / Self::SUB_BLOCK {
-            let db = b.sub_scale(s);
-            (out.scale[s], out.bias[s]) = (db, db * -43.0);
-        }
+        let values = (0..Self::VALUES).map(|i| match b.value(i) {
+            (g, true) => -(g as i8),
+            (g, false) => g as i8,
+        });
+        out.set_centered(43, values, Self::VALUES / Self::SUB_BLOCK, |s| b.sub_scale(s));
     }
 }
 

@@ -204,13 +204,7 @@ impl QuantizedSpec for BlockIQ3_S {
     fn decode(block: &[u8], out: &mut AffineBlock) {
         let Some(b) = block.first_chunk() else { return };
         let b = Self::from_bytes(b);
-        for (u, v) in out.u.iter_mut().zip(b.values()) {
-            *u = (15 + v) as u8;
-        }
-        for s in 0..Self::VALUES / Self::SUB_BLOCK {
-            let db = b.db(s);
-            (out.scale[s], out.bias[s]) = (db, db * -15.0);
-        }
+        out.set_centered(15, b.values(), Self::VALUES / Self::SUB_BLOCK, |s| b.db(s));
     }
 }
 

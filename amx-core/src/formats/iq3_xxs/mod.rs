@@ -176,13 +176,7 @@ impl QuantizedSpec for BlockIQ3_XXS {
     fn decode(block: &[u8], out: &mut AffineBlock) {
         let Some(b) = block.first_chunk() else { return };
         let b = Self::from_bytes(b);
-        for (u, v) in out.u.iter_mut().zip(b.values()) {
-            *u = (62 + v) as u8;
-        }
-        for s in 0..Self::VALUES / Self::SUB_BLOCK {
-            let db = b.db(s);
-            (out.scale[s], out.bias[s]) = (db, db * -62.0);
-        }
+        out.set_centered(62, b.values(), Self::VALUES / Self::SUB_BLOCK, |s| b.db(s));
     }
 }
 
