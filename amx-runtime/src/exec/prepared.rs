@@ -294,8 +294,9 @@ impl Prepared {
         backends: &[&dyn Backend],
         weights: &Weights,
     ) -> Result<bool, ExecError> {
+        let (planned, nodes_len) = (self.kernels.len(), self.nodes.len());
         let nodes = &mut self.nodes[first..first + len];
-        let mismatch = || ExecError::ScheduleMismatch { nodes: 0, planned: 0 };
+        let mismatch = || ExecError::ScheduleMismatch { nodes: nodes_len, planned };
         let backend = *backends.get(nodes[0].backend).ok_or_else(mismatch)?;
         let x_slot = self.slot_of[nodes[0].srcs[1].0.0].ok_or_else(mismatch)?;
         // The weights' buffer types, as the one-by-one path records them.

@@ -46,7 +46,8 @@ pub(crate) fn run(
     scratch: &Bump,
 ) -> Result<(), ExecError> {
     let a = Operands::parse(op, srcs)?;
-    if !applies(op) || a.dk % 16 != 0 || a.dv % 16 != 0 {
+    // `applies` reads the head sizes from the same descriptions `Operands` took them from.
+    if !applies(op) {
         return Err(ExecError::Sources {
             op: op.name().clone(),
             what: "not a decode ATTENTION with heads in whole registers",
