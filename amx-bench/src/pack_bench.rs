@@ -87,16 +87,21 @@ fn gbps(bytes: usize, t: Duration) -> f64 {
 pub fn measure(format: Format, n: usize, k: usize, reps: usize) -> Result<PackFigures, PackError> {
     let layout = amx_core::pack::PackedLayout::new(format, n, k, 1)?;
     let src = weight_bytes(format, format.ggml_type().into(), layout.source_bytes());
-    let mut packed = vec![0u8; packed_size(format, n, k, 1)?];
+    // Packed into 64-byte aligned memory, as amx-runtime's buffers are (which lets large
+    // packs use streaming stores: `amx_core::pack::STREAM_MIN_BYTES`).
+    let size = packed_size(format, n, k, 1)?;
+    let mut storage = vec![0u8; size + 64];
+    let skip = storage.as_ptr().align_offset(64);
+    let packed = &mut storage[skip..skip + size];
     let mut back = vec![0u8; src.len()];
     let mut copy = vec![0u8; src.len()];
-    pack(format, n, k, 1, &src, &mut packed)?;
+    pack(format, n, k, 1, &src, packed)?;
     let (mut tp, mut tu, mut tc) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..3 {
         tp.push(median_time(reps, || {
-            pack(format, n, k, 1, black_box(&src), black_box(&mut packed)).expect("checked shape");
+            pack(format, n, k, 1, black_box(&src), black_box(&mut *packed)).expect("checked shape");
         }));
-        let view = PackedRef::parse(&packed)?;
+        let view = PackedRef::parse(packed)?;
         tu.push(median_time(reps, || {
             unpack(black_box(&view), black_box(&mut back)).expect("checked shape");
         }));

@@ -142,6 +142,14 @@ pub use rows::dequantize_row;
 use crate::formats::Format;
 use crate::formats::field::Kind;
 
+/// From this many bytes of panels on, [`pack_panels`] (and [`pack`]) writes the quads of a
+/// destination that starts at a multiple of 64 bytes with streaming stores on AVX-512:
+/// such an output does not stay in a core's caches anyway, and plain stores would first
+/// read every destination line (a third memory stream next to the source's read and the
+/// write-back). amx-runtime's buffers are 64-byte aligned; an unaligned destination is
+/// packed with plain stores, to the same bytes.
+pub const STREAM_MIN_BYTES: usize = 4 << 20;
+
 fn check_panel_range(layout: &PackedLayout, panels: &Range<usize>) -> Result<(), PackError> {
     if panels.start > panels.end || panels.end > layout.panels() {
         return Err(PackError::PanelRange {
@@ -185,7 +193,9 @@ pub fn write_header(
 /// exactly those panels: its first byte is the buffer's byte
 /// `layout.panel_offset(panels.start)` and it is at least
 /// `panels.len() * layout.panel_bytes()` long (bytes past that are left alone). Returns
-/// the range's share of the body checksum, for [`write_header`].
+/// the range's share of the body checksum, for [`write_header`]. Large ranges into
+/// aligned memory are written with streaming stores ([`STREAM_MIN_BYTES`]), fenced before
+/// this returns.
 ///
 /// Errors: [`PackError::PanelRange`], [`PackError::SourceLength`],
 /// [`PackError::DestinationTooSmall`].
@@ -205,10 +215,11 @@ pub fn pack_panels(
     // The range's first chunk in the body; no overflow: the body's size fits in usize.
     let first = (panels.start * (pb / checksum::CHUNK)) as u64;
     let mut run = checksum::Run::new();
+    let stream = needed >= STREAM_MIN_BYTES;
     for (panel, out) in panels.zip(dst.chunks_exact_mut(pb)) {
         // Summed as it is written: quads from the registers they are stored from (on
         // AVX-512), the rest read back while the panel is still in L1/L2.
-        transform::pack_panel(layout, src, panel, out, &mut run);
+        transform::pack_panel(layout, src, panel, out, &mut run, stream);
     }
     Ok(run.at(first))
 }

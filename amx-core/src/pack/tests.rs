@@ -255,9 +255,21 @@ fn portable_and_fast_paths_agree() {
                     let mut fast = vec![0x11u8; l.panel_bytes()];
                     let mut slow = vec![0x22u8; l.panel_bytes()];
                     let (mut fast_sum, mut slow_sum) = (Run::new(), Run::new());
-                    pack_panel(&l, &src, panel, &mut fast, &mut fast_sum);
+                    pack_panel(&l, &src, panel, &mut fast, &mut fast_sum, false);
                     portable::pack_panel(&l, &src, panel, &mut slow, &mut slow_sum);
                     assert!(fast == slow, "{format} n={n} k={k} panel {panel}: pack paths differ");
+                    // Streaming stores, into a 64-byte aligned panel: the same bytes and
+                    // checksum.
+                    let mut storage = vec![0x44u8; l.panel_bytes() + 64];
+                    let skip = storage.as_ptr().align_offset(64);
+                    let streamed = &mut storage[skip..skip + l.panel_bytes()];
+                    let mut streamed_sum = Run::new();
+                    pack_panel(&l, &src, panel, streamed, &mut streamed_sum, true);
+                    assert!(
+                        streamed[..] == slow[..],
+                        "{format} n={n} k={k} panel {panel}: streamed"
+                    );
+                    assert_eq!(streamed_sum.at(panel as u64), slow_sum.at(panel as u64));
                     // The AVX-512 packer that CPUs without VBMI run, on this one too.
                     let mut plain = vec![0x33u8; l.panel_bytes()];
                     let mut plain_sum = Run::new();

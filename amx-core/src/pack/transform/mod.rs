@@ -80,6 +80,10 @@ pub(crate) trait Isa {
     /// set has no such hint). Any address: a prefetch never faults.
     #[inline(always)]
     fn prefetch(_p: *const u8) {}
+    /// Whether [`Isa::pack`] writes its chunks with streaming (non-temporal) stores, which
+    /// skip the read for ownership of the destination lines and leave them out of the
+    /// caches; the destination's lines are then not prefetched ([`Ahead`]).
+    const STREAM: bool = false;
     /// Whether [`Isa::pack_head`] moves per-row fields (otherwise they are copied one by
     /// one).
     const HEAD: bool = false;
@@ -129,7 +133,9 @@ impl Ahead {
         let end = ((g + 1) * self.step).min(self.len);
         while off < end {
             Q::prefetch(self.src.wrapping_add(off));
-            Q::prefetch(self.dst.wrapping_add(off));
+            if !Q::STREAM {
+                Q::prefetch(self.dst.wrapping_add(off));
+            }
             off += 64;
         }
     }
@@ -508,28 +514,32 @@ unsafe fn unpack_panel_as<Q: Isa, F: FormatSpec>(
     }
 }
 
-/// Packs one panel on the fastest path this CPU has, adding its chunks to `run`.
+/// Packs one panel on the fastest path this CPU has, adding its chunks to `run`. With
+/// `stream`, a panel that starts at a multiple of 64 bytes gets its quads by streaming
+/// stores on AVX-512 (for outputs too large to stay in cache: no read for ownership).
 pub(crate) fn pack_panel(
     layout: &PackedLayout,
     src: &[u8],
     panel: usize,
     dst: &mut [u8],
     run: &mut Run,
+    stream: bool,
 ) {
     #[cfg(target_arch = "x86_64")]
     {
         let features = crate::detect::Features::cached();
         if features.avx512_vbmi_usable() {
             // SAFETY: the CPU and the OS support AVX-512 F/BW/VL/VBMI (checked just above).
-            unsafe { x86::pack_panel_vbmi(layout, src, panel, dst, run) };
+            unsafe { x86::pack_panel_vbmi(layout, src, panel, dst, run, stream) };
             return;
         }
         if features.avx512_usable() {
             // SAFETY: the CPU and the OS support AVX-512 F/BW/VL (checked just above).
-            unsafe { x86::pack_panel(layout, src, panel, dst, run) };
+            unsafe { x86::pack_panel(layout, src, panel, dst, run, stream) };
             return;
         }
     }
+    let _ = stream;
     // SAFETY: the portable transposer needs no particular instruction set.
     unsafe { pack_panel_with::<scalar::Scalar>(layout, src, panel, dst, run) };
 }
@@ -581,7 +591,7 @@ pub(crate) mod portable {
         #[cfg(target_arch = "x86_64")]
         if crate::detect::Features::cached().avx512_usable() {
             // SAFETY: the CPU and the OS support AVX-512 F/BW/VL (checked just above).
-            unsafe { super::x86::pack_panel(layout, src, panel, dst, run) };
+            unsafe { super::x86::pack_panel(layout, src, panel, dst, run, false) };
             return true;
         }
         let _ = (layout, src, panel, dst, run);

@@ -2,19 +2,38 @@
 //! for each 64 bytes of a field, a 4x4 one inside 128-bit lanes for a 16-byte rest).
 
 use core::arch::x86_64::{
-    __m128i, __m512i, _MM_HINT_T1, _mm_loadl_epi64, _mm_loadu_si128, _mm_prefetch,
+    __m128i, __m512i, _MM_HINT_T1, _mm_loadl_epi64, _mm_loadu_si128, _mm_prefetch, _mm_sfence,
     _mm_storeu_si128, _mm_unpacklo_epi64, _mm512_castsi128_si512, _mm512_extracti32x4_epi32,
     _mm512_inserti32x4, _mm512_loadu_si512, _mm512_mask_storeu_epi8, _mm512_permutex2var_epi8,
-    _mm512_setzero_si512, _mm512_shuffle_i32x4, _mm512_storeu_si512, _mm512_unpackhi_epi32,
-    _mm512_unpackhi_epi64, _mm512_unpacklo_epi32, _mm512_unpacklo_epi64,
+    _mm512_setzero_si512, _mm512_shuffle_i32x4, _mm512_storeu_si512, _mm512_stream_si512,
+    _mm512_unpackhi_epi32, _mm512_unpackhi_epi64, _mm512_unpacklo_epi32, _mm512_unpacklo_epi64,
 };
 
 use super::{Head, Isa, PANEL_ROWS, PackedLayout, Run, pack_panel_with, unpack_panel_with};
 use crate::pack::checksum::Acc512;
 
 /// The AVX-512 moves; with `VBMI`, per-row fields through [`Isa::pack_head`]'s byte
-/// permutes. Only reachable through the `target_feature` entry points below.
-pub(crate) struct Avx512<const VBMI: bool>;
+/// permutes; with `STREAM`, quads chunks written by streaming stores (the panel must
+/// start at a multiple of 64 bytes). Only reachable through the `target_feature` entry
+/// points below.
+pub(crate) struct Avx512<const VBMI: bool, const STREAM: bool = false>;
+
+/// Stores one 64-byte chunk of quads at `out`: a streaming store with `STREAM`.
+///
+/// # Safety
+///
+/// `out` is writable for 64 bytes, and with `STREAM` a multiple of 64; AVX-512 F.
+#[inline(always)]
+unsafe fn store_chunk<const STREAM: bool>(out: *mut u8, x: __m512i) {
+    // SAFETY: the caller's contract; `vmovntdq` needs the 64-byte alignment it gives.
+    unsafe {
+        if STREAM {
+            _mm512_stream_si512(out.cast(), x);
+        } else {
+            _mm512_storeu_si512(out.cast(), x);
+        }
+    }
+}
 
 /// `u[c]` lane `l` dword `j` = `z[j]` lane `l` dword `c`: a 4x4 dword transpose inside
 /// each 128-bit lane. It is its own inverse.
@@ -83,9 +102,10 @@ fn transpose16_halves(rows: [__m512i; 16]) -> [[__m512i; 4]; 4] {
     })
 }
 
-impl<const VBMI: bool> Isa for Avx512<VBMI> {
+impl<const VBMI: bool, const STREAM: bool> Isa for Avx512<VBMI, STREAM> {
     // Every chunk is added from the register it is stored from: no read back.
     const FUSED_SUM: bool = true;
+    const STREAM: bool = STREAM;
     const HEAD: bool = VBMI;
 
     #[inline(always)]
@@ -154,13 +174,14 @@ impl<const VBMI: bool> Isa for Avx512<VBMI> {
             // SAFETY: the trait's contract: AVX-512F is available (for the loads, stores
             // and the checksum adds), every row is readable for `len >= s + 64` bytes, and
             // `out` writable for `16 * len` bytes (chunk `s / 4 + c`, c < 16, ends at
-            // `64 * (s / 4 + 16) <= 16 * len`).
+            // `64 * (s / 4 + 16) <= 16 * len`); with `STREAM` the entry point checked
+            // that the panel, so every chunk, starts at a multiple of 64.
             unsafe {
                 let r: [__m512i; 16] =
                     core::array::from_fn(|r| _mm512_loadu_si512(rows[r].add(s).cast()));
                 let v = transpose16_halves(r);
                 let mut emit = |c: usize, x: __m512i| {
-                    _mm512_storeu_si512(out.add(64 * (s / 4 + c)).cast(), x);
+                    store_chunk::<STREAM>(out.add(64 * (s / 4 + c)), x);
                     acc.add(x);
                 };
                 // Output c = 4q + k, as in `transpose16`, for q = 0, 1, 2, 3 in turn.
@@ -182,7 +203,8 @@ impl<const VBMI: bool> Isa for Avx512<VBMI> {
             // SAFETY: the trait's contract: AVX-512F is available (for the loads, inserts,
             // stores and checksum adds), every row is readable for `len >= s + 16` bytes,
             // and `out` writable for `16 * len` bytes (chunk `s / 4 + c`, c < 4, ends at
-            // `64 * (s / 4 + 4) = 16 * (s + 16) <= 16 * len`).
+            // `64 * (s / 4 + 4) = 16 * (s + 16) <= 16 * len`); chunks are 64-aligned with
+            // `STREAM`, as above.
             unsafe {
                 // z[j] lane l = row 4l + j, so that after the transpose u[c] lane l dword
                 // j = row 4l + j's dword c: u[c] holds dword c of rows 0..16 in order.
@@ -194,7 +216,7 @@ impl<const VBMI: bool> Isa for Avx512<VBMI> {
                     _mm512_inserti32x4::<3>(v, load(12 + j))
                 });
                 for (c, v) in transpose4(z).iter().enumerate() {
-                    _mm512_storeu_si512(out.add(64 * (s / 4 + c)).cast(), *v);
+                    store_chunk::<STREAM>(out.add(64 * (s / 4 + c)), *v);
                     acc.add(*v);
                 }
             }
@@ -234,7 +256,8 @@ impl<const VBMI: bool> Isa for Avx512<VBMI> {
     }
 }
 
-/// [`super::pack_panel`] on AVX-512.
+/// [`super::pack_panel`] on AVX-512; with `stream` and a panel starting at a multiple of
+/// 64 bytes, its quads through streaming stores, fenced before returning.
 ///
 /// # Safety
 ///
@@ -247,9 +270,18 @@ pub(crate) unsafe fn pack_panel(
     panel: usize,
     dst: &mut [u8],
     run: &mut Run,
+    stream: bool,
 ) {
-    // SAFETY: AVX-512 F/BW/VL are the caller's contract.
-    unsafe { pack_panel_with::<Avx512<false>>(layout, src, panel, dst, run) };
+    // SAFETY: AVX-512 F/BW/VL are the caller's contract; streaming only where the panel is
+    // 64-byte aligned.
+    unsafe {
+        if stream && aligned(dst) {
+            pack_panel_with::<Avx512<false, true>>(layout, src, panel, dst, run);
+            _mm_sfence();
+        } else {
+            pack_panel_with::<Avx512<false>>(layout, src, panel, dst, run);
+        }
+    }
 }
 
 /// [`pack_panel`] with the per-row fields of small-block formats moved by byte permutes.
@@ -265,9 +297,26 @@ pub(crate) unsafe fn pack_panel_vbmi(
     panel: usize,
     dst: &mut [u8],
     run: &mut Run,
+    stream: bool,
 ) {
-    // SAFETY: AVX-512 F/BW/VL/VBMI are the caller's contract.
-    unsafe { pack_panel_with::<Avx512<true>>(layout, src, panel, dst, run) };
+    // SAFETY: AVX-512 F/BW/VL/VBMI are the caller's contract; streaming only where the
+    // panel is 64-byte aligned.
+    unsafe {
+        if stream && aligned(dst) {
+            pack_panel_with::<Avx512<true, true>>(layout, src, panel, dst, run);
+            // Streaming stores are weakly ordered: fence them, so that the panel is
+            // visible to whoever this thread later hands the buffer to, as plain stores
+            // would be.
+            _mm_sfence();
+        } else {
+            pack_panel_with::<Avx512<true>>(layout, src, panel, dst, run);
+        }
+    }
+}
+
+/// Whether `dst` starts at a multiple of 64 bytes (then so does every chunk of a panel).
+fn aligned(dst: &[u8]) -> bool {
+    (dst.as_ptr() as usize).is_multiple_of(64)
 }
 
 /// [`super::unpack_panel`] on AVX-512.
