@@ -20,7 +20,9 @@ use std::process::ExitCode;
 
 use std::time::{Duration, Instant};
 
-use amx_bench::gemm_bench::{Column, Peak, ReadLoop, Row, Subject, measure, measure_against_reads};
+use amx_bench::gemm_bench::{
+    Column, Peak, ReadLoop, Row, Subject, dram_footprint, measure, measure_against_reads,
+};
 use amx_bench::throughput::{self, Plan};
 use amx_bench::{pack_bench, report, verify};
 use amx_core::formats::Format;
@@ -264,10 +266,7 @@ fn bench(args: &BenchArgs) -> ExitCode {
     let threads = args.threads.max(1);
     let peak = Peak::measure(threads);
     if !args.json {
-        println!(
-            "tile peak this run on {threads} thread(s): int8 {:.0} GOPS, bf16 {:.0} GOPS",
-            peak.int8, peak.bf16
-        );
+        println!("tile peak this run on {threads} thread(s): {}", peak.describe());
     }
     let pool = Pool::new(threads);
     if let Some(w) = args.min_share_macs {
@@ -275,8 +274,9 @@ fn bench(args: &BenchArgs) -> ExitCode {
     }
     for &format in &args.formats {
         let bytes = format.row_bytes(args.k).unwrap_or(0) * args.n;
-        // Enough distinct copies to be four times a 105 MiB L3.
-        let copies = if args.dram { (440usize << 20).div_ceil(bytes.max(1)) } else { 1 };
+        // Enough distinct copies to be four times the last-level cache.
+        let footprint = dram_footprint();
+        let copies = if args.dram { footprint.div_ceil(bytes.max(1)) } else { 1 };
         let subject = match Subject::new(format, args.n, args.k, copies) {
             Ok(s) => s,
             Err(e) => {
@@ -284,7 +284,7 @@ fn bench(args: &BenchArgs) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        let reads = args.dram.then(|| ReadLoop::new(bytes, 440 << 20));
+        let reads = args.dram.then(|| ReadLoop::new(bytes, footprint));
         let min_time = Duration::from_millis(300);
         for &column in &args.columns {
             for &m in &args.ms {

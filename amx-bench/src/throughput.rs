@@ -15,7 +15,7 @@ use amx_core::formats::Format;
 use amx_core::gemm::Path;
 use amx_runtime::pool::Pool;
 
-use crate::gemm_bench::{BenchError, Column, Figure, Peak, Subject, measure};
+use crate::gemm_bench::{BenchError, Column, Figure, Peak, Subject, measure, percent_text};
 use crate::progress::Progress;
 
 /// What the tables cover and how long each cell is timed.
@@ -196,10 +196,9 @@ pub fn tables(plan: &Plan) -> Result<Vec<String>, BenchError> {
         let peak = peaks[ti];
         lines.push(String::new());
         lines.push(format!(
-            "{threads} thread{}: GOPS (% of the tile peak on {threads} thread{0}: int8 {:.0} GOPS for the block formats, bf16 {:.0} for F16/BF16), K = {}, N = {}",
+            "{threads} thread{}: GOPS (% of the tile peak on {threads} thread{0}, int8 for the block formats, bf16 for F16/BF16: {}), K = {}, N = {}",
             if threads == 1 { "" } else { "s" },
-            peak.int8,
-            peak.bf16,
+            peak.describe(),
             plan.k,
             plan.n
         ));
@@ -223,10 +222,10 @@ pub fn tables(plan: &Plan) -> Result<Vec<String>, BenchError> {
                 for ci in 0..plan.columns.len() {
                     line.push_str(&match cells[&(ti, fi, m, ci)] {
                         Cell::Measured { gops, prefix } => format!(
-                            "{:>9.1}{} ({:>4.1}%)",
+                            "{:>9.1}{} ({})",
                             gops,
                             if prefix.is_some() { '*' } else { ' ' },
-                            100.0 * gops / peak.for_format(format)
+                            percent_text(gops, peak.for_format(format), 4)
                         ),
                         Cell::Unavailable => format!("{:>17}", "n/a"),
                         Cell::Failed => format!("{:>17}", "error"),

@@ -7,6 +7,37 @@ use std::time::{Duration, Instant};
 use amx_runtime::hugepage::HugeBuffer;
 use amx_runtime::pool::Pool;
 
+/// The last-level cache of the sizes a Sapphire Rapids socket has, assumed where Linux
+/// does not say (105 MiB).
+const DEFAULT_L3_BYTES: usize = 105 << 20;
+
+/// The bytes the `--dram` cases cycle through: four times the largest cache Linux reports
+/// for cpu0 (`/sys/devices/system/cpu/cpu0/cache/index*/size`), so that each pass reads
+/// its weights from DRAM, not from a last-level cache (260 MiB on some Emerald Rapids
+/// guests, where a fixed 440 MiB footprint was mostly cached).
+pub fn dram_footprint() -> usize {
+    let largest = (0..8)
+        .filter_map(|i| {
+            let path = format!("/sys/devices/system/cpu/cpu0/cache/index{i}/size");
+            parse_cache_size(std::fs::read_to_string(path).ok()?.trim())
+        })
+        .max()
+        .unwrap_or(0);
+    4 * largest.max(DEFAULT_L3_BYTES)
+}
+
+/// A sysfs cache size such as "266240K", "2048K" or "32M", in bytes.
+fn parse_cache_size(s: &str) -> Option<usize> {
+    let (digits, unit) = match s.strip_suffix('K') {
+        Some(d) => (d, 1 << 10),
+        None => match s.strip_suffix('M') {
+            Some(d) => (d, 1 << 20),
+            None => (s, 1),
+        },
+    };
+    digits.parse::<usize>().ok()?.checked_mul(unit)
+}
+
 /// A plain read loop over `copies` chunks of `chunk` bytes, each pass reading the next
 /// chunk, the way the `dram` GEMM cases cycle through their weight copies.
 pub struct ReadLoop {
@@ -112,4 +143,19 @@ unsafe fn read_sum_avx512(part: &[u64]) -> u64 {
     }
     let sum = _mm512_add_epi64(_mm512_add_epi64(acc[0], acc[1]), _mm512_add_epi64(acc[2], acc[3]));
     _mm512_reduce_add_epi64(sum) as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sysfs_cache_sizes_parse() {
+        assert_eq!(parse_cache_size("266240K"), Some(266_240 << 10));
+        assert_eq!(parse_cache_size("32M"), Some(32 << 20));
+        assert_eq!(parse_cache_size("512"), Some(512));
+        assert_eq!(parse_cache_size("K"), None);
+        assert_eq!(parse_cache_size("lots"), None);
+        assert!(dram_footprint() >= 4 * DEFAULT_L3_BYTES);
+    }
 }

@@ -20,8 +20,8 @@ use amx_testdata::weights::bench_weights;
 
 use crate::baseline::{self, DequantSgemm};
 
-pub use bandwidth::{ReadLoop, read_bandwidth};
-pub use row::{Peak, Row};
+pub use bandwidth::{ReadLoop, dram_footprint, read_bandwidth};
+pub use row::{Peak, Row, fraction_json, percent_text};
 
 /// One measurement.
 #[derive(Clone, Copy, Debug)]
