@@ -82,7 +82,8 @@ pub(crate) trait Isa {
     fn prefetch(_p: *const u8) {}
     /// Whether [`Isa::pack`] writes its chunks with streaming (non-temporal) stores, which
     /// skip the read for ownership of the destination lines and leave them out of the
-    /// caches; the destination's lines are then not prefetched ([`Ahead`]).
+    /// caches; only the per-row region's destination lines are then prefetched
+    /// ([`Ahead`]).
     const STREAM: bool = false;
     /// Whether [`Isa::pack_head`] moves per-row fields (otherwise they are copied one by
     /// one).
@@ -110,19 +111,23 @@ struct Ahead {
     dst: *const u8,
     len: usize,
     step: usize,
+    /// The first destination offset prefetched: the per-row region's when the quads are
+    /// streamed, 0 otherwise.
+    dst_from: usize,
 }
 
 impl Ahead {
     /// For the panel whose source rows end at byte `end` of `src` and whose bytes are
     /// `dst`: the next panel's source starts at `end` (the next row, in this matrix or the
     /// next), its destination right after `dst` (panels are consecutive in the layout).
-    fn new(src: &[u8], end: usize, dst: &[u8], rb: usize, groups: usize) -> Self {
+    fn new(src: &[u8], end: usize, dst: &[u8], rb: usize, groups: usize, dst_from: usize) -> Self {
         let len = src.len().saturating_sub(end).min(PANEL_ROWS * rb);
         Ahead {
             src: src.as_ptr().wrapping_add(end),
             dst: dst.as_ptr().wrapping_add(dst.len()),
             len,
             step: len.div_ceil(groups.max(1)).next_multiple_of(64),
+            dst_from,
         }
     }
 
@@ -133,7 +138,7 @@ impl Ahead {
         let end = ((g + 1) * self.step).min(self.len);
         while off < end {
             Q::prefetch(self.src.wrapping_add(off));
-            if !Q::STREAM {
+            if off >= self.dst_from {
                 Q::prefetch(self.dst.wrapping_add(off));
             }
             off += 64;
@@ -383,7 +388,9 @@ unsafe fn pack_panel_as<Q: Isa, F: FormatSpec>(
     });
     // The alignment tail after the last group: zero, whatever the caller's buffer held.
     dst[layout.per_row_offset(layout.groups())..].fill(0);
-    let ahead = Ahead::new(src, (first + valid) * rb, dst, rb, layout.groups());
+    // Streamed quads need no lines in cache; the per-row region's plain stores do.
+    let dst_from = if Q::STREAM { layout.per_row_offset(0) } else { 0 };
+    let ahead = Ahead::new(src, (first + valid) * rb, dst, rb, layout.groups(), dst_from);
     let mut scratch = [[0u8; 64]; PANEL_ROWS];
     let out = dst.as_mut_ptr();
     // SAFETY: `Q`'s instruction set is the caller's.
