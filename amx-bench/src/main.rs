@@ -12,7 +12,9 @@
 //! - `bench --decode ...`: SmolLM2-135M's matmuls at M = 1 (four shapes, then a whole
 //!   layer one call per matmul and with Q/K/V and gate/up sharing X), on one thread and
 //!   on `--threads` (default 2) side by side: median microseconds and the speedup;
-//! - `moe`: the grouped expert matmul against a loop over experts;
+//! - `moe [--formats F,..] [--t T,..] [--threads T] [--json]`: the grouped expert matmul
+//!   against a loop over experts (Q4_K and Q4_0 at T = 1, 32, 512 by default), with the
+//!   T = 1 read bound measured in the same run;
 //! - `gguf FILE`: where the runtime would place each tensor of a model file, and why.
 
 use std::path::{Path, PathBuf};
@@ -31,7 +33,7 @@ use amx_runtime::pool::Pool;
 const USAGE: &str = "usage: amx-bench [--quick | --full | detect | verify DIR | pack [--json] [--n N] [--k K] [--formats F,..] | \
 bench [--formats F,..] [--paths P,..] [--m M,..] [--n N] [--k K] [--threads T] [--min-share-macs W] [--dram] [--json] | \
 bench --decode [--formats F,..] [--m M,..] [--threads T] [--min-share-macs W] [--json] | \
-moe [--threads T] [--json] | gguf FILE]";
+moe [--formats F,..] [--t T,..] [--threads T] [--json] | gguf FILE]";
 
 fn all_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
@@ -353,14 +355,56 @@ fn gguf(file: &Path) -> ExitCode {
     }
 }
 
+/// `amx-bench moe`'s options.
+struct MoeArgs {
+    json: bool,
+    threads: usize,
+    formats: Vec<Format>,
+    tokens: Vec<usize>,
+}
+
+fn parse_moe(args: &[String]) -> Result<MoeArgs, String> {
+    let mut out = MoeArgs {
+        json: false,
+        threads: 1,
+        formats: vec![Format::Q4_K, Format::Q4_0],
+        tokens: vec![1, 32, 512],
+    };
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let mut value = |name: &str| it.next().cloned().ok_or(format!("{name} needs a value"));
+        match a.as_str() {
+            "--json" => out.json = true,
+            "--threads" => {
+                let v = value("--threads")?;
+                out.threads = v
+                    .parse()
+                    .ok()
+                    .filter(|&t| t > 0)
+                    .ok_or(format!("--threads takes a positive whole number, not {v:?}"))?;
+            }
+            "--formats" => {
+                out.formats = parse_list(&value("--formats")?, FORMAT_NAMES, Format::from_name)?
+            }
+            "--t" => {
+                let one = |s: &str| s.parse::<usize>().ok().filter(|&t| t > 0);
+                out.tokens = parse_list(&value("--t")?, "positive token counts", one)?;
+            }
+            other => return Err(format!("unknown option {other:?}")),
+        }
+    }
+    Ok(out)
+}
+
 fn moe(args: &[String]) -> ExitCode {
-    let json = args.iter().any(|a| a == "--json");
-    let threads = args
-        .iter()
-        .position(|a| a == "--threads")
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1);
+    let args = match parse_moe(args) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("amx-bench moe: {e}\n{USAGE}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let (json, threads) = (args.json, args.threads);
     let layer = amx_bench::moe_bench::QWEN3_30B_A3B;
     if !json {
         println!(
@@ -368,22 +412,37 @@ fn moe(args: &[String]) -> ExitCode {
             layer.experts, layer.top_k, layer.k, layer.n
         );
     }
-    for format in [Format::Q4_K, Format::Q4_0] {
-        if !json && let Ok(b) = amx_bench::moe_bench::bound_tokens_per_s(format, &layer) {
+    for &format in &args.formats {
+        // The T = 1 read bound, measured in this run next to the kernel.
+        let bound = amx_bench::moe_bench::bound_tokens_per_s(format, &layer).ok();
+        if !json && let Some(b) = bound {
             println!(
-                "{:<6} T=1 read-bandwidth bound of its 8 experts: {b:.1} tokens/s",
-                format.name()
+                "{:<7} T=1 read-bandwidth bound of its {} experts: {b:.1} tokens/s",
+                format.name(),
+                layer.top_k
             );
         }
-        for t in [1usize, 32, 512] {
+        for &t in &args.tokens {
             for grouped in [true, false] {
                 let path = if grouped { "grouped" } else { "loop" };
+                let of_bound = bound.filter(|_| t == 1);
                 match amx_bench::moe_bench::tokens_per_s(format, &layer, t, grouped, threads) {
                     Ok(v) if json => println!(
-                        "{{\"format\":\"{}\",\"path\":\"{path}\",\"t\":{t},\"threads\":{threads},\"tokens_per_s\":{v:.2}}}",
-                        format.name().to_ascii_lowercase()
+                        "{{\"format\":\"{}\",\"path\":\"{path}\",\"t\":{t},\"threads\":{threads},\"tokens_per_s\":{v:.2}{}}}",
+                        format.name().to_ascii_lowercase(),
+                        of_bound.map_or(String::new(), |b| format!(
+                            ",\"bound_tokens_per_s\":{b:.2},\"bound_fraction\":{:.4}",
+                            v / b
+                        ))
                     ),
-                    Ok(v) => println!("{:<6} {path:<8} T={t:<4} {v:>12.1} tokens/s", format.name()),
+                    Ok(v) => println!(
+                        "{:<7} {path:<8} T={t:<4} {v:>12.1} tokens/s{}",
+                        format.name(),
+                        of_bound.map_or(String::new(), |b| format!(
+                            "  {:>5.1}% of the bound",
+                            100.0 * v / b
+                        ))
+                    ),
                     Err(e) => {
                         eprintln!("amx-bench moe: {e}");
                         return ExitCode::FAILURE;
