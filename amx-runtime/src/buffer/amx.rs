@@ -45,7 +45,7 @@ use amx_core::gemm::{self, GemmError, MatMut, MatRef, Path, Preparation};
 use amx_core::pack::{self, PackedLayout, PackedRef};
 
 use crate::error::{BufferError, ExecError};
-use crate::op::{Op, OpDesc};
+use crate::op::{CheckedOp, Op, OpDesc};
 use crate::pool::Pool;
 use crate::tensor::{DType, TensorDesc, f32_in_place_or_copied};
 use crate::tile_state;
@@ -337,16 +337,33 @@ impl BufferType for AmxBufferType {
         srcs: &[&Buffer],
         dst: &mut [f32],
     ) -> Result<Kernel, ExecError> {
-        let name = op.name();
         if !self.supports_op(op) {
             return Err(ExecError::Unsupported {
-                op: name.clone(),
+                op: op.name().clone(),
                 kind: op.op.name(),
                 by: self.name().into(),
             });
         }
+        self.compute_forward_checked(CheckedOp::trusted(op), srcs, dst)
+    }
+
+    /// [`BufferType::compute_forward`] without asking `supports_op` again (the
+    /// [`CheckedOp`] says this type accepts the op; it is this type's when a source
+    /// buffer of this type is the op's, which is checked here).
+    fn compute_forward_checked(
+        &self,
+        op: CheckedOp<'_>,
+        srcs: &[&Buffer],
+        dst: &mut [f32],
+    ) -> Result<Kernel, ExecError> {
+        let op = op.op();
+        let name = op.name();
         let same = srcs.len() == op.srcs.len()
-            && srcs.iter().zip(&op.srcs).all(|(b, s)| b.desc() == &s.desc);
+            && srcs
+                .iter()
+                .zip(&op.srcs)
+                .all(|(b, s)| b.desc() == &s.desc && b.buft().id() == s.buft.id())
+            && op.srcs.iter().any(|s| s.buft.id() == self.id);
         if !same {
             return Err(ExecError::Sources {
                 op: name.clone(),
@@ -372,7 +389,7 @@ impl BufferType for AmxBufferType {
     /// preparation (their formats' activation kinds agree); otherwise `Ok(None)`.
     fn compute_forward_group(
         &self,
-        ops: &[&OpDesc],
+        ops: &[CheckedOp<'_>],
         srcs: &[[&Buffer; 2]],
         dsts: &mut [&mut [f32]],
     ) -> Result<Option<Kernel>, ExecError> {
@@ -381,8 +398,14 @@ impl BufferType for AmxBufferType {
             return Ok(None);
         }
         for ((op, [w, x]), dst) in ops.iter().zip(srcs).zip(dsts.iter()) {
-            let same = [w, x].iter().zip(&op.srcs).all(|(b, s)| b.desc() == &s.desc);
-            if !matches!(op.op, Op::MulMat) || !self.supports_op(op) || !same {
+            let op = op.op();
+            // The checked op is accepted by the weight's buffer type: this one when the
+            // weight buffer is this type's and the op's.
+            let same = [w, x]
+                .iter()
+                .zip(&op.srcs)
+                .all(|(b, s)| b.desc() == &s.desc && b.buft().id() == s.buft.id());
+            if !matches!(op.op, Op::MulMat) || w.buft().id() != self.id || !same {
                 return Ok(None);
             }
             if dst.len() != op.dst.elements() {
@@ -392,7 +415,7 @@ impl BufferType for AmxBufferType {
                 });
             }
         }
-        let name = first.name();
+        let name = first.op().name();
         let gemm_err = |error| ExecError::Gemm { op: name.clone(), error };
         let x = srcs[0][1];
         let (k, m) = (x.desc().ne[0], x.desc().ne[1]);

@@ -7,6 +7,25 @@
 //! taken by a later result of the same buffer type (retagged, [`Buffer::retag`]), except
 //! for the results the caller reads after the step (`keep`). A step of a model's layers
 //! then needs the storage of about one layer's results, not of all of them.
+//!
+//! # Which checks run when
+//!
+//! What cannot change between steps is checked once; what can, every step:
+//!
+//! - at [`Prepared::new`]: the schedule against the graph, and every op's rules
+//!   ([`crate::op::OpDesc::check`]: its sources fit the op, its result is what they give);
+//! - at the first step with a set of weights (and graph): the weights against the graph
+//!   ([`ExecError::ForeignWeights`]). Loaded weights never change, so a later step with
+//!   the same set ([`Weights`] identity) skips it;
+//! - at the first step an op's sources are in given buffer types: whether those buffer
+//!   types accept the op ([`CheckedOp::new`]). A step whose buffers are in other buffer
+//!   types (weights loaded elsewhere) checks the op again;
+//! - every step, for every op: each source buffer is found and has the description and
+//!   buffer type the op has (compared by identity: cheap); the backend checks that the
+//!   buffers are those the op describes, that it reads their buffer types, the result
+//!   buffer and every length; a packed weight's 64-byte header is parsed by each GEMM
+//!   call (the guard against reading packed bytes as anything else); ids and positions
+//!   read from the sources are checked as they are read.
 
 use std::sync::Arc;
 
@@ -17,7 +36,7 @@ use crate::buffer::host::host;
 use crate::buffer::{Buffer, Kernel};
 use crate::error::ExecError;
 use crate::graph::{Graph, TensorKind};
-use crate::op::{OpDesc, Operand};
+use crate::op::{CheckedOp, OpDesc, Operand};
 use crate::placement::Weights;
 use crate::sched::{Access, Schedule};
 use crate::tensor::TensorId;
@@ -33,6 +52,9 @@ struct PreparedNode {
     copies: Vec<Option<Buffer>>,
     /// The storage the result is written to.
     dst_slot: usize,
+    /// Whether `op` passed [`CheckedOp::new`] with its sources' buffer types as they are
+    /// now (cleared when one changes).
+    checked: bool,
 }
 
 /// A graph, its schedule and the buffers of its inputs and results, ready to run again
@@ -53,6 +75,8 @@ pub struct Prepared {
     /// weights on the same activations, run as one job where the backend can
     /// ([`Backend::compute_group_into`]); 1 for the others.
     group_len: Vec<usize>,
+    /// The weights (their [`Weights::id`]) and graph (its address) last found to match.
+    weights_checked: Option<(u64, usize)>,
 }
 
 /// The most MUL_MATs run as one job (Q, K, V; gate and up).
@@ -66,7 +90,8 @@ impl Prepared {
     /// (it grows if a step needs more, then keeps its size).
     ///
     /// Errors: [`ExecError::ScheduleMismatch`] when `schedule` is not `graph`'s for
-    /// `backends`; [`ExecError::Buffer`] when a buffer cannot be had.
+    /// `backends`; [`ExecError::Buffer`] when a buffer cannot be had; [`ExecError::Op`]
+    /// for an op that breaks its rules.
     pub fn new(
         graph: &Graph,
         schedule: &Schedule,
@@ -169,22 +194,40 @@ impl Prepared {
                 srcs: node.srcs.iter().copied().zip(plan.access.iter().copied()).collect(),
                 copies,
                 dst_slot,
+                checked: false,
             });
         }
         let kernels = vec![None; nodes.len()];
         let inputs = graph.inputs().collect();
         let scratch = Bump::with_capacity(scratch_bytes);
         let group_len = groups(graph, &nodes, &slot_of);
-        Ok(Prepared { nodes, slots, slot_of, descs, kernels, inputs, scratch, group_len })
+        // The ops' rules depend on their descriptions only: checked here, once.
+        for node in &nodes {
+            node.op.check().map_err(ExecError::Op)?;
+        }
+        let weights_checked = None;
+        Ok(Prepared {
+            nodes,
+            slots,
+            slot_of,
+            descs,
+            kernels,
+            inputs,
+            scratch,
+            group_len,
+            weights_checked,
+        })
     }
 
     /// Runs one step: `inputs` (each graph input's plain bytes) copied into their
     /// buffers, every op into its result's buffer, in node order. `weights` and `state`
     /// as for [`crate::exec::run_with_state`]; `graph` is the one this was prepared for.
     ///
-    /// Errors: [`ExecError::Input`] for a missing or mis-sized input or state tensor,
-    /// [`ExecError::ForeignWeights`] as [`crate::exec::run`] checks, and the first error
-    /// of a backend, which stops the step.
+    /// Errors: [`ExecError::Input`] for a missing or mis-sized input or state tensor, or
+    /// a source of another description than the prepared op's;
+    /// [`ExecError::ForeignWeights`] as [`crate::exec::run`] checks (once per set of
+    /// weights, see the module docs); [`ExecError::Unsupported`] for an op a source's
+    /// buffer type refuses; and the first error of a backend, which stops the step.
     ///
     /// May request the AMX permission (once per process, [`crate::tile_state`]) when it
     /// takes the AMX path.
@@ -196,9 +239,14 @@ impl Prepared {
         inputs: &[(TensorId, &[u8])],
         state: &[(TensorId, &Buffer)],
     ) -> Result<(), ExecError> {
-        if let Some(m) = weights.mismatch(graph) {
-            let loaded = m.loaded.unwrap_or_else(|| "no buffer".into());
-            return Err(ExecError::ForeignWeights { id: m.id.0, graph: m.graph, loaded });
+        // Loaded weights never change: checked once per set (and graph).
+        let seen = (weights.id(), graph as *const Graph as usize);
+        if self.weights_checked != Some(seen) {
+            if let Some(m) = weights.mismatch(graph) {
+                let loaded = m.loaded.unwrap_or_else(|| "no buffer".into());
+                return Err(ExecError::ForeignWeights { id: m.id.0, graph: m.graph, loaded });
+            }
+            self.weights_checked = Some(seen);
         }
         self.scratch.reset();
         for &id in &self.inputs {
@@ -267,8 +315,13 @@ impl Prepared {
                 }
                 if buf.buft().id() != operand.buft.id() {
                     operand.buft = buf.buft().clone();
+                    node.checked = false;
                 }
                 *slot = Some(buf);
+            }
+            if !node.checked {
+                CheckedOp::new(&node.op)?;
+                node.checked = true;
             }
             // Every op has a source; the first fills the unused slots.
             let first = srcs[0].ok_or_else(mismatch)?;
@@ -277,7 +330,9 @@ impl Prepared {
             for (r, s) in refs.iter_mut().zip(&srcs[..n]) {
                 *r = s.ok_or_else(mismatch)?;
             }
-            let done = backend.compute_into(&node.op, &refs[..n], &mut dst, &self.scratch);
+            // Checked just above or at an earlier step, and not changed since.
+            let op = CheckedOp::trusted(&node.op);
+            let done = backend.compute_checked_into(op, &refs[..n], &mut dst, &self.scratch);
             self.slots[node.dst_slot] = Some(dst);
             self.kernels[i] = Some(done?.0);
         }
@@ -306,6 +361,11 @@ impl Prepared {
                 w.ok_or_else(|| ExecError::Input { tensor: node.op.srcs[0].desc.name.clone() })?;
             if w.buft().id() != node.op.srcs[0].buft.id() {
                 node.op.srcs[0].buft = w.buft().clone();
+                node.checked = false;
+            }
+            if !node.checked {
+                CheckedOp::new(&node.op)?;
+                node.checked = true;
             }
         }
         let mut dsts: [Option<Buffer>; GROUP_MAX] = [None, None, None, None];
@@ -320,14 +380,15 @@ impl Prepared {
         let result = (|| {
             let x = x.ok_or_else(mismatch)?;
             let mut pairs: [[&Buffer; 2]; GROUP_MAX] = [[x, x]; GROUP_MAX];
-            let mut ops: [&OpDesc; GROUP_MAX] = [&nodes[0].op; GROUP_MAX];
+            // Each checked above or at an earlier step, and not changed since.
+            let mut ops = [CheckedOp::trusted(&nodes[0].op); GROUP_MAX];
             for ((pair, op), node) in pairs.iter_mut().zip(ops.iter_mut()).zip(nodes.iter()) {
                 let w = weights.get(node.srcs[0].0).ok_or_else(mismatch)?;
                 if w.desc() != &node.op.srcs[0].desc || x.desc() != &node.op.srcs[1].desc {
                     return Err(ExecError::Input { tensor: node.op.srcs[0].desc.name.clone() });
                 }
                 *pair = [w, x];
-                *op = &node.op;
+                *op = CheckedOp::trusted(&node.op);
             }
             let [a, b, c, d] = &mut dsts;
             let mut outs: [Option<&mut Buffer>; GROUP_MAX] =

@@ -119,6 +119,49 @@ fn prepared_runs_match_run() {
     assert!(matches!(p.run(&f.graph, &backends, &w, &[], &[]), Err(ExecError::Input { .. })));
 }
 
+/// A prepared step checks the weights once per set, and each op once per set of buffer
+/// types: weights of another graph are still refused at a later step, weights moved to
+/// another buffer type are checked again and give `run`'s bytes, and going back works.
+#[test]
+fn prepared_steps_catch_weights_that_differ_from_the_checked_ones() {
+    let f = fixture();
+    let data = fixture_data(&f);
+    let x = data.iter().find(|d| d.0 == f.x).unwrap();
+    let inputs = [(f.x, &x.1[..])];
+    let cpu = CpuBackend::new();
+    let backends: [&dyn Backend; 1] = [&cpu];
+    let plain = load(&f, &data, &[host()]);
+    let packed = load(&f, &data, &[cpu.extra_bufts()[0].clone(), host()]);
+    assert!(packed.get(f.w).is_some_and(|b| !b.buft().is_host()));
+    let mut other = Graph::new();
+    other.weight("w", DType::Block(Format::Q8_0), &[64, 32]).unwrap();
+    other.weight("norm.other", DType::F32, &[32]).unwrap();
+    other.weight("emb", DType::Block(Format::Q8_0), &[32, 32]).unwrap();
+    let p = place(&other, |_, _| vec![host()]).unwrap();
+    let foreign = p.load(|id| data.iter().find(|d| d.0 == id).map(|d| &d.1[..])).unwrap();
+    let s = schedule(&f.graph, &plain, &backends).unwrap();
+    let outs = [f.y, f.top, f.out];
+    let mut prep = Prepared::new(&f.graph, &s, &backends, 0, &outs).unwrap();
+    let step = |prep: &mut Prepared, w: &Weights| {
+        prep.run(&f.graph, &backends, w, &inputs, &[])?;
+        Ok::<_, ExecError>(outs.map(|o| prep.value(o).unwrap().download().unwrap()))
+    };
+    let want = |w: &Weights| {
+        let r = run(&f.graph, &schedule(&f.graph, w, &backends).unwrap(), &backends, w, &inputs);
+        let r = r.unwrap();
+        outs.map(|o| r.bytes(o).unwrap())
+    };
+    assert_eq!(step(&mut prep, &plain).unwrap(), want(&plain));
+    let e = step(&mut prep, &foreign).unwrap_err();
+    assert!(matches!(e, ExecError::ForeignWeights { id: 1, .. }), "{e}");
+    assert_eq!(step(&mut prep, &packed).unwrap(), want(&packed));
+    assert!(prep.kernels().next().unwrap().is_some_and(|k| matches!(k, Kernel::Packed { .. })));
+    assert_ne!(want(&packed), want(&plain));
+    let e = step(&mut prep, &foreign).unwrap_err();
+    assert!(matches!(e, ExecError::ForeignWeights { id: 1, .. }), "{e}");
+    assert_eq!(step(&mut prep, &plain).unwrap(), want(&plain));
+}
+
 /// A chain of ops needs the storage of two results, not of all of them; kept results
 /// keep theirs; the values are those of `run`.
 #[test]
