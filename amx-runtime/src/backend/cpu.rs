@@ -258,33 +258,40 @@ impl Backend for CpuBackend {
     }
 
     /// Delegates to the weights' buffer type ([`BufferType::compute_forward_group`])
-    /// when every op is a MUL_MAT on a weight of one non-host buffer type this backend
-    /// accepts, on the same activation buffer.
+    /// when every op is a MUL_MAT (or every op a MUL_MAT_ID) on a weight of one non-host
+    /// buffer type this backend accepts, with the same other sources (the same buffers:
+    /// activations, and expert ids).
     fn compute_group_into(
         &self,
         ops: &[CheckedOp<'_>],
-        srcs: &[[&Buffer; 2]],
+        srcs: &[&[&Buffer]],
         dsts: &mut [&mut Buffer],
     ) -> Result<Option<Kernel>, ExecError> {
-        let (Some(first), true) =
-            (srcs.first(), ops.len() == srcs.len() && ops.len() == dsts.len())
+        let (Some(first), Some(op0), true) =
+            (srcs.first(), ops.first(), ops.len() == srcs.len() && ops.len() == dsts.len())
         else {
             return Ok(None);
         };
-        let buft = first[0].buft();
-        let fits = |(op, [w, x]): (&CheckedOp<'_>, &[&Buffer; 2])| {
-            matches!(op.op().op, Op::MulMat)
+        let (kind, Some((w0, rest0))) = (op0.op().op, first.split_first()) else {
+            return Ok(None);
+        };
+        let buft = w0.buft();
+        let fits = |(op, s): (&CheckedOp<'_>, &&[&Buffer])| {
+            let Some((w, rest)) = s.split_first() else { return false };
+            matches!(kind, Op::MulMat | Op::MulMatId)
+                && op.op().op == kind
                 && !w.buft().is_host()
                 && w.buft().id() == buft.id()
-                && core::ptr::eq(*x, first[1])
+                && rest.len() == rest0.len()
+                && rest.iter().zip(rest0).all(|(a, b)| core::ptr::eq(*a, *b))
         };
         if !ops.iter().zip(srcs).all(fits) || !self.is_extra(&**buft) {
             return Ok(None);
         }
-        for ((op, pair), dst) in ops.iter().map(CheckedOp::op).zip(srcs).zip(dsts.iter()) {
-            check_buffers(op, &pair[..])?;
+        for ((op, s), dst) in ops.iter().map(CheckedOp::op).zip(srcs).zip(dsts.iter()) {
+            check_buffers(op, s)?;
             check_dst(self, op, dst)?;
-            self.check_accepted(op, &pair[..])?;
+            self.check_accepted(op, s)?;
         }
         // At most four outputs, on the stack.
         let not_aligned = |op: &OpDesc| ExecError::Sources {

@@ -92,8 +92,9 @@ pub trait Backend: fmt::Debug + Send + Sync {
     }
 
     /// [`Backend::compute_checked_into`] for MUL_MATs `ops` sharing their activations
-    /// (`srcs[i] = [weight_i, x]`, the same `x`; none reads another's result) as one job,
-    /// where the backend can: `Ok(Some(kernel))` with every `dsts[i]` written,
+    /// (`srcs[i] = [weight_i, x]`, the same `x`; none reads another's result), or for
+    /// MUL_MAT_IDs sharing activations and expert ids (`srcs[i] = [experts_i, x, ids]`,
+    /// the MoE gate and up projections), as one job, where the backend can: `Ok(Some(kernel))` with every `dsts[i]` written,
     /// `Ok(None)` (nothing written: the caller runs them one by one) otherwise, as the
     /// default does.
     ///
@@ -101,7 +102,7 @@ pub trait Backend: fmt::Debug + Send + Sync {
     fn compute_group_into(
         &self,
         ops: &[CheckedOp<'_>],
-        srcs: &[[&Buffer; 2]],
+        srcs: &[&[&Buffer]],
         dsts: &mut [&mut Buffer],
     ) -> Result<Option<Kernel>, ExecError> {
         let _ = (ops, srcs, dsts);

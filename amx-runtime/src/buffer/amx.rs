@@ -386,26 +386,30 @@ impl BufferType for AmxBufferType {
 
     /// One [`Pool::linear_many_on`] job for up to four MUL_MATs on the same activations,
     /// when this type runs on a pool and the weights take the same activation
-    /// preparation (their formats' activation kinds agree); otherwise `Ok(None)`.
+    /// preparation (their formats' activation kinds agree); one pool job for the items
+    /// of two MUL_MAT_IDs on the same activations and expert ids (a MoE layer's gate and
+    /// up), stacks of one format, on a pool of several threads; otherwise `Ok(None)`.
     fn compute_forward_group(
         &self,
         ops: &[CheckedOp<'_>],
-        srcs: &[[&Buffer; 2]],
+        srcs: &[&[&Buffer]],
         dsts: &mut [&mut [f32]],
     ) -> Result<Option<Kernel>, ExecError> {
         let (Some(pool), Some(first)) = (&self.pool, ops.first()) else { return Ok(None) };
         if ops.len() < 2 || ops.len() > 4 || srcs.len() != ops.len() || dsts.len() != ops.len() {
             return Ok(None);
         }
-        for ((op, [w, x]), dst) in ops.iter().zip(srcs).zip(dsts.iter()) {
+        let kind = first.op().op;
+        for ((op, s), dst) in ops.iter().zip(srcs).zip(dsts.iter()) {
             let op = op.op();
             // The checked op is accepted by the weight's buffer type: this one when the
             // weight buffer is this type's and the op's.
-            let same = [w, x]
-                .iter()
-                .zip(&op.srcs)
-                .all(|(b, s)| b.desc() == &s.desc && b.buft().id() == s.buft.id());
-            if !matches!(op.op, Op::MulMat) || w.buft().id() != self.id || !same {
+            let same = s.len() == op.srcs.len()
+                && s.iter()
+                    .zip(&op.srcs)
+                    .all(|(b, s)| b.desc() == &s.desc && b.buft().id() == s.buft.id());
+            let ours = s.first().is_some_and(|w| w.buft().id() == self.id);
+            if !matches!(op.op, Op::MulMat | Op::MulMatId) || op.op != kind || !ours || !same {
                 return Ok(None);
             }
             if dst.len() != op.dst.elements() {
@@ -414,6 +418,9 @@ impl BufferType for AmxBufferType {
                     what: "the output slice has another length than the result",
                 });
             }
+        }
+        if kind == Op::MulMatId {
+            return moe::run_group(self, pool, ops, srcs, dsts);
         }
         let name = first.op().name();
         let gemm_err = |error| ExecError::Gemm { op: name.clone(), error };
@@ -424,7 +431,7 @@ impl BufferType for AmxBufferType {
         let prep = |f| Preparation::new(f, m, k, path).ok();
         let p0 = prep(format_of(srcs[0][0].desc())?);
         let mut refs: [Option<PackedRef<'_>>; 4] = [None, None, None, None];
-        for (r, [w, _]) in refs.iter_mut().zip(srcs) {
+        for (r, w) in refs.iter_mut().zip(srcs.iter().map(|s| s[0])) {
             if p0.is_none() || prep(format_of(w.desc())?) != p0 {
                 return Ok(None);
             }

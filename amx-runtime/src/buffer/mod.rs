@@ -143,8 +143,9 @@ pub trait BufferType: fmt::Debug + Send + Sync {
     }
 
     /// Runs MUL_MATs `ops` ([`CheckedOp`]s) that share their activations
-    /// (`srcs[i] = [weight_i, x]`, the same `x` for all, each weight of this type) as one
-    /// job where this type can:
+    /// (`srcs[i] = [weight_i, x]`, the same `x` for all, each weight of this type), or
+    /// MUL_MAT_IDs that share activations and expert ids (`srcs[i] = [experts_i, x,
+    /// ids]`), as one job where this type can:
     /// `Ok(Some(kernel))` once every `dsts[i]` holds `ops[i]`'s result, `Ok(None)` with
     /// nothing written where it runs them only one by one ([`BufferType::compute_forward`];
     /// the default). A decode step's projections are small: one job for Q, K and V (or
@@ -154,7 +155,7 @@ pub trait BufferType: fmt::Debug + Send + Sync {
     fn compute_forward_group(
         &self,
         ops: &[CheckedOp<'_>],
-        srcs: &[[&Buffer; 2]],
+        srcs: &[&[&Buffer]],
         dsts: &mut [&mut [f32]],
     ) -> Result<Option<Kernel>, ExecError> {
         let _ = (ops, srcs, dsts);

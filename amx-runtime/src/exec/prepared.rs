@@ -72,7 +72,8 @@ pub struct Prepared {
     inputs: Vec<TensorId>,
     scratch: Bump,
     /// For each node, how many nodes from it on (up to [`GROUP_MAX`]) are MUL_MATs of
-    /// weights on the same activations, run as one job where the backend can
+    /// weights on the same activations (or MUL_MAT_IDs on the same activations and
+    /// expert ids), run as one job where the backend can
     /// ([`Backend::compute_group_into`]); 1 for the others.
     group_len: Vec<usize>,
     /// The weights (their [`Weights::id`]) and graph (its address) last found to match.
@@ -200,7 +201,7 @@ impl Prepared {
         let kernels = vec![None; nodes.len()];
         let inputs = graph.inputs().collect();
         let scratch = Bump::with_capacity(scratch_bytes);
-        let group_len = groups(graph, &nodes, &slot_of);
+        let group_len = group::groups(graph, &nodes, &slot_of);
         // The ops' rules depend on their descriptions only: checked here, once.
         for node in &nodes {
             node.op.check().map_err(ExecError::Op)?;
@@ -339,86 +340,6 @@ impl Prepared {
         Ok(())
     }
 
-    /// Runs the `len` MUL_MATs from node `first` on (found by [`groups`]) as one job
-    /// of their backend: `Ok(false)`, with nothing run, where it does not take them
-    /// together.
-    fn run_group(
-        &mut self,
-        first: usize,
-        len: usize,
-        backends: &[&dyn Backend],
-        weights: &Weights,
-    ) -> Result<bool, ExecError> {
-        let (planned, nodes_len) = (self.kernels.len(), self.nodes.len());
-        let nodes = &mut self.nodes[first..first + len];
-        let mismatch = || ExecError::ScheduleMismatch { nodes: nodes_len, planned };
-        let backend = *backends.get(nodes[0].backend).ok_or_else(mismatch)?;
-        let x_slot = self.slot_of[nodes[0].srcs[1].0.0].ok_or_else(mismatch)?;
-        // The weights' buffer types, as the one-by-one path records them.
-        for node in nodes.iter_mut() {
-            let w = weights.get(node.srcs[0].0);
-            let w =
-                w.ok_or_else(|| ExecError::Input { tensor: node.op.srcs[0].desc.name.clone() })?;
-            if w.buft().id() != node.op.srcs[0].buft.id() {
-                node.op.srcs[0].buft = w.buft().clone();
-                node.checked = false;
-            }
-            if !node.checked {
-                CheckedOp::new(&node.op)?;
-                node.checked = true;
-            }
-        }
-        let mut dsts: [Option<Buffer>; GROUP_MAX] = [None, None, None, None];
-        for (d, node) in dsts.iter_mut().zip(nodes.iter()) {
-            let mut b = self.slots[node.dst_slot].take().ok_or_else(mismatch)?;
-            if b.desc() != &node.op.dst {
-                b.retag(node.op.dst.clone())?;
-            }
-            *d = Some(b);
-        }
-        let x = self.slots[x_slot].as_ref();
-        let result = (|| {
-            let x = x.ok_or_else(mismatch)?;
-            let mut pairs: [[&Buffer; 2]; GROUP_MAX] = [[x, x]; GROUP_MAX];
-            // Each checked above or at an earlier step, and not changed since.
-            let mut ops = [CheckedOp::trusted(&nodes[0].op); GROUP_MAX];
-            for ((pair, op), node) in pairs.iter_mut().zip(ops.iter_mut()).zip(nodes.iter()) {
-                let w = weights.get(node.srcs[0].0).ok_or_else(mismatch)?;
-                if w.desc() != &node.op.srcs[0].desc || x.desc() != &node.op.srcs[1].desc {
-                    return Err(ExecError::Input { tensor: node.op.srcs[0].desc.name.clone() });
-                }
-                *pair = [w, x];
-                *op = CheckedOp::trusted(&node.op);
-            }
-            let [a, b, c, d] = &mut dsts;
-            let mut outs: [Option<&mut Buffer>; GROUP_MAX] =
-                [a.as_mut(), b.as_mut(), c.as_mut(), d.as_mut()];
-            let mut refs: [&mut Buffer; GROUP_MAX] = match &mut outs {
-                [Some(a), Some(b), Some(c), Some(d)] => [a, b, c, d],
-                [Some(a), Some(b), Some(c), None] => {
-                    return backend.compute_group_into(&ops[..3], &pairs[..3], &mut [a, b, c]);
-                }
-                [Some(a), Some(b), None, None] => {
-                    return backend.compute_group_into(&ops[..2], &pairs[..2], &mut [a, b]);
-                }
-                _ => return Err(mismatch()),
-            };
-            backend.compute_group_into(&ops, &pairs, &mut refs)
-        })();
-        for (d, node) in dsts.into_iter().zip(nodes.iter()) {
-            self.slots[node.dst_slot] = d;
-        }
-        match result? {
-            Some(kernel) => {
-                for k in &mut self.kernels[first..first + len] {
-                    *k = Some(kernel.clone());
-                }
-                Ok(true)
-            }
-            None => Ok(false),
-        }
-    }
-
     /// The buffer of input or result `id` after the last step: always for inputs and
     /// the results kept ([`Prepared::new`]), for others only while their storage still
     /// holds them.
@@ -455,38 +376,4 @@ impl Prepared {
     }
 }
 
-/// [`Prepared::group_len`] of each node: runs of up to [`GROUP_MAX`] consecutive
-/// MUL_MATs on one backend, each of a weight read in place, all on the same activations
-/// read in place, with results in distinct storage (none of them the activations').
-fn groups(graph: &Graph, nodes: &[PreparedNode], slot_of: &[Option<usize>]) -> Vec<usize> {
-    let fits = |n: &PreparedNode| {
-        matches!(n.op.op, crate::op::Op::MulMat)
-            && n.srcs.len() == 2
-            && matches!(graph.kind(n.srcs[0].0), TensorKind::Weight)
-            && n.srcs.iter().all(|(_, a)| matches!(a, Access::Direct))
-    };
-    let mut out = vec![1; nodes.len()];
-    let mut i = 0;
-    while i < nodes.len() {
-        let mut len = 1;
-        if fits(&nodes[i]) {
-            let (x, backend) = (nodes[i].srcs[1].0, nodes[i].backend);
-            let x_slot = slot_of[x.0];
-            while i + len < nodes.len() && len < GROUP_MAX {
-                let n = &nodes[i + len];
-                let distinct = nodes[i..i + len].iter().all(|m| m.dst_slot != n.dst_slot)
-                    && Some(n.dst_slot) != x_slot;
-                if !(fits(n) && n.srcs[1].0 == x && n.backend == backend && distinct) {
-                    break;
-                }
-                len += 1;
-            }
-            if Some(nodes[i].dst_slot) == x_slot {
-                len = 1;
-            }
-        }
-        out[i] = len;
-        i += len;
-    }
-    out
-}
+mod group;

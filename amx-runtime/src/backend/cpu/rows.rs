@@ -64,7 +64,7 @@ impl RowPool {
         self.run_checked(op, srcs, out, scratch)
     }
 
-    /// [`RowPool::run`] into the result's values `out`.
+    /// [`RowPool::run_sized`] into the result's values `out`, for an op not yet checked.
     pub(crate) fn run_values(
         &self,
         op: &OpDesc,
