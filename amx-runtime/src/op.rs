@@ -9,6 +9,10 @@ use crate::buffer::Buft;
 use crate::error::GraphError;
 use crate::tensor::{DType, TensorDesc};
 
+mod checked;
+
+pub use checked::CheckedOp;
+
 /// An op kind. Shapes are in ggml order (`ne[0]` fastest); see [`Op::infer`].
 #[non_exhaustive]
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -13,6 +13,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::buffer::host::host;
 use crate::buffer::{Buffer, Buft};
@@ -149,7 +150,7 @@ impl Placement {
                 .ok_or_else(|| PlaceError::MissingData { tensor: d.desc.name.clone() })?;
             buffers.insert(d.tensor, Buffer::upload(&d.buft, d.desc.clone(), bytes)?);
         }
-        Ok(Weights { buffers })
+        Ok(Weights::new(buffers))
     }
 }
 
@@ -191,9 +192,20 @@ impl fmt::Display for Placement {
 /// ([`SchedError::ForeignWeights`](crate::error::SchedError::ForeignWeights)). Another
 /// graph with the same weights at the same ids (prefill and decode graphs of one model)
 /// may use them: the scheduler still asks the buffer types about each of its ops.
-#[derive(Debug, Default)]
+///
+/// A set of weights never changes once loaded (nothing hands out its buffers mutably),
+/// so a prepared step compares its identity (an id given at load) to the one it checked
+/// instead of checking every weight every step.
+#[derive(Debug)]
 pub struct Weights {
     buffers: HashMap<TensorId, Buffer>,
+    id: u64,
+}
+
+impl Default for Weights {
+    fn default() -> Self {
+        Weights::new(HashMap::new())
+    }
 }
 
 /// Where loaded weights and a graph disagree (see [`Weights::mismatch`]).
@@ -207,6 +219,17 @@ pub(crate) struct Mismatch {
 }
 
 impl Weights {
+    fn new(buffers: HashMap<TensorId, Buffer>) -> Weights {
+        // Distinct for every set made in this process (2^64 sets are never made).
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        Weights { buffers, id: NEXT.fetch_add(1, Ordering::Relaxed) }
+    }
+
+    /// This set's identity: distinct from every other set's made in this process.
+    pub(crate) fn id(&self) -> u64 {
+        self.id
+    }
+
     /// The first place where these weights are not exactly `graph`'s: a weight of the
     /// graph without a buffer or with a buffer for another tensor (name, type or shape),
     /// then a buffer at an id where the graph has no weight. `None` when they match.

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use amx_core::formats::dequantize;
 
 use crate::error::ExecError;
-use crate::op::{Op, OpDesc};
+use crate::op::{CheckedOp, Op, OpDesc};
 use bumpalo::Bump;
 
 use crate::tensor::{DType, TensorDesc, f32_from_bytes, f32_to_bytes, f32_view, f32_view_mut};
@@ -34,6 +34,7 @@ pub fn supports(op: &OpDesc) -> bool {
 /// expert id outside its table; [`ExecError::Format`] if dequantization fails.
 pub fn compute(op: &OpDesc, srcs: &[&[u8]]) -> Result<Vec<u8>, ExecError> {
     let mut out = vec![0f32; op.dst.elements()];
+    check(op, srcs, out.len())?;
     compute_values(op, srcs, &mut out, &Bump::new())?;
     // I32 results (TOP_K) were written as their bit patterns.
     Ok(f32_to_bytes(&out))
@@ -53,6 +54,21 @@ pub fn compute_into(
     scratch: &Bump,
 ) -> Result<(), ExecError> {
     let out = checked_output(op, srcs, out)?;
+    compute_values(op, srcs, out, scratch)
+}
+
+/// [`compute_into`] of an op already checked ([`CheckedOp`]: [`supports`] is not asked
+/// again); the lengths of `srcs` and `out` are checked as there.
+///
+/// Errors: those of [`compute_into`].
+pub(crate) fn compute_sized_into(
+    op: CheckedOp<'_>,
+    srcs: &[&[u8]],
+    out: &mut [u8],
+    scratch: &Bump,
+) -> Result<(), ExecError> {
+    let op = op.op();
+    let out = sized_output(op, srcs, out)?;
     compute_values(op, srcs, out, scratch)
 }
 
@@ -105,22 +121,41 @@ pub(crate) fn checked_output<'o>(
     srcs: &[&[u8]],
     out: &'o mut [u8],
 ) -> Result<&'o mut [f32], ExecError> {
+    if !supports(op) {
+        return Err(ExecError::Sources { op: op.name().clone(), what: NOT_SUPPORTED });
+    }
+    sized_output(op, srcs, out)
+}
+
+/// [`checked_output`] but for [`supports`], which the caller has asked.
+pub(crate) fn sized_output<'o>(
+    op: &OpDesc,
+    srcs: &[&[u8]],
+    out: &'o mut [u8],
+) -> Result<&'o mut [f32], ExecError> {
     let bad = |what| ExecError::Sources { op: op.name().clone(), what };
     if op.dst.nbytes() != Some(out.len()) {
         return Err(bad("the output has another length than the result"));
     }
     let out = f32_view_mut(out).ok_or_else(|| bad("the output is not 4-byte aligned"))?;
-    check(op, srcs, out.len())?;
+    check_lengths(op, srcs, out.len())?;
     Ok(out)
 }
+
+const NOT_SUPPORTED: &str = "the sources do not fit the op";
 
 /// [`ExecError::Sources`] unless `op` is [`supports`]ed, `srcs` are its sources' bytes
 /// and `out_len` is its result's length in values.
 pub(crate) fn check(op: &OpDesc, srcs: &[&[u8]], out_len: usize) -> Result<(), ExecError> {
-    let bad = |what| ExecError::Sources { op: op.name().clone(), what };
     if !supports(op) {
-        return Err(bad("the sources do not fit the op"));
+        return Err(ExecError::Sources { op: op.name().clone(), what: NOT_SUPPORTED });
     }
+    check_lengths(op, srcs, out_len)
+}
+
+/// [`check`] but for [`supports`].
+fn check_lengths(op: &OpDesc, srcs: &[&[u8]], out_len: usize) -> Result<(), ExecError> {
+    let bad = |what| ExecError::Sources { op: op.name().clone(), what };
     if srcs.len() != op.srcs.len() {
         return Err(bad("wrong number of source buffers"));
     }
@@ -141,7 +176,7 @@ fn compute_values(
     out: &mut [f32],
     scratch: &Bump,
 ) -> Result<(), ExecError> {
-    check(op, srcs, out.len())?;
+    // Checked by the caller (`check` or `check_lengths` of a checked op).
     if let Some(job) = RowJob::new(op, srcs, scratch)? {
         return job.run(0, out);
     }

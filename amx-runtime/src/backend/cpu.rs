@@ -18,7 +18,7 @@ use crate::buffer::amx::AmxBufferType;
 use crate::buffer::host::host;
 use crate::buffer::{Buffer, BufferType, Buft, Kernel};
 use crate::error::ExecError;
-use crate::op::{Op, OpDesc};
+use crate::op::{CheckedOp, Op, OpDesc};
 use crate::pool::Pool;
 use crate::reference;
 use crate::tensor::{f32_to_bytes, f32_view_mut};
@@ -26,7 +26,7 @@ use amx_core::gemm::Path;
 
 use bumpalo::Bump;
 
-use super::{Backend, Computed, check_dst, check_sources};
+use super::{Backend, Computed, check_buffers, check_dst, check_sources};
 
 /// The CPU backend.
 #[derive(Debug)]
@@ -197,7 +197,25 @@ impl Backend for CpuBackend {
         dst: &mut Buffer,
         scratch: &Bump,
     ) -> Result<(Kernel, usize), ExecError> {
+        // The errors in the order of the checked path's, the op's rules first.
         check_sources(op, srcs)?;
+        check_dst(self, op, dst)?;
+        self.check_accepted(op, srcs)?;
+        self.compute_checked_into(CheckedOp::new(op)?, srcs, dst, scratch)
+    }
+
+    /// [`Backend::compute_into`] without checking the op's rules and its buffer types'
+    /// acceptance again ([`CheckedOp`]); the buffers are checked as there.
+    fn compute_checked_into(
+        &self,
+        op: CheckedOp<'_>,
+        srcs: &[&Buffer],
+        dst: &mut Buffer,
+        scratch: &Bump,
+    ) -> Result<(Kernel, usize), ExecError> {
+        let checked = op;
+        let op = checked.op();
+        check_buffers(op, srcs)?;
         check_dst(self, op, dst)?;
         self.check_accepted(op, srcs)?;
         let not_aligned = || ExecError::Sources {
@@ -206,7 +224,7 @@ impl Backend for CpuBackend {
         };
         if let Some(packed) = srcs.iter().find(|b| !b.buft().is_host()) {
             let out = f32_view_mut(dst.host_bytes_mut()?).ok_or_else(not_aligned)?;
-            let kernel = packed.buft().compute_forward(op, srcs, out)?;
+            let kernel = packed.buft().compute_forward_checked(checked, srcs, out)?;
             return Ok((kernel, 0));
         }
         // At most six sources (ATTENTION), on the stack.
@@ -231,42 +249,49 @@ impl Backend for CpuBackend {
         }
         let (bytes, out) = (&bytes[..srcs.len()], dst.host_bytes_mut()?);
         if let Some(rows) = &self.row_pool
-            && rows.run(op, bytes, out, scratch)?
+            && rows.run_sized(checked, bytes, out, scratch)?
         {
             return Ok((Kernel::Reference, 0));
         }
-        reference::compute_into(op, bytes, out, scratch)?;
+        reference::compute_sized_into(checked, bytes, out, scratch)?;
         Ok((Kernel::Reference, 0))
     }
 
     /// Delegates to the weights' buffer type ([`BufferType::compute_forward_group`])
-    /// when every op is a MUL_MAT on a weight of one non-host buffer type this backend
-    /// accepts, on the same activation buffer.
+    /// when every op is a MUL_MAT (or every op a MUL_MAT_ID) on a weight of one non-host
+    /// buffer type this backend accepts, with the same other sources (the same buffers:
+    /// activations, and expert ids).
     fn compute_group_into(
         &self,
-        ops: &[&OpDesc],
-        srcs: &[[&Buffer; 2]],
+        ops: &[CheckedOp<'_>],
+        srcs: &[&[&Buffer]],
         dsts: &mut [&mut Buffer],
     ) -> Result<Option<Kernel>, ExecError> {
-        let (Some(first), true) =
-            (srcs.first(), ops.len() == srcs.len() && ops.len() == dsts.len())
+        let (Some(first), Some(op0), true) =
+            (srcs.first(), ops.first(), ops.len() == srcs.len() && ops.len() == dsts.len())
         else {
             return Ok(None);
         };
-        let buft = first[0].buft();
-        let fits = |(op, [w, x]): (&&OpDesc, &[&Buffer; 2])| {
-            matches!(op.op, Op::MulMat)
+        let (kind, Some((w0, rest0))) = (op0.op().op, first.split_first()) else {
+            return Ok(None);
+        };
+        let buft = w0.buft();
+        let fits = |(op, s): (&CheckedOp<'_>, &&[&Buffer])| {
+            let Some((w, rest)) = s.split_first() else { return false };
+            matches!(kind, Op::MulMat | Op::MulMatId)
+                && op.op().op == kind
                 && !w.buft().is_host()
                 && w.buft().id() == buft.id()
-                && core::ptr::eq(*x, first[1])
+                && rest.len() == rest0.len()
+                && rest.iter().zip(rest0).all(|(a, b)| core::ptr::eq(*a, *b))
         };
         if !ops.iter().zip(srcs).all(fits) || !self.is_extra(&**buft) {
             return Ok(None);
         }
-        for ((op, pair), dst) in ops.iter().zip(srcs).zip(dsts.iter()) {
-            check_sources(op, &pair[..])?;
+        for ((op, s), dst) in ops.iter().map(CheckedOp::op).zip(srcs).zip(dsts.iter()) {
+            check_buffers(op, s)?;
             check_dst(self, op, dst)?;
-            self.check_accepted(op, &pair[..])?;
+            self.check_accepted(op, s)?;
         }
         // At most four outputs, on the stack.
         let not_aligned = |op: &OpDesc| ExecError::Sources {
@@ -277,7 +302,9 @@ impl Backend for CpuBackend {
         if dsts.len() > outs.len() {
             return Ok(None);
         }
-        for ((slot, dst), op) in outs.iter_mut().zip(dsts.iter_mut()).zip(ops) {
+        for ((slot, dst), op) in
+            outs.iter_mut().zip(dsts.iter_mut()).zip(ops.iter().map(CheckedOp::op))
+        {
             *slot = f32_view_mut(dst.host_bytes_mut()?).ok_or_else(|| not_aligned(op))?;
         }
         buft.compute_forward_group(ops, srcs, &mut outs[..ops.len()])

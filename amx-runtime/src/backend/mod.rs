@@ -14,7 +14,7 @@ use bumpalo::Bump;
 
 use crate::buffer::{Buffer, BufferType, Buft, Kernel};
 use crate::error::ExecError;
-use crate::op::OpDesc;
+use crate::op::{CheckedOp, OpDesc};
 
 /// The result of one op on a backend.
 #[derive(Debug)]
@@ -74,17 +74,35 @@ pub trait Backend: fmt::Debug + Send + Sync {
         Ok((done.kernel, done.uploaded_bytes))
     }
 
-    /// [`Backend::compute_into`] for MUL_MATs `ops` sharing their activations
-    /// (`srcs[i] = [weight_i, x]`, the same `x`; none reads another's result) as one job,
-    /// where the backend can: `Ok(Some(kernel))` with every `dsts[i]` written,
+    /// [`Backend::compute_into`] of an op already checked ([`CheckedOp`]), which a
+    /// backend need not check again ([`crate::exec::Prepared`] checks each op once, not
+    /// every step). What can change from call to call is still checked: that `srcs` and
+    /// `dst` are the buffers the op describes, buffer lengths and owners, packed
+    /// headers, ids and positions. The default runs [`Backend::compute_into`].
+    ///
+    /// Errors: those of [`Backend::compute_into`].
+    fn compute_checked_into(
+        &self,
+        op: CheckedOp<'_>,
+        srcs: &[&Buffer],
+        dst: &mut Buffer,
+        scratch: &Bump,
+    ) -> Result<(Kernel, usize), ExecError> {
+        self.compute_into(op.op(), srcs, dst, scratch)
+    }
+
+    /// [`Backend::compute_checked_into`] for MUL_MATs `ops` sharing their activations
+    /// (`srcs[i] = [weight_i, x]`, the same `x`; none reads another's result), or for
+    /// MUL_MAT_IDs sharing activations and expert ids (`srcs[i] = [experts_i, x, ids]`,
+    /// the MoE gate and up projections), as one job, where the backend can: `Ok(Some(kernel))` with every `dsts[i]` written,
     /// `Ok(None)` (nothing written: the caller runs them one by one) otherwise, as the
     /// default does.
     ///
     /// Errors: those of [`Backend::compute_into`] for any of the ops.
     fn compute_group_into(
         &self,
-        ops: &[&OpDesc],
-        srcs: &[[&Buffer; 2]],
+        ops: &[CheckedOp<'_>],
+        srcs: &[&[&Buffer]],
         dsts: &mut [&mut Buffer],
     ) -> Result<Option<Kernel>, ExecError> {
         let _ = (ops, srcs, dsts);
@@ -109,6 +127,12 @@ pub(crate) fn check_dst<B: Backend + ?Sized>(
 /// `srcs` are the buffers it describes.
 pub(crate) fn check_sources(op: &OpDesc, srcs: &[&Buffer]) -> Result<(), ExecError> {
     op.check().map_err(ExecError::Op)?;
+    check_buffers(op, srcs)
+}
+
+/// Checks that `srcs` are the buffers `op` describes (description and buffer type): the
+/// part of [`check_sources`] that a [`CheckedOp`] still needs on every call.
+pub(crate) fn check_buffers(op: &OpDesc, srcs: &[&Buffer]) -> Result<(), ExecError> {
     let matches = srcs.len() == op.srcs.len()
         && op
             .srcs

@@ -45,7 +45,7 @@ use amx_core::gemm::{self, GemmError, MatMut, MatRef, Path, Preparation};
 use amx_core::pack::{self, PackedLayout, PackedRef};
 
 use crate::error::{BufferError, ExecError};
-use crate::op::{Op, OpDesc};
+use crate::op::{CheckedOp, Op, OpDesc};
 use crate::pool::Pool;
 use crate::tensor::{DType, TensorDesc, f32_in_place_or_copied};
 use crate::tile_state;
@@ -337,16 +337,33 @@ impl BufferType for AmxBufferType {
         srcs: &[&Buffer],
         dst: &mut [f32],
     ) -> Result<Kernel, ExecError> {
-        let name = op.name();
         if !self.supports_op(op) {
             return Err(ExecError::Unsupported {
-                op: name.clone(),
+                op: op.name().clone(),
                 kind: op.op.name(),
                 by: self.name().into(),
             });
         }
+        self.compute_forward_checked(CheckedOp::trusted(op), srcs, dst)
+    }
+
+    /// [`BufferType::compute_forward`] without asking `supports_op` again (the
+    /// [`CheckedOp`] says this type accepts the op; it is this type's when a source
+    /// buffer of this type is the op's, which is checked here).
+    fn compute_forward_checked(
+        &self,
+        op: CheckedOp<'_>,
+        srcs: &[&Buffer],
+        dst: &mut [f32],
+    ) -> Result<Kernel, ExecError> {
+        let op = op.op();
+        let name = op.name();
         let same = srcs.len() == op.srcs.len()
-            && srcs.iter().zip(&op.srcs).all(|(b, s)| b.desc() == &s.desc);
+            && srcs
+                .iter()
+                .zip(&op.srcs)
+                .all(|(b, s)| b.desc() == &s.desc && b.buft().id() == s.buft.id())
+            && op.srcs.iter().any(|s| s.buft.id() == self.id);
         if !same {
             return Err(ExecError::Sources {
                 op: name.clone(),
@@ -369,20 +386,30 @@ impl BufferType for AmxBufferType {
 
     /// One [`Pool::linear_many_on`] job for up to four MUL_MATs on the same activations,
     /// when this type runs on a pool and the weights take the same activation
-    /// preparation (their formats' activation kinds agree); otherwise `Ok(None)`.
+    /// preparation (their formats' activation kinds agree); one pool job for the items
+    /// of two MUL_MAT_IDs on the same activations and expert ids (a MoE layer's gate and
+    /// up), stacks of one format, on a pool of several threads; otherwise `Ok(None)`.
     fn compute_forward_group(
         &self,
-        ops: &[&OpDesc],
-        srcs: &[[&Buffer; 2]],
+        ops: &[CheckedOp<'_>],
+        srcs: &[&[&Buffer]],
         dsts: &mut [&mut [f32]],
     ) -> Result<Option<Kernel>, ExecError> {
         let (Some(pool), Some(first)) = (&self.pool, ops.first()) else { return Ok(None) };
         if ops.len() < 2 || ops.len() > 4 || srcs.len() != ops.len() || dsts.len() != ops.len() {
             return Ok(None);
         }
-        for ((op, [w, x]), dst) in ops.iter().zip(srcs).zip(dsts.iter()) {
-            let same = [w, x].iter().zip(&op.srcs).all(|(b, s)| b.desc() == &s.desc);
-            if !matches!(op.op, Op::MulMat) || !self.supports_op(op) || !same {
+        let kind = first.op().op;
+        for ((op, s), dst) in ops.iter().zip(srcs).zip(dsts.iter()) {
+            let op = op.op();
+            // The checked op is accepted by the weight's buffer type: this one when the
+            // weight buffer is this type's and the op's.
+            let same = s.len() == op.srcs.len()
+                && s.iter()
+                    .zip(&op.srcs)
+                    .all(|(b, s)| b.desc() == &s.desc && b.buft().id() == s.buft.id());
+            let ours = s.first().is_some_and(|w| w.buft().id() == self.id);
+            if !matches!(op.op, Op::MulMat | Op::MulMatId) || op.op != kind || !ours || !same {
                 return Ok(None);
             }
             if dst.len() != op.dst.elements() {
@@ -392,7 +419,10 @@ impl BufferType for AmxBufferType {
                 });
             }
         }
-        let name = first.name();
+        if kind == Op::MulMatId {
+            return moe::run_group(self, pool, ops, srcs, dsts);
+        }
+        let name = first.op().name();
         let gemm_err = |error| ExecError::Gemm { op: name.clone(), error };
         let x = srcs[0][1];
         let (k, m) = (x.desc().ne[0], x.desc().ne[1]);
@@ -401,7 +431,7 @@ impl BufferType for AmxBufferType {
         let prep = |f| Preparation::new(f, m, k, path).ok();
         let p0 = prep(format_of(srcs[0][0].desc())?);
         let mut refs: [Option<PackedRef<'_>>; 4] = [None, None, None, None];
-        for (r, [w, _]) in refs.iter_mut().zip(srcs) {
+        for (r, w) in refs.iter_mut().zip(srcs.iter().map(|s| s[0])) {
             if p0.is_none() || prep(format_of(w.desc())?) != p0 {
                 return Ok(None);
             }

@@ -24,7 +24,7 @@ use amx_core::gemm::Path;
 
 use crate::error::{BufferError, ExecError};
 use crate::hugepage::HugeBuffer;
-use crate::op::OpDesc;
+use crate::op::{CheckedOp, OpDesc};
 use crate::tensor::TensorDesc;
 
 /// A shared handle to a buffer type.
@@ -127,8 +127,25 @@ pub trait BufferType: fmt::Debug + Send + Sync {
         })
     }
 
-    /// Runs MUL_MATs `ops` that share their activations (`srcs[i] = [weight_i, x]`, the
-    /// same `x` for all, each weight of this type) as one job where this type can:
+    /// [`BufferType::compute_forward`] of an op already checked ([`CheckedOp`]: it
+    /// follows its rules and this type accepts it), which a type need not ask again; the
+    /// buffers, their lengths and packed headers are still checked. The default runs
+    /// [`BufferType::compute_forward`].
+    ///
+    /// Errors: those of [`BufferType::compute_forward`].
+    fn compute_forward_checked(
+        &self,
+        op: CheckedOp<'_>,
+        srcs: &[&Buffer],
+        dst: &mut [f32],
+    ) -> Result<Kernel, ExecError> {
+        self.compute_forward(op.op(), srcs, dst)
+    }
+
+    /// Runs MUL_MATs `ops` ([`CheckedOp`]s) that share their activations
+    /// (`srcs[i] = [weight_i, x]`, the same `x` for all, each weight of this type), or
+    /// MUL_MAT_IDs that share activations and expert ids (`srcs[i] = [experts_i, x,
+    /// ids]`), as one job where this type can:
     /// `Ok(Some(kernel))` once every `dsts[i]` holds `ops[i]`'s result, `Ok(None)` with
     /// nothing written where it runs them only one by one ([`BufferType::compute_forward`];
     /// the default). A decode step's projections are small: one job for Q, K and V (or
@@ -137,8 +154,8 @@ pub trait BufferType: fmt::Debug + Send + Sync {
     /// Errors: those of [`BufferType::compute_forward`] for any of the ops.
     fn compute_forward_group(
         &self,
-        ops: &[&OpDesc],
-        srcs: &[[&Buffer; 2]],
+        ops: &[CheckedOp<'_>],
+        srcs: &[&[&Buffer]],
         dsts: &mut [&mut [f32]],
     ) -> Result<Option<Kernel>, ExecError> {
         let _ = (ops, srcs, dsts);

@@ -7,6 +7,25 @@
 //! taken by a later result of the same buffer type (retagged, [`Buffer::retag`]), except
 //! for the results the caller reads after the step (`keep`). A step of a model's layers
 //! then needs the storage of about one layer's results, not of all of them.
+//!
+//! # Which checks run when
+//!
+//! What cannot change between steps is checked once; what can, every step:
+//!
+//! - at [`Prepared::new`]: the schedule against the graph, and every op's rules
+//!   ([`crate::op::OpDesc::check`]: its sources fit the op, its result is what they give);
+//! - at the first step with a set of weights (and graph): the weights against the graph
+//!   ([`ExecError::ForeignWeights`]). Loaded weights never change, so a later step with
+//!   the same set ([`Weights`] identity) skips it;
+//! - at the first step an op's sources are in given buffer types: whether those buffer
+//!   types accept the op ([`CheckedOp::new`]). A step whose buffers are in other buffer
+//!   types (weights loaded elsewhere) checks the op again;
+//! - every step, for every op: each source buffer is found and has the description and
+//!   buffer type the op has (compared by identity: cheap); the backend checks that the
+//!   buffers are those the op describes, that it reads their buffer types, the result
+//!   buffer and every length; a packed weight's 64-byte header is parsed by each GEMM
+//!   call (the guard against reading packed bytes as anything else); ids and positions
+//!   read from the sources are checked as they are read.
 
 use std::sync::Arc;
 
@@ -17,7 +36,7 @@ use crate::buffer::host::host;
 use crate::buffer::{Buffer, Kernel};
 use crate::error::ExecError;
 use crate::graph::{Graph, TensorKind};
-use crate::op::{OpDesc, Operand};
+use crate::op::{CheckedOp, OpDesc, Operand};
 use crate::placement::Weights;
 use crate::sched::{Access, Schedule};
 use crate::tensor::TensorId;
@@ -33,6 +52,9 @@ struct PreparedNode {
     copies: Vec<Option<Buffer>>,
     /// The storage the result is written to.
     dst_slot: usize,
+    /// Whether `op` passed [`CheckedOp::new`] with its sources' buffer types as they are
+    /// now (cleared when one changes).
+    checked: bool,
 }
 
 /// A graph, its schedule and the buffers of its inputs and results, ready to run again
@@ -50,9 +72,12 @@ pub struct Prepared {
     inputs: Vec<TensorId>,
     scratch: Bump,
     /// For each node, how many nodes from it on (up to [`GROUP_MAX`]) are MUL_MATs of
-    /// weights on the same activations, run as one job where the backend can
+    /// weights on the same activations (or MUL_MAT_IDs on the same activations and
+    /// expert ids), run as one job where the backend can
     /// ([`Backend::compute_group_into`]); 1 for the others.
     group_len: Vec<usize>,
+    /// The weights (their [`Weights::id`]) and graph (its address) last found to match.
+    weights_checked: Option<(u64, usize)>,
 }
 
 /// The most MUL_MATs run as one job (Q, K, V; gate and up).
@@ -66,7 +91,8 @@ impl Prepared {
     /// (it grows if a step needs more, then keeps its size).
     ///
     /// Errors: [`ExecError::ScheduleMismatch`] when `schedule` is not `graph`'s for
-    /// `backends`; [`ExecError::Buffer`] when a buffer cannot be had.
+    /// `backends`; [`ExecError::Buffer`] when a buffer cannot be had; [`ExecError::Op`]
+    /// for an op that breaks its rules.
     pub fn new(
         graph: &Graph,
         schedule: &Schedule,
@@ -169,22 +195,40 @@ impl Prepared {
                 srcs: node.srcs.iter().copied().zip(plan.access.iter().copied()).collect(),
                 copies,
                 dst_slot,
+                checked: false,
             });
         }
         let kernels = vec![None; nodes.len()];
         let inputs = graph.inputs().collect();
         let scratch = Bump::with_capacity(scratch_bytes);
-        let group_len = groups(graph, &nodes, &slot_of);
-        Ok(Prepared { nodes, slots, slot_of, descs, kernels, inputs, scratch, group_len })
+        let group_len = group::groups(graph, &nodes, &slot_of);
+        // The ops' rules depend on their descriptions only: checked here, once.
+        for node in &nodes {
+            node.op.check().map_err(ExecError::Op)?;
+        }
+        let weights_checked = None;
+        Ok(Prepared {
+            nodes,
+            slots,
+            slot_of,
+            descs,
+            kernels,
+            inputs,
+            scratch,
+            group_len,
+            weights_checked,
+        })
     }
 
     /// Runs one step: `inputs` (each graph input's plain bytes) copied into their
     /// buffers, every op into its result's buffer, in node order. `weights` and `state`
     /// as for [`crate::exec::run_with_state`]; `graph` is the one this was prepared for.
     ///
-    /// Errors: [`ExecError::Input`] for a missing or mis-sized input or state tensor,
-    /// [`ExecError::ForeignWeights`] as [`crate::exec::run`] checks, and the first error
-    /// of a backend, which stops the step.
+    /// Errors: [`ExecError::Input`] for a missing or mis-sized input or state tensor, or
+    /// a source of another description than the prepared op's;
+    /// [`ExecError::ForeignWeights`] as [`crate::exec::run`] checks (once per set of
+    /// weights, see the module docs); [`ExecError::Unsupported`] for an op a source's
+    /// buffer type refuses; and the first error of a backend, which stops the step.
     ///
     /// May request the AMX permission (once per process, [`crate::tile_state`]) when it
     /// takes the AMX path.
@@ -196,9 +240,14 @@ impl Prepared {
         inputs: &[(TensorId, &[u8])],
         state: &[(TensorId, &Buffer)],
     ) -> Result<(), ExecError> {
-        if let Some(m) = weights.mismatch(graph) {
-            let loaded = m.loaded.unwrap_or_else(|| "no buffer".into());
-            return Err(ExecError::ForeignWeights { id: m.id.0, graph: m.graph, loaded });
+        // Loaded weights never change: checked once per set (and graph).
+        let seen = (weights.id(), graph as *const Graph as usize);
+        if self.weights_checked != Some(seen) {
+            if let Some(m) = weights.mismatch(graph) {
+                let loaded = m.loaded.unwrap_or_else(|| "no buffer".into());
+                return Err(ExecError::ForeignWeights { id: m.id.0, graph: m.graph, loaded });
+            }
+            self.weights_checked = Some(seen);
         }
         self.scratch.reset();
         for &id in &self.inputs {
@@ -267,8 +316,13 @@ impl Prepared {
                 }
                 if buf.buft().id() != operand.buft.id() {
                     operand.buft = buf.buft().clone();
+                    node.checked = false;
                 }
                 *slot = Some(buf);
+            }
+            if !node.checked {
+                CheckedOp::new(&node.op)?;
+                node.checked = true;
             }
             // Every op has a source; the first fills the unused slots.
             let first = srcs[0].ok_or_else(mismatch)?;
@@ -277,85 +331,13 @@ impl Prepared {
             for (r, s) in refs.iter_mut().zip(&srcs[..n]) {
                 *r = s.ok_or_else(mismatch)?;
             }
-            let done = backend.compute_into(&node.op, &refs[..n], &mut dst, &self.scratch);
+            // Checked just above or at an earlier step, and not changed since.
+            let op = CheckedOp::trusted(&node.op);
+            let done = backend.compute_checked_into(op, &refs[..n], &mut dst, &self.scratch);
             self.slots[node.dst_slot] = Some(dst);
             self.kernels[i] = Some(done?.0);
         }
         Ok(())
-    }
-
-    /// Runs the `len` MUL_MATs from node `first` on (found by [`groups`]) as one job
-    /// of their backend: `Ok(false)`, with nothing run, where it does not take them
-    /// together.
-    fn run_group(
-        &mut self,
-        first: usize,
-        len: usize,
-        backends: &[&dyn Backend],
-        weights: &Weights,
-    ) -> Result<bool, ExecError> {
-        let (planned, nodes_len) = (self.kernels.len(), self.nodes.len());
-        let nodes = &mut self.nodes[first..first + len];
-        let mismatch = || ExecError::ScheduleMismatch { nodes: nodes_len, planned };
-        let backend = *backends.get(nodes[0].backend).ok_or_else(mismatch)?;
-        let x_slot = self.slot_of[nodes[0].srcs[1].0.0].ok_or_else(mismatch)?;
-        // The weights' buffer types, as the one-by-one path records them.
-        for node in nodes.iter_mut() {
-            let w = weights.get(node.srcs[0].0);
-            let w =
-                w.ok_or_else(|| ExecError::Input { tensor: node.op.srcs[0].desc.name.clone() })?;
-            if w.buft().id() != node.op.srcs[0].buft.id() {
-                node.op.srcs[0].buft = w.buft().clone();
-            }
-        }
-        let mut dsts: [Option<Buffer>; GROUP_MAX] = [None, None, None, None];
-        for (d, node) in dsts.iter_mut().zip(nodes.iter()) {
-            let mut b = self.slots[node.dst_slot].take().ok_or_else(mismatch)?;
-            if b.desc() != &node.op.dst {
-                b.retag(node.op.dst.clone())?;
-            }
-            *d = Some(b);
-        }
-        let x = self.slots[x_slot].as_ref();
-        let result = (|| {
-            let x = x.ok_or_else(mismatch)?;
-            let mut pairs: [[&Buffer; 2]; GROUP_MAX] = [[x, x]; GROUP_MAX];
-            let mut ops: [&OpDesc; GROUP_MAX] = [&nodes[0].op; GROUP_MAX];
-            for ((pair, op), node) in pairs.iter_mut().zip(ops.iter_mut()).zip(nodes.iter()) {
-                let w = weights.get(node.srcs[0].0).ok_or_else(mismatch)?;
-                if w.desc() != &node.op.srcs[0].desc || x.desc() != &node.op.srcs[1].desc {
-                    return Err(ExecError::Input { tensor: node.op.srcs[0].desc.name.clone() });
-                }
-                *pair = [w, x];
-                *op = &node.op;
-            }
-            let [a, b, c, d] = &mut dsts;
-            let mut outs: [Option<&mut Buffer>; GROUP_MAX] =
-                [a.as_mut(), b.as_mut(), c.as_mut(), d.as_mut()];
-            let mut refs: [&mut Buffer; GROUP_MAX] = match &mut outs {
-                [Some(a), Some(b), Some(c), Some(d)] => [a, b, c, d],
-                [Some(a), Some(b), Some(c), None] => {
-                    return backend.compute_group_into(&ops[..3], &pairs[..3], &mut [a, b, c]);
-                }
-                [Some(a), Some(b), None, None] => {
-                    return backend.compute_group_into(&ops[..2], &pairs[..2], &mut [a, b]);
-                }
-                _ => return Err(mismatch()),
-            };
-            backend.compute_group_into(&ops, &pairs, &mut refs)
-        })();
-        for (d, node) in dsts.into_iter().zip(nodes.iter()) {
-            self.slots[node.dst_slot] = d;
-        }
-        match result? {
-            Some(kernel) => {
-                for k in &mut self.kernels[first..first + len] {
-                    *k = Some(kernel.clone());
-                }
-                Ok(true)
-            }
-            None => Ok(false),
-        }
     }
 
     /// The buffer of input or result `id` after the last step: always for inputs and
@@ -394,38 +376,4 @@ impl Prepared {
     }
 }
 
-/// [`Prepared::group_len`] of each node: runs of up to [`GROUP_MAX`] consecutive
-/// MUL_MATs on one backend, each of a weight read in place, all on the same activations
-/// read in place, with results in distinct storage (none of them the activations').
-fn groups(graph: &Graph, nodes: &[PreparedNode], slot_of: &[Option<usize>]) -> Vec<usize> {
-    let fits = |n: &PreparedNode| {
-        matches!(n.op.op, crate::op::Op::MulMat)
-            && n.srcs.len() == 2
-            && matches!(graph.kind(n.srcs[0].0), TensorKind::Weight)
-            && n.srcs.iter().all(|(_, a)| matches!(a, Access::Direct))
-    };
-    let mut out = vec![1; nodes.len()];
-    let mut i = 0;
-    while i < nodes.len() {
-        let mut len = 1;
-        if fits(&nodes[i]) {
-            let (x, backend) = (nodes[i].srcs[1].0, nodes[i].backend);
-            let x_slot = slot_of[x.0];
-            while i + len < nodes.len() && len < GROUP_MAX {
-                let n = &nodes[i + len];
-                let distinct = nodes[i..i + len].iter().all(|m| m.dst_slot != n.dst_slot)
-                    && Some(n.dst_slot) != x_slot;
-                if !(fits(n) && n.srcs[1].0 == x && n.backend == backend && distinct) {
-                    break;
-                }
-                len += 1;
-            }
-            if Some(nodes[i].dst_slot) == x_slot {
-                len = 1;
-            }
-        }
-        out[i] = len;
-        i += len;
-    }
-    out
-}
+mod group;

@@ -119,6 +119,49 @@ fn prepared_runs_match_run() {
     assert!(matches!(p.run(&f.graph, &backends, &w, &[], &[]), Err(ExecError::Input { .. })));
 }
 
+/// A prepared step checks the weights once per set, and each op once per set of buffer
+/// types: weights of another graph are still refused at a later step, weights moved to
+/// another buffer type are checked again and give `run`'s bytes, and going back works.
+#[test]
+fn prepared_steps_catch_weights_that_differ_from_the_checked_ones() {
+    let f = fixture();
+    let data = fixture_data(&f);
+    let x = data.iter().find(|d| d.0 == f.x).unwrap();
+    let inputs = [(f.x, &x.1[..])];
+    let cpu = CpuBackend::new();
+    let backends: [&dyn Backend; 1] = [&cpu];
+    let plain = load(&f, &data, &[host()]);
+    let packed = load(&f, &data, &[cpu.extra_bufts()[0].clone(), host()]);
+    assert!(packed.get(f.w).is_some_and(|b| !b.buft().is_host()));
+    let mut other = Graph::new();
+    other.weight("w", DType::Block(Format::Q8_0), &[64, 32]).unwrap();
+    other.weight("norm.other", DType::F32, &[32]).unwrap();
+    other.weight("emb", DType::Block(Format::Q8_0), &[32, 32]).unwrap();
+    let p = place(&other, |_, _| vec![host()]).unwrap();
+    let foreign = p.load(|id| data.iter().find(|d| d.0 == id).map(|d| &d.1[..])).unwrap();
+    let s = schedule(&f.graph, &plain, &backends).unwrap();
+    let outs = [f.y, f.top, f.out];
+    let mut prep = Prepared::new(&f.graph, &s, &backends, 0, &outs).unwrap();
+    let step = |prep: &mut Prepared, w: &Weights| {
+        prep.run(&f.graph, &backends, w, &inputs, &[])?;
+        Ok::<_, ExecError>(outs.map(|o| prep.value(o).unwrap().download().unwrap()))
+    };
+    let want = |w: &Weights| {
+        let r = run(&f.graph, &schedule(&f.graph, w, &backends).unwrap(), &backends, w, &inputs);
+        let r = r.unwrap();
+        outs.map(|o| r.bytes(o).unwrap())
+    };
+    assert_eq!(step(&mut prep, &plain).unwrap(), want(&plain));
+    let e = step(&mut prep, &foreign).unwrap_err();
+    assert!(matches!(e, ExecError::ForeignWeights { id: 1, .. }), "{e}");
+    assert_eq!(step(&mut prep, &packed).unwrap(), want(&packed));
+    assert!(prep.kernels().next().unwrap().is_some_and(|k| matches!(k, Kernel::Packed { .. })));
+    assert_ne!(want(&packed), want(&plain));
+    let e = step(&mut prep, &foreign).unwrap_err();
+    assert!(matches!(e, ExecError::ForeignWeights { id: 1, .. }), "{e}");
+    assert_eq!(step(&mut prep, &plain).unwrap(), want(&plain));
+}
+
 /// A chain of ops needs the storage of two results, not of all of them; kept results
 /// keep theirs; the values are those of `run`.
 #[test]
@@ -204,4 +247,54 @@ fn matmuls_on_one_input_run_as_one_job_with_the_same_bits() {
     assert_eq!(again, one_by_one);
     // One job for the group, one each for y3 and y4.
     assert_eq!(pool.counters().jobs - jobs, 3);
+}
+
+/// The gate and up MUL_MAT_IDs of a MoE layer (same activations, same expert ids) run
+/// as one pool job with the bits of one-by-one runs; other ids end the group.
+#[test]
+fn expert_matmuls_on_one_input_run_as_one_job_with_the_same_bits() {
+    use crate::pool::Pool;
+    use crate::test_util::{q8_0, values};
+    let (k, n, experts, top_k, t) = (64, 32, 4, 2, 3);
+    let mut g = Graph::new();
+    let x = g.input("x", DType::F32, &[k, 1, t]).unwrap();
+    let ids = g.input("ids", DType::I32, &[top_k, t]).unwrap();
+    let ids2 = g.input("ids2", DType::I32, &[top_k, t]).unwrap();
+    let ws: Vec<TensorId> = (0..3)
+        .map(|i| {
+            let name = format!("experts{i}");
+            g.weight(&name, DType::Block(Format::Q8_0), &[k, n, experts]).unwrap()
+        })
+        .collect();
+    let up = g.mul_mat_id("up", ws[0], x, ids).unwrap();
+    let gate = g.mul_mat_id("gate", ws[1], x, ids).unwrap();
+    let other = g.mul_mat_id("other", ws[2], x, ids2).unwrap();
+    let outs = [up, gate, other];
+    let data: Vec<(TensorId, Vec<u8>)> =
+        ws.iter().enumerate().map(|(i, &w)| (w, q8_0(n * experts, k, 60 + i as u64))).collect();
+    let ids_of = |v: &[i32]| v.iter().flat_map(|i| i.to_le_bytes()).collect::<Vec<u8>>();
+    let (idb, id2b) = (ids_of(&[0, 2, 3, 0, 2, 1]), ids_of(&[1, 1, 3, 2, 0, 3]));
+    let xb = crate::tensor::f32_to_bytes(&values(k * t, 9));
+    let inputs = [(x, &xb[..]), (ids, &idb[..]), (ids2, &id2b[..])];
+    let results = |cpu: &CpuBackend| {
+        let backends: [&dyn Backend; 1] = [cpu];
+        let p = place(&g, |_, _| vec![cpu.extra_bufts()[0].clone(), host()]).unwrap();
+        let w = p.load(|id| data.iter().find(|d| d.0 == id).map(|d| &d.1[..])).unwrap();
+        let sched = schedule(&g, &w, &backends).unwrap();
+        let mut prep = Prepared::new(&g, &sched, &backends, 0, &outs).unwrap();
+        prep.run(&g, &backends, &w, &inputs, &[]).unwrap();
+        assert!(prep.kernels().all(|k| matches!(k, Some(Kernel::Packed { .. }))));
+        let bytes: Vec<Vec<u8>> =
+            outs.iter().map(|&o| prep.value(o).unwrap().download().unwrap()).collect();
+        (bytes, prep.group_lengths().to_vec())
+    };
+    let pool = std::sync::Arc::new(Pool::new(2).with_min_share_macs(1));
+    let (one_by_one, _) = results(&CpuBackend::new());
+    let jobs = pool.counters().jobs;
+    let (grouped, groups) = results(&CpuBackend::with_pool(pool.clone()));
+    assert_eq!(grouped, one_by_one);
+    // up and gate together; other alone (other ids).
+    assert_eq!(groups, vec![2, 1, 1]);
+    // One job for up and gate, one for other.
+    assert_eq!(pool.counters().jobs - jobs, 2);
 }

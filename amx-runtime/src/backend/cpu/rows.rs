@@ -15,7 +15,7 @@ use std::sync::{Mutex, PoisonError};
 use bumpalo::Bump;
 
 use crate::error::ExecError;
-use crate::op::OpDesc;
+use crate::op::{CheckedOp, OpDesc};
 use crate::pool::Pool;
 use crate::reference::{self, Rope, RopeTable, RowJob};
 
@@ -46,24 +46,25 @@ impl RowPool {
         RowPool { pool, tables: Mutex::new(Vec::new()) }
     }
 
-    /// Computes `op` (a row op) on `srcs`' plain bytes into `out`, the result's plain
-    /// bytes, as [`reference::compute_into`] does; `Ok(false)`, with nothing written,
-    /// for an op that is not computed by rows.
+    /// Computes `op` (a row op, already checked) on `srcs`' plain bytes into `out`, the
+    /// result's plain bytes, as [`reference::compute_into`] does; `Ok(false)`, with
+    /// nothing written, for an op that is not computed by rows.
     ///
     /// Errors: those of [`reference::compute_into`], and [`ExecError::Gemm`] with
     /// [`amx_core::gemm::GemmError::NestedPoolCall`] when called from a job of the pool.
-    pub(crate) fn run(
+    pub(crate) fn run_sized(
         &self,
-        op: &OpDesc,
+        op: CheckedOp<'_>,
         srcs: &[&[u8]],
         out: &mut [u8],
         scratch: &Bump,
     ) -> Result<bool, ExecError> {
-        let out = reference::checked_output(op, srcs, out)?;
+        let op = op.op();
+        let out = reference::sized_output(op, srcs, out)?;
         self.run_checked(op, srcs, out, scratch)
     }
 
-    /// [`RowPool::run`] into the result's values `out`.
+    /// [`RowPool::run_sized`] into the result's values `out`, for an op not yet checked.
     pub(crate) fn run_values(
         &self,
         op: &OpDesc,

@@ -19,9 +19,9 @@ use amx_core::formats::Format;
 use amx_core::gemm::{self, GemmError, MatMut, MatRef, Path};
 use amx_core::moe::{Grouped, MoeShape, grouped_workspace_bytes};
 
-use crate::buffer::Buffer;
+use crate::buffer::{Buffer, Kernel};
 use crate::error::ExecError;
-use crate::op::{Op, OpDesc};
+use crate::op::{CheckedOp, Op, OpDesc};
 use crate::pool::Pool;
 use crate::tensor::{DType, TensorDesc, f32_in_place_or_copied};
 use crate::tile_state;
@@ -145,7 +145,7 @@ fn run_with_ids(
             let taken = tile_state::resolve_path(format, busiest, path)?;
             match &buft.pool {
                 Some(pool) if pool.threads() > 1 => {
-                    run_shared(pool, &mut call, format, path, taken)?;
+                    run_shared(pool, &mut [&mut call], format, path, taken)?;
                 }
                 _ => {
                     if taken == Path::Amx {
@@ -160,23 +160,28 @@ fn run_with_ids(
         .map_err(gemm_err)
 }
 
-/// Runs every item of `call` on `pool`'s threads, each claiming the next item not yet
-/// claimed ([`Grouped::run_all`] shares them out); `path` is the call's path, `taken` the
-/// widest path its experts take. The first error stops the others after their current
-/// item.
+/// Runs every item of `calls` (in `format`, on the same activations) as one job on
+/// `pool`'s threads, each claiming the next item not yet claimed ([`Grouped::run_all`]
+/// shares them out), the first call's items first; `path` is the calls' path, `taken`
+/// the widest path their experts take. The first error stops the others after their
+/// current item.
 fn run_shared(
     pool: &Pool,
-    call: &mut Grouped<'_>,
+    calls: &mut [&mut Grouped<'_>],
     format: Format,
     path: Path,
     taken: Path,
 ) -> Result<(), GemmError> {
-    let scratch_len = gemm::scratch_bytes(format, call.shape().k, path)?;
-    let active = (0..call.shape().experts).filter(|&e| call.expert_rows(e) > 0).count();
-    // About four items per thread, in pairs of panels (the AMX kernel runs two at once).
-    let per = (active * call.panels()).div_ceil(4 * pool.threads()).max(2).next_multiple_of(2);
-    call.split(per)?;
-    let call = &*call;
+    let mut scratch_len = 0;
+    for call in calls.iter_mut() {
+        scratch_len = scratch_len.max(gemm::scratch_bytes(format, call.shape().k, path)?);
+        let active = (0..call.shape().experts).filter(|&e| call.expert_rows(e) > 0).count();
+        // About four items per thread, in pairs of panels (the AMX kernel runs two at
+        // once).
+        let per = (active * call.panels()).div_ceil(4 * pool.threads()).max(2).next_multiple_of(2);
+        call.split(per)?;
+    }
+    let calls = &*calls;
     let first = OnceLock::new();
     // try_: a MUL_MAT_ID issued from inside one of this pool's own jobs is an error,
     // not a panic.
@@ -188,7 +193,8 @@ fn run_shared(
             if scratch.len() < scratch_len {
                 scratch.resize(scratch_len, 0);
             }
-            if let Err(error) = call.run_all(scratch) {
+            // A thread done with one call's items helps with the next call's.
+            if let Some(error) = calls.iter().find_map(|call| call.run_all(scratch).err()) {
                 let _ = first.set(error);
             }
         });
@@ -197,6 +203,98 @@ fn run_shared(
         Some(error) => Err(error),
         None => Ok(()),
     }
+}
+
+/// MUL_MAT_IDs `ops` (accepted by this type, checked against `srcs` by the caller) that
+/// share activations and expert ids, `srcs[i] = [experts_i, x, ids]`: the gate and up
+/// projections of a MoE layer, as one job on `pool` (two would each wake the pool's
+/// threads). Each call's items are computed as [`run`] computes them, so the results
+/// are its bits. `Ok(None)`, nothing written, unless there are two ops of one format on
+/// a pool of several threads.
+///
+/// Errors: those of [`run`].
+pub(super) fn run_group(
+    buft: &AmxBufferType,
+    pool: &Pool,
+    ops: &[CheckedOp<'_>],
+    srcs: &[&[&Buffer]],
+    dsts: &mut [&mut [f32]],
+) -> Result<Option<Kernel>, ExecError> {
+    let ([a, b], [[wa, x, ids], [wb, ..]], [da, db]) = (ops, srcs, dsts) else {
+        return Ok(None);
+    };
+    let (Some((format, sa)), Some((fb, sb))) = (kernel_shape(a.op()), kernel_shape(b.op())) else {
+        return Ok(None);
+    };
+    if pool.threads() < 2
+        || format != fb
+        || (sa.k, sa.tokens, sa.top_k) != (sb.k, sb.tokens, sb.top_k)
+    {
+        return Ok(None);
+    }
+    let mut expert_ids = EXPERT_IDS.take();
+    expert_ids.clear();
+    let result = (|| {
+        for c in ids.host_bytes()?.chunks_exact(4) {
+            let id = i32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+            expert_id(b.op(), ids.desc(), id, sb.experts)?;
+            expert_ids.push(expert_id(a.op(), ids.desc(), id, sa.experts)?);
+        }
+        let calls = [(a.op(), *wa, sa, &mut **da), (b.op(), *wb, sb, &mut **db)];
+        group_with_ids(buft, pool, calls, x, &expert_ids, format)
+    })();
+    EXPERT_IDS.set(expert_ids);
+    Ok(Some(Kernel::Packed { buft: buft.kernel_name.clone(), path: result? }))
+}
+
+/// [`run_group`] once the ids are read: each of `calls` is (op, expert stack, shape,
+/// output values).
+fn group_with_ids(
+    buft: &AmxBufferType,
+    pool: &Pool,
+    calls: [(&OpDesc, &Buffer, MoeShape, &mut [f32]); 2],
+    x: &Buffer,
+    expert_ids: &[u32],
+    format: Format,
+) -> Result<Path, ExecError> {
+    let [(op_a, wa, sa, da), (op_b, wb, sb, db)] = calls;
+    let gemm_err = |op: &OpDesc| {
+        let name = op.name().clone();
+        move |error| ExecError::Gemm { op: name, error }
+    };
+    let (packed_a, packed_b) = (wa.owned_bytes(buft)?, wb.owned_bytes(buft)?);
+    let xv = f32_in_place_or_copied(x.host_bytes()?);
+    let rows = sa.tokens.checked_mul(sa.top_k).ok_or(gemm_err(op_a)(GemmError::Overflow))?;
+    let xm = MatRef::new(&xv, sa.tokens, sa.k, sa.k).map_err(gemm_err(op_a))?;
+    let mut ya = MatMut::new(da, rows, sa.n, sa.n).map_err(gemm_err(op_a))?;
+    let mut yb = MatMut::new(db, rows, sb.n, sb.n).map_err(gemm_err(op_b))?;
+    let path = match buft.path {
+        Path::Auto => tile_state::grouped_path(format),
+        forced => tile_state::resolve_path(format, 0, forced),
+    }
+    .map_err(gemm_err(op_a))?;
+    let need_a = grouped_workspace_bytes(format, &sa, path).map_err(gemm_err(op_a))?;
+    let need_b = grouped_workspace_bytes(format, &sb, path).map_err(gemm_err(op_b))?;
+    let need = need_a.checked_add(need_b).ok_or(gemm_err(op_b)(GemmError::Overflow))?;
+    WORKSPACE
+        .with_borrow_mut(|ws| {
+            if ws.len() < need {
+                ws.resize(need, 0);
+            }
+            let (ws_a, ws_b) = ws.split_at_mut(need_a);
+            let (mut ca, _) =
+                Grouped::new(packed_a, format, &xm, expert_ids, sa.top_k, path, ws_a)?;
+            let (mut cb, _) =
+                Grouped::new(packed_b, format, &xm, expert_ids, sb.top_k, path, ws_b)?;
+            // The same ids: the same rows per expert in both calls.
+            let busiest = (0..sa.experts).map(|e| ca.expert_rows(e)).max().unwrap_or(0);
+            let taken = tile_state::resolve_path(format, busiest, path)?;
+            run_shared(pool, &mut [&mut ca, &mut cb], format, path, taken)?;
+            ca.scatter(&mut ya)?;
+            cb.scatter(&mut yb)?;
+            Ok(taken)
+        })
+        .map_err(gemm_err(op_a))
 }
 
 #[cfg(test)]
