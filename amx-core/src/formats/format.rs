@@ -14,14 +14,16 @@ impl Format {
     }
 
     /// Values per block: 32 (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL, MXFP4), 64 (NVFP4), 256
-    /// (K-quants, IQ2_XXS, IQ2_XS, IQ2_S, IQ3_XXS, IQ3_S, IQ1_S, IQ1_M, IQ4_XS, TQ1_0, TQ2_0) or 1 (F16, BF16).
+    /// (K-quants, IQ2_XXS, IQ2_XS, IQ2_S, IQ3_XXS, IQ3_S, IQ1_S, IQ1_M, IQ4_XS, TQ1_0,
+    /// TQ2_0) or 1 (F16, BF16).
     pub const fn block_values(self) -> usize {
         with_format!(self, F => F::BLOCK_VALUES)
     }
 
     /// Bytes per block, in [`Format::ALL`]'s order: 2 (F16), 18, 20, 22, 24, 34 (Q4_0 ..
-    /// Q8_0), 84, 110, 144, 176, 210 (Q2_K .. Q6_K), 66 (IQ2_XXS), 74 (IQ2_XS), 18 (IQ4_NL), 82 (IQ2_S), 98 (IQ3_XXS), 110 (IQ3_S), 50 (IQ1_S), 56 (IQ1_M), 136 (IQ4_XS), 2 (BF16),
-    /// 54 (TQ1_0), 66 (TQ2_0), 17 (MXFP4), 36 (NVFP4).
+    /// Q8_0), 84, 110, 144, 176, 210 (Q2_K .. Q6_K), 66 (IQ2_XXS), 74 (IQ2_XS), 18
+    /// (IQ4_NL), 82 (IQ2_S), 98 (IQ3_XXS), 110 (IQ3_S), 50 (IQ1_S), 56 (IQ1_M), 136
+    /// (IQ4_XS), 2 (BF16), 54 (TQ1_0), 66 (TQ2_0), 17 (MXFP4), 36 (NVFP4).
     pub const fn block_bytes(self) -> usize {
         with_format!(self, F => F::BLOCK_BYTES)
     }

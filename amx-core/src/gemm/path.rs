@@ -33,11 +33,10 @@ pub enum Path {
 /// measurements are in the format's module (`AMX_MIN_ROWS`): 26 for Q4_0 and Q4_1, 28 for
 /// Q8_0, 25 for Q4_K and IQ4_XS, 21 for Q5_K, 20 for Q6_K, 9 for F16, 2 for BF16 (whose
 /// panels are B tiles as packed); Q3_K 18, Q2_K 19, Q5_0 and Q5_1 25, MXFP4 26, IQ4_NL 27
-/// (measured the same way; the numbers are on each format's constant). TQ1_0's and
-/// TQ2_0's 19 are taken from Q2_K and NVFP4's 26 from MXFP4, not measured (the host they
-/// were added on had no AMX); IQ2_XXS's, IQ2_XS's and IQ2_S's 19 are Q2_K's, not measured either.
-/// IQ3_XXS's 18 is taken from Q3_K the same way.
-/// IQ3_S's 18 is taken from Q3_K the same way.
+/// (measured the same way; the numbers are on each format's constant). Not measured, for
+/// the hosts these formats were added on had no AMX: TQ1_0's and TQ2_0's 19 are taken
+/// from Q2_K and NVFP4's 26 from MXFP4; IQ2_XXS's, IQ2_XS's and IQ2_S's 19 are Q2_K's;
+/// IQ3_XXS's and IQ3_S's 18 are Q3_K's.
 /// IQ1_S's 19 is taken from TQ1_0 the same way.
 /// IQ1_M's 19 is taken from IQ1_S the same way.
 pub const fn amx_min_rows(format: Format) -> usize {

@@ -46,8 +46,9 @@ pub trait Backend: fmt::Debug + Send + Sync {
     /// process, [`crate::tile_state`]) when it takes the AMX path.
     ///
     /// Errors: [`ExecError::Op`] when the op breaks its rules ([`OpDesc::check`]: a
-    /// `dst` that is not what the sources give), [`ExecError::BufferNotAccepted`], [`ExecError::Unsupported`], refused
-    /// buffer accesses ([`ExecError::Buffer`]) and the kernels' errors.
+    /// `dst` that is not what the sources give), [`ExecError::BufferNotAccepted`],
+    /// [`ExecError::Unsupported`], refused buffer accesses ([`ExecError::Buffer`]) and the
+    /// kernels' errors.
     fn compute(&self, op: &OpDesc, srcs: &[&Buffer]) -> Result<Computed, ExecError>;
 
     /// [`Backend::compute`] into `dst`, a buffer of [`Backend::compute_buft`] for
@@ -94,9 +95,9 @@ pub trait Backend: fmt::Debug + Send + Sync {
     /// [`Backend::compute_checked_into`] for MUL_MATs `ops` sharing their activations
     /// (`srcs[i] = [weight_i, x]`, the same `x`; none reads another's result), or for
     /// MUL_MAT_IDs sharing activations and expert ids (`srcs[i] = [experts_i, x, ids]`,
-    /// the MoE gate and up projections), as one job, where the backend can: `Ok(Some(kernel))` with every `dsts[i]` written,
-    /// `Ok(None)` (nothing written: the caller runs them one by one) otherwise, as the
-    /// default does.
+    /// the MoE gate and up projections), as one job, where the backend can:
+    /// `Ok(Some(kernel))` with every `dsts[i]` written, `Ok(None)` (nothing written: the
+    /// caller runs them one by one) otherwise, as the default does.
     ///
     /// Errors: those of [`Backend::compute_into`] for any of the ops.
     fn compute_group_into(
