@@ -21,7 +21,7 @@ use crate::error::ExecError;
 use crate::op::{CheckedOp, Op, OpDesc};
 use crate::pool::Pool;
 use crate::reference;
-use crate::tensor::{f32_to_bytes, f32_view_mut};
+use crate::tensor::f32_view_mut;
 use amx_core::gemm::Path;
 
 use bumpalo::Bump;
@@ -149,42 +149,14 @@ impl Backend for CpuBackend {
         host()
     }
 
+    /// [`Backend::compute_into`] into a new host buffer: one dispatch chain for both.
     fn compute(&self, op: &OpDesc, srcs: &[&Buffer]) -> Result<Computed, ExecError> {
+        // The op's rules first, as before the result buffer is made from its `dst`.
         check_sources(op, srcs)?;
         self.check_accepted(op, srcs)?;
-        let host = host();
-        if let Some(packed) = srcs.iter().find(|b| !b.buft().is_host()) {
-            let mut out = vec![0.0; op.dst.elements()];
-            let kernel = packed.buft().compute_forward(op, srcs, &mut out)?;
-            let output = Buffer::upload(&host, op.dst.clone(), &f32_to_bytes(&out))?;
-            return Ok(Computed { output, kernel, uploaded_bytes: 0 });
-        }
-        let bytes = srcs.iter().map(|b| b.host_bytes()).collect::<Result<Vec<_>, _>>()?;
-        if let Some((pool, path)) = self.attention_pool.as_ref().filter(|_| attention::applies(op))
-        {
-            let mut out = vec![0.0; op.dst.elements()];
-            let path = attention::run(pool, *path, op, &bytes, &mut out)?;
-            let output = Buffer::upload(&host, op.dst.clone(), &f32_to_bytes(&out))?;
-            return Ok(Computed { output, kernel: Kernel::Fused { path }, uploaded_bytes: 0 });
-        }
-        #[cfg(target_arch = "x86_64")]
-        if decode_attention::applies(op) {
-            let mut out = vec![0.0; op.dst.elements()];
-            decode_attention::run(op, &bytes, &mut out, &Bump::new())?;
-            let output = Buffer::upload(&host, op.dst.clone(), &f32_to_bytes(&out))?;
-            return Ok(Computed { output, kernel: Kernel::Vector, uploaded_bytes: 0 });
-        }
-        if let Some(rows) = &self.row_pool {
-            let mut out = vec![0.0; op.dst.elements()];
-            if rows.run_values(op, &bytes, &mut out, &Bump::new())? {
-                // I32 results (a RESHAPE of ids) were written as their bit patterns.
-                let output = Buffer::upload(&host, op.dst.clone(), &f32_to_bytes(&out))?;
-                return Ok(Computed { output, kernel: Kernel::Reference, uploaded_bytes: 0 });
-            }
-        }
-        let out = reference::compute(op, &bytes)?;
-        let output = Buffer::upload(&host, op.dst.clone(), &out)?;
-        Ok(Computed { output, kernel: Kernel::Reference, uploaded_bytes: 0 })
+        let mut output = Buffer::alloc(&host(), op.dst.clone())?;
+        let (kernel, _) = self.compute_into(op, srcs, &mut output, &Bump::new())?;
+        Ok(Computed { output, kernel, uploaded_bytes: 0 })
     }
 
     /// In place: packed weights through their buffer type's kernel straight into `dst`,

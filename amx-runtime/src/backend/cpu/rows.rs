@@ -64,18 +64,6 @@ impl RowPool {
         self.run_checked(op, srcs, out, scratch)
     }
 
-    /// [`RowPool::run_sized`] into the result's values `out`, for an op not yet checked.
-    pub(crate) fn run_values(
-        &self,
-        op: &OpDesc,
-        srcs: &[&[u8]],
-        out: &mut [f32],
-        scratch: &Bump,
-    ) -> Result<bool, ExecError> {
-        reference::check(op, srcs, out.len())?;
-        self.run_checked(op, srcs, out, scratch)
-    }
-
     fn run_checked(
         &self,
         op: &OpDesc,
