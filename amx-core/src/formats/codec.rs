@@ -43,6 +43,41 @@ impl Affine {
     }
 }
 
+/// How the codecs look up grid entries (the IQ formats), chosen once from the detected
+/// features; the kernels match on it to run the body compiled for it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Grids {
+    /// `vpgatherdd` from the tables in memory: AVX-512 F/BW/VL, as on Cascade Lake,
+    /// which has VNNI but no VBMI.
+    Gather,
+    /// Byte permutes (`vpermi2b`, 64 lookups each) of the tables' byte planes: AVX-512
+    /// VBMI as well ([`Codec::sub_block_vbmi`]). Only held where the CPU has VBMI.
+    Vbmi,
+}
+
+impl Grids {
+    /// The lookups this CPU runs: [`Grids::Vbmi`] where AVX-512 VBMI is usable.
+    pub(crate) fn detected() -> Self {
+        #[cfg(test)]
+        if tests::GATHER_ONLY.with(core::cell::Cell::get) {
+            return Grids::Gather;
+        }
+        if crate::detect::Features::cached().avx512_vbmi_usable() {
+            Grids::Vbmi
+        } else {
+            Grids::Gather
+        }
+    }
+
+    /// The lookups this CPU runs, each once: [`Grids::Gather`], then [`Grids::Vbmi`]
+    /// where VBMI is usable (for the tests of both bodies).
+    #[cfg(test)]
+    pub(crate) fn usable() -> impl Iterator<Item = Grids> + Clone {
+        let vbmi = crate::detect::Features::cached().avx512_vbmi_usable();
+        [Grids::Gather].into_iter().chain(vbmi.then_some(Grids::Vbmi))
+    }
+}
+
 /// One quantized format's group, decoded from its packed bytes into registers.
 ///
 /// Implementations compute exactly what the scalar decoder ([`QuantizedSpec::decode`])
@@ -76,6 +111,23 @@ pub(crate) trait Codec: QuantizedSpec {
     /// group's quads) and `p` for [`Self::PER_ROW`] bytes (the same group's per-row
     /// data); `s < SUB_BLOCKS`.
     unsafe fn sub_block(q: *const u8, p: *const u8, s: usize) -> [__m512i; 8];
+
+    /// Whether [`Self::sub_block_vbmi`] is a body of its own (grids looked up by byte
+    /// permutes), worth a second copy of the kernels.
+    const VBMI: bool = false;
+
+    /// [`Self::sub_block`], the same bytes, with AVX-512 VBMI's byte permutes available:
+    /// by default [`Self::sub_block`] itself.
+    ///
+    /// # Safety
+    ///
+    /// As [`Self::sub_block`], and the CPU has AVX-512 VBMI.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vbmi")]
+    unsafe fn sub_block_vbmi(q: *const u8, p: *const u8, s: usize) -> [__m512i; 8] {
+        // SAFETY: the caller's contract is `sub_block`'s and more.
+        unsafe { Self::sub_block(q, p, s) }
+    }
 
     /// Writes the scale and bias of each sub-block `s < SUB_BLOCKS` to `out.scale[s]`,
     /// `out.bias[s]` (the rest of `out` is left as it is).
@@ -240,4 +292,35 @@ pub(crate) unsafe fn nibbles_4x2(q: *const u8, c0: usize) -> [__m512i; 8] {
         *wj = nibble(v, j >= 4);
     }
     w
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    extern crate std;
+
+    use super::Grids;
+    use core::cell::Cell;
+
+    std::thread_local! {
+        /// Set while [`gather_only`] runs: [`Grids::detected`] answers
+        /// [`Grids::Gather`] on this thread, so a test reaches the gather bodies on a CPU
+        /// with VBMI.
+        pub(super) static GATHER_ONLY: Cell<bool> = const { Cell::new(false) };
+    }
+
+    /// Runs `f` with the gather bodies only (on this thread).
+    pub(crate) fn gather_only<T>(f: impl FnOnce() -> T) -> T {
+        GATHER_ONLY.with(|g| g.set(true));
+        let out = f();
+        GATHER_ONLY.with(|g| g.set(false));
+        out
+    }
+
+    /// Runs `f` with `grids` as the detected lookups (`Vbmi` only where usable).
+    pub(crate) fn with_grids<T>(grids: Grids, f: impl FnOnce() -> T) -> T {
+        match grids {
+            Grids::Gather => gather_only(f),
+            Grids::Vbmi => f(),
+        }
+    }
 }
