@@ -14,9 +14,10 @@ use core::arch::x86_64::{
     __m256i, __m512, __m512i, _mm256_loadu_si256, _mm512_add_epi32, _mm512_and_si512,
     _mm512_castps_si512, _mm512_castsi512_ps, _mm512_cmpeq_epi32_mask, _mm512_cvtepu16_epi32,
     _mm512_cvtph_ps, _mm512_loadu_si512, _mm512_mask_add_epi8, _mm512_mask_and_epi32,
-    _mm512_set1_epi8, _mm512_set1_epi32, _mm512_setr4_epi32, _mm512_setzero_ps,
-    _mm512_setzero_si512, _mm512_shuffle_epi8, _mm512_srai_epi32, _mm512_srli_epi16,
-    _mm512_test_epi8_mask, _mm512_test_epi32_mask, _mm512_xor_si512,
+    _mm512_mask_blend_epi8, _mm512_movepi8_mask, _mm512_permutex2var_epi8, _mm512_set1_epi8,
+    _mm512_set1_epi32, _mm512_setr4_epi32, _mm512_setzero_ps, _mm512_setzero_si512,
+    _mm512_shuffle_epi8, _mm512_srai_epi32, _mm512_srli_epi16, _mm512_test_epi8_mask,
+    _mm512_test_epi32_mask, _mm512_xor_si512,
 };
 
 use super::KVALUES_IQ4NL;
@@ -292,6 +293,38 @@ pub(crate) unsafe fn nibbles_4x2(q: *const u8, c0: usize) -> [__m512i; 8] {
         *wj = nibble(v, j >= 4);
     }
     w
+}
+
+/// A byte table of `N` entries (`N` a multiple of 64), aligned so that each 64 entries
+/// are one cache line and one register load.
+#[repr(C, align(64))]
+pub(crate) struct Plane<const N: usize>(pub [u8; N]);
+
+/// The low (`HIGH == false`) or high byte of each entry of a table of 16-bit entries.
+pub(crate) const fn plane<const N: usize, const HIGH: bool>(t: &[u16; N]) -> Plane<N> {
+    let mut out = [0u8; N];
+    let mut i = 0;
+    while i < N {
+        out[i] = (t[i] >> if HIGH { 8 } else { 0 }) as u8;
+        i += 1;
+    }
+    Plane(out)
+}
+
+/// `t[x]` for each byte `x` of `idx`, `t` the 256 entries at `t`: two `vpermi2b` of 128
+/// entries each, picked by bit 7 of `x`.
+///
+/// # Safety
+///
+/// `t` is readable for 256 bytes.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vbmi")]
+pub(crate) unsafe fn lookup256(t: *const u8, idx: __m512i) -> __m512i {
+    // SAFETY: the caller's contract: 4 x 64 bytes.
+    let (a, b, c, d) = unsafe { (ld(t, 0), ld(t, 64), ld(t, 128), ld(t, 192)) };
+    let low = _mm512_permutex2var_epi8(a, idx, b);
+    let high = _mm512_permutex2var_epi8(c, idx, d);
+    _mm512_mask_blend_epi8(_mm512_movepi8_mask(idx), low, high)
 }
 
 #[cfg(test)]
