@@ -11,7 +11,7 @@
 //! order, as the scalar decoder ([`QuantizedSpec::decode`]), so they are bit-equal.
 
 use core::arch::x86_64::{
-    __m256i, __m512, __m512i, _mm256_loadu_si256, _mm512_add_epi32, _mm512_and_si512,
+    __m256i, __m512, __m512i, __mmask64, _mm256_loadu_si256, _mm512_add_epi32, _mm512_and_si512,
     _mm512_castps_si512, _mm512_castsi512_ps, _mm512_cmpeq_epi32_mask, _mm512_cvtepu16_epi32,
     _mm512_cvtph_ps, _mm512_loadu_si512, _mm512_mask_add_epi8, _mm512_mask_and_epi32,
     _mm512_mask_blend_epi8, _mm512_movepi8_mask, _mm512_permutex2var_epi8, _mm512_set1_epi8,
@@ -325,6 +325,20 @@ pub(crate) unsafe fn lookup256(t: *const u8, idx: __m512i) -> __m512i {
     let low = _mm512_permutex2var_epi8(a, idx, b);
     let high = _mm512_permutex2var_epi8(c, idx, d);
     _mm512_mask_blend_epi8(_mm512_movepi8_mask(idx), low, high)
+}
+
+/// `t[x + 256 * n]` for each byte `x` of `idx`, `n` its bit in `ninth`, `t` the 512
+/// entries at `t`: two [`lookup256`].
+///
+/// # Safety
+///
+/// `t` is readable for 512 bytes.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vbmi")]
+pub(crate) unsafe fn lookup512(t: *const u8, idx: __m512i, ninth: __mmask64) -> __m512i {
+    // SAFETY: the caller's contract: two 256-byte halves.
+    let (low, high) = unsafe { (lookup256(t, idx), lookup256(t.add(256), idx)) };
+    _mm512_mask_blend_epi8(ninth, low, high)
 }
 
 #[cfg(test)]
