@@ -9,6 +9,15 @@
 //! ones. The per-row fields of 16 rows are contiguous: 16 f16 scales are one `vcvtph2ps`
 //! ([`f16x16`]). Scales and biases are computed with the same f32 operations, in the same
 //! order, as the scalar decoder ([`QuantizedSpec::decode`]), so they are bit-equal.
+//!
+//! Grids (the IQ formats): the kernels are compiled twice ([`Grids`]), once for AVX-512
+//! F/BW/VL/VNNI, where the codecs look grid entries up with `vpgatherdd`, and once with
+//! VBMI as well, where a codec with [`Codec::VBMI`] set looks them up in registers
+//! ([`Codec::sub_block_vbmi`]): a grid of up to 512 entries whose entry compresses to 16
+//! bits is two byte [`Plane`]s, 64 lookups per [`lookup256`] (IQ2_XXS, IQ2_XS, IQ3_XXS,
+//! IQ3_S). IQ2_S (1024 entries, 16 bits each) and IQ1_S / IQ1_M (2048) keep the gathers:
+//! their planes would be 16 and 32 registers a byte, the lookups more instructions than
+//! the gathers they replace.
 
 use core::arch::x86_64::{
     __m256i, __m512, __m512i, __mmask64, _mm256_loadu_si256, _mm512_add_epi32, _mm512_and_si512,
