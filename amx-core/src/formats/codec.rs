@@ -9,14 +9,24 @@
 //! ones. The per-row fields of 16 rows are contiguous: 16 f16 scales are one `vcvtph2ps`
 //! ([`f16x16`]). Scales and biases are computed with the same f32 operations, in the same
 //! order, as the scalar decoder ([`QuantizedSpec::decode`]), so they are bit-equal.
+//!
+//! Grids (the IQ formats): the kernels are compiled twice ([`Grids`]), once for AVX-512
+//! F/BW/VL/VNNI, where the codecs look grid entries up with `vpgatherdd`, and once with
+//! VBMI as well, where a codec with [`Codec::VBMI`] set looks them up in registers
+//! ([`Codec::sub_block_vbmi`]): a grid of up to 512 entries whose entry compresses to 16
+//! bits is two byte [`Plane`]s, 64 lookups per [`lookup256`] (IQ2_XXS, IQ2_XS, IQ3_XXS,
+//! IQ3_S). IQ2_S (1024 entries, 16 bits each) and IQ1_S / IQ1_M (2048) keep the gathers:
+//! their planes would be 16 and 32 registers a byte, the lookups more instructions than
+//! the gathers they replace.
 
 use core::arch::x86_64::{
-    __m256i, __m512, __m512i, _mm256_loadu_si256, _mm512_add_epi32, _mm512_and_si512,
+    __m256i, __m512, __m512i, __mmask64, _mm256_loadu_si256, _mm512_add_epi32, _mm512_and_si512,
     _mm512_castps_si512, _mm512_castsi512_ps, _mm512_cmpeq_epi32_mask, _mm512_cvtepu16_epi32,
     _mm512_cvtph_ps, _mm512_loadu_si512, _mm512_mask_add_epi8, _mm512_mask_and_epi32,
-    _mm512_set1_epi8, _mm512_set1_epi32, _mm512_setr4_epi32, _mm512_setzero_ps,
-    _mm512_setzero_si512, _mm512_shuffle_epi8, _mm512_srai_epi32, _mm512_srli_epi16,
-    _mm512_test_epi8_mask, _mm512_test_epi32_mask, _mm512_xor_si512,
+    _mm512_mask_blend_epi8, _mm512_movepi8_mask, _mm512_permutex2var_epi8, _mm512_set1_epi8,
+    _mm512_set1_epi32, _mm512_setr4_epi32, _mm512_setzero_ps, _mm512_setzero_si512,
+    _mm512_shuffle_epi8, _mm512_srai_epi32, _mm512_srli_epi16, _mm512_test_epi8_mask,
+    _mm512_test_epi32_mask, _mm512_xor_si512,
 };
 
 use super::KVALUES_IQ4NL;
@@ -40,6 +50,41 @@ impl Affine {
             scale: [_mm512_setzero_ps(); MAX_SUB_BLOCKS],
             bias: [_mm512_setzero_ps(); MAX_SUB_BLOCKS],
         }
+    }
+}
+
+/// How the codecs look up grid entries (the IQ formats), chosen once from the detected
+/// features; the kernels match on it to run the body compiled for it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Grids {
+    /// `vpgatherdd` from the tables in memory: AVX-512 F/BW/VL, as on Cascade Lake,
+    /// which has VNNI but no VBMI.
+    Gather,
+    /// Byte permutes (`vpermi2b`, 64 lookups each) of the tables' byte planes: AVX-512
+    /// VBMI as well ([`Codec::sub_block_vbmi`]). Only held where the CPU has VBMI.
+    Vbmi,
+}
+
+impl Grids {
+    /// The lookups this CPU runs: [`Grids::Vbmi`] where AVX-512 VBMI is usable.
+    pub(crate) fn detected() -> Self {
+        #[cfg(test)]
+        if tests::GATHER_ONLY.with(core::cell::Cell::get) {
+            return Grids::Gather;
+        }
+        if crate::detect::Features::cached().avx512_vbmi_usable() {
+            Grids::Vbmi
+        } else {
+            Grids::Gather
+        }
+    }
+
+    /// The lookups this CPU runs, each once: [`Grids::Gather`], then [`Grids::Vbmi`]
+    /// where VBMI is usable (for the tests of both bodies).
+    #[cfg(test)]
+    pub(crate) fn usable() -> impl Iterator<Item = Grids> + Clone {
+        let vbmi = crate::detect::Features::cached().avx512_vbmi_usable();
+        [Grids::Gather].into_iter().chain(vbmi.then_some(Grids::Vbmi))
     }
 }
 
@@ -76,6 +121,23 @@ pub(crate) trait Codec: QuantizedSpec {
     /// group's quads) and `p` for [`Self::PER_ROW`] bytes (the same group's per-row
     /// data); `s < SUB_BLOCKS`.
     unsafe fn sub_block(q: *const u8, p: *const u8, s: usize) -> [__m512i; 8];
+
+    /// Whether [`Self::sub_block_vbmi`] is a body of its own (grids looked up by byte
+    /// permutes), worth a second copy of the kernels.
+    const VBMI: bool = false;
+
+    /// [`Self::sub_block`], the same bytes, with AVX-512 VBMI's byte permutes available:
+    /// by default [`Self::sub_block`] itself.
+    ///
+    /// # Safety
+    ///
+    /// As [`Self::sub_block`], and the CPU has AVX-512 VBMI.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vbmi")]
+    unsafe fn sub_block_vbmi(q: *const u8, p: *const u8, s: usize) -> [__m512i; 8] {
+        // SAFETY: the caller's contract is `sub_block`'s and more.
+        unsafe { Self::sub_block(q, p, s) }
+    }
 
     /// Writes the scale and bias of each sub-block `s < SUB_BLOCKS` to `out.scale[s]`,
     /// `out.bias[s]` (the rest of `out` is left as it is).
@@ -240,4 +302,81 @@ pub(crate) unsafe fn nibbles_4x2(q: *const u8, c0: usize) -> [__m512i; 8] {
         *wj = nibble(v, j >= 4);
     }
     w
+}
+
+/// A byte table of `N` entries (`N` a multiple of 64), aligned so that each 64 entries
+/// are one cache line and one register load.
+#[repr(C, align(64))]
+pub(crate) struct Plane<const N: usize>(pub [u8; N]);
+
+/// The low (`HIGH == false`) or high byte of each entry of a table of 16-bit entries.
+pub(crate) const fn plane<const N: usize, const HIGH: bool>(t: &[u16; N]) -> Plane<N> {
+    let mut out = [0u8; N];
+    let mut i = 0;
+    while i < N {
+        out[i] = (t[i] >> if HIGH { 8 } else { 0 }) as u8;
+        i += 1;
+    }
+    Plane(out)
+}
+
+/// `t[x]` for each byte `x` of `idx`, `t` the 256 entries at `t`: two `vpermi2b` of 128
+/// entries each, picked by bit 7 of `x`.
+///
+/// # Safety
+///
+/// `t` is readable for 256 bytes.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vbmi")]
+pub(crate) unsafe fn lookup256(t: *const u8, idx: __m512i) -> __m512i {
+    // SAFETY: the caller's contract: 4 x 64 bytes.
+    let (a, b, c, d) = unsafe { (ld(t, 0), ld(t, 64), ld(t, 128), ld(t, 192)) };
+    let low = _mm512_permutex2var_epi8(a, idx, b);
+    let high = _mm512_permutex2var_epi8(c, idx, d);
+    _mm512_mask_blend_epi8(_mm512_movepi8_mask(idx), low, high)
+}
+
+/// `t[x + 256 * n]` for each byte `x` of `idx`, `n` its bit in `ninth`, `t` the 512
+/// entries at `t`: two [`lookup256`].
+///
+/// # Safety
+///
+/// `t` is readable for 512 bytes.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vbmi")]
+pub(crate) unsafe fn lookup512(t: *const u8, idx: __m512i, ninth: __mmask64) -> __m512i {
+    // SAFETY: the caller's contract: two 256-byte halves.
+    let (low, high) = unsafe { (lookup256(t, idx), lookup256(t.add(256), idx)) };
+    _mm512_mask_blend_epi8(ninth, low, high)
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    extern crate std;
+
+    use super::Grids;
+    use core::cell::Cell;
+
+    std::thread_local! {
+        /// Set while [`gather_only`] runs: [`Grids::detected`] answers
+        /// [`Grids::Gather`] on this thread, so a test reaches the gather bodies on a CPU
+        /// with VBMI.
+        pub(super) static GATHER_ONLY: Cell<bool> = const { Cell::new(false) };
+    }
+
+    /// Runs `f` with the gather bodies only (on this thread).
+    pub(crate) fn gather_only<T>(f: impl FnOnce() -> T) -> T {
+        GATHER_ONLY.with(|g| g.set(true));
+        let out = f();
+        GATHER_ONLY.with(|g| g.set(false));
+        out
+    }
+
+    /// Runs `f` with `grids` as the detected lookups (`Vbmi` only where usable).
+    pub(crate) fn with_grids<T>(grids: Grids, f: impl FnOnce() -> T) -> T {
+        match grids {
+            Grids::Gather => gather_only(f),
+            Grids::Vbmi => f(),
+        }
+    }
 }

@@ -95,7 +95,9 @@
 //!    `sub_block` (the decoded chunks of one sub-block from the packed quads, and from
 //!    the per-row data where values take bits from a per-row field) and `affine`
 //!    (scales and biases from the packed per-row data), equal to `decode` bit for bit.
-//!    The shared AVX-512 helpers are in `codec.rs`.
+//!    The shared AVX-512 helpers are in `codec.rs`. A format whose values come from a
+//!    small table (a grid) may also set `VBMI` and give `sub_block_vbmi`, the same bytes
+//!    by VBMI byte permutes; the kernels then get a VBMI copy for it.
 //! 3. In `formats/mod.rs`: `pub(crate) mod x;` and `pub use x::BlockX;`. In
 //!    `registry.rs`: one line `X = ID => x::BlockX,` in `quantized`, with the variant's
 //!    docs. The compiler then asks for every trait item and checks the spec's sizes; every

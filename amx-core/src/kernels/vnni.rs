@@ -19,7 +19,7 @@ use core::arch::x86_64::{
     _mm512_srli_epi32,
 };
 
-use crate::formats::codec::Codec;
+use crate::formats::codec::{Codec, Grids};
 use crate::formats::{Format, with_quantized};
 use crate::gemm::PreparedKind;
 use crate::pack::{PANEL_ROWS, PackedLayout};
@@ -93,21 +93,22 @@ pub(crate) unsafe fn run_quantized(job: &Job<'_, '_, '_, '_>) {
     unsafe {
         with_quantized!(
             job.weights.layout().format(),
-            F => run_format::<F>(job),
+            F => run_format::<F>(job, Grids::detected()),
             // Float weights run `run_float` (never prepared as Q8).
             Format::F16 | Format::BF16 => {}
         )
     }
 }
 
-/// [`run_quantized`] for the format of `F` (the weights' format).
+/// [`run_quantized`] for the format of `F` (the weights' format), with the grid lookups
+/// `grids`.
 ///
 /// # Safety
 ///
-/// As [`run_quantized`].
+/// As [`run_quantized`]; `grids` is [`Grids::Gather`] or the CPU has AVX-512 VBMI.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
-unsafe fn run_format<F: Codec>(job: &Job<'_, '_, '_, '_>) {
+pub(crate) unsafe fn run_format<F: Codec>(job: &Job<'_, '_, '_, '_>, grids: Grids) {
     let PreparedKind::Q8 { bytes, layout: q8 } = job.x.kind else { return };
     let layout = job.weights.layout();
     let rb = q8.row_bytes();
@@ -133,8 +134,21 @@ unsafe fn run_format<F: Codec>(job: &Job<'_, '_, '_, '_>) {
                     // SAFETY: the records are whole rows of the checked Q8 buffer of K
                     // values, the outputs are rows m0.. of this job's block at panel p's
                     // columns (masked to the valid ones); `fits` was checked; the rest is
-                    // this function's contract.
-                    unsafe { fused::panel_block::<F, $r>(layout, panel, q8, recs, out, mask) }
+                    // this function's contract (VBMI for the VBMI body).
+                    unsafe {
+                        match grids {
+                            Grids::Gather => {
+                                fused::panel_block::<F, $r>(layout, panel, q8, recs, out, mask)
+                            }
+                            // A format without a VBMI body gets no VBMI copy.
+                            Grids::Vbmi if !F::VBMI => {
+                                fused::panel_block::<F, $r>(layout, panel, q8, recs, out, mask)
+                            }
+                            Grids::Vbmi => {
+                                fused::panel_block_vbmi::<F, $r>(layout, panel, q8, recs, out, mask)
+                            }
+                        }
+                    }
                 }};
             }
             with_rows!(count, go);

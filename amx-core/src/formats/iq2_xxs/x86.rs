@@ -7,6 +7,11 @@
 //! `43 + grid` and a masked subtract from 86 applies the signs. Sign bit 7 (the parity of
 //! the seven stored bits) is folded from the `aux` word in registers.
 //!
+//! With VBMI ([`Codec::sub_block_vbmi`]) the grid is two 256-byte planes, the low and
+//! the high bytes of the compressed entries: one [`lookup256`] per plane takes the 64
+//! indices of chunk `2s` at once (four `vpermi2b` in all, for four gathers), leaving
+//! entry `k`'s bytes at byte `k` of each row's dword, where [`expand`] reads them.
+//!
 //! The sub-block scales are the top four bits of the `aux` words, in the quads: this
 //! format implements [`Codec::affine_with`].
 
@@ -19,7 +24,7 @@ use core::arch::x86_64::{
 };
 
 use super::{BlockIQ2_XXS, IQ2XXS_GRID};
-use crate::formats::codec::{Affine, Codec, byte_u, f16x16, ld};
+use crate::formats::codec::{Affine, Codec, Plane, byte_u, f16x16, ld, lookup256, plane};
 
 /// A grid with one more entry after it, so that a 4-byte gather at the last entry reads
 /// inside the table.
@@ -49,6 +54,11 @@ pub(in crate::formats) unsafe fn grid_entries(table: *const u16, idx: __m512i) -
     unsafe { _mm512_i32gather_epi32::<2>(idx, table.cast()) }
 }
 
+/// The low bytes of [`IQ2XXS_GRID`]'s entries (values 0..4), for [`lookup256`].
+static LOW: Plane<256> = plane::<256, false>(&IQ2XXS_GRID);
+/// The high bytes (values 4..8).
+static HIGH: Plane<256> = plane::<256, true>(&IQ2XXS_GRID);
+
 /// `43 + grid value` for the grid index in the low 4 bits of a byte, as [`expand`]
 /// places them: 0, 1, 2 (3: 43 as the scalar decoder reads it), or 4 and 8 (12) for the
 /// indices left in bits 2..4.
@@ -67,14 +77,15 @@ static LUT: [u8; 64] = {
     t
 };
 
-/// Values `4h..4h + 4` (`h` < 2) of each dword's compressed grid entry (low 16 bits of
-/// `e`) in the decoded form `43 ± grid`: byte `j` of a dword is value `4h + j`, minus
-/// where bit `j` of the dword's `signs` is set (the bits above 3 are not read).
+/// The four values of the compressed grid entry byte `h` (< 4) of each dword of `e`
+/// (the low byte of an entry: values 0..4, the high byte: values 4..8) in the decoded form
+/// `43 ± grid`: byte `j` of a dword is the entry byte's value `j`, minus where bit `j` of
+/// the dword's `signs` is set (the bits above 3 are not read).
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw")]
 pub(in crate::formats) fn expand(e: __m512i, h: i32, signs: __m512i) -> __m512i {
     let lanes = _mm512_setr4_epi32(0, 0x0404_0404, 0x0808_0808, 0x0c0c_0c0c);
-    // Byte h of each dword to its four bytes.
+    // Byte h of each dword to its four bytes (h < 4: the control stays in the lane).
     let b = _mm512_shuffle_epi8(e, _mm512_add_epi32(lanes, _mm512_set1_epi32(0x0101_0101 * h)));
     // The high word shifted right by 4: bytes 0, 1, 2, 3 hold the indices of values 0, 1,
     // 2, 3 in bits 0..2, 2..4, 0..2, 2..4.
@@ -125,6 +136,25 @@ impl Codec for BlockIQ2_XXS {
             let y = _mm512_srlv_epi32(a, _mm512_set1_epi32(7 * k as i32));
             w[2 * k] = expand(e, 0, y);
             w[2 * k + 1] = expand(e, 1, high_signs(y));
+        }
+        w
+    }
+
+    const VBMI: bool = true;
+
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vbmi")]
+    unsafe fn sub_block_vbmi(q: *const u8, _p: *const u8, s: usize) -> [__m512i; 8] {
+        let mut w = [_mm512_setzero_si512(); 8];
+        // SAFETY: chunks 2s and 2s + 1 < 16 for s < 8 (the caller's contract: the group's
+        // 1024 quads bytes).
+        let (g, a) = unsafe { (ld(q, 128 * s), ld(q, 128 * s + 64)) };
+        // SAFETY: each plane is 256 bytes; every byte of `g` is an index.
+        let (lo, hi) = unsafe { (lookup256(LOW.0.as_ptr(), g), lookup256(HIGH.0.as_ptr(), g)) };
+        for k in 0..4 {
+            let y = _mm512_srlv_epi32(a, _mm512_set1_epi32(7 * k as i32));
+            w[2 * k] = expand(lo, k as i32, y);
+            w[2 * k + 1] = expand(hi, k as i32, high_signs(y));
         }
         w
     }

@@ -6,21 +6,56 @@
 //! chunk `s` (quads chunk `16 + s`) holds the sub-block's 32 sign bits per row; the four
 //! of chunk `j` are spread to its bytes by a multiply and tested into a mask:
 //! `u = 15 + g`, or `15 - g` under the mask.
+//!
+//! With VBMI ([`Codec::sub_block_vbmi`]) the grid is IQ3_XXS's form over 512 entries: 3-bit
+//! codes of the eight levels, in two 512-byte planes; one [`lookup512`] per plane takes a
+//! qs chunk's 64 indices at once, the ninth bits tested out of each row's `qh[s]` (read by
+//! two loads and [`row_bits`] rather than a gather); [`magnitudes`] gives the levels.
 
 use core::arch::x86_64::{
     __m512i, _mm512_add_epi8, _mm512_add_epi32, _mm512_and_si512, _mm512_cvtepi32_ps,
     _mm512_i32gather_epi32, _mm512_mask_sub_epi8, _mm512_mul_ps, _mm512_mullo_epi32,
     _mm512_or_si512, _mm512_set1_epi8, _mm512_set1_epi32, _mm512_set1_ps, _mm512_setr_epi32,
-    _mm512_setzero_si512, _mm512_slli_epi32, _mm512_srlv_epi32, _mm512_test_epi8_mask,
+    _mm512_setr4_epi32, _mm512_setzero_si512, _mm512_shuffle_epi8, _mm512_slli_epi32,
+    _mm512_srlv_epi32, _mm512_test_epi8_mask,
 };
 
 use super::{BlockIQ3_S, IQ3S_GRID};
-use crate::formats::codec::{Affine, Codec, byte_u, f16x16, ld};
+use crate::formats::codec::{Affine, Codec, Plane, byte_u, f16x16, ld, lookup512, plane};
+use crate::formats::iq2_xs::x86::row_bits;
+use crate::formats::iq3_xxs::x86::{codes3, levels64, magnitudes};
 
 /// Offset of the 16 rows' 8-byte `qh` in the per-row data (after the 16 `d`).
 const QH: usize = 32;
 /// Offset of the 16 rows' 4-byte `scales` (after `qh`).
 const SCALES: usize = 160;
+
+/// The magnitude levels of [`IQ3S_GRID`].
+const LEVELS: [u8; 8] = [1, 3, 5, 7, 9, 11, 13, 15];
+/// [`IQ3S_GRID`] as 3-bit codes.
+const CODES: [u16; 512] = codes3(&IQ3S_GRID, &LEVELS);
+/// The low bytes of [`CODES`], for [`lookup512`].
+static LOW: Plane<512> = plane::<512, false>(&CODES);
+/// The high bytes of [`CODES`].
+static HIGH: Plane<512> = plane::<512, true>(&CODES);
+/// [`LEVELS`] for [`magnitudes`].
+static LEVELS64: Plane<64> = levels64(&LEVELS);
+
+/// `15 + g`, or `15 - g` where the value's sign bit is set, for decoded chunk `j` of the
+/// sub-block whose signs chunk is `signs`.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw")]
+fn signed(g: __m512i, signs: __m512i, j: usize) -> __m512i {
+    let base = _mm512_set1_epi8(15);
+    let nib = _mm512_and_si512(
+        _mm512_srlv_epi32(signs, _mm512_set1_epi32(4 * j as i32)),
+        _mm512_set1_epi32(0xf),
+    );
+    // Sign bit k of the nibble into byte k, tested against bit k.
+    let spread = _mm512_mullo_epi32(nib, _mm512_set1_epi32(0x0101_0101));
+    let neg = _mm512_test_epi8_mask(spread, _mm512_set1_epi32(0x0804_0201));
+    _mm512_mask_sub_epi8(_mm512_add_epi8(base, g), neg, base, g)
+}
 
 /// IQ3_S: `u = 15 + grid * sign`, scale `db`, bias `db * -15`.
 impl Codec for BlockIQ3_S {
@@ -39,7 +74,6 @@ impl Codec for BlockIQ3_S {
         // SAFETY: signs chunk 16 + s < 24 lies in the group's 1536 quads bytes.
         let signs = unsafe { ld(q, 64 * (16 + s)) };
         let mut w = [_mm512_setzero_si512(); 8];
-        let base = _mm512_set1_epi8(15);
         for (j, wj) in w.iter_mut().enumerate() {
             // SAFETY: qs chunk 2s + j / 4 < 16 lies in the group's quads bytes.
             let chunk = unsafe { ld(q, 64 * (2 * s + j / 4)) };
@@ -48,14 +82,43 @@ impl Codec for BlockIQ3_S {
             let idx = _mm512_or_si512(byte_u(chunk, (j % 4) as i32), high);
             // SAFETY: every index is below 512, an entry of the 512-entry table.
             let g = unsafe { _mm512_i32gather_epi32::<4>(idx, IQ3S_GRID.as_ptr().cast()) };
-            let nib = _mm512_and_si512(
-                _mm512_srlv_epi32(signs, _mm512_set1_epi32(4 * j as i32)),
-                _mm512_set1_epi32(0xf),
-            );
-            // Sign bit k of the nibble into byte k, tested against bit k.
-            let spread = _mm512_mullo_epi32(nib, _mm512_set1_epi32(0x0101_0101));
-            let neg = _mm512_test_epi8_mask(spread, _mm512_set1_epi32(0x0804_0201));
-            *wj = _mm512_mask_sub_epi8(_mm512_add_epi8(base, g), neg, base, g);
+            *wj = signed(g, signs, j);
+        }
+        w
+    }
+
+    const VBMI: bool = true;
+
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vbmi")]
+    unsafe fn sub_block_vbmi(q: *const u8, p: *const u8, s: usize) -> [__m512i; 8] {
+        let s = s % 8;
+        // SAFETY: the 16 rows' 8-byte qh are the 128 bytes at QH (the caller's contract:
+        // PER_ROW bytes).
+        let (qh_lo, qh_hi) = unsafe { (ld(p, QH), ld(p, QH + 64)) };
+        // Each row's qh[s] (byte s of its u64) copied to the four bytes of its dword.
+        let lanes = _mm512_setr4_epi32(0, 0x0404_0404, 0x0808_0808, 0x0c0c_0c0c);
+        let qh = _mm512_shuffle_epi8(row_bits(qh_lo, qh_hi, 8 * s), lanes);
+        // SAFETY: signs chunk 16 + s < 24 lies in the group's 1536 quads bytes.
+        let signs = unsafe { ld(q, 64 * (16 + s)) };
+        // SAFETY: the table is 64 bytes.
+        let levels = unsafe { ld(LEVELS64.0.as_ptr(), 0) };
+        let mut w = [_mm512_setzero_si512(); 8];
+        for c in 0..2 {
+            // SAFETY: qs chunk 2s + c < 16 lies in the group's quads bytes.
+            let chunk = unsafe { ld(q, 64 * (2 * s + c)) };
+            // Entry k's ninth index bit, bit 4c + k of qh[s], at byte 4r + k.
+            let bits = _mm512_set1_epi32((0x0804_0201_u32 << (4 * c)) as i32);
+            let ninth = _mm512_test_epi8_mask(qh, bits);
+            // SAFETY: each plane is 512 bytes; every byte of `chunk` is an index's low 8
+            // bits.
+            let (lo, hi) = unsafe {
+                (lookup512(LOW.0.as_ptr(), chunk, ninth), lookup512(HIGH.0.as_ptr(), chunk, ninth))
+            };
+            for k in 0..4 {
+                let g = magnitudes(lo, hi, k as i32, levels);
+                w[4 * c + k] = signed(g, signs, 4 * c + k);
+            }
         }
         w
     }

@@ -10,7 +10,7 @@ use super::{Format, for_each_block};
 use super::{QK_K, f16_le, put, take};
 
 #[cfg(target_arch = "x86_64")]
-mod x86;
+pub(crate) mod x86;
 
 /// ggml's `iq3xxs_grid` (gguf-py's `IQ3_XXS.grid`): entry `i` holds four magnitudes, value
 /// `k` in byte `k` (little endian).

@@ -6,17 +6,25 @@
 //! 7-bit sign index plus its parity (shifts and xors in registers) gives 8 sign bits; the
 //! four of the chunk are spread to its bytes by a multiply and tested into a mask:
 //! `u = 62 + g`, or `62 - g` under the mask.
+//!
+//! With VBMI ([`Codec::sub_block_vbmi`]) each entry's four magnitudes (eight levels) are
+//! compressed to 3-bit codes, 12 bits, in two 256-byte planes (low and high byte): one
+//! [`lookup256`] per plane takes the 64 indices of a qs chunk at once (eight `vpermi2b`
+//! per sub-block, for eight gathers); [`magnitudes`] then brings one entry per row
+//! together (`vpermt2b`), splits the codes (`vpmultishiftqb`) and maps them to their
+//! levels (`vpermb`).
 
 use core::arch::x86_64::{
-    __m512i, _mm512_add_epi8, _mm512_add_ps, _mm512_and_si512, _mm512_cvtepi32_ps,
-    _mm512_i32gather_epi32, _mm512_mask_sub_epi8, _mm512_mul_ps, _mm512_mullo_epi32,
-    _mm512_or_si512, _mm512_set1_epi8, _mm512_set1_epi32, _mm512_set1_ps, _mm512_setr_epi32,
-    _mm512_setzero_si512, _mm512_slli_epi32, _mm512_srli_epi32, _mm512_srlv_epi32,
-    _mm512_test_epi8_mask, _mm512_xor_si512,
+    __m512i, _mm512_add_epi8, _mm512_add_epi32, _mm512_add_ps, _mm512_and_si512,
+    _mm512_cvtepi32_ps, _mm512_i32gather_epi32, _mm512_mask_sub_epi8, _mm512_mul_ps,
+    _mm512_mullo_epi32, _mm512_multishift_epi64_epi8, _mm512_or_si512, _mm512_permutex2var_epi8,
+    _mm512_permutexvar_epi8, _mm512_set1_epi8, _mm512_set1_epi32, _mm512_set1_epi64,
+    _mm512_set1_ps, _mm512_setr_epi32, _mm512_setzero_si512, _mm512_slli_epi32, _mm512_srli_epi32,
+    _mm512_srlv_epi32, _mm512_test_epi8_mask, _mm512_xor_si512,
 };
 
 use super::{BlockIQ3_XXS, IQ3XXS_GRID};
-use crate::formats::codec::{Affine, Codec, byte_u, f16x16, ld};
+use crate::formats::codec::{Affine, Codec, Plane, byte_u, f16x16, ld, lookup256, plane};
 
 /// Offset of the 16 rows' 32-byte `scales` in the per-row data (after the 16 `d`).
 const SCALES: usize = 32;
@@ -49,6 +57,107 @@ fn ksigns(x: __m512i) -> __m512i {
     _mm512_or_si512(i, parity)
 }
 
+/// Grid entries of four byte magnitudes, each one of `levels`, as 3-bit codes (the level
+/// of magnitude `k` at bits `3k..3k + 3`). A magnitude outside `levels` fails the build
+/// (the tables are statics).
+pub(in crate::formats) const fn codes3<const N: usize>(
+    grid: &[u32; N],
+    levels: &[u8; 8],
+) -> [u16; N] {
+    let mut out = [0u16; N];
+    let mut i = 0;
+    while i < N {
+        let mut k = 0;
+        while k < 4 {
+            let m = (grid[i] >> (8 * k)) as u8;
+            let mut c = 0;
+            while c < 8 && levels[c] != m {
+                c += 1;
+            }
+            assert!(c < 8, "a grid magnitude outside the levels");
+            out[i] |= (c as u16) << (3 * k);
+            k += 1;
+        }
+        i += 1;
+    }
+    out
+}
+
+/// `levels[i % 8]` for `i < 64`: a `vpermb` table mapping a code to its level whatever
+/// the byte's bits 3..6 hold.
+pub(in crate::formats) const fn levels64(levels: &[u8; 8]) -> Plane<64> {
+    let mut t = [0u8; 64];
+    let mut i = 0;
+    while i < 64 {
+        t[i] = levels[i % 8];
+        i += 1;
+    }
+    Plane(t)
+}
+
+/// The magnitude levels of [`IQ3XXS_GRID`].
+const LEVELS: [u8; 8] = [4, 12, 20, 28, 36, 44, 52, 62];
+/// [`IQ3XXS_GRID`] as 3-bit codes.
+const CODES: [u16; 256] = codes3(&IQ3XXS_GRID, &LEVELS);
+/// The low bytes of [`CODES`], for [`lookup256`].
+static LOW: Plane<256> = plane::<256, false>(&CODES);
+/// The high bytes of [`CODES`].
+static HIGH: Plane<256> = plane::<256, true>(&CODES);
+/// [`LEVELS`] for [`magnitudes`].
+static LEVELS64: Plane<64> = levels64(&LEVELS);
+
+/// The four magnitudes of the entry whose 12-bit code is byte `k` (< 4) of each dword of
+/// `lo` (its low byte) and `hi` (its high byte), byte `i` of the dword magnitude `i`, by
+/// `levels` (a [`levels64`] table).
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vbmi")]
+pub(in crate::formats) fn magnitudes(lo: __m512i, hi: __m512i, k: i32, levels: __m512i) -> __m512i {
+    // Row r's code to bytes 0, 1 of its dword (and again to bytes 2, 3): byte 4r + k of
+    // `lo` (index 4r + k) and of `hi` (index 64 + 4r + k).
+    let rows = _mm512_setr_epi32(
+        0,
+        0x0404_0404,
+        0x0808_0808,
+        0x0c0c_0c0c,
+        0x1010_1010,
+        0x1414_1414,
+        0x1818_1818,
+        0x1c1c_1c1c,
+        0x2020_2020,
+        0x2424_2424,
+        0x2828_2828,
+        0x2c2c_2c2c,
+        0x3030_3030,
+        0x3434_3434,
+        0x3838_3838,
+        0x3c3c_3c3c,
+    );
+    let ctrl = _mm512_add_epi32(rows, _mm512_set1_epi32(0x4000_4000 + 0x0101_0101 * k));
+    let e = _mm512_permutex2var_epi8(lo, ctrl, hi);
+    // Byte i of each dword: bits 3i.. of the code (qword bit offsets 0, 3, 6, 9 for the
+    // low dword, 32 more for the high one); `vpermb` reads the low 6 bits, levels64
+    // ignores bits 3..6.
+    let codes = _mm512_multishift_epi64_epi8(_mm512_set1_epi64(0x2926_2320_0906_0300), e);
+    _mm512_permutexvar_epi8(codes, levels)
+}
+
+/// `62 + g`, or `62 - g` where the sign of the value is set, for decoded chunk `j` of the
+/// sub-block whose rows' `aux` words are `aux`.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw")]
+fn signed(g: __m512i, aux: __m512i, j: usize) -> __m512i {
+    let base = _mm512_set1_epi8(62);
+    let signs = ksigns(_mm512_srlv_epi32(aux, _mm512_set1_epi32(7 * (j / 2) as i32)));
+    let nib = _mm512_and_si512(
+        _mm512_srlv_epi32(signs, _mm512_set1_epi32(4 * (j % 2) as i32)),
+        _mm512_set1_epi32(0xf),
+    );
+    // Sign bit k of the nibble into byte k, tested against bit k.
+    let spread = _mm512_mullo_epi32(nib, _mm512_set1_epi32(0x0101_0101));
+    let neg = _mm512_test_epi8_mask(spread, _mm512_set1_epi32(0x0804_0201));
+    _mm512_mask_sub_epi8(_mm512_add_epi8(base, g), neg, base, g)
+}
+
 /// IQ3_XXS: `u = 62 + grid * sign`, scale `db`, bias `db * -62`.
 impl Codec for BlockIQ3_XXS {
     const QUADS: usize = 1024;
@@ -61,22 +170,38 @@ impl Codec for BlockIQ3_XXS {
         // SAFETY: the caller's contract (`p` readable for PER_ROW bytes), s < 8.
         let aux = unsafe { aux(p, s) };
         let mut w = [_mm512_setzero_si512(); 8];
-        let base = _mm512_set1_epi8(62);
         for (j, wj) in w.iter_mut().enumerate() {
             // SAFETY: chunk 2s + j / 4 < 16 lies in the group's 1024 quads bytes.
             let chunk = unsafe { ld(q, 64 * (2 * s + j / 4)) };
             let idx = byte_u(chunk, (j % 4) as i32);
             // SAFETY: every index is a byte (< 256), an entry of the 256-entry table.
             let g = unsafe { _mm512_i32gather_epi32::<4>(idx, IQ3XXS_GRID.as_ptr().cast()) };
-            let signs = ksigns(_mm512_srlv_epi32(aux, _mm512_set1_epi32(7 * (j / 2) as i32)));
-            let nib = _mm512_and_si512(
-                _mm512_srlv_epi32(signs, _mm512_set1_epi32(4 * (j % 2) as i32)),
-                _mm512_set1_epi32(0xf),
-            );
-            // Sign bit k of the nibble into byte k, tested against bit k.
-            let spread = _mm512_mullo_epi32(nib, _mm512_set1_epi32(0x0101_0101));
-            let neg = _mm512_test_epi8_mask(spread, _mm512_set1_epi32(0x0804_0201));
-            *wj = _mm512_mask_sub_epi8(_mm512_add_epi8(base, g), neg, base, g);
+            *wj = signed(g, aux, j);
+        }
+        w
+    }
+
+    const VBMI: bool = true;
+
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vbmi")]
+    unsafe fn sub_block_vbmi(q: *const u8, p: *const u8, s: usize) -> [__m512i; 8] {
+        let s = s % 8;
+        // SAFETY: the caller's contract (`p` readable for PER_ROW bytes), s < 8.
+        let aux = unsafe { aux(p, s) };
+        // SAFETY: the table is 64 bytes.
+        let levels = unsafe { ld(LEVELS64.0.as_ptr(), 0) };
+        let mut w = [_mm512_setzero_si512(); 8];
+        for c in 0..2 {
+            // SAFETY: chunk 2s + c < 16 lies in the group's 1024 quads bytes.
+            let chunk = unsafe { ld(q, 64 * (2 * s + c)) };
+            // SAFETY: each plane is 256 bytes; every byte of `chunk` is an index.
+            let (lo, hi) =
+                unsafe { (lookup256(LOW.0.as_ptr(), chunk), lookup256(HIGH.0.as_ptr(), chunk)) };
+            for k in 0..4 {
+                let g = magnitudes(lo, hi, k as i32, levels);
+                w[4 * c + k] = signed(g, aux, 4 * c + k);
+            }
         }
         w
     }

@@ -63,12 +63,19 @@ impl Decoded {
 /// The CPU has the instruction set of the decoder (see [`best`]).
 pub(crate) type DecodeFn = unsafe fn(&PackedLayout, &[u8], usize, usize, &mut Decoded);
 
-/// The fastest decoder this CPU runs: AVX-512 where usable, the portable one otherwise.
-/// Calling the returned function is sound on this CPU.
+/// The fastest decoder this CPU runs: AVX-512 where usable (with the grid lookups of
+/// [`Grids::detected`]), the portable one otherwise. Calling the returned function is
+/// sound on this CPU.
+///
+/// [`Grids::detected`]: crate::formats::codec::Grids::detected
 pub(crate) fn best() -> DecodeFn {
     #[cfg(target_arch = "x86_64")]
     if crate::detect::Features::cached().avx512_usable() {
-        return x86::decode_span;
+        use crate::formats::codec::Grids;
+        return match Grids::detected() {
+            Grids::Gather => x86::decode_span,
+            Grids::Vbmi => x86::decode_span_vbmi,
+        };
     }
     scalar::decode_span
 }

@@ -5,6 +5,8 @@ use std::vec::Vec;
 
 use super::Decoded;
 use super::scalar::decode_group;
+#[cfg(target_arch = "x86_64")]
+use crate::formats::codec::Grids;
 use crate::formats::{Format, dequantize};
 use crate::pack::{PANEL_ROWS, PackedRef, pack, packed_size, read_block};
 use crate::test_util::test_formats;
@@ -146,6 +148,8 @@ fn avx512() -> bool {
     let ok = crate::detect::Features::cached().avx512_usable();
     if !ok {
         crate::test_util::skip(crate::test_util::Need::Avx512, "no AVX-512");
+    } else if !crate::detect::Features::cached().avx512_vbmi_usable() {
+        std::println!("skipped: the VBMI grid lookups (no AVX-512 VBMI)");
     }
     ok
 }
@@ -172,12 +176,15 @@ fn avx512_decode_matches_scalar_bit_for_bit() {
                 let packed = PackedRef::parse(&buf).unwrap();
                 for p in 0..layout.panels() {
                     let panel = packed.panel(p).unwrap();
-                    for g in 0..layout.groups() {
+                    for (g, grids) in
+                        (0..layout.groups()).flat_map(|g| Grids::usable().map(move |l| (g, l)))
+                    {
                         let (mut want, mut got) = (poisoned(), poisoned());
                         decode_group(&layout, panel, g, &mut want);
-                        // SAFETY: AVX-512 F/BW/VL are usable (checked above).
-                        unsafe { super::x86::decode_group(&layout, panel, g, &mut got) };
-                        let what = std::format!("{format} n{n} source{v} p{p} g{g}");
+                        // SAFETY: AVX-512 F/BW/VL are usable (checked above), VBMI where
+                        // `grids` says so.
+                        unsafe { super::x86::decode_group(&layout, panel, g, &mut got, grids) };
+                        let what = std::format!("{format} n{n} source{v} p{p} g{g} {grids:?}");
                         assert_same(&want, &got, &what);
                     }
                 }
@@ -202,10 +209,14 @@ fn avx512_decode_ignores_bad_arguments() {
         let packed = PackedRef::parse(&buf).unwrap();
         let panel = packed.panel(0).unwrap();
         for (g, bytes) in [(2, panel), (usize::MAX, panel), (0, &panel[1..]), (0, &panel[..0])] {
-            let mut got = poisoned();
-            // SAFETY: AVX-512 F/BW/VL are usable (checked above).
-            unsafe { super::x86::decode_group(&layout, bytes, g, &mut got) };
-            assert_same(&poisoned(), &got, &std::format!("{format} g{g} len {}", bytes.len()));
+            for grids in Grids::usable() {
+                let mut got = poisoned();
+                // SAFETY: AVX-512 F/BW/VL are usable (checked above), VBMI where `grids`
+                // says so.
+                unsafe { super::x86::decode_group(&layout, bytes, g, &mut got, grids) };
+                let what = std::format!("{format} g{g} len {} {grids:?}", bytes.len());
+                assert_same(&poisoned(), &got, &what);
+            }
         }
     }
 }
@@ -263,15 +274,25 @@ fn spans_equal_groups_one_at_a_time() {
             // The vector span decoder exists on x86_64 only.
             #[cfg(target_arch = "x86_64")]
             if crate::detect::Features::cached().avx512_usable() {
-                let mut fast = Decoded::new();
-                // SAFETY: AVX-512 is usable (checked just above).
-                unsafe { super::x86::decode_span(&layout, panel, g, count, &mut fast) };
-                let chunks = count * gv / 4;
-                assert_eq!(&fast.u[..64 * chunks], &whole.u[..64 * chunks], "{format} span u");
-                for s in 0..count * gv / sb {
-                    for r in 0..PANEL_ROWS {
-                        assert_eq!(fast.scale[s][r].to_bits(), whole.scale[s][r].to_bits());
-                        assert_eq!(fast.bias[s][r].to_bits(), whole.bias[s][r].to_bits());
+                for grids in Grids::usable() {
+                    let mut fast = Decoded::new();
+                    match grids {
+                        // SAFETY: AVX-512 is usable (checked just above).
+                        Grids::Gather => unsafe {
+                            super::x86::decode_span(&layout, panel, g, count, &mut fast)
+                        },
+                        // SAFETY: AVX-512 is usable (checked just above), and VBMI (`grids`).
+                        Grids::Vbmi => unsafe {
+                            super::x86::decode_span_vbmi(&layout, panel, g, count, &mut fast)
+                        },
+                    }
+                    let chunks = count * gv / 4;
+                    assert_eq!(&fast.u[..64 * chunks], &whole.u[..64 * chunks], "{format} span u");
+                    for s in 0..count * gv / sb {
+                        for r in 0..PANEL_ROWS {
+                            assert_eq!(fast.scale[s][r].to_bits(), whole.scale[s][r].to_bits());
+                            assert_eq!(fast.bias[s][r].to_bits(), whole.bias[s][r].to_bits());
+                        }
                     }
                 }
             } else {

@@ -7,6 +7,8 @@
 
 use core::arch::x86_64::{__m512, __m512i, _mm512_storeu_ps, _mm512_storeu_si512};
 
+#[cfg(test)]
+use crate::formats::codec::Grids;
 use crate::formats::codec::{Affine, Codec};
 use crate::formats::{Format, with_quantized};
 use crate::pack::PackedLayout;
@@ -66,66 +68,94 @@ fn st_affine(out: &mut Decoded, s: usize, scale: __m512, bias: __m512) {
     }
 }
 
-/// Decodes groups `g..g + count` of `panel` into consecutive slots of `out` (group
-/// `g + i` in chunks `i * group_values / 4..` and sub-blocks `i * SUB_BLOCKS..`). Groups
-/// past the panel's or past the room in `out` are not decoded, nor is anything when
-/// `panel` is not a whole panel of `layout` in `F`'s format.
-#[inline(never)]
-#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-fn decode_groups<F: Codec>(
-    layout: &PackedLayout,
-    panel: &[u8],
-    g: usize,
-    count: usize,
-    out: &mut Decoded,
-) {
-    if !fits::<F>(layout, panel) {
-        return;
-    }
-    let (chunks, subs) = (F::SUB_BLOCK / 4, F::SUB_BLOCKS);
-    let room = (MAX_SUB_BLOCKS / subs).min(out.u.len() / 64 / (subs * chunks));
-    let rows = layout.per_row_offset(0);
-    for slot in 0..count.min(room).min(layout.groups().saturating_sub(g)) {
-        // `fits`: group g + slot's regions are at these offsets, inside the panel.
-        let (qo, po) = ((g + slot) * F::QUADS, rows + (g + slot) * F::PER_ROW);
-        let (Some(q), Some(p)) = (panel.get(qo..qo + F::QUADS), panel.get(po..po + F::PER_ROW))
-        else {
-            return;
-        };
-        for_each_sub_block!(F::SUB_BLOCKS, |s| {
-            // SAFETY: `q` is the group's `QUADS` bytes, `p` its `PER_ROW` bytes and
-            // `s < SUB_BLOCKS`; AVX-512 F/BW/VL are enabled here.
-            let w = unsafe { F::sub_block(q.as_ptr(), p.as_ptr(), s) };
-            for (j, v) in w.into_iter().take(chunks).enumerate() {
-                st(out, (slot * subs + s) * chunks + j, v);
+/// Defines `$name`, the group decoder compiled with `$features`, calling
+/// `Codec::$sub_block` (two copies, one per [`Grids`](crate::formats::codec::Grids), as
+/// for the fused kernel).
+macro_rules! decode_groups {
+    ($name:ident, $features:literal, $sub_block:ident) => {
+        /// Decodes groups `g..g + count` of `panel` into consecutive slots of `out`
+        /// (group `g + i` in chunks `i * group_values / 4..` and sub-blocks
+        /// `i * SUB_BLOCKS..`). Groups past the panel's or past the room in `out` are not
+        /// decoded, nor is anything when `panel` is not a whole panel of `layout` in `F`'s
+        /// format.
+        #[inline(never)]
+        #[target_feature(enable = $features)]
+        fn $name<F: Codec>(
+            layout: &PackedLayout,
+            panel: &[u8],
+            g: usize,
+            count: usize,
+            out: &mut Decoded,
+        ) {
+            if !fits::<F>(layout, panel) {
+                return;
             }
-        });
-        let mut a = Affine::zero();
-        // SAFETY: `q` is the group's `QUADS` bytes, `p` its `PER_ROW` bytes; AVX-512
-        // F/BW/VL are enabled here.
-        unsafe { F::affine_with(q.as_ptr(), p.as_ptr(), &mut a) };
-        for s in 0..subs {
-            st_affine(out, slot * subs + s, a.scale[s], a.bias[s]);
+            let (chunks, subs) = (F::SUB_BLOCK / 4, F::SUB_BLOCKS);
+            let room = (MAX_SUB_BLOCKS / subs).min(out.u.len() / 64 / (subs * chunks));
+            let rows = layout.per_row_offset(0);
+            for slot in 0..count.min(room).min(layout.groups().saturating_sub(g)) {
+                // `fits`: group g + slot's regions are at these offsets, inside the panel.
+                let (qo, po) = ((g + slot) * F::QUADS, rows + (g + slot) * F::PER_ROW);
+                let (Some(q), Some(p)) =
+                    (panel.get(qo..qo + F::QUADS), panel.get(po..po + F::PER_ROW))
+                else {
+                    return;
+                };
+                for_each_sub_block!(F::SUB_BLOCKS, |s| {
+                    // SAFETY: `q` is the group's `QUADS` bytes, `p` its `PER_ROW` bytes and
+                    // `s < SUB_BLOCKS`; AVX-512 F/BW/VL (and VBMI in the VBMI body) are
+                    // enabled here.
+                    let w = unsafe { F::$sub_block(q.as_ptr(), p.as_ptr(), s) };
+                    for (j, v) in w.into_iter().take(chunks).enumerate() {
+                        st(out, (slot * subs + s) * chunks + j, v);
+                    }
+                });
+                let mut a = Affine::zero();
+                // SAFETY: `q` is the group's `QUADS` bytes, `p` its `PER_ROW` bytes; AVX-512
+                // F/BW/VL are enabled here.
+                unsafe { F::affine_with(q.as_ptr(), p.as_ptr(), &mut a) };
+                for s in 0..subs {
+                    st_affine(out, slot * subs + s, a.scale[s], a.bias[s]);
+                }
+            }
         }
-    }
+    };
 }
+
+decode_groups!(decode_groups, "avx512f,avx512bw,avx512vl", sub_block);
+decode_groups!(decode_groups_vbmi, "avx512f,avx512bw,avx512vl,avx512vbmi", sub_block_vbmi);
 
 #[cfg(test)]
 /// Decodes group `g` of `panel` (one whole panel of `layout`, a quantized format) into
-/// `out`, exactly as [`super::scalar::decode_group`]: the first `group_values / 4` chunks
-/// of `u` and the first `group_values / sub_block` scales and biases; the rest of `out`
-/// is left as it is. Does nothing for F16/BF16, an out-of-range group or a `panel` that
-/// is not a whole panel of `layout`.
-#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-pub(crate) fn decode_group(layout: &PackedLayout, panel: &[u8], g: usize, out: &mut Decoded) {
-    decode_span(layout, panel, g, 1, out);
+/// `out` with the lookups `grids`, exactly as [`super::scalar::decode_group`]: the first
+/// `group_values / 4` chunks of `u` and the first `group_values / sub_block` scales and
+/// biases; the rest of `out` is left as it is. Does nothing for F16/BF16, an
+/// out-of-range group or a `panel` that is not a whole panel of `layout`.
+///
+/// # Safety
+///
+/// AVX-512 F/BW/VL are usable, and VBMI where `grids` is [`Grids::Vbmi`].
+pub(crate) unsafe fn decode_group(
+    layout: &PackedLayout,
+    panel: &[u8],
+    g: usize,
+    out: &mut Decoded,
+    grids: Grids,
+) {
+    match grids {
+        // SAFETY: the caller's contract: AVX-512 F/BW/VL.
+        Grids::Gather => unsafe { decode_span(layout, panel, g, 1, out) },
+        // SAFETY: the caller's contract: AVX-512 F/BW/VL and VBMI.
+        Grids::Vbmi => unsafe { decode_span_vbmi(layout, panel, g, 1, out) },
+    }
 }
 
 /// Decodes groups `g..g + count` into consecutive places of `out`: for the 32-value
 /// formats up to 8 groups (group `g + i` in chunks `8i..8i + 8` and sub-block `i`), for
 /// NVFP4 up to 4 (group `g + i` in chunks `16i..16i + 16`, sub-blocks `4i..4i + 4`), for
 /// the 256-value formats one. Extra groups (past the panel or the 256 values) are not
-/// decoded.
+/// decoded. The IQ formats' grids by `vpgatherdd`
+/// ([`Grids::Gather`](crate::formats::codec::Grids::Gather)).
 #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
 pub(crate) fn decode_span(
     layout: &PackedLayout,
@@ -139,6 +169,29 @@ pub(crate) fn decode_span(
     with_quantized!(
         layout.format(),
         F => decode_groups::<F>(layout, panel, g, count, out),
+        Format::F16 | Format::BF16 => {}
+    );
+}
+
+/// [`decode_span`] with the grids by VBMI byte permutes
+/// ([`Grids::Vbmi`](crate::formats::codec::Grids::Vbmi)) for the formats with such a body
+/// ([`Codec::VBMI`]), the same bytes.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vbmi")]
+pub(crate) fn decode_span_vbmi(
+    layout: &PackedLayout,
+    panel: &[u8],
+    g: usize,
+    count: usize,
+    out: &mut Decoded,
+) {
+    with_quantized!(
+        layout.format(),
+        F => if F::VBMI {
+            decode_groups_vbmi::<F>(layout, panel, g, count, out)
+        } else {
+            // No second copy of the formats without a VBMI body.
+            decode_groups::<F>(layout, panel, g, count, out)
+        },
         Format::F16 | Format::BF16 => {}
     );
 }

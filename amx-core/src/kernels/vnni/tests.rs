@@ -4,6 +4,8 @@ use std::vec;
 use std::vec::Vec;
 
 use crate::formats::Format;
+use crate::formats::codec::Grids;
+use crate::formats::codec::tests::with_grids;
 use crate::gemm::{self, MatMut, MatRef, Path};
 use crate::kernels::decode::{Decoded, scalar};
 use crate::pack::{PANEL_ROWS, PackedRef, group_values, pack, packed_size};
@@ -110,19 +112,25 @@ fn fused_kernel_gives_the_model_bits() {
                 }
                 let want = model(format, &packed, &recs, q8, m, n);
                 let xr = MatRef::new(&x, m, k, k).unwrap();
-                let mut y = vec![0f32; m * n];
-                let mut ym = MatMut::new(&mut y, m, n, n).unwrap();
-                let mut ws = vec![0u8; gemm::workspace_bytes(format, m, k, Path::Vnni).unwrap()];
-                let path = gemm::gemm(&packed, format, &xr, &mut ym, Path::Vnni, &mut ws).unwrap();
-                assert_eq!(path, Path::Vnni);
-                for (j, (a, b)) in y.iter().zip(&want).enumerate() {
-                    let same = a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan());
-                    assert!(
-                        same,
-                        "{format} finite={finite} m={m} y[{}][{}]: {a} vs {b}",
-                        j / n,
-                        j % n
-                    );
+                // Both kernel bodies: the grids by gathers and (where usable) by VBMI.
+                for grids in Grids::usable() {
+                    let mut y = vec![0f32; m * n];
+                    let mut ym = MatMut::new(&mut y, m, n, n).unwrap();
+                    let mut ws =
+                        vec![0u8; gemm::workspace_bytes(format, m, k, Path::Vnni).unwrap()];
+                    let path = with_grids(grids, || {
+                        gemm::gemm(&packed, format, &xr, &mut ym, Path::Vnni, &mut ws)
+                    });
+                    assert_eq!(path, Ok(Path::Vnni));
+                    for (j, (a, b)) in y.iter().zip(&want).enumerate() {
+                        let same = a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan());
+                        assert!(
+                            same,
+                            "{format} {grids:?} finite={finite} m={m} y[{}][{}]: {a} vs {b}",
+                            j / n,
+                            j % n
+                        );
+                    }
                 }
             }
         }
