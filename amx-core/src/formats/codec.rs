@@ -14,10 +14,12 @@
 //! F/BW/VL/VNNI, where the codecs look grid entries up with `vpgatherdd`, and once with
 //! VBMI as well, where a codec with [`Codec::VBMI`] set looks them up in registers
 //! ([`Codec::sub_block_vbmi`]): a grid of up to 512 entries whose entry compresses to 16
-//! bits is two byte [`Plane`]s, 64 lookups per [`lookup256`] (IQ2_XXS, IQ2_XS, IQ3_XXS,
-//! IQ3_S). IQ2_S (1024 entries, 16 bits each) and IQ1_S / IQ1_M (2048) keep the gathers:
-//! their planes would be 16 and 32 registers a byte, the lookups more instructions than
-//! the gathers they replace.
+//! bits is two byte [`Plane`]s, 64 lookups per [`lookup256`] (IQ2_XXS, IQ3_XXS, IQ3_S).
+//! IQ2_XS keeps the gathers: its 32 indices per sub-block fill half of two [`lookup512`]s
+//! (eight `vpermi2b` for two gathers), which ran 10-12 % slower than the gathers on an
+//! Emerald Rapids host. IQ2_S (1024 entries, 16 bits each) and IQ1_S / IQ1_M (2048) keep
+//! them too: their planes would be 16 and 32 registers a byte, the lookups more
+//! instructions than the gathers they replace.
 
 use core::arch::x86_64::{
     __m256i, __m512, __m512i, __mmask64, _mm256_loadu_si256, _mm512_add_epi32, _mm512_and_si512,

@@ -2,30 +2,21 @@
 //! sub-block `s` (values `16s..16s + 16`): word `t` gives decoded chunks `2t` (values
 //! `0..4` of its grid entry) and `2t + 1` (values `4..8`). The 16 rows' compressed grid
 //! entries come from one `vpgatherdd` per word; values and signs are IQ2_XXS's register
-//! operations ([`expand`], [`high_signs`]). With VBMI ([`Codec::sub_block_vbmi`]) the
-//! grid is two 512-byte planes (low and high bytes of the compressed entries): one
-//! [`lookup512`] per plane takes the chunk's 32 indices at once (eight `vpermi2b` in all,
-//! for two gathers), word `t`'s entry bytes landing at byte `2t` of the row's dword, the
-//! low byte of its index; the ninth index bit is bit 0 of the next byte. The 4-bit scales are per-row bytes: one
+//! operations ([`expand`], [`high_signs`]). The 4-bit scales are per-row bytes: one
 //! `vpsrlvq` per half of the rows and a `vpermt2d` give a sub-block's 16 nibbles.
 
 use core::arch::x86_64::{
     __m512, __m512i, _mm512_add_ps, _mm512_and_si512, _mm512_cvtepi32_ps, _mm512_mul_ps,
-    _mm512_permutex2var_epi32, _mm512_set1_epi16, _mm512_set1_epi32, _mm512_set1_epi64,
-    _mm512_set1_ps, _mm512_setr_epi32, _mm512_setzero_si512, _mm512_srli_epi32, _mm512_srlv_epi64,
-    _mm512_test_epi8_mask,
+    _mm512_permutex2var_epi32, _mm512_set1_epi32, _mm512_set1_epi64, _mm512_set1_ps,
+    _mm512_setr_epi32, _mm512_setzero_si512, _mm512_srli_epi32, _mm512_srlv_epi64,
 };
 
 use super::{BlockIQ2_XS, IQ2XS_GRID};
-use crate::formats::codec::{Affine, Codec, Plane, f16x16, ld, lookup512, plane};
+use crate::formats::codec::{Affine, Codec, f16x16, ld};
 use crate::formats::iq2_xxs::x86::{expand, grid_entries, high_signs, padded};
 
 /// [`IQ2XS_GRID`], padded for [`grid_entries`].
 static GRID: [u16; 513] = padded(&IQ2XS_GRID);
-/// The low bytes of [`IQ2XS_GRID`]'s entries (values 0..4), for [`lookup512`].
-static LOW: Plane<512> = plane::<512, false>(&IQ2XS_GRID);
-/// The high bytes (values 4..8).
-static HIGH: Plane<512> = plane::<512, true>(&IQ2XS_GRID);
 
 /// IQ2_XS: `u = 43 ± grid`, scale `db`, bias `db * -43`, per 16 values.
 impl Codec for BlockIQ2_XS {
@@ -48,29 +39,6 @@ impl Codec for BlockIQ2_XS {
             let e = unsafe { grid_entries(GRID.as_ptr(), idx) };
             w[2 * t] = expand(e, 0, y);
             w[2 * t + 1] = expand(e, 1, high_signs(y));
-        }
-        w
-    }
-
-    const VBMI: bool = true;
-
-    #[inline]
-    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vbmi")]
-    unsafe fn sub_block_vbmi(q: *const u8, _p: *const u8, s: usize) -> [__m512i; 8] {
-        let mut w = [_mm512_setzero_si512(); 8];
-        // SAFETY: chunk s < 16 (the caller's contract: the group's 1024 quads bytes).
-        let v = unsafe { ld(q, 64 * s) };
-        // Bit 0 of each word's high byte (the ninth index bit), moved down to the bit of
-        // the word's low byte.
-        let ninth = _mm512_test_epi8_mask(v, _mm512_set1_epi16(0x0100)) >> 1;
-        // SAFETY: each plane is 512 bytes; the low bytes of the words are the indices'
-        // low 8 bits (the other bytes' lookups are not read).
-        let (lo, hi) =
-            unsafe { (lookup512(LOW.0.as_ptr(), v, ninth), lookup512(HIGH.0.as_ptr(), v, ninth)) };
-        let signs = [_mm512_srli_epi32::<9>(v), _mm512_srli_epi32::<25>(v)];
-        for (t, y) in signs.into_iter().enumerate() {
-            w[2 * t] = expand(lo, 2 * t as i32, y);
-            w[2 * t + 1] = expand(hi, 2 * t as i32, high_signs(y));
         }
         w
     }
