@@ -17,10 +17,11 @@
 
 use core::arch::x86_64::{
     __m512i, _mm512_add_epi32, _mm512_add_ps, _mm512_and_si512, _mm512_cvtepi32_ps,
-    _mm512_i32gather_epi32, _mm512_mask_sub_epi8, _mm512_mul_ps, _mm512_set1_epi8,
-    _mm512_set1_epi32, _mm512_set1_ps, _mm512_setr4_epi32, _mm512_setzero_si512,
-    _mm512_shuffle_epi8, _mm512_slli_epi32, _mm512_srli_epi32, _mm512_srlv_epi16,
-    _mm512_srlv_epi32, _mm512_ternarylogic_epi32, _mm512_test_epi8_mask, _mm512_xor_si512,
+    _mm512_i32gather_epi32, _mm512_mask_sub_epi8, _mm512_mul_ps, _mm512_multishift_epi64_epi8,
+    _mm512_permutex2var_epi8, _mm512_set1_epi8, _mm512_set1_epi32, _mm512_set1_epi64,
+    _mm512_set1_ps, _mm512_setr4_epi32, _mm512_setzero_si512, _mm512_shuffle_epi8,
+    _mm512_slli_epi32, _mm512_srli_epi32, _mm512_srlv_epi16, _mm512_srlv_epi32,
+    _mm512_ternarylogic_epi32, _mm512_test_epi8_mask, _mm512_xor_si512,
 };
 
 use super::{BlockIQ2_XXS, IQ2XXS_GRID};
@@ -118,6 +119,58 @@ pub(in crate::formats) fn high_signs(y: __m512i) -> __m512i {
     )
 }
 
+/// ggml's `ksigns_iq2xs`: sign index `i` (7 bits) with its parity as bit 7, the eight
+/// signs of a grid entry's values.
+static KSIGNS: [u8; 128] = {
+    let mut t = [0u8; 128];
+    let mut i = 0;
+    while i < 128 {
+        t[i] = (i as u8) | (((i as u32).count_ones() as u8 & 1) << 7);
+        i += 1;
+    }
+    t
+};
+
+/// The sign bytes of the four grid entries of each row (IQ2_XXS's `aux` words `a`, one
+/// per dword: entry `k`'s sign index in bits `7k..7k + 7`): byte `k` of each dword is
+/// entry `k`'s eight signs. One `vpmultishiftqb` moves each index to its byte, one
+/// `vpermi2b` looks the 128-entry table up (the index's bit 7 is not read).
+///
+/// # Safety
+///
+/// The CPU has AVX-512 VBMI.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vbmi")]
+pub(in crate::formats) unsafe fn sign_bytes(a: __m512i) -> __m512i {
+    // Per qword (two rows): bytes 0..4 from bits 0, 7, 14, 21 of the low dword, bytes
+    // 4..8 from bits 32, 39, 46, 53.
+    let at = _mm512_set1_epi64(0x352e_2720_150e_0700);
+    let idx = _mm512_multishift_epi64_epi8(at, a);
+    // SAFETY: the table is 128 bytes.
+    let (t0, t1) = unsafe { (ld(KSIGNS.as_ptr(), 0), ld(KSIGNS.as_ptr(), 64)) };
+    _mm512_permutex2var_epi8(t0, idx, t1)
+}
+
+/// [`expand`] with the signs of entry byte `h`'s values in byte `h` of each dword of
+/// `signs` ([`sign_bytes`]): bits 0..4 for the low byte of the entry (`high` false), bits
+/// 4..8 for the high byte.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw")]
+pub(in crate::formats) fn expand_signs(e: __m512i, h: i32, signs: __m512i, high: bool) -> __m512i {
+    let lanes = _mm512_setr4_epi32(0, 0x0404_0404, 0x0808_0808, 0x0c0c_0c0c);
+    let at = _mm512_add_epi32(lanes, _mm512_set1_epi32(0x0101_0101 * h));
+    let b = _mm512_shuffle_epi8(e, at);
+    let b = _mm512_srlv_epi16(b, _mm512_set1_epi32(0x0004_0000));
+    let idx = _mm512_and_si512(b, _mm512_set1_epi32(0x0c03_0c03));
+    // SAFETY: the table is 64 bytes.
+    let u = _mm512_shuffle_epi8(unsafe { ld(LUT.as_ptr(), 0) }, idx);
+    // Sign byte h to the four bytes, then bit j (or 4 + j) of byte j.
+    let sp = _mm512_shuffle_epi8(signs, at);
+    let bits = if high { 0x8040_2010_u32 as i32 } else { 0x0804_0201 };
+    let minus = _mm512_test_epi8_mask(sp, _mm512_set1_epi32(bits));
+    _mm512_mask_sub_epi8(u, minus, _mm512_set1_epi8(86), u)
+}
+
 /// IQ2_XXS: `u = 43 ± grid`, scale `db`, bias `db * -43`.
 impl Codec for BlockIQ2_XXS {
     const QUADS: usize = 1024;
@@ -151,10 +204,11 @@ impl Codec for BlockIQ2_XXS {
         let (g, a) = unsafe { (ld(q, 128 * s), ld(q, 128 * s + 64)) };
         // SAFETY: each plane is 256 bytes; every byte of `g` is an index.
         let (lo, hi) = unsafe { (lookup256(LOW.0.as_ptr(), g), lookup256(HIGH.0.as_ptr(), g)) };
+        // SAFETY: the table is 128 bytes.
+        let signs = unsafe { sign_bytes(a) };
         for k in 0..4 {
-            let y = _mm512_srlv_epi32(a, _mm512_set1_epi32(7 * k as i32));
-            w[2 * k] = expand(lo, k as i32, y);
-            w[2 * k + 1] = expand(hi, k as i32, high_signs(y));
+            w[2 * k] = expand_signs(lo, k as i32, signs, false);
+            w[2 * k + 1] = expand_signs(hi, k as i32, signs, true);
         }
         w
     }
