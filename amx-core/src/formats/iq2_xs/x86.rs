@@ -2,7 +2,9 @@
 //! sub-block `s` (values `16s..16s + 16`): word `t` gives decoded chunks `2t` (values
 //! `0..4` of its grid entry) and `2t + 1` (values `4..8`). The 16 rows' compressed grid
 //! entries come from one `vpgatherdd` per word; values and signs are IQ2_XXS's register
-//! operations ([`expand`], [`high_signs`]). The 4-bit scales are per-row bytes: one
+//! operations ([`expand`], [`high_signs`]); with VBMI ([`Codec::sub_block_vbmi`]) the
+//! signs of both words come from one [`sign_bytes`] (the grid stays a gather: half of
+//! two 512-entry byte-plane lookups cost more). The 4-bit scales are per-row bytes: one
 //! `vpsrlvq` per half of the rows and a `vpermt2d` give a sub-block's 16 nibbles.
 
 use core::arch::x86_64::{
@@ -13,7 +15,13 @@ use core::arch::x86_64::{
 
 use super::{BlockIQ2_XS, IQ2XS_GRID};
 use crate::formats::codec::{Affine, Codec, f16x16, ld};
-use crate::formats::iq2_xxs::x86::{expand, grid_entries, high_signs, padded};
+use crate::formats::iq2_xxs::x86::{
+    expand, expand_signs, grid_entries, high_signs, padded, sign_bytes,
+};
+
+/// The sign indices of the two words of a row for [`sign_bytes`]: bits 9 and 25 of its
+/// dword (per qword: 9, 25, then 41, 57; the other bytes are not read).
+const WORD_SIGNS: i64 = 0x0000_3929_0000_1909;
 
 /// [`IQ2XS_GRID`], padded for [`grid_entries`].
 static GRID: [u16; 513] = padded(&IQ2XS_GRID);
@@ -39,6 +47,27 @@ impl Codec for BlockIQ2_XS {
             let e = unsafe { grid_entries(GRID.as_ptr(), idx) };
             w[2 * t] = expand(e, 0, y);
             w[2 * t + 1] = expand(e, 1, high_signs(y));
+        }
+        w
+    }
+
+    const VBMI: bool = true;
+
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vbmi")]
+    unsafe fn sub_block_vbmi(q: *const u8, _p: *const u8, s: usize) -> [__m512i; 8] {
+        let mut w = [_mm512_setzero_si512(); 8];
+        // SAFETY: chunk s < 16 (the caller's contract: the group's 1024 quads bytes).
+        let v = unsafe { ld(q, 64 * s) };
+        // SAFETY: the CPU has VBMI (the caller's contract).
+        let signs = unsafe { sign_bytes(v, WORD_SIGNS) };
+        let mask = _mm512_set1_epi32(511);
+        let idx = [_mm512_and_si512(v, mask), _mm512_and_si512(_mm512_srli_epi32::<16>(v), mask)];
+        for (t, idx) in idx.into_iter().enumerate() {
+            // SAFETY: the indices are below 512 and GRID has 513 entries.
+            let e = unsafe { grid_entries(GRID.as_ptr(), idx) };
+            w[2 * t] = expand_signs(e, 0, signs, t as i32, false);
+            w[2 * t + 1] = expand_signs(e, 1, signs, t as i32, true);
         }
         w
     }

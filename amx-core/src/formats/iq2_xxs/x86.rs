@@ -131,32 +131,40 @@ static KSIGNS: [u8; 128] = {
     t
 };
 
-/// The sign bytes of the four grid entries of each row (IQ2_XXS's `aux` words `a`, one
-/// per dword: entry `k`'s sign index in bits `7k..7k + 7`): byte `k` of each dword is
-/// entry `k`'s eight signs. One `vpmultishiftqb` moves each index to its byte, one
-/// `vpermi2b` looks the 128-entry table up (the index's bit 7 is not read).
+/// IQ2_XXS's sign index positions for [`sign_bytes`]: entry `k`'s in bits `7k..7k + 7`
+/// of each row's `aux` word (per qword, two rows: bits 0, 7, 14, 21, then 32, 39, 46, 53).
+pub(in crate::formats) const AUX_SIGNS: i64 = 0x352e_2720_150e_0700;
+
+/// The sign bytes of grid entries: the sign index of byte `j` of each qword of `a` starts
+/// at bit `at >> 8j & 63` of the qword (two rows' dwords; [`AUX_SIGNS`] for IQ2_XXS),
+/// and byte `j` of the result is its eight signs from ggml's `ksigns` table. One
+/// `vpmultishiftqb` moves each index to its byte, one `vpermi2b` looks the 128-entry table
+/// up (the index's bit 7 is not read).
 ///
 /// # Safety
 ///
 /// The CPU has AVX-512 VBMI.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vbmi")]
-pub(in crate::formats) unsafe fn sign_bytes(a: __m512i) -> __m512i {
-    // Per qword (two rows): bytes 0..4 from bits 0, 7, 14, 21 of the low dword, bytes
-    // 4..8 from bits 32, 39, 46, 53.
-    let at = _mm512_set1_epi64(0x352e_2720_150e_0700);
-    let idx = _mm512_multishift_epi64_epi8(at, a);
+pub(in crate::formats) unsafe fn sign_bytes(a: __m512i, at: i64) -> __m512i {
+    let idx = _mm512_multishift_epi64_epi8(_mm512_set1_epi64(at), a);
     // SAFETY: the table is 128 bytes.
     let (t0, t1) = unsafe { (ld(KSIGNS.as_ptr(), 0), ld(KSIGNS.as_ptr(), 64)) };
     _mm512_permutex2var_epi8(t0, idx, t1)
 }
 
-/// [`expand`] with the signs of entry byte `h`'s values in byte `h` of each dword of
-/// `signs` ([`sign_bytes`]): bits 0..4 for the low byte of the entry (`high` false), bits
-/// 4..8 for the high byte.
+/// [`expand`] of entry byte `h` (< 4) of each dword of `e`, with the signs in byte `k`
+/// (< 4) of each dword of `signs` ([`sign_bytes`]): its bits 0..4 for the low byte of an
+/// entry (`high` false), bits 4..8 for the high byte.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw")]
-pub(in crate::formats) fn expand_signs(e: __m512i, h: i32, signs: __m512i, high: bool) -> __m512i {
+pub(in crate::formats) fn expand_signs(
+    e: __m512i,
+    h: i32,
+    signs: __m512i,
+    k: i32,
+    high: bool,
+) -> __m512i {
     let lanes = _mm512_setr4_epi32(0, 0x0404_0404, 0x0808_0808, 0x0c0c_0c0c);
     let at = _mm512_add_epi32(lanes, _mm512_set1_epi32(0x0101_0101 * h));
     let b = _mm512_shuffle_epi8(e, at);
@@ -164,8 +172,9 @@ pub(in crate::formats) fn expand_signs(e: __m512i, h: i32, signs: __m512i, high:
     let idx = _mm512_and_si512(b, _mm512_set1_epi32(0x0c03_0c03));
     // SAFETY: the table is 64 bytes.
     let u = _mm512_shuffle_epi8(unsafe { ld(LUT.as_ptr(), 0) }, idx);
-    // Sign byte h to the four bytes, then bit j (or 4 + j) of byte j.
-    let sp = _mm512_shuffle_epi8(signs, at);
+    // Sign byte k to the four bytes, then bit j (or 4 + j) of byte j.
+    let sp =
+        _mm512_shuffle_epi8(signs, _mm512_add_epi32(lanes, _mm512_set1_epi32(0x0101_0101 * k)));
     let bits = if high { 0x8040_2010_u32 as i32 } else { 0x0804_0201 };
     let minus = _mm512_test_epi8_mask(sp, _mm512_set1_epi32(bits));
     _mm512_mask_sub_epi8(u, minus, _mm512_set1_epi8(86), u)
@@ -205,10 +214,10 @@ impl Codec for BlockIQ2_XXS {
         // SAFETY: each plane is 256 bytes; every byte of `g` is an index.
         let (lo, hi) = unsafe { (lookup256(LOW.0.as_ptr(), g), lookup256(HIGH.0.as_ptr(), g)) };
         // SAFETY: the table is 128 bytes.
-        let signs = unsafe { sign_bytes(a) };
+        let signs = unsafe { sign_bytes(a, AUX_SIGNS) };
         for k in 0..4 {
-            w[2 * k] = expand_signs(lo, k as i32, signs, false);
-            w[2 * k + 1] = expand_signs(hi, k as i32, signs, true);
+            w[2 * k] = expand_signs(lo, k as i32, signs, k as i32, false);
+            w[2 * k + 1] = expand_signs(hi, k as i32, signs, k as i32, true);
         }
         w
     }
