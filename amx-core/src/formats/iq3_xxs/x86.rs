@@ -19,12 +19,14 @@ use core::arch::x86_64::{
     _mm512_cvtepi32_ps, _mm512_i32gather_epi32, _mm512_mask_sub_epi8, _mm512_mul_ps,
     _mm512_mullo_epi32, _mm512_multishift_epi64_epi8, _mm512_or_si512, _mm512_permutex2var_epi8,
     _mm512_permutexvar_epi8, _mm512_set1_epi8, _mm512_set1_epi32, _mm512_set1_epi64,
-    _mm512_set1_ps, _mm512_setr_epi32, _mm512_setzero_si512, _mm512_slli_epi32, _mm512_srli_epi32,
-    _mm512_srlv_epi32, _mm512_test_epi8_mask, _mm512_xor_si512,
+    _mm512_set1_ps, _mm512_setr_epi32, _mm512_setr4_epi32, _mm512_setzero_si512,
+    _mm512_shuffle_epi8, _mm512_slli_epi32, _mm512_srli_epi32, _mm512_srlv_epi32,
+    _mm512_test_epi8_mask, _mm512_xor_si512,
 };
 
 use super::{BlockIQ3_XXS, IQ3XXS_GRID};
 use crate::formats::codec::{Affine, Codec, Plane, byte_u, f16x16, ld, lookup256, plane};
+use crate::formats::iq2_xxs::x86::{AUX_SIGNS, sign_bytes};
 
 /// Offset of the 16 rows' 32-byte `scales` in the per-row data (after the 16 `d`).
 const SCALES: usize = 32;
@@ -158,6 +160,22 @@ fn signed(g: __m512i, aux: __m512i, j: usize) -> __m512i {
     _mm512_mask_sub_epi8(_mm512_add_epi8(base, g), neg, base, g)
 }
 
+/// [`signed`] with the signs from [`sign_bytes`] of the sub-block's `aux` (byte `j / 2`
+/// of each row's dword holds the eight signs of chunks `j` and `j + 1`, `j` even): a byte
+/// shuffle and a test instead of the parity fold and a multiply per chunk.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw")]
+fn signed_bytes(g: __m512i, signs: __m512i, j: usize) -> __m512i {
+    let base = _mm512_set1_epi8(62);
+    let lanes = _mm512_setr4_epi32(0, 0x0404_0404, 0x0808_0808, 0x0c0c_0c0c);
+    let at = _mm512_add_epi32(lanes, _mm512_set1_epi32(0x0101_0101 * (j / 2) as i32));
+    // Sign byte j / 2 to the four bytes, then bit k (or 4 + k) of byte k.
+    let spread = _mm512_shuffle_epi8(signs, at);
+    let bits = if j % 2 == 0 { 0x0804_0201 } else { 0x8040_2010_u32 as i32 };
+    let neg = _mm512_test_epi8_mask(spread, _mm512_set1_epi32(bits));
+    _mm512_mask_sub_epi8(_mm512_add_epi8(base, g), neg, base, g)
+}
+
 /// IQ3_XXS: `u = 62 + grid * sign`, scale `db`, bias `db * -62`.
 impl Codec for BlockIQ3_XXS {
     const QUADS: usize = 1024;
@@ -189,6 +207,8 @@ impl Codec for BlockIQ3_XXS {
         let s = s % 8;
         // SAFETY: the caller's contract (`p` readable for PER_ROW bytes), s < 8.
         let aux = unsafe { aux(p, s) };
+        // SAFETY: the CPU has VBMI (the caller's contract).
+        let signs = unsafe { sign_bytes(aux, AUX_SIGNS) };
         // SAFETY: the table is 64 bytes.
         let levels = unsafe { ld(LEVELS64.0.as_ptr(), 0) };
         let mut w = [_mm512_setzero_si512(); 8];
@@ -200,7 +220,7 @@ impl Codec for BlockIQ3_XXS {
                 unsafe { (lookup256(LOW.0.as_ptr(), chunk), lookup256(HIGH.0.as_ptr(), chunk)) };
             for k in 0..4 {
                 let g = magnitudes(lo, hi, k as i32, levels);
-                w[4 * c + k] = signed(g, aux, 4 * c + k);
+                w[4 * c + k] = signed_bytes(g, signs, 4 * c + k);
             }
         }
         w
