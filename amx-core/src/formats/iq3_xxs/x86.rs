@@ -171,7 +171,7 @@ fn signed_bytes(g: __m512i, signs: __m512i, j: usize) -> __m512i {
     let at = _mm512_add_epi32(lanes, _mm512_set1_epi32(0x0101_0101 * (j / 2) as i32));
     // Sign byte j / 2 to the four bytes, then bit k (or 4 + k) of byte k.
     let spread = _mm512_shuffle_epi8(signs, at);
-    let bits = if j % 2 == 0 { 0x0804_0201 } else { 0x8040_2010_u32 as i32 };
+    let bits = if j.is_multiple_of(2) { 0x0804_0201 } else { 0x8040_2010_u32 as i32 };
     let neg = _mm512_test_epi8_mask(spread, _mm512_set1_epi32(bits));
     _mm512_mask_sub_epi8(_mm512_add_epi8(base, g), neg, base, g)
 }
