@@ -13,9 +13,8 @@
 //! two loads and [`row_bits`] rather than a gather); [`magnitudes`] gives the levels.
 
 use core::arch::x86_64::{
-    __m512i, _mm512_add_epi8, _mm512_add_epi32, _mm512_and_si512, _mm512_cvtepi32_ps,
-    _mm512_i32gather_epi32, _mm512_mask_sub_epi8, _mm512_mul_ps, _mm512_mullo_epi32,
-    _mm512_or_si512, _mm512_set1_epi8, _mm512_set1_epi32, _mm512_set1_ps, _mm512_setr_epi32,
+    __m512i, _mm512_add_epi32, _mm512_and_si512, _mm512_cvtepi32_ps, _mm512_i32gather_epi32,
+    _mm512_mul_ps, _mm512_or_si512, _mm512_set1_epi32, _mm512_set1_ps, _mm512_setr_epi32,
     _mm512_setr4_epi32, _mm512_setzero_si512, _mm512_shuffle_epi8, _mm512_slli_epi32,
     _mm512_srlv_epi32, _mm512_test_epi8_mask,
 };
@@ -23,7 +22,7 @@ use core::arch::x86_64::{
 use super::{BlockIQ3_S, IQ3S_GRID};
 use crate::formats::codec::{Affine, Codec, Plane, byte_u, f16x16, ld, lookup512, plane};
 use crate::formats::iq2_xs::x86::row_bits;
-use crate::formats::iq3_xxs::x86::{codes3, levels64, magnitudes};
+use crate::formats::iq3_xxs::x86::{codes3, levels64, magnitudes, signed_bytes};
 
 /// Offset of the 16 rows' 8-byte `qh` in the per-row data (after the 16 `d`).
 const QH: usize = 32;
@@ -42,19 +41,11 @@ static HIGH: Plane<512> = plane::<512, true>(&CODES);
 static LEVELS64: Plane<64> = levels64(&LEVELS);
 
 /// `15 + g`, or `15 - g` where the value's sign bit is set, for decoded chunk `j` of the
-/// sub-block whose signs chunk is `signs`.
+/// sub-block whose signs chunk is `signs` (bits `4j..4j + 4` of each row's dword).
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw")]
 fn signed(g: __m512i, signs: __m512i, j: usize) -> __m512i {
-    let base = _mm512_set1_epi8(15);
-    let nib = _mm512_and_si512(
-        _mm512_srlv_epi32(signs, _mm512_set1_epi32(4 * j as i32)),
-        _mm512_set1_epi32(0xf),
-    );
-    // Sign bit k of the nibble into byte k, tested against bit k.
-    let spread = _mm512_mullo_epi32(nib, _mm512_set1_epi32(0x0101_0101));
-    let neg = _mm512_test_epi8_mask(spread, _mm512_set1_epi32(0x0804_0201));
-    _mm512_mask_sub_epi8(_mm512_add_epi8(base, g), neg, base, g)
+    signed_bytes(g, signs, j, 15)
 }
 
 /// IQ3_S: `u = 15 + grid * sign`, scale `db`, bias `db * -15`.

@@ -160,13 +160,14 @@ fn signed(g: __m512i, aux: __m512i, j: usize) -> __m512i {
     _mm512_mask_sub_epi8(_mm512_add_epi8(base, g), neg, base, g)
 }
 
-/// [`signed`] with the signs from [`sign_bytes`] of the sub-block's `aux` (byte `j / 2`
-/// of each row's dword holds the eight signs of chunks `j` and `j + 1`, `j` even): a byte
-/// shuffle and a test instead of the parity fold and a multiply per chunk.
+/// `base + g`, or `base - g` where the value's sign bit is set, for decoded chunk `j` of
+/// a sub-block whose 32 sign bits are each row's dword of `signs` (bits `4j..4j + 4` for
+/// chunk `j`, as [`sign_bytes`] of IQ3_XXS's `aux` and IQ3_S's signs chunk hold them): a
+/// byte shuffle and a test (no multiply to spread the bits).
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw")]
-fn signed_bytes(g: __m512i, signs: __m512i, j: usize) -> __m512i {
-    let base = _mm512_set1_epi8(62);
+pub(in crate::formats) fn signed_bytes(g: __m512i, signs: __m512i, j: usize, base: i8) -> __m512i {
+    let base = _mm512_set1_epi8(base);
     let lanes = _mm512_setr4_epi32(0, 0x0404_0404, 0x0808_0808, 0x0c0c_0c0c);
     let at = _mm512_add_epi32(lanes, _mm512_set1_epi32(0x0101_0101 * (j / 2) as i32));
     // Sign byte j / 2 to the four bytes, then bit k (or 4 + k) of byte k.
@@ -220,7 +221,7 @@ impl Codec for BlockIQ3_XXS {
                 unsafe { (lookup256(LOW.0.as_ptr(), chunk), lookup256(HIGH.0.as_ptr(), chunk)) };
             for k in 0..4 {
                 let g = magnitudes(lo, hi, k as i32, levels);
-                w[4 * c + k] = signed_bytes(g, signs, 4 * c + k);
+                w[4 * c + k] = signed_bytes(g, signs, 4 * c + k, 62);
             }
         }
         w
