@@ -2,8 +2,8 @@
 //! `16b + 4j .. 16b + 4j + 4`) is half `j % 2` of one grid entry per row, index
 //! `q = 2b + j / 2`: its low 8 bits are byte `2 (b % 2) + j / 2` of qs chunk `b / 2`, its
 //! high 3 bits and the delta sign the nibble `j / 2` of `qh[b]` (byte `b % 4` of qh chunk
-//! `8 + b / 4`). The four values `g + 1` come from IQ1_S's `IQ1S_GRID_BYTES` by one
-//! `vpgatherdd` (16 KiB: no register form); `u = 8 (g + 1)` by a shift, plus 2 in every
+//! `8 + b / 4`). An entry's eight values `g + 1` come from IQ1_S's grid by its qword
+//! gathers ([`grid_halves`]); `u = 8 (g + 1)` by a shift, plus 2 in every
 //! byte where the delta is positive. The per-row `scales` (8 bytes, row `r` at `8r`) are
 //! read by two `vpgatherdd` (their low and high dwords), which give `d`'s f16 bits and
 //! every 3-bit scale.
@@ -17,7 +17,7 @@ use core::arch::x86_64::{
 
 use super::BlockIQ1_M;
 use crate::formats::codec::{Affine, Codec, byte_u, f16x16, ld};
-use crate::formats::iq1_s::IQ1S_GRID_BYTES;
+use crate::formats::iq1_s::x86::grid_halves;
 
 /// IQ1_M: `u = 8 (g + 1) + 1 + 8 delta`, scale `dl * 0.125`, bias `scale * -9`.
 impl Codec for BlockIQ1_M {
@@ -33,20 +33,21 @@ impl Codec for BlockIQ1_M {
         let (qs, qh) = unsafe { (ld(q, 64 * (b / 2)), ld(q, 64 * (8 + b / 4))) };
         let qh = byte_u(qh, (b % 4) as i32);
         let mut w = [_mm512_setzero_si512(); 8];
-        for (j, wj) in w.iter_mut().take(4).enumerate() {
-            let nib = _mm512_srlv_epi32(qh, _mm512_set1_epi32(4 * (j / 2) as i32));
+        for l in 0..2 {
+            let nib = _mm512_srlv_epi32(qh, _mm512_set1_epi32(4 * l as i32));
             let nib = _mm512_and_si512(nib, _mm512_set1_epi32(0xf));
             let high = _mm512_slli_epi32::<8>(_mm512_and_si512(nib, _mm512_set1_epi32(7)));
-            let idx = _mm512_or_si512(byte_u(qs, (2 * (b % 2) + j / 2) as i32), high);
-            let at =
-                _mm512_add_epi32(_mm512_add_epi32(idx, idx), _mm512_set1_epi32((j % 2) as i32));
-            // SAFETY: idx < 2048, so `at` < 4096, an entry of the 4096-entry table.
-            let g1 = unsafe { _mm512_i32gather_epi32::<4>(at, IQ1S_GRID_BYTES.as_ptr().cast()) };
+            let idx = _mm512_or_si512(byte_u(qs, (2 * (b % 2) + l) as i32), high);
+            // SAFETY: idx < 2048 (8 + 3 bits).
+            let halves = unsafe { grid_halves(idx) };
             // 8 (g + 1) in each byte (at most 16: no carry into the next byte), plus 2
             // where bit 3 of the nibble (delta negative) is clear.
-            let u = _mm512_slli_epi32::<3>(g1);
             let positive = _mm512_testn_epi32_mask(nib, _mm512_set1_epi32(8));
-            *wj = _mm512_mask_add_epi32(u, positive, u, _mm512_set1_epi32(0x0202_0202));
+            for (h, g1) in [halves.0, halves.1].into_iter().enumerate() {
+                let u = _mm512_slli_epi32::<3>(g1);
+                w[2 * l + h] =
+                    _mm512_mask_add_epi32(u, positive, u, _mm512_set1_epi32(0x0202_0202));
+            }
         }
         w
     }

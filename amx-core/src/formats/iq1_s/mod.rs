@@ -10,7 +10,7 @@ use super::{Format, for_each_block};
 use super::{QK_K, f16_le, put, take};
 
 #[cfg(target_arch = "x86_64")]
-mod x86;
+pub(crate) mod x86;
 
 /// ggml's `iq1s_grid` as gguf-py packs it (`IQ1_S.grid_hex`): entry `i` holds eight values
 /// `g` (-1, 0, 1) as `g + 1` in 2 bits each, value `k` at bits `2k..2k + 2`.

@@ -2,14 +2,15 @@
 //! 32s + 4j + 4`) is half `j % 2` of one grid entry per row: the low 8 bits of its index
 //! are byte `j / 2` of qs chunk `s`, the high 3 bits `(qh >> 3 (j / 2)) & 7` of the row's
 //! `u16` of the sub-block (a per-row field: one `vpgatherdd` of the dword holding it per
-//! sub-block), and the four values `g + 1` come from `IQ1S_GRID_BYTES` by one
-//! `vpgatherdd` (16 KiB: no register form) and are `u` as they are.
+//! sub-block), and an entry's eight values `g + 1` come from `IQ1S_GRID_BYTES` by qword
+//! gathers (16 KiB: no register form; [`grid_halves`]) and are `u` as they are.
 
 use core::arch::x86_64::{
-    __m512i, _mm512_add_epi32, _mm512_and_si512, _mm512_cvtepi32_ps, _mm512_i32gather_epi32,
-    _mm512_mask_blend_ps, _mm512_mul_ps, _mm512_or_si512, _mm512_set1_epi32, _mm512_set1_ps,
-    _mm512_setr_epi32, _mm512_setzero_si512, _mm512_slli_epi32, _mm512_srli_epi32,
-    _mm512_srlv_epi32, _mm512_test_epi32_mask,
+    __m512i, _mm512_add_epi32, _mm512_and_si512, _mm512_castsi512_si256, _mm512_cvtepi32_ps,
+    _mm512_extracti64x4_epi64, _mm512_i32gather_epi32, _mm512_i32gather_epi64,
+    _mm512_mask_blend_ps, _mm512_mul_ps, _mm512_or_si512, _mm512_permutex2var_epi32,
+    _mm512_set1_epi32, _mm512_set1_ps, _mm512_setr_epi32, _mm512_setzero_si512, _mm512_slli_epi32,
+    _mm512_srli_epi32, _mm512_srlv_epi32, _mm512_test_epi32_mask,
 };
 
 use super::{BlockIQ1_S, IQ1S_GRID_BYTES};
@@ -35,6 +36,32 @@ unsafe fn qh(p: *const u8, s: usize) -> __m512i {
     _mm512_and_si512(v, _mm512_set1_epi32(0xffff))
 }
 
+/// The two halves of the grid entries (each 8 bytes of `g + 1` in
+/// [`IQ1S_GRID_BYTES`]) of the 16 row indices `idx` (< 2048): values `0..4` of row `r`'s
+/// entry at dword `r` of the first vector, values `4..8` of the second. Two 8-lane qword
+/// gathers (64 loads where two dword gathers would make 128; the loads were the limit)
+/// and one `vpermt2d` per half.
+///
+/// # Safety
+///
+/// Every index of `idx` is below 2048.
+#[inline]
+#[target_feature(enable = "avx512f")]
+pub(in crate::formats) unsafe fn grid_halves(idx: __m512i) -> (__m512i, __m512i) {
+    let base = IQ1S_GRID_BYTES.as_ptr().cast::<i64>();
+    // SAFETY: entry i is the 8 bytes at 8 i, inside the 16 KiB table for i < 2048 (the
+    // caller's contract).
+    let (lo, hi) = unsafe {
+        (
+            _mm512_i32gather_epi64::<8>(_mm512_castsi512_si256(idx), base),
+            _mm512_i32gather_epi64::<8>(_mm512_extracti64x4_epi64::<1>(idx), base),
+        )
+    };
+    let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    let odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+    (_mm512_permutex2var_epi32(lo, even, hi), _mm512_permutex2var_epi32(lo, odd, hi))
+}
+
 /// IQ1_S: `u = g + 1`, scale `dl`, bias `dl * (delta - 1)`.
 impl Codec for BlockIQ1_S {
     const QUADS: usize = 512;
@@ -49,16 +76,12 @@ impl Codec for BlockIQ1_S {
         // SAFETY: qs chunk s < 8 lies in the group's 512 quads bytes.
         let chunk = unsafe { ld(q, 64 * s) };
         let mut w = [_mm512_setzero_si512(); 8];
-        for (j, wj) in w.iter_mut().enumerate() {
-            let l = j / 2;
+        for l in 0..4 {
             let high = _mm512_srlv_epi32(qh, _mm512_set1_epi32(3 * l as i32));
             let high = _mm512_slli_epi32::<8>(_mm512_and_si512(high, _mm512_set1_epi32(7)));
             let idx = _mm512_or_si512(byte_u(chunk, l as i32), high);
-            // Dword 2 idx + half of the byte table.
-            let at =
-                _mm512_add_epi32(_mm512_add_epi32(idx, idx), _mm512_set1_epi32((j % 2) as i32));
-            // SAFETY: idx < 2048, so `at` < 4096, an entry of the 4096-entry table.
-            *wj = unsafe { _mm512_i32gather_epi32::<4>(at, IQ1S_GRID_BYTES.as_ptr().cast()) };
+            // SAFETY: idx < 2048 (8 + 3 bits).
+            (w[2 * l], w[2 * l + 1]) = unsafe { grid_halves(idx) };
         }
         w
     }
