@@ -226,15 +226,8 @@ fn matmuls_on_one_input_run_as_one_job_with_the_same_bits() {
     let (xb, x2b) = (bytes_of(values(k * m, 7)), bytes_of(values(k * m, 8)));
     let inputs = [(x, &xb[..]), (x2, &x2b[..])];
     let results = |cpu: &CpuBackend| {
-        let backends: [&dyn Backend; 1] = [cpu];
-        let p = place(&g, |_, _| vec![cpu.extra_bufts()[0].clone(), host()]).unwrap();
-        let w = p.load(|id| data.iter().find(|d| d.0 == id).map(|d| &d.1[..])).unwrap();
-        let sched = schedule(&g, &w, &backends).unwrap();
-        let mut prep = Prepared::new(&g, &sched, &backends, 0, &outs).unwrap();
-        prep.run(&g, &backends, &w, &inputs, &[]).unwrap();
-        let bytes: Vec<Vec<u8>> =
-            outs.iter().map(|&o| prep.value(o).unwrap().download().unwrap()).collect();
-        (bytes, prep.group_lengths().to_vec())
+        let step = packed_step(&g, &data, &inputs, &outs, cpu);
+        (step.bytes, step.groups)
     };
     let pool = std::sync::Arc::new(Pool::new(2).with_min_share_macs(1));
     let (one_by_one, _) = results(&CpuBackend::new());
@@ -247,6 +240,34 @@ fn matmuls_on_one_input_run_as_one_job_with_the_same_bits() {
     assert_eq!(again, one_by_one);
     // One job for the group, one each for y3 and y4.
     assert_eq!(pool.counters().jobs - jobs, 3);
+}
+
+/// What [`packed_step`] gives: the outputs' bytes, the prepared groups' lengths, and
+/// whether every node ran a packed kernel.
+struct Step {
+    bytes: Vec<Vec<u8>>,
+    groups: Vec<usize>,
+    all_packed: bool,
+}
+
+/// One prepared step of `g` on `cpu`, its weights (`data`) packed into the CPU's AMX
+/// buffer type.
+fn packed_step(
+    g: &Graph,
+    data: &[(TensorId, Vec<u8>)],
+    inputs: &[(TensorId, &[u8])],
+    outs: &[TensorId],
+    cpu: &CpuBackend,
+) -> Step {
+    let backends: [&dyn Backend; 1] = [cpu];
+    let p = place(g, |_, _| vec![cpu.extra_bufts()[0].clone(), host()]).unwrap();
+    let w = p.load(|id| data.iter().find(|d| d.0 == id).map(|d| &d.1[..])).unwrap();
+    let sched = schedule(g, &w, &backends).unwrap();
+    let mut prep = Prepared::new(g, &sched, &backends, 0, outs).unwrap();
+    prep.run(g, &backends, &w, inputs, &[]).unwrap();
+    let all_packed = prep.kernels().all(|k| matches!(k, Some(Kernel::Packed { .. })));
+    let bytes = outs.iter().map(|&o| prep.value(o).unwrap().download().unwrap()).collect();
+    Step { bytes, groups: prep.group_lengths().to_vec(), all_packed }
 }
 
 /// The gate and up MUL_MAT_IDs of a MoE layer (same activations, same expert ids) run
@@ -277,16 +298,9 @@ fn expert_matmuls_on_one_input_run_as_one_job_with_the_same_bits() {
     let xb = crate::tensor::f32_to_bytes(&values(k * t, 9));
     let inputs = [(x, &xb[..]), (ids, &idb[..]), (ids2, &id2b[..])];
     let results = |cpu: &CpuBackend| {
-        let backends: [&dyn Backend; 1] = [cpu];
-        let p = place(&g, |_, _| vec![cpu.extra_bufts()[0].clone(), host()]).unwrap();
-        let w = p.load(|id| data.iter().find(|d| d.0 == id).map(|d| &d.1[..])).unwrap();
-        let sched = schedule(&g, &w, &backends).unwrap();
-        let mut prep = Prepared::new(&g, &sched, &backends, 0, &outs).unwrap();
-        prep.run(&g, &backends, &w, &inputs, &[]).unwrap();
-        assert!(prep.kernels().all(|k| matches!(k, Some(Kernel::Packed { .. }))));
-        let bytes: Vec<Vec<u8>> =
-            outs.iter().map(|&o| prep.value(o).unwrap().download().unwrap()).collect();
-        (bytes, prep.group_lengths().to_vec())
+        let step = packed_step(&g, &data, &inputs, &outs, cpu);
+        assert!(step.all_packed);
+        (step.bytes, step.groups)
     };
     let pool = std::sync::Arc::new(Pool::new(2).with_min_share_macs(1));
     let (one_by_one, _) = results(&CpuBackend::new());
