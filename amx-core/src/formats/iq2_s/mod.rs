@@ -4,7 +4,7 @@
 //! values: `x = d * (0.5 + ls) * 0.25 * grid * sign`.
 
 use super::field::{Field, per_row, quads};
-use super::iq2_xxs::iq2_grid_value;
+use super::iq2_xxs::{iq2_grid_value, signed};
 use super::spec::{AffineBlock, FormatSpec, QuantizedSpec};
 use super::{Format, for_each_block};
 use super::{QK_K, f16_le, put, take};
@@ -217,10 +217,7 @@ impl QuantizedSpec for BlockIQ2_S {
     fn decode(block: &[u8], out: &mut AffineBlock) {
         let Some(b) = block.first_chunk() else { return };
         let b = Self::from_bytes(b);
-        let values = (0..Self::VALUES).map(|i| match b.value(i) {
-            (g, true) => -(g as i8),
-            (g, false) => g as i8,
-        });
+        let values = (0..Self::VALUES).map(|i| signed(b.value(i)));
         out.set_centered(43, values, Self::VALUES / Self::SUB_BLOCK, |s| b.sub_scale(s));
     }
 }

@@ -49,6 +49,12 @@ pub(crate) const fn iq2_grid_value(entry: u16, j: usize) -> u8 {
     IQ2_GRID_MAP[if i < 3 { i } else { 2 }]
 }
 
+/// A grid value with its sign, as [`BlockIQ2_XXS::value`] and its IQ2_XS / IQ2_S twins
+/// give them: `-g` where `minus`, else `g` (the grid values are at most 43).
+pub(crate) const fn signed((g, minus): (u8, bool)) -> i8 {
+    if minus { -(g as i8) } else { g as i8 }
+}
+
 /// ggml's `ksigns_iq2xs[i]`: the seven bits of `i` and, as bit 7, their parity (so every
 /// sign byte has an even number of minus signs).
 pub(crate) const fn ksigns(i: u8) -> u8 {
@@ -158,10 +164,7 @@ impl QuantizedSpec for BlockIQ2_XXS {
     fn decode(block: &[u8], out: &mut AffineBlock) {
         let Some(b) = block.first_chunk() else { return };
         let b = Self::from_bytes(b);
-        let values = (0..Self::VALUES).map(|i| match b.value(i) {
-            (g, true) => -(g as i8),
-            (g, false) => g as i8,
-        });
+        let values = (0..Self::VALUES).map(|i| signed(b.value(i)));
         out.set_centered(43, values, Self::VALUES / Self::SUB_BLOCK, |s| b.sub_scale(s));
     }
 }

@@ -24,7 +24,7 @@ use core::arch::x86_64::{
     _mm512_ternarylogic_epi32, _mm512_test_epi8_mask, _mm512_xor_si512,
 };
 
-use super::{BlockIQ2_XXS, IQ2XXS_GRID};
+use super::{BlockIQ2_XXS, IQ2XXS_GRID, ksigns};
 use crate::formats::codec::{Affine, Codec, Plane, byte_u, f16x16, ld, lookup256, plane};
 
 /// A grid with one more entry after it, so that a 4-byte gather at the last entry reads
@@ -119,13 +119,13 @@ pub(in crate::formats) fn high_signs(y: __m512i) -> __m512i {
     )
 }
 
-/// ggml's `ksigns_iq2xs`: sign index `i` (7 bits) with its parity as bit 7, the eight
-/// signs of a grid entry's values.
+/// ggml's `ksigns_iq2xs` as a table for `vpermi2b`: [`ksigns`] of every 7-bit sign
+/// index, the eight signs of a grid entry's values.
 static KSIGNS: [u8; 128] = {
     let mut t = [0u8; 128];
     let mut i = 0;
     while i < 128 {
-        t[i] = (i as u8) | (((i as u32).count_ones() as u8 & 1) << 7);
+        t[i] = ksigns(i as u8);
         i += 1;
     }
     t
