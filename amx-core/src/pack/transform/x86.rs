@@ -272,16 +272,8 @@ pub(crate) unsafe fn pack_panel(
     run: &mut Run,
     stream: bool,
 ) {
-    // SAFETY: AVX-512 F/BW/VL are the caller's contract; streaming only where the panel is
-    // 64-byte aligned.
-    unsafe {
-        if stream && aligned(dst) {
-            pack_panel_with::<Avx512<false, true>>(layout, src, panel, dst, run);
-            _mm_sfence();
-        } else {
-            pack_panel_with::<Avx512<false>>(layout, src, panel, dst, run);
-        }
-    }
+    // SAFETY: AVX-512 F/BW/VL are the caller's contract.
+    unsafe { pack_panel_stores::<false>(layout, src, panel, dst, run, stream) };
 }
 
 /// [`pack_panel`] with the per-row fields of small-block formats moved by byte permutes.
@@ -299,24 +291,38 @@ pub(crate) unsafe fn pack_panel_vbmi(
     run: &mut Run,
     stream: bool,
 ) {
-    // SAFETY: AVX-512 F/BW/VL/VBMI are the caller's contract; streaming only where the
-    // panel is 64-byte aligned.
+    // SAFETY: AVX-512 F/BW/VL/VBMI are the caller's contract.
+    unsafe { pack_panel_stores::<true>(layout, src, panel, dst, run, stream) };
+}
+
+/// The body of both entry points: streaming stores with `stream` where the panel starts
+/// at a multiple of 64 bytes (then so does every chunk), fenced; plain stores otherwise.
+///
+/// # Safety
+///
+/// The CPU has AVX-512 F/BW/VL, and VBMI with `VBMI`.
+#[inline(always)]
+unsafe fn pack_panel_stores<const VBMI: bool>(
+    layout: &PackedLayout,
+    src: &[u8],
+    panel: usize,
+    dst: &mut [u8],
+    run: &mut Run,
+    stream: bool,
+) {
+    // SAFETY: the instruction sets are the caller's contract; `Avx512<_, true>` only
+    // where the panel is 64-byte aligned, as its streaming stores need.
     unsafe {
-        if stream && aligned(dst) {
-            pack_panel_with::<Avx512<true, true>>(layout, src, panel, dst, run);
+        if stream && (dst.as_ptr() as usize).is_multiple_of(64) {
+            pack_panel_with::<Avx512<VBMI, true>>(layout, src, panel, dst, run);
             // Streaming stores are weakly ordered: fence them, so that the panel is
             // visible to whoever this thread later hands the buffer to, as plain stores
             // would be.
             _mm_sfence();
         } else {
-            pack_panel_with::<Avx512<true>>(layout, src, panel, dst, run);
+            pack_panel_with::<Avx512<VBMI>>(layout, src, panel, dst, run);
         }
     }
-}
-
-/// Whether `dst` starts at a multiple of 64 bytes (then so does every chunk of a panel).
-fn aligned(dst: &[u8]) -> bool {
-    (dst.as_ptr() as usize).is_multiple_of(64)
 }
 
 /// [`super::unpack_panel`] on AVX-512.
