@@ -274,10 +274,10 @@ fn bench(args: &BenchArgs) -> ExitCode {
     if let Some(w) = args.min_share_macs {
         pool.set_min_share_macs(w);
     }
+    // Enough distinct copies to be four times the last-level cache (read once).
+    let footprint = dram_footprint();
     for &format in &args.formats {
         let bytes = format.row_bytes(args.k).unwrap_or(0) * args.n;
-        // Enough distinct copies to be four times the last-level cache.
-        let footprint = dram_footprint();
         let copies = if args.dram { footprint.div_ceil(bytes.max(1)) } else { 1 };
         let subject = match Subject::new(format, args.n, args.k, copies) {
             Ok(s) => s,
