@@ -85,20 +85,7 @@ static LUT: [u8; 64] = {
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw")]
 pub(in crate::formats) fn expand(e: __m512i, h: i32, signs: __m512i) -> __m512i {
-    let lanes = _mm512_setr4_epi32(0, 0x0404_0404, 0x0808_0808, 0x0c0c_0c0c);
-    // Byte h of each dword to its four bytes (h < 4: the control stays in the lane).
-    let b = _mm512_shuffle_epi8(e, _mm512_add_epi32(lanes, _mm512_set1_epi32(0x0101_0101 * h)));
-    // The high word shifted right by 4: bytes 0, 1, 2, 3 hold the indices of values 0, 1,
-    // 2, 3 in bits 0..2, 2..4, 0..2, 2..4.
-    let b = _mm512_srlv_epi16(b, _mm512_set1_epi32(0x0004_0000));
-    let idx = _mm512_and_si512(b, _mm512_set1_epi32(0x0c03_0c03));
-    // SAFETY: the table is 64 bytes.
-    let u = _mm512_shuffle_epi8(unsafe { ld(LUT.as_ptr(), 0) }, idx);
-    // Sign byte to the four bytes, then bit j of byte j.
-    let sp = _mm512_shuffle_epi8(signs, lanes);
-    let minus = _mm512_test_epi8_mask(sp, _mm512_set1_epi32(0x0804_0201));
-    // 86 - (43 + g) = 43 - g.
-    _mm512_mask_sub_epi8(u, minus, _mm512_set1_epi8(86), u)
+    expand_signs(e, h, signs, 0, false)
 }
 
 /// The eight signs of values `4..8` of a grid entry: `y`'s bits 4..7 and, as bit 3,
@@ -153,9 +140,10 @@ pub(in crate::formats) unsafe fn sign_bytes(a: __m512i, at: i64) -> __m512i {
     _mm512_permutex2var_epi8(t0, idx, t1)
 }
 
-/// [`expand`] of entry byte `h` (< 4) of each dword of `e`, with the signs in byte `k`
-/// (< 4) of each dword of `signs` ([`sign_bytes`]): its bits 0..4 for the low byte of an
-/// entry (`high` false), bits 4..8 for the high byte.
+/// The four values of the compressed grid entry byte `h` (< 4) of each dword of `e` in
+/// the decoded form `43 ± grid` (byte `j` of a dword is the entry byte's value `j`), minus
+/// where the sign bit is set: byte `k` (< 4) of each dword of `signs` ([`sign_bytes`]),
+/// its bits 0..4 for the low byte of an entry (`high` false), bits 4..8 for the high byte.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw")]
 pub(in crate::formats) fn expand_signs(

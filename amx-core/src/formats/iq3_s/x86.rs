@@ -40,15 +40,8 @@ static HIGH: Plane<512> = plane::<512, true>(&CODES);
 /// [`LEVELS`] for [`magnitudes`].
 static LEVELS64: Plane<64> = levels64(&LEVELS);
 
-/// `15 + g`, or `15 - g` where the value's sign bit is set, for decoded chunk `j` of the
-/// sub-block whose signs chunk is `signs` (bits `4j..4j + 4` of each row's dword).
-#[inline]
-#[target_feature(enable = "avx512f,avx512bw")]
-fn signed(g: __m512i, signs: __m512i, j: usize) -> __m512i {
-    signed_bytes(g, signs, j, 15)
-}
-
-/// IQ3_S: `u = 15 + grid * sign`, scale `db`, bias `db * -15`.
+/// IQ3_S: `u = 15 + grid * sign` (the signs chunk's bits `4j..4j + 4` for chunk `j`,
+/// [`signed_bytes`]), scale `db`, bias `db * -15`.
 impl Codec for BlockIQ3_S {
     const QUADS: usize = 1536;
     const PER_ROW: usize = 224;
@@ -73,7 +66,7 @@ impl Codec for BlockIQ3_S {
             let idx = _mm512_or_si512(byte_u(chunk, (j % 4) as i32), high);
             // SAFETY: every index is below 512, an entry of the 512-entry table.
             let g = unsafe { _mm512_i32gather_epi32::<4>(idx, IQ3S_GRID.as_ptr().cast()) };
-            *wj = signed(g, signs, j);
+            *wj = signed_bytes(g, signs, j, 15);
         }
         w
     }
@@ -108,7 +101,7 @@ impl Codec for BlockIQ3_S {
             };
             for k in 0..4 {
                 let g = magnitudes(lo, hi, k as i32, levels);
-                w[4 * c + k] = signed(g, signs, 4 * c + k);
+                w[4 * c + k] = signed_bytes(g, signs, 4 * c + k, 15);
             }
         }
         w
