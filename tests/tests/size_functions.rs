@@ -129,8 +129,9 @@ fn prepared_model(format: Format, m: usize, k: usize, path: Path) -> Result<u128
                 let expected = fit(round_up(k128, 32), GemmError::Overflow)?;
                 return Err(GemmError::ShapeMismatch { dim: "k", expected, found: k });
             }
-            // k int8, then f32 dx and dx * sum per 32 values and dx * sum per 16.
-            m.saturating_mul(round_up(k128 + 8 * (k128 / 32) + 4 * (k128 / 16), 64))
+            // k int8, then f32 dx and dx * sum per 32 values, dx * sum per 16 and the
+            // i16 sum per 16.
+            m.saturating_mul(round_up(k128 + 8 * (k128 / 32) + 6 * (k128 / 16), 64))
         }
         // 16-row x 32-value BF16 tiles of 1 KiB, row tiles rounded up to an even count.
         Path::Amx => (m.div_ceil(32) * 2).saturating_mul(k128.div_ceil(32) * 1024),

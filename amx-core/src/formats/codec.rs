@@ -32,6 +32,7 @@ use core::arch::x86_64::{
 };
 
 use super::KVALUES_IQ4NL;
+use super::int_scales::{IntAffine, Scales};
 use super::spec::{MAX_SUB_BLOCKS, QuantizedSpec};
 
 /// The affine maps of one group: scale and bias of each sub-block, for the 16 rows.
@@ -164,6 +165,40 @@ pub(crate) trait Codec: QuantizedSpec {
         let _ = q;
         // SAFETY: the caller's contract covers `p`'s.
         unsafe { Self::affine(p, out) }
+    }
+
+    /// How the fused VNNI kernel applies this format's sub-block scales: as floats (the
+    /// default), or as integers ([`super::int_scales`], 16-value sub-blocks only), in
+    /// which case [`Self::int_affine`] is this format's own.
+    const SCALES: Scales = Scales::Float;
+
+    /// For [`Scales::Int`]: writes the group's integer-scale parameters to `out`, equal
+    /// to `QuantizedSpec::int_scales` of each row's block. The default, for
+    /// [`Scales::Float`], writes nothing.
+    ///
+    /// # Safety
+    ///
+    /// The CPU has AVX-512 F/BW/VL; `p` is readable for [`Self::PER_ROW`] bytes (one
+    /// group's per-row data).
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    unsafe fn int_affine(p: *const u8, out: &mut IntAffine) {
+        let _ = (p, out);
+    }
+
+    /// For [`Scales::Int`] with `fold`: [`Self::sub_block`]'s chunks with each byte `u`
+    /// replaced by `a * u`, `a` the byte of `a` (from [`Self::int_affine`]) in each row's
+    /// dword, the rest zero. The default, for the others, gives [`Self::sub_block`]'s.
+    ///
+    /// # Safety
+    ///
+    /// As [`Self::sub_block`].
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    unsafe fn sub_block_folded(q: *const u8, p: *const u8, s: usize, a: __m512i) -> [__m512i; 8] {
+        let _ = a;
+        // SAFETY: the caller's contract is `sub_block`'s.
+        unsafe { Self::sub_block(q, p, s) }
     }
 }
 

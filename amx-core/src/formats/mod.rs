@@ -133,6 +133,7 @@ pub(crate) mod field;
 mod format;
 mod ggml_type;
 pub mod half;
+pub(crate) mod int_scales;
 pub(crate) mod iq1_m;
 pub(crate) mod iq1_s;
 pub(crate) mod iq2_s;

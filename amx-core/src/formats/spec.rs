@@ -74,6 +74,16 @@ pub(crate) trait QuantizedSpec: FormatSpec {
     /// operations, in the order, that the vector decoders use. A shorter `block` leaves
     /// `out` as it is.
     fn decode(block: &[u8], out: &mut AffineBlock);
+
+    /// For a format the fused VNNI kernel runs with integer sub-block scales
+    /// ([`super::int_scales`]), the parameters of the block in the first `BLOCK_BYTES` of
+    /// `block`: the scalar definition its `Codec::int_affine` matches. `None` for the
+    /// others (and for a shorter `block`).
+    #[cfg(test)]
+    fn int_scales(block: &[u8]) -> Option<super::int_scales::IntScales> {
+        let _ = block;
+        None
+    }
 }
 
 /// One block in the decoded form: unsigned values and, per sub-block, the scale and bias
@@ -168,6 +178,13 @@ impl Format {
     /// [`FormatSpec::AMX_MIN_ROWS`].
     pub(crate) const fn amx_min_rows(self) -> usize {
         with_format!(self, F => F::AMX_MIN_ROWS)
+    }
+
+    /// [`QuantizedSpec::int_scales`] of the block at the start of `block` (`None` for F16
+    /// and BF16 too).
+    #[cfg(test)]
+    pub(crate) fn int_scales(self, block: &[u8]) -> Option<super::int_scales::IntScales> {
+        with_quantized!(self, F => F::int_scales(block), Format::F16 | Format::BF16 => None)
     }
 
     /// [`FormatSpec::F16_SCALES`].

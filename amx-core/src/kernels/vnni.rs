@@ -20,6 +20,7 @@ use core::arch::x86_64::{
 };
 
 use crate::formats::codec::{Codec, Grids};
+use crate::formats::int_scales::Scales;
 use crate::formats::{Format, with_quantized};
 use crate::gemm::PreparedKind;
 use crate::pack::{PANEL_ROWS, PackedLayout};
@@ -28,6 +29,7 @@ use super::Job;
 use super::decode::x86::fits;
 
 mod fused;
+mod fused_int;
 
 /// Activation rows computed together against each decoded sub-block (each row block
 /// decodes the panel once).
@@ -136,15 +138,19 @@ pub(crate) unsafe fn run_format<F: Codec>(job: &Job<'_, '_, '_, '_>, grids: Grid
                     // columns (masked to the valid ones); `fits` was checked; the rest is
                     // this function's contract (VBMI for the VBMI body).
                     unsafe {
-                        match grids {
-                            Grids::Gather => {
+                        match (F::SCALES, grids) {
+                            // Integer scales: one body (the grids do not matter).
+                            (Scales::Int { .. }, Grids::Gather | Grids::Vbmi) => {
+                                fused_int::panel_block::<F, $r>(layout, panel, q8, recs, out, mask)
+                            }
+                            (Scales::Float, Grids::Gather) => {
                                 fused::panel_block::<F, $r>(layout, panel, q8, recs, out, mask)
                             }
                             // A format without a VBMI body gets no VBMI copy.
-                            Grids::Vbmi if !F::VBMI => {
+                            (Scales::Float, Grids::Vbmi) if !F::VBMI => {
                                 fused::panel_block::<F, $r>(layout, panel, q8, recs, out, mask)
                             }
-                            Grids::Vbmi => {
+                            (Scales::Float, Grids::Vbmi) => {
                                 fused::panel_block_vbmi::<F, $r>(layout, panel, q8, recs, out, mask)
                             }
                         }

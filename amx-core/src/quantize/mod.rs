@@ -4,8 +4,10 @@
 //!   of 32 with an f32 scale per block (`x ~ dx * q`, `dx = max|x| / 127`, `q = x * (1 /
 //!   dx)` rounded to nearest even; a block with max|x| below ~3.7e-37, where `1 / dx`
 //!   overflows, uses `q = x / dx`, so tiny and subnormal blocks keep their int8 precision
-//!   while `dx` has its bits), then per block `dx` itself, `dx * sum(q)` per 32 values and
-//!   `dx * sum(q)` per 16 values (the kernels' bias terms). See [`Q8Layout`].
+//!   while `dx` has its bits), then per block `dx` itself, `dx * sum(q)` per 32 values,
+//!   `dx * sum(q)` per 16 values (the kernels' bias terms) and `sum(q)` per 16 values as
+//!   i16 (the integer bias terms of the formats whose sub-block scales are integers). See
+//!   [`Q8Layout`].
 //! - **BF16 tiles** (AMX path): the rows rounded to BF16 (nearest even) and cut into
 //!   16-row x 32-value tiles of 1 KiB, tile after tile, zero padded. See [`TileLayout`].
 //!
@@ -58,14 +60,14 @@ pub(crate) struct Q8Layout {
 
 impl Q8Layout {
     /// Bytes of one row record, a multiple of 64: `k` int8 values, then `k / 32` f32 `dx`,
-    /// `k / 32` f32 `dx * sum32`, `k / 16` f32 `dx * sum16`.
+    /// `k / 32` f32 `dx * sum32`, `k / 16` f32 `dx * sum16`, `k / 16` i16 `sum16`.
     pub const fn row_bytes(&self) -> usize {
-        (self.k + 4 * (self.k / 32) * 2 + 4 * (self.k / 16)).div_ceil(64) * 64
+        (self.k + 4 * (self.k / 32) * 2 + 6 * (self.k / 16)).div_ceil(64) * 64
     }
     /// [`Q8Layout::row_bytes`], or `None` when it does not fit `usize` (callers size
     /// with this; `row_bytes` is for a `k` this accepted).
     pub fn checked_row_bytes(&self) -> Option<usize> {
-        let arrays = (self.k / 32).checked_mul(8)?.checked_add((self.k / 16).checked_mul(4)?)?;
+        let arrays = (self.k / 32).checked_mul(8)?.checked_add((self.k / 16).checked_mul(6)?)?;
         self.k.checked_add(arrays)?.checked_next_multiple_of(64)
     }
     /// Offset of the `dx` array in a row record.
@@ -79,6 +81,11 @@ impl Q8Layout {
     /// Offset of the per-16 `dx * sum` array.
     pub const fn sum16_offset(&self) -> usize {
         self.k + 8 * (self.k / 32)
+    }
+    /// Offset of the per-16 integer `sum` array (i16: `|sum| <= 16 * 128`), whose entries
+    /// `2b, 2b + 1` (the halves of block `b`) form one 32-bit word.
+    pub const fn isum16_offset(&self) -> usize {
+        self.k + 8 * (self.k / 32) + 4 * (self.k / 16)
     }
 }
 

@@ -16,8 +16,7 @@ fn round_ties_even(v: f32) -> f32 {
 pub(crate) fn q8_row(x: &[f32], out: &mut [u8]) {
     let l = Q8Layout { k: x.len() };
     let (qs, rest) = out.split_at_mut(l.k);
-    let mut put =
-        |at: usize, v: f32| rest[at - l.k..at - l.k + 4].copy_from_slice(&v.to_le_bytes());
+    let mut put = |at: usize, v: &[u8]| rest[at - l.k..at - l.k + v.len()].copy_from_slice(v);
     for (b, (block, q)) in x.chunks_exact(32).zip(qs.chunks_exact_mut(32)).enumerate() {
         let mut amax = 0f32;
         let mut nan = false;
@@ -38,10 +37,14 @@ pub(crate) fn q8_row(x: &[f32], out: &mut [u8]) {
             *out = qi as u8;
             sums[i / 16] += i32::from(qi);
         }
-        put(l.dx_offset() + 4 * b, dx);
-        put(l.sum32_offset() + 4 * b, dx * (sums[0] + sums[1]) as f32);
-        put(l.sum16_offset() + 8 * b, dx * sums[0] as f32);
-        put(l.sum16_offset() + 8 * b + 4, dx * sums[1] as f32);
+        put(l.dx_offset() + 4 * b, &dx.to_le_bytes());
+        put(l.sum32_offset() + 4 * b, &(dx * (sums[0] + sums[1]) as f32).to_le_bytes());
+        put(l.sum16_offset() + 8 * b, &(dx * sums[0] as f32).to_le_bytes());
+        put(l.sum16_offset() + 8 * b + 4, &(dx * sums[1] as f32).to_le_bytes());
+        for (h, sum) in sums.into_iter().enumerate() {
+            // |sum| <= 16 * 128: an i16.
+            put(l.isum16_offset() + 4 * b + 2 * h, &(sum as i16).to_le_bytes());
+        }
     }
 }
 

@@ -28,6 +28,10 @@ fn q8_row_reconstructs_within_half_a_step() {
         assert_eq!(f32_at(&out, l.sum32_offset() + 4 * b), dx * (s[0] + s[1]) as f32);
         assert_eq!(f32_at(&out, l.sum16_offset() + 8 * b), dx * s[0] as f32);
         assert_eq!(f32_at(&out, l.sum16_offset() + 8 * b + 4), dx * s[1] as f32);
+        for (h, &sum) in s.iter().enumerate() {
+            let at = l.isum16_offset() + 4 * b + 2 * h;
+            assert_eq!(i32::from(i16::from_le_bytes([out[at], out[at + 1]])), sum);
+        }
     }
 }
 
@@ -67,7 +71,7 @@ fn q8_checked_row_bytes_agrees_and_never_overflows() {
     for k in [0, 32, 64, 96, 4096, 1 << 40, top / 3 * 2 / 32 * 32, top / 2, top - 32, top] {
         let l = Q8Layout { k };
         let k128 = k as u128;
-        let want = (k128 + 8 * (k128 / 32) + 4 * (k128 / 16)).div_ceil(64) * 64;
+        let want = (k128 + 8 * (k128 / 32) + 6 * (k128 / 16)).div_ceil(64) * 64;
         let want = usize::try_from(want).ok();
         assert_eq!(l.checked_row_bytes(), want, "k={k}");
         if let Some(bytes) = want {

@@ -17,11 +17,12 @@ use core::arch::x86_64::{
     _mm512_div_ps, _mm512_loadu_epi16, _mm512_loadu_ps, _mm512_mask_blend_epi16,
     _mm512_mask_mov_ps, _mm512_mask_storeu_epi16, _mm512_mask_storeu_ps,
     _mm512_maskz_cvt_roundps_epi32, _mm512_maskz_div_ps, _mm512_maskz_loadu_ps, _mm512_max_epu32,
-    _mm512_max_ps, _mm512_min_ps, _mm512_mul_ps, _mm512_permutex2var_epi16, _mm512_permutex2var_ps,
-    _mm512_set1_epi16, _mm512_set1_epi32, _mm512_set1_ps, _mm512_setr_epi32, _mm512_setzero_ps,
-    _mm512_setzero_si512, _mm512_shuffle_i32x4, _mm512_shuffle_ps, _mm512_srli_epi32,
-    _mm512_storeu_ps, _mm512_storeu_si512, _mm512_test_epi32_mask, _mm512_testn_epi16_mask,
-    _mm512_testn_epi32_mask, _mm512_unpackhi_epi64, _mm512_unpacklo_epi64,
+    _mm512_max_ps, _mm512_min_ps, _mm512_mul_ps, _mm512_or_si512, _mm512_permutex2var_epi16,
+    _mm512_permutex2var_ps, _mm512_set1_epi16, _mm512_set1_epi32, _mm512_set1_ps,
+    _mm512_setr_epi32, _mm512_setzero_ps, _mm512_setzero_si512, _mm512_shuffle_i32x4,
+    _mm512_shuffle_ps, _mm512_slli_epi32, _mm512_srli_epi32, _mm512_storeu_ps, _mm512_storeu_si512,
+    _mm512_test_epi32_mask, _mm512_testn_epi16_mask, _mm512_testn_epi32_mask,
+    _mm512_unpackhi_epi64, _mm512_unpacklo_epi64,
 };
 
 use super::{Q8Layout, TileLayout};
@@ -100,11 +101,13 @@ fn store_f32(dst: &mut [u8], lanes: usize, v: __m512) {
 
 /// Quantizes up to 16 blocks: `x` (`32 * nb` values, `1 <= nb <= 16`) into `qs` (as many
 /// bytes), their `dx` into `dx` (`4 nb` bytes), `dx * sum32` into `s32` (`4 nb`),
-/// `dx * sum16` into `s16` (`8 nb`). Every per-block quantity is computed for 16 blocks
-/// at once (missing blocks are zeros, and are not stored).
+/// `dx * sum16` into `s16` (`8 nb`), `sum16` as i16 into `is16` (`4 nb`). Every per-block
+/// quantity is computed for 16 blocks at once (missing blocks are zeros, and are not
+/// stored).
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-fn blocks16(x: &[f32], qs: &mut [u8], dx_out: &mut [u8], s32: &mut [u8], s16: &mut [u8]) {
+fn blocks16(x: &[f32], qs: &mut [u8], dx_out: &mut [u8], sums: [&mut [u8]; 3]) {
+    let [s32, s16, is16] = sums;
     let nb = (x.len() / 32).min(16);
     let abs = _mm512_set1_epi32(i32::MAX);
     // |v| as bits: non-negative floats order as integers, and NaNs above infinity.
@@ -165,6 +168,10 @@ fn blocks16(x: &[f32], qs: &mut [u8], dx_out: &mut [u8], s32: &mut [u8], s16: &m
     if nb > 8 {
         store_f32(&mut s16[64..], 2 * nb - 16, _mm512_permutex2var_ps(f0, hi, f1));
     }
+    // Block b's two integer sums as the i16 pair of dword b (|sum| <= 16 * 128).
+    let low = _mm512_and_si512(s0, _mm512_set1_epi32(0xffff));
+    let pairs = _mm512_or_si512(low, _mm512_slli_epi32::<16>(s1));
+    store_f32(is16, nb, _mm512_castsi512_ps(pairs));
 }
 
 /// Quantizes one row `x` into its Q8 record `out`, exactly as [`super::scalar::q8_row`]
@@ -174,17 +181,19 @@ fn blocks16(x: &[f32], qs: &mut [u8], dx_out: &mut [u8], s32: &mut [u8], s16: &m
 pub(crate) fn q8_row(x: &[f32], out: &mut [u8]) {
     let l = Q8Layout { k: x.len() };
     let blocks = l.k / 32;
-    if out.len() < l.sum16_offset() + 8 * blocks {
+    if out.len() < l.isum16_offset() + 4 * blocks {
         return;
     }
     let (qs, rest) = out.split_at_mut(l.k);
     let (dx, rest) = rest.split_at_mut(4 * blocks);
-    let (s32, s16) = rest.split_at_mut(4 * blocks);
+    let (s32, rest) = rest.split_at_mut(4 * blocks);
+    let (s16, is16) = rest.split_at_mut(8 * blocks);
     let mut b0 = 0;
     while b0 < blocks {
         let nb = (blocks - b0).min(16);
         let (x, qs) = (&x[32 * b0..32 * (b0 + nb)], &mut qs[32 * b0..32 * (b0 + nb)]);
-        blocks16(x, qs, &mut dx[4 * b0..], &mut s32[4 * b0..], &mut s16[8 * b0..]);
+        let sums = [&mut s32[4 * b0..], &mut s16[8 * b0..], &mut is16[4 * b0..]];
+        blocks16(x, qs, &mut dx[4 * b0..], sums);
         b0 += nb;
     }
 }

@@ -146,6 +146,20 @@ impl QuantizedSpec for BlockQ2_K {
             out.bias[s] = -(dmin * f32::from(m[s]));
         }
     }
+
+    /// `alpha = d`, `a = sc`, and the bias `-(dmin * m)` of `decode`.
+    #[cfg(test)]
+    fn int_scales(block: &[u8]) -> Option<super::int_scales::IntScales> {
+        let b = Self::from_bytes(block.first_chunk()?);
+        let mut affine = AffineBlock::new();
+        Self::decode(block, &mut affine);
+        Some(super::int_scales::IntScales {
+            alpha: b.d(),
+            a: b.scales_mins().0.map(i16::from),
+            c: [0; 16],
+            bias: Some(affine.bias),
+        })
+    }
 }
 
 #[cfg(test)]

@@ -153,6 +153,20 @@ impl QuantizedSpec for BlockQ3_K {
             (out.scale[s], out.bias[s]) = (sc, -4.0 * sc);
         }
     }
+
+    /// `alpha = d / 64`, `a = 64 (sc - 32)`, `c = -256 (sc - 32)`: `T = 64 * sum (sc - 32)
+    /// (S - 4 I)`, so `f = d * sum (sc - 32) * sum (q - 4) x`.
+    #[cfg(test)]
+    fn int_scales(block: &[u8]) -> Option<super::int_scales::IntScales> {
+        let b = Self::from_bytes(block.first_chunk()?);
+        let sc = b.sub_scales().map(i16::from);
+        Some(super::int_scales::IntScales {
+            alpha: b.d() * (1.0 / 64.0),
+            a: sc.map(|s| 64 * s),
+            c: sc.map(|s| -256 * s),
+            bias: None,
+        })
+    }
 }
 
 #[cfg(test)]

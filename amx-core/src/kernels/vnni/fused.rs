@@ -30,7 +30,7 @@ use crate::quantize::Q8Layout;
 use super::read;
 
 /// The near prefetch runs at least this many bytes ahead, in whole groups.
-const NEAR_BYTES: usize = 1024;
+pub(super) const NEAR_BYTES: usize = 1024;
 
 /// Prefetches sub-block `s`'s share of the `len` bytes of a group's region at `at` (the
 /// lines starting in `s * len / subs .. (s + 1) * len / subs`, so that each line is
@@ -44,7 +44,13 @@ const NEAR_BYTES: usize = 1024;
 /// read in address order (Q6_K, Q5_K).
 #[inline]
 #[target_feature(enable = "avx512f")]
-fn prefetch(at: *const u8, (far, near): (usize, usize), len: usize, s: usize, subs: usize) {
+pub(super) fn prefetch(
+    at: *const u8,
+    (far, near): (usize, usize),
+    len: usize,
+    s: usize,
+    subs: usize,
+) {
     let (lo, hi) = (s * len / subs, (s + 1) * len / subs);
     let mut off = lo.div_ceil(64) * 64;
     while off < hi {

@@ -33,7 +33,19 @@ fn weights(format: Format, seed: u64, len: usize, finite: bool) -> Vec<u8> {
 /// The kernel's float sequence in scalar code, from the scalar decoder: per sub-block,
 /// in increasing K, `t = sum * scale`, `acc = fma(t, dx, acc)`,
 /// `acc = fma(bias, dx * sum(q), acc)`.
-fn model(format: Format, packed: &[u8], recs: &[u8], q8: Q8Layout, m: usize, n: usize) -> Vec<f32> {
+///
+/// For a format with integer sub-block scales ([`int_scales`](crate::formats::int_scales))
+/// the sequence is that module's, per pair of sub-blocks, from the scalar
+/// `QuantizedSpec::int_scales` of the source blocks `src`.
+fn model(
+    format: Format,
+    src: &[u8],
+    packed: &[u8],
+    recs: &[u8],
+    q8: Q8Layout,
+    m: usize,
+    n: usize,
+) -> Vec<f32> {
     let packed = PackedRef::parse(packed).unwrap();
     let layout = *packed.layout();
     let (gv, sb) = (group_values(format), format.sub_block().unwrap());
@@ -54,12 +66,35 @@ fn model(format: Format, packed: &[u8], recs: &[u8], q8: Q8Layout, m: usize, n: 
                 let rec = &recs[i * rb..(i + 1) * rb];
                 let mut acc = 0f32;
                 for (g, d) in decoded.iter().enumerate() {
+                    let sum = |s: usize| {
+                        (0..sb).fold(0i32, |a, kk| {
+                            let u = d.u[64 * ((s * sb + kk) / 4) + 4 * r + kk % 4];
+                            a.wrapping_add(
+                                i32::from(u) * i32::from(rec[gv * g + s * sb + kk] as i8),
+                            )
+                        })
+                    };
+                    let row = p * PANEL_ROWS + r;
+                    let block =
+                        (row * layout.k() + g * gv) / format.block_values() * format.block_bytes();
+                    if let Some(is) = format.int_scales(&src[block..]) {
+                        for t in 0..gv / 32 {
+                            let k0 = g * gv + 32 * t;
+                            let isum = |h: usize| {
+                                let at = q8.isum16_offset() + 4 * (k0 / 32) + 2 * h;
+                                i32::from(i16::from_le_bytes([rec[at], rec[at + 1]]))
+                            };
+                            let sums = [(sum(2 * t), sum(2 * t + 1)), (isum(0), isum(1))];
+                            let dx = f32_at(rec, q8.dx_offset() + 4 * (k0 / 32));
+                            let dxs =
+                                [0, 1].map(|h| f32_at(rec, q8.sum16_offset() + 4 * (k0 / 16 + h)));
+                            acc = is.pair(t, acc, sums, dx, dxs);
+                        }
+                        continue;
+                    }
                     for s in 0..gv / sb {
                         let k0 = g * gv + s * sb;
-                        let sum = (0..sb).fold(0i32, |a, kk| {
-                            let u = d.u[64 * ((s * sb + kk) / 4) + 4 * r + kk % 4];
-                            a.wrapping_add(i32::from(u) * i32::from(rec[k0 + kk] as i8))
-                        });
+                        let sum = sum(s);
                         let dx = f32_at(rec, q8.dx_offset() + 4 * (k0 / 32));
                         let dxs = if sb == 32 {
                             f32_at(rec, q8.sum32_offset() + 4 * (k0 / 32))
@@ -110,7 +145,7 @@ fn fused_kernel_gives_the_model_bits() {
                 for (row, rec) in x.chunks_exact(k).zip(recs.chunks_exact_mut(q8.row_bytes())) {
                     q8_row(row, rec);
                 }
-                let want = model(format, &packed, &recs, q8, m, n);
+                let want = model(format, &src, &packed, &recs, q8, m, n);
                 let xr = MatRef::new(&x, m, k, k).unwrap();
                 // Both kernel bodies: the grids by gathers and (where usable) by VBMI.
                 for grids in Grids::usable() {
@@ -134,5 +169,23 @@ fn fused_kernel_gives_the_model_bits() {
                 }
             }
         }
+    }
+}
+
+/// A format the fused kernel runs with integer sub-block scales has the scalar definition
+/// the model above follows, and only such a format.
+#[test]
+fn integer_scales_come_with_their_scalar_definition() {
+    use crate::formats::codec::Codec;
+    use crate::formats::int_scales::Scales;
+    use crate::formats::with_quantized;
+    for format in Format::ALL {
+        let block = vec![0u8; format.block_bytes()];
+        let (int, defined) = with_quantized!(
+            format,
+            F => (matches!(<F as Codec>::SCALES, Scales::Int { .. }), format.int_scales(&block).is_some()),
+            Format::F16 | Format::BF16 => (false, format.int_scales(&block).is_some())
+        );
+        assert_eq!(int, defined, "{format}");
     }
 }
