@@ -22,7 +22,7 @@ use core::arch::x86_64::{
 use super::{BlockIQ3_S, IQ3S_GRID};
 use crate::formats::codec::{Affine, Codec, Plane, byte_u, f16x16, ld, lookup512, plane};
 use crate::formats::iq2_xs::x86::row_bits;
-use crate::formats::iq3_xxs::x86::{codes3, levels64, magnitudes, signed_bytes};
+use crate::formats::iq3_xxs::x86::{codes3, signed_bytes, signed_levels64, signed_magnitudes};
 
 /// Offset of the 16 rows' 8-byte `qh` in the per-row data (after the 16 `d`).
 const QH: usize = 32;
@@ -37,8 +37,8 @@ const CODES: [u16; 512] = codes3(&IQ3S_GRID, &LEVELS);
 static LOW: Plane<512> = plane::<512, false>(&CODES);
 /// The high bytes of [`CODES`].
 static HIGH: Plane<512> = plane::<512, true>(&CODES);
-/// [`LEVELS`] for [`magnitudes`].
-static LEVELS64: Plane<64> = levels64(&LEVELS);
+/// `15 ± LEVELS` for [`signed_magnitudes`].
+static LEVELS64: Plane<64> = signed_levels64(&LEVELS, 15);
 
 /// IQ3_S: `u = 15 + grid * sign` (the signs chunk's bits `4j..4j + 4` for chunk `j`,
 /// [`signed_bytes`]), scale `db`, bias `db * -15`.
@@ -100,8 +100,8 @@ impl Codec for BlockIQ3_S {
                 (lookup512(LOW.0.as_ptr(), chunk, ninth), lookup512(HIGH.0.as_ptr(), chunk, ninth))
             };
             for k in 0..4 {
-                let g = magnitudes(lo, hi, k as i32, levels);
-                w[4 * c + k] = signed_bytes(g, signs, 4 * c + k, 15);
+                let j = 4 * c + k;
+                w[j] = signed_magnitudes((lo, hi), k as i32, (signs, j), levels);
             }
         }
         w
