@@ -7,19 +7,23 @@
 
 use core::arch::x86_64::{
     __m512i, _mm512_add_epi32, _mm512_and_si512, _mm512_castsi512_si256, _mm512_cvtepi32_ps,
-    _mm512_extracti64x4_epi64, _mm512_i32gather_epi32, _mm512_i32gather_epi64,
-    _mm512_mask_blend_ps, _mm512_mul_ps, _mm512_or_si512, _mm512_permutex2var_epi32,
-    _mm512_set1_epi32, _mm512_set1_ps, _mm512_setr_epi32, _mm512_setzero_si512, _mm512_slli_epi32,
-    _mm512_srli_epi32, _mm512_srlv_epi32, _mm512_test_epi32_mask,
+    _mm512_extracti64x4_epi64, _mm512_i32gather_epi64, _mm512_mask_blend_ps, _mm512_mul_ps,
+    _mm512_or_si512, _mm512_permutex2var_epi32, _mm512_set1_epi32, _mm512_set1_ps,
+    _mm512_setr_epi32, _mm512_setzero_si512, _mm512_slli_epi32, _mm512_srli_epi32,
+    _mm512_srlv_epi32, _mm512_test_epi32_mask,
 };
 
 use super::{BlockIQ1_S, IQ1S_GRID_BYTES};
 use crate::formats::codec::{Affine, Codec, byte_u, f16x16, ld};
+use crate::formats::q6_k::x86::rows16_dwords;
 
 /// Offset of the 16 rows' 16-byte `qh` in the per-row data (after the 16 `d`).
 const QH: usize = 32;
 
-/// The `u16` of sub-block `s` of each of the 16 rows, zero extended (row `r` at dword `r`).
+/// The `u16` of sub-block `s` of each of the 16 rows, zero extended (row `r` at dword `r`):
+/// dword `s / 2` of the rows' 16-byte `qh`, a column of their four 64-byte loads by two
+/// permutes and a blend ([`rows16_dwords`]'s; a `vpgatherdd` costs 16 loads, and the
+/// kernels read each column twice per group).
 ///
 /// # Safety
 ///
@@ -28,10 +32,9 @@ const QH: usize = 32;
 #[target_feature(enable = "avx512f")]
 unsafe fn qh(p: *const u8, s: usize) -> __m512i {
     let s = s % 8;
-    let rows =
-        _mm512_setr_epi32(0, 16, 32, 48, 64, 80, 96, 112, 128, 144, 160, 176, 192, 208, 224, 240);
-    // SAFETY: row r's dword s / 2 is at QH + 16r + 4 (s / 2) < 288, inside the per-row data.
-    let v = unsafe { _mm512_i32gather_epi32::<1>(rows, p.add(QH + 4 * (s / 2)).cast()) };
+    // SAFETY: the 16 rows' qh are the 256 bytes at QH, inside the 288 per-row bytes.
+    let z = unsafe { [ld(p, QH), ld(p, QH + 64), ld(p, QH + 128), ld(p, QH + 192)] };
+    let v = rows16_dwords(z)[s / 2];
     let v = _mm512_srlv_epi32(v, _mm512_set1_epi32(16 * (s % 2) as i32));
     _mm512_and_si512(v, _mm512_set1_epi32(0xffff))
 }
