@@ -124,6 +124,9 @@ impl FormatSpec for BlockQ2_K {
     const F16_SCALES: &'static [usize] = &[80, 82];
     /// The crossing point with VNNI (measured as `gemm::amx_min_rows` says, two runs),
     /// AMX / VNNI GOPS: 239/256 and 232/226 at M = 18, 259/258 and 243/233 at 19.
+    /// Measured before the VNNI kernel took integer sub-block scales (6-18 % faster at
+    /// M = 8 to 16 on a host without AMX), so the true crossing point is likely higher;
+    /// not re-measured (no AMX host since).
     const AMX_MIN_ROWS: usize = 19;
 
     fn dequantize_blocks(src: &[u8], dst: &mut [f32]) {

@@ -132,6 +132,9 @@ impl FormatSpec for BlockQ3_K {
     const F16_SCALES: &'static [usize] = &[108];
     /// The crossing point with VNNI (measured as `gemm::amx_min_rows` says, two runs),
     /// AMX / VNNI GOPS: 219/219 and 214/212 at M = 17, 226/222 and 223/217 at 18.
+    /// Measured before the VNNI kernel took integer sub-block scales (6-18 % faster at
+    /// M = 8 to 16 on a host without AMX), so the true crossing point is likely higher;
+    /// not re-measured (no AMX host since).
     const AMX_MIN_ROWS: usize = 18;
 
     fn dequantize_blocks(src: &[u8], dst: &mut [f32]) {

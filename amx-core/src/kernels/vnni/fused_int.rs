@@ -118,7 +118,7 @@ pub(super) unsafe fn panel_block<F: Codec, const R: usize>(
                         for h in 0..2 {
                             // SAFETY: the offset indexes the record's dx * sum16 array.
                             let dxs = unsafe { read::<f32>(rec.add(s16_at + 4 * h)) };
-                            acc[i] = _mm512_fmadd_ps(ia.bias[s + h], _mm512_set1_ps(dxs), acc[i]);
+                            acc[i] = _mm512_fmadd_ps(ia.bias[s | h], _mm512_set1_ps(dxs), acc[i]);
                         }
                     }
                 }
