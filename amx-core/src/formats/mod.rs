@@ -97,7 +97,11 @@
 //!    (scales and biases from the packed per-row data), equal to `decode` bit for bit.
 //!    The shared AVX-512 helpers are in `codec.rs`. A format whose values come from a
 //!    small table (a grid) may also set `VBMI` and give `sub_block_vbmi`, the same bytes
-//!    by VBMI byte permutes; the kernels then get a VBMI copy for it.
+//!    by VBMI byte permutes; the kernels then get a VBMI copy for it. A format with
+//!    16-value sub-blocks whose scales are small integers under one f16 scale (Q2_K,
+//!    Q3_K) may set `SCALES` to `Scales::Int` and give `int_affine` (and
+//!    `QuantizedSpec::int_scales`, its scalar definition for the tests): the VNNI kernel
+//!    then scales in int32 per activation block (`int_scales`' module docs).
 //! 3. In `formats/mod.rs`: `pub(crate) mod x;` and `pub use x::BlockX;`. In
 //!    `registry.rs`: one line `X = ID => x::BlockX,` in `quantized`, with the variant's
 //!    docs. The compiler then asks for every trait item and checks the spec's sizes; every
