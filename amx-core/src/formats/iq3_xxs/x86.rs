@@ -58,29 +58,10 @@ unsafe fn aux(p: *const u8, s: usize) -> __m512i {
         ]
     };
     // Rows 4k..4k + 4 are dwords s, 8 + s of l[2k] and l[2k + 1] (s + 16, s + 24 of the
-    // pair): put them at lanes 4k..4k + 4 (the other lanes are not used).
-    let col = |k: usize| {
-        let at = |lane: usize| if lane / 4 == k { 8 * (lane % 4) as i32 } else { 0 };
-        let base = _mm512_setr_epi32(
-            at(0),
-            at(1),
-            at(2),
-            at(3),
-            at(4),
-            at(5),
-            at(6),
-            at(7),
-            at(8),
-            at(9),
-            at(10),
-            at(11),
-            at(12),
-            at(13),
-            at(14),
-            at(15),
-        );
-        _mm512_permutex2var_epi32(l[2 * k], _mm512_add_epi32(base, s), l[2 * k + 1])
-    };
+    // pair). One index puts them at lanes 4k..4k + 4 for every k (each permute's other
+    // lanes are not used).
+    let idx = _mm512_add_epi32(_mm512_setr4_epi32(0, 8, 16, 24), s);
+    let col = |k: usize| _mm512_permutex2var_epi32(l[2 * k], idx, l[2 * k + 1]);
     let q = [col(0), col(1), col(2), col(3)];
     let r = _mm512_mask_blend_epi32(0x00f0, q[0], q[1]);
     let r = _mm512_mask_blend_epi32(0x0f00, r, q[2]);
